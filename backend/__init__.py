@@ -1,0 +1,1 @@
+"""PR-System backend: the HTTP service and everything with state."""

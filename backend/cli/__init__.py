@@ -1,0 +1,1 @@
+"""The `prs` command line."""

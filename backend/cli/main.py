@@ -1,0 +1,344 @@
+"""`prs`: serve, worker, migrate, llm serve, user, reindex, ingest, demo, bench."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from backend.config import Settings, load_settings
+from backend.observability.logging import configure_logging
+
+app = typer.Typer(help="PR-System: on-premises incident agent.", no_args_is_help=True, add_completion=False)
+llm_app = typer.Typer(help="The local LLM node.", no_args_is_help=True)
+user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Load past incidents or knowledge documents.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo knowledge base.", no_args_is_help=True)
+for sub, name in ((llm_app, "llm"), (user_app, "user"), (ingest_app, "ingest"), (bench_app, "bench"),
+                  (demo_app, "demo")):
+    app.add_typer(sub, name=name)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return settings
+
+
+async def _with_services(settings: Settings, action):
+    from backend.services import build_services
+
+    services = await build_services(settings)
+    try:
+        return await action(services)
+    finally:
+        await services.aclose()
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database if missing and apply pending migrations (safe to run from many replicas at once)."""
+    from backend.db import ensure_database, migrate as run_migrations
+
+    settings = _settings()
+
+    async def run() -> list[str]:
+        await ensure_database(settings.database_url)
+        return await run_migrations(settings.database_url)
+
+    applied = asyncio.run(run())
+    typer.echo(json.dumps({"applied": applied}))
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Address to bind."),
+          port: int = typer.Option(8000, help="Port to bind."),
+          worker: Optional[bool] = typer.Option(None, "--worker/--no-worker",
+                                                help="Run the job worker in this process (default: PRS_EMBEDDED_WORKER).")) -> None:
+    """Run the HTTP API (and, on embedded defaults, the job worker)."""
+    import uvicorn
+
+    from backend.main import create_app
+
+    settings = _settings()
+    application = create_app(settings, run_worker=worker)
+    # h11 drops request heads over twice PRS_MAX_REQUEST_HEADER_BYTES (400) before anything is parsed; the app
+    # answers 431 above the limit itself. Client addresses behind proxies are resolved by the app from
+    # PRS_TRUSTED_PROXIES, not by uvicorn.
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
+                http="h11", h11_max_incomplete_event_size=2 * settings.max_request_header_bytes)
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run the job worker (suggestions, vector-index sync, stalled-job recovery) until SIGTERM/SIGINT."""
+    from backend.worker import run_worker
+
+    settings = _settings()
+
+    async def run(services) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(services, stop)
+
+    asyncio.run(_with_services(settings, run))
+
+
+@llm_app.command("serve")
+def llm_serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(11434),
+              model_path: str = typer.Option("", help="GGUF file; default PRS_LLM_MODEL_PATH or the bundled model."),
+              model_name: str = typer.Option("", help="Name announced to clients; default PRS_LLM_MODEL.")) -> None:
+    """Serve a GGUF model over the Ollama REST API (the embedded default LLM node)."""
+    from backend.llm_node.server import serve as serve_node
+
+    settings = _settings()
+    serve_node(host=host, port=port, model_path=model_path or settings.llm_model_path or None,
+               model_name=model_name or settings.llm_model, data_dir=settings.ensure_data_dir(),
+               threads=settings.llm_threads, n_ctx=settings.llm_context)
+
+
+@user_app.command("create")
+def user_create(username: str = typer.Option(...), password: str = typer.Option(..., prompt=True, hide_input=True),
+                role: str = typer.Option("reporter", help="reporter, technician, supervisor or admin"),
+                display_name: str = typer.Option("")) -> None:
+    """Create a local account (use it to make the first admin)."""
+    from backend.auth.schemas import UserCreate
+    from backend.context import system_context
+    from backend.errors import AppError
+
+    settings = _settings()
+    try:
+        body = UserCreate(username=username, password=password, role=role, display_name=display_name)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+
+    async def run(services):
+        return await services.auth.create_user(system_context("cli"), body)
+
+    try:
+        user = asyncio.run(_with_services(settings, run))
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps({"id": user["id"], "username": user["username"], "role": user["role"]}))
+
+
+@user_app.command("ensure-admin")
+def user_ensure_admin(username: str = typer.Option("admin")) -> None:
+    """Create an admin with a random password if none exists; the password goes to DATA_DIR/initial-admin-password."""
+    from backend.auth.schemas import UserCreate
+    from backend.context import system_context
+
+    settings = _settings()
+
+    async def run(services):
+        if any(u["role"] == "admin" and u["is_active"] for u in await services.auth.list_users()):
+            return None
+        password = "Prs-" + secrets.token_urlsafe(12) + "a1A"
+        await services.auth.create_user(system_context("cli"),
+                                        UserCreate(username=username, password=password, role="admin"))
+        return password
+
+    password = asyncio.run(_with_services(settings, run))
+    secret_file = settings.ensure_data_dir() / "initial-admin-password"
+    if password is not None:
+        secret_file.write_text(f"{username} {password}\n")
+        secret_file.chmod(0o600)
+        typer.echo(f"created admin '{username}'; its password is in {secret_file}")
+    else:
+        typer.echo("an active admin exists; nothing to do")
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the vector index from Postgres (the source of truth)."""
+    settings = _settings()
+    report = asyncio.run(_with_services(settings, lambda s: s.knowledge.reindex()))
+    typer.echo(json.dumps(report, default=str))
+
+
+@ingest_app.command("incidents")
+def ingest_incidents(path: Path = typer.Argument(..., exists=True, dir_okay=False),
+                     mapping: str = typer.Option("prs", help="prs (our JSONL fields) or jira (the eval data set)"),
+                     create_areas: bool = typer.Option(True, help="Create unknown areas instead of failing.")) -> None:
+    """Import past resolved incidents from JSONL (idempotent on their key)."""
+    settings = _settings()
+    report = asyncio.run(_with_services(
+        settings, lambda s: s.knowledge.ingest_incidents_jsonl(path, create_areas=create_areas, mapping=mapping)))
+    typer.echo(json.dumps(report, default=str))
+
+
+@ingest_app.command("documents")
+def ingest_documents(paths: list[Path] = typer.Argument(..., exists=True, dir_okay=False),
+                     area: Optional[str] = typer.Option(None)) -> None:
+    """Add knowledge documents (.md or .txt runbooks), chunked and indexed."""
+    settings = _settings()
+
+    async def run(services):
+        added = []
+        for path in paths:
+            doc = await services.knowledge.ingest_document(title=path.stem.replace("_", " "), filename=path.name,
+                                                           text=path.read_text(encoding="utf-8"), area=area)
+            added.append(doc)
+        return added
+
+    typer.echo(json.dumps(asyncio.run(_with_services(settings, run)), default=str))
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the bundled demo knowledge base (past incidents and runbooks); safe to run again."""
+    from backend.demo import demo_incidents_path, demo_runbook_paths
+
+    settings = _settings()
+
+    async def run(services):
+        incidents = await services.knowledge.ingest_incidents_jsonl(demo_incidents_path(), create_areas=True,
+                                                                    mapping="prs")
+        existing = {d["filename"] for d in await services.knowledge.list_documents()}
+        documents = 0
+        for path in demo_runbook_paths():
+            if path.name not in existing:
+                await services.knowledge.ingest_document(title=path.stem.replace("_", " ").replace("-", " "),
+                                                         filename=path.name, text=path.read_text(encoding="utf-8"))
+                documents += 1
+        return {"incidents": incidents, "documents_added": documents}
+
+    typer.echo(json.dumps(asyncio.run(_with_services(settings, run)), default=str))
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(task: str = typer.Argument(..., help="jira or dell"),
+                    kb: Path = typer.Option(..., exists=True, dir_okay=False, help="knowledge-base file"),
+                    queries: Path = typer.Option(..., exists=True, dir_okay=False, help="queries file")) -> None:
+    """Retrieval quality and speed on the eval data; the last stdout line is one JSON object."""
+    from backend.bench.retrieval import run_retrieval_bench
+
+    if task not in ("jira", "dell"):
+        typer.echo("task must be jira or dell", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    result = asyncio.run(run_retrieval_bench(settings, task, kb, queries))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+notify_app = typer.Typer(help="Notifications (webhooks, Slack, e-mail).", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+
+
+@notify_app.command("worker")
+def notify_worker() -> None:
+    """Run only the notification delivery loop until SIGTERM/SIGINT (scale deliveries apart from other jobs)."""
+    from backend.clock import SystemClock
+    from backend.db import create_pool
+    from backend.notify.wiring import build_notify
+
+    settings = _settings()
+
+    async def run() -> None:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=settings.notify_batch_size + 2)
+        try:
+            notify = build_notify(settings, pool=pool, clock=SystemClock(), registry=None)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await notify.delivery.run(stop)
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
+
+
+@bench_app.command("access")
+def bench_access(writers: int = typer.Option(8, help="Concurrent transactions writing audit rows."),
+                 rows: int = typer.Option(250, help="Audit rows per writer, one per transaction."),
+                 checks: int = typer.Option(500, help="API-key checks timed one after another.")) -> None:
+    """Audit rows/s under concurrency (hash chain at commit), chain verification rows/s and API-key check
+    latency, in a throwaway database; the last stdout line is one JSON object."""
+    from backend.bench.access import run_access_bench
+
+    settings = _settings()
+    result = asyncio.run(run_access_bench(settings, writers=writers, rows_per_writer=rows, checks=checks))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+@bench_app.command("webhooks")
+def bench_webhooks(events: int = typer.Option(400, help="Events to deliver in the throughput phase."),
+                   endpoints: int = typer.Option(4, help="Webhook endpoints (each keeps its own order)."),
+                   workers: int = typer.Option(2, help="Delivery workers running at once."),
+                   latency_events: int = typer.Option(200, help="Events committed one by one in the latency phase."),
+                   rate: float = typer.Option(50.0, help="Events per second in the latency phase.")) -> None:
+    """Deliveries per second and commit-to-delivery delay (p50, p95) to a healthy loopback receiver, in a throwaway
+    database; the last stdout line is one JSON object."""
+    from backend.bench.webhooks import run_webhook_bench
+
+    settings = _settings()
+    result = asyncio.run(run_webhook_bench(settings, events=events, endpoints=endpoints, workers=workers,
+                                           latency_events=latency_events, rate=rate))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain; print the first broken link (exit 1) or the head hash (exit 0)."""
+    from backend.audit.service import verify_chain
+    from backend.db import create_pool
+
+    settings = _settings()
+
+    async def run() -> dict:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            return await verify_chain(pool)
+        finally:
+            await pool.close()
+
+    report = asyncio.run(run())
+    typer.echo(json.dumps(report))
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+
+sla_app = typer.Typer(help="SLAs, escalation and maintenance (normally run by the workers).", no_args_is_help=True)
+app.add_typer(sla_app, name="sla")
+
+
+@sla_app.command("sweep")
+def sla_sweep() -> None:
+    """Run one SLA sweep now (record crossed warnings/breaches, apply escalation rules) and print what it did."""
+    settings = _settings()
+
+    async def run(services) -> dict:
+        return (await services.sla.sweep()).as_dict()
+
+    typer.echo(json.dumps(asyncio.run(_with_services(settings, run))))
+
+
+@sla_app.command("maintenance")
+def sla_maintenance() -> None:
+    """Run the maintenance job now (retention clean-up of old job and tick rows, ANALYZE) and print the report."""
+    settings = _settings()
+
+    async def run(services) -> dict:
+        return await services.maintenance.run()
+
+    typer.echo(json.dumps(asyncio.run(_with_services(settings, run))))
+
+if __name__ == "__main__":
+    app()

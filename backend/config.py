@@ -1,0 +1,182 @@
+"""Settings: one object, read once from PRS_* environment variables and passed in."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of PR-System; the environment prefix is PRS_."""
+
+    model_config = SettingsConfigDict(env_prefix="PRS_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/prs"
+    database_pool_min: int = 1
+    database_pool_max: int = 10
+    data_dir: Path = Path("data")
+
+    # Auth
+    jwt_secret: str = ""  # empty: generated once and kept in data_dir/jwt-secret
+    access_token_minutes: int = 60
+    refresh_token_days: int = 7
+
+    # LLM nodes (Ollama REST API); the embedded default is `prs llm serve` on 11434.
+    llm_nodes: str = "http://127.0.0.1:11434"
+    llm_model: str = "gemma3-270m"
+    llm_timeout_s: float = 120.0
+    llm_connect_timeout_s: float = 3.0
+    llm_node_cooldown_s: float = 15.0
+    llm_max_tokens: int = 256
+    llm_temperature: float = 0.2
+    llm_prompt_style: Literal["completion", "chat"] = "completion"
+    llm_model_path: str = ""  # GGUF for `prs llm serve`; empty: the bundled gemma3 270M
+    llm_threads: int = 0  # 0: all cores
+    llm_context: int = 2048
+
+    # Embeddings and vector store
+    embedding_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
+    embedding_batch_size: int = 32
+    chroma_url: str = ""  # empty: embedded PersistentClient under data_dir/chroma
+    chroma_collection: str = "prs_knowledge"
+
+    # Retrieval
+    similar_limit: int = 5
+    similar_min_score: float = 0.35
+    suggestion_cases: int = 4
+    chunk_words: int = 180
+    chunk_overlap_words: int = 40
+
+    # Suggestions
+    suggestion_language: Literal["es", "en"] = "es"
+    suggestion_retry_base_s: float = 5.0
+    suggestion_retry_max_s: float = 300.0
+    suggestion_max_attempts: int = 50
+
+    # Worker
+    embedded_worker: bool = True  # `prs serve` runs the job worker in the same process
+    worker_batch_size: int = 4
+
+    # Knowledge documents (text limits of incidents are fixed in the schemas and documented)
+    document_max_bytes: int = 2_000_000
+
+    # Notifications (webhooks, Slack, e-mail): see docs/notifications.md
+    notify_secret_key: str = ""  # encrypts signing secrets at rest; empty: generated once into data_dir/notify-key
+    notify_allowed_hosts: str = ""  # hostnames, IPs or CIDRs that may resolve to private/loopback addresses
+    notify_ca_file: str = ""  # extra CA bundle trusted for https targets (an internal PKI)
+    notify_connect_timeout_s: float = 5.0
+    notify_timeout_s: float = 15.0  # total time of one attempt, connect included
+    notify_max_attempts: int = 12
+    notify_retry_base_s: float = 10.0
+    notify_retry_max_s: float = 3600.0
+    notify_retry_after_max_s: float = 86400.0  # the longest Retry-After honoured
+    notify_disable_after_failures: int = 36  # consecutive failed attempts before an endpoint is disabled
+    notify_secret_grace_s: int = 86400  # how long the old secret still signs after a rotation
+    notify_lease_s: float = 60.0  # a claimed delivery returns to the queue if its worker is silent this long
+    notify_poll_s: float = 1.0
+    notify_batch_size: int = 16
+    notify_log_retention_days: int = 30
+    smtp_host: str = ""  # empty: e-mail endpoints cannot be created
+    smtp_port: int = 587
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "pr-system@localhost"
+    smtp_ca_file: str = ""  # extra CA bundle trusted for the SMTP server's certificate
+
+    # Access: LDAP / Active Directory sign-in (empty URL: local accounts only); see docs/access.md
+    ldap_url: str = ""  # ldap://host:389 or ldaps://host:636
+    ldap_start_tls: bool = False  # upgrade ldap:// with StartTLS before any bind
+    ldap_ca_file: str = ""  # PEM bundle that verifies the directory's certificate; empty: system CAs
+    ldap_tls_verify: bool = True
+    ldap_bind_dn: str = ""  # service account that searches for users
+    ldap_bind_password: str = ""
+    ldap_user_base_dn: str = ""
+    ldap_user_filter: str = "(uid={username})"  # Active Directory: (sAMAccountName={username}); value is escaped
+    ldap_group_mode: Literal["memberof", "search"] = "memberof"
+    ldap_group_base_dn: str = ""  # search mode only
+    ldap_group_filter: str = "(&(objectClass=groupOfNames)(member={user_dn}))"  # search mode only
+    ldap_group_roles: dict[str, str] = {}  # JSON {"group DN or CN": "reporter|technician|supervisor|admin|auditor"}
+    # Role of people in no mapped group; empty: they are refused.
+    ldap_default_role: Literal["", "reporter", "technician", "supervisor", "admin"] = ""
+    ldap_display_name_attribute: str = "displayName"
+    ldap_email_attribute: str = "mail"
+    ldap_timeout_s: float = 5.0
+
+    # API keys of external systems
+    api_key_rotation_grace_minutes: int = 1440  # default grace period in which the old and the new key both work
+    api_key_failure_rate_limit: str = "30/minute"  # rejected API-key attempts per client IP before 429
+
+    # Rate limits (slowapi): memory:// in one process; redis://host:6379 shared by every replica
+    rate_limit_storage_uri: str = "memory://"
+    rate_limit_key_prefix: str = "prs"
+    login_rate_limit: str = "5/minute"  # failed logins per client IP; then 429 with Retry-After
+
+    # HTTP hardening
+    trusted_proxies: str = ""  # CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: none
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser
+    content_security_policy: str = "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    hsts_seconds: int = 0  # Strict-Transport-Security max-age; set it when TLS ends in front of the API
+    max_request_body_bytes: int = 5_242_880  # larger bodies get 413 (must exceed document_max_bytes)
+    max_request_header_bytes: int = 16_384  # larger header blocks get 431; `prs serve` drops twice that (400)
+
+    # SLAs, escalation and maintenance: see docs/sla.md
+    sla_sweep_interval_s: float = 60.0  # how often the SLA sweep runs (once per interval across all workers)
+    sla_sweep_batch_size: int = 500  # incidents with a due clock handled per sweep; the rest wait for the next
+    sla_first_response_on: Literal["comment_or_assignment", "comment", "assignment"] = "comment_or_assignment"
+    maintenance_interval_s: float = 3600.0  # how often retention clean-up and ANALYZE run
+    maintenance_job_log_retention_days: int = 30  # pgqueuer log and statistics rows older than this are deleted
+    maintenance_tick_retention_days: int = 7  # periodic_ticks rows older than this are deleted
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("sla_sweep_interval_s", "sla_sweep_batch_size", "maintenance_interval_s",
+                     "maintenance_job_log_retention_days", "maintenance_tick_retention_days")
+    @classmethod
+    def _positive_sla_numbers(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+
+    @property
+    def llm_node_urls(self) -> list[str]:
+        """The configured LLM node URLs, in failover order."""
+        return [url.strip().rstrip("/") for url in self.llm_nodes.split(",") if url.strip()]
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The reverse-proxy networks whose forwarding headers are believed."""
+        return [ipaddress.ip_network(n.strip(), strict=False) for n in self.trusted_proxies.split(",") if n.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """Browser origins allowed by CORS."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def chroma_path(self) -> Path:
+        """Folder of the embedded Chroma store."""
+        return self.data_dir / "chroma"
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data folder if missing and return it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides for tests and the CLI."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+

@@ -1,0 +1,1 @@
+"""Periodic tasks that run exactly once per tick across every worker replica."""

@@ -1,0 +1,121 @@
+"""The service container: built once per process from Settings, shared by the API and the worker."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import asyncpg
+
+from agent.embeddings import Encoder
+from agent.llm import LLMCluster
+from agent.store import ChromaVectorStore
+from agent.suggest import Suggester
+from backend.apikeys.service import ApiKeyService
+from backend.auth.service import AuthService
+from backend.auth.tokens import resolve_jwt_secret
+from backend.clock import Clock, SystemClock
+from backend.config import Settings
+from backend.db import create_pool
+from backend.events import EventBus
+from backend.scheduler.service import PeriodicScheduler, PeriodicTask
+from backend.incidents.service import IncidentService
+from backend.knowledge.service import KnowledgeService
+from backend.notify.wiring import build_notify, register_notify
+from backend.observability.metrics import Metrics
+from backend.sla.wiring import install_sla
+from backend.suggestions.service import SuggestionService
+
+
+@dataclass
+class Services:
+    """Everything with state that handlers and jobs use."""
+
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    metrics: Metrics
+    encoder: Encoder
+    vector_store: Any
+    llm: LLMCluster
+    knowledge: KnowledgeService
+    auth: AuthService
+    incidents: IncidentService
+    suggestions: SuggestionService
+    events: EventBus
+    scheduler: PeriodicScheduler
+    # Extra long-running loops the worker runs beside the job queue, e.g. outbox delivery: fn(stop_event).
+    worker_loops: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+    # API keys of external systems: administration and the per-request check (backend/apikeys).
+    api_keys: ApiKeyService | None = None
+    # Notifications: endpoints admin, outbox listener and delivery worker (backend/notify).
+    notify: Any = None
+    # SLAs: policies, clocks, sweeps, escalation (backend/sla); metrics; periodic maintenance.
+    sla: Any = None
+    sla_metrics: Any = None
+    maintenance: Any = None
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self.llm.aclose()
+        await self.pool.close()
+
+
+def build_vector_store(settings: Settings) -> Any:
+    """Chroma over HTTP when a server URL is configured, else embedded in the data folder."""
+    if settings.chroma_url:
+        return ChromaVectorStore.http(settings.chroma_url, settings.chroma_collection)
+    return ChromaVectorStore.persistent(settings.ensure_data_dir() / "chroma", settings.chroma_collection)
+
+
+async def build_services(settings: Settings, *, clock: Clock | None = None, encoder: Encoder | None = None,
+                         metrics: Metrics | None = None) -> Services:
+    """Open the pool and wire every service; tests pass a clock or a shared encoder."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    clock = clock or SystemClock()
+    pool = await create_pool(settings.database_url, min_size=settings.database_pool_min,
+                             max_size=settings.database_pool_max)
+    encoder = encoder or Encoder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+    vector_store = build_vector_store(settings)
+    llm = LLMCluster(settings.llm_node_urls, settings.llm_model, timeout_s=settings.llm_timeout_s,
+                     connect_timeout_s=settings.llm_connect_timeout_s, cooldown_s=settings.llm_node_cooldown_s,
+                     prompt_style=settings.llm_prompt_style)
+    knowledge = KnowledgeService(settings, pool, encoder, vector_store, clock)
+    metrics = metrics or Metrics()
+    events = EventBus()
+    suggester = Suggester(llm, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
+    services = Services(
+        settings=settings, clock=clock, pool=pool, metrics=metrics, encoder=encoder,
+        vector_store=vector_store, llm=llm, knowledge=knowledge,
+        auth=AuthService(settings=settings, pool=pool, clock=clock, jwt_secret=resolve_jwt_secret(settings)),
+        incidents=IncidentService(settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics,
+                                  events=events),
+        suggestions=SuggestionService(settings=settings, pool=pool, clock=clock, knowledge=knowledge,
+                                      suggester=suggester, events=events),
+        events=events,
+        scheduler=PeriodicScheduler(pool=pool, clock=clock),
+    )
+    register_foundation_tasks(services)
+    services.api_keys = ApiKeyService(settings=settings, pool=pool, clock=clock)
+    services.notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry)
+    register_notify(services)
+    install_sla(services)
+    return services
+
+
+def register_foundation_tasks(services: Services) -> None:
+    """Periodic upkeep of the foundation: vector-index sync and stalled-suggestion recovery."""
+
+    async def sync_vectors(_tick: object) -> int:
+        return await services.knowledge.sync_pending_vectors()
+
+    async def requeue_suggestions(_tick: object) -> int:
+        return await services.suggestions.requeue_stalled()
+
+    services.scheduler.register(PeriodicTask("knowledge.sync_vectors", timedelta(seconds=30), sync_vectors))
+    services.scheduler.register(PeriodicTask("suggestions.requeue_stalled", timedelta(seconds=60), requeue_suggestions))

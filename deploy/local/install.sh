@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs everything PR-System needs on a fresh machine into .venv/ and makes sure PostgreSQL runs.
+# Idempotent: a second run only re-installs when pyproject.toml or this script changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+log() { printf '[install] %s\n' "$*" >&2; }
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    log "installing PostgreSQL (Debian package)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+  fi
+  local version
+  version="$(ls /etc/postgresql | sort -V | tail -1)"
+  log "starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
+  log "PostgreSQL did not start on 127.0.0.1:5432"; exit 1
+}
+
+ensure_debian_packages() {
+  # Tools the test suite runs for real: slapd + ldap-utils (LDAP sign-in), redis (shared rate limits).
+  local wanted=(slapd ldap-utils redis-server) missing=() pkg
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_redis() {
+  # Shared rate-limit storage of several API replicas (PRS_RATE_LIMIT_STORAGE_URI=redis://127.0.0.1:6379).
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+  log "starting redis on 127.0.0.1:6379"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >/dev/null
+  for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return; sleep 0.5; done
+  log "redis did not start on 127.0.0.1:6379"; exit 1
+}
+
+ensure_python_packages() {
+  local python="${PYTHON:-python3}"
+  [ -x .venv/bin/python ] || { log "creating .venv"; "$python" -m venv .venv; }
+  local stamp=.venv/.prs-install-stamp want
+  want="$(cat pyproject.toml deploy/local/install.sh | sha256sum | cut -c1-16)"
+  if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] && [ -x .venv/bin/prs ]; then return; fi
+  # The CPU build of torch first: otherwise sentence-transformers pulls a CUDA build of several GB.
+  log "installing torch (CPU)"
+  .venv/bin/pip install -q 'torch==2.13.0'
+  # llama-cpp-python compiles from source (several minutes the first time; pip caches the wheel).
+  log "installing PR-System and its dependencies"
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+}
+
+ensure_postgres
+ensure_debian_packages
+ensure_redis
+ensure_python_packages
+log "ready: $ROOT/.venv/bin/prs"
