@@ -1,0 +1,1 @@
+"""Audit log: one row per change, written in the change's own transaction."""

@@ -1,0 +1,96 @@
+"""SQL for the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+async def insert_audit_row(
+    conn: asyncpg.Connection,
+    *,
+    occurred_at: datetime,
+    actor_kind: str,
+    actor_id: str | None,
+    actor_name: str,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    client_ip: str | None,
+    request_id: str | None,
+) -> int:
+    """Append one audit row and return its id."""
+    return await conn.fetchval(
+        """INSERT INTO audit_log (occurred_at, actor_kind, actor_id, actor_name, action,
+                                  resource_type, resource_id, before, after, client_ip, request_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           RETURNING id""",
+        occurred_at, actor_kind, actor_id, actor_name, action,
+        resource_type, resource_id, before, after, client_ip, request_id,
+    )
+
+
+async def list_resource_history(
+    conn: asyncpg.Connection, *, resource_type: str, resource_id: str, limit: int
+) -> list[asyncpg.Record]:
+    """Audit rows of one resource, oldest first."""
+    return await conn.fetch(
+        """SELECT id, occurred_at, actor_kind, actor_id, actor_name, action, before, after, request_id
+             FROM audit_log
+            WHERE resource_type = $1 AND resource_id = $2
+            ORDER BY id
+            LIMIT $3""",
+        resource_type, resource_id, limit,
+    )
+
+
+async def list_audit_rows(
+    conn: asyncpg.Connection, *, actor: str | None, action: str | None, resource_type: str | None,
+    resource_id: str | None, occurred_from: datetime | None, occurred_to: datetime | None,
+    before_id: int | None, limit: int,
+) -> list[asyncpg.Record]:
+    """A page of audit rows, newest first, keyset-paginated on id; every filter is a bound parameter."""
+    where, args = [], []
+
+    def bind(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if actor:
+        where.append(f"(actor_name = {bind(actor)} OR actor_id = ${len(args)})")
+    if action:
+        if action.endswith(".*"):
+            where.append(f"starts_with(action, {bind(action[:-1])})")
+        else:
+            where.append(f"action = {bind(action)}")
+    if resource_type:
+        where.append(f"resource_type = {bind(resource_type)}")
+    if resource_id:
+        where.append(f"resource_id = {bind(resource_id)}")
+    if occurred_from is not None:
+        where.append(f"occurred_at >= {bind(occurred_from)}")
+    if occurred_to is not None:
+        where.append(f"occurred_at < {bind(occurred_to)}")
+    if before_id is not None:
+        where.append(f"id < {bind(before_id)}")
+    sql = """SELECT id, seq, occurred_at, actor_kind, actor_id, actor_name, action, resource_type, resource_id,
+                    before, after, client_ip, request_id, prev_hash, hash
+               FROM audit_log"""
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY id DESC LIMIT {bind(limit)}"
+    return await conn.fetch(sql, *args)
+
+
+def chain_cursor(conn: asyncpg.Connection, *, prefetch: int = 1000):
+    """Every row in chain order with its canonical text (unchained rows last); use inside a transaction."""
+    return conn.cursor(
+        """SELECT a.id, a.seq, a.prev_hash, a.hash, audit_log_canonical(a) AS canonical
+             FROM audit_log a
+            ORDER BY a.seq NULLS LAST, a.id""",
+        prefetch=prefetch,
+    )

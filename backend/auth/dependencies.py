@@ -1,0 +1,136 @@
+"""FastAPI dependencies: who is calling (bearer token or API key), from where, and may they do this."""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from backend.apikeys.service import grants, permission_for_method
+from backend.auth.client_address import resolve_client_ip
+from backend.auth.rate_limits import RateLimits
+from backend.context import ROLE_ORDER, Principal, RequestContext, request_id_var
+from backend.errors import Forbidden, Unauthorized
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="The key of an external system (prs_live_...).")
+
+
+def get_services(request: Request):
+    """The application's service container."""
+    return request.app.state.services
+
+
+def get_rate_limits(request: Request) -> RateLimits:
+    """This app's rate limits (shared with other replicas through their storage)."""
+    return request.app.state.rate_limits
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address: the socket peer, or what trusted reverse proxies say it is."""
+    cached = getattr(request.state, "client_ip", None)
+    if cached is not None:
+        return cached
+    peer = request.client.host if request.client else None
+    trusted = getattr(request.app.state, "trusted_proxy_networks", ())
+    resolved = resolve_client_ip(peer, request.headers.getlist("x-forwarded-for"), trusted)
+    request.state.client_ip = resolved
+    return resolved
+
+
+async def get_principal(request: Request, token: str | None = Depends(oauth2_scheme),
+                        api_key: str | None = Depends(api_key_scheme)) -> Principal:
+    """Authenticate the request by its bearer token or its X-API-Key header."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    if api_key is not None and token:
+        raise Unauthorized("send either 'Authorization: Bearer <token>' or 'X-API-Key: <key>', not both")
+    if api_key is not None:
+        principal = await _api_key_principal(request, api_key)
+    elif token:
+        auth = get_services(request).auth
+        principal = await auth.load_active_principal(auth.verify_access_token(token))
+    else:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <access token>' "
+                           "(people) or 'X-API-Key: <key>' (external systems)")
+    request.state.principal = principal
+    return principal
+
+
+async def _api_key_principal(request: Request, raw_key: str) -> Principal:
+    """Check the key, spend one request of its rate limit, and require the permission the method needs."""
+    services, limits = get_services(request), get_rate_limits(request)
+    anonymous = anonymous_context(request)
+    await limits.ensure_key_attempts_allowed(anonymous.client_ip)
+    try:
+        identity = await services.api_keys.authenticate(anonymous, raw_key, origin=request.headers.get("origin"))
+    except (Unauthorized, Forbidden):
+        await limits.count_rejected_key(anonymous.client_ip)
+        raise
+    await limits.spend_api_key_request(identity.id, identity.name, identity.rate_limit_per_minute)
+    principal = identity.principal()
+    await services.api_keys.require_permission(context_for(request, principal), permission_for_method(request.method))
+    await services.api_keys.record_use(identity, anonymous.client_ip)
+    return principal
+
+
+def require_role(role: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits principals whose role is at least `role`."""
+    if role not in ROLE_ORDER:
+        raise ValueError(f"unknown role {role}")
+
+    async def dependency(principal: Principal = Depends(get_principal)) -> Principal:
+        if not principal.has_role(role):
+            raise Forbidden(f"this action needs the role '{role}' or higher; you are '{principal.role}'")
+        return principal
+
+    dependency.__name__ = f"require_{role}"
+    return dependency
+
+
+def require_person_with_role(role: str) -> Callable[..., Awaitable[Principal]]:
+    """Like require_role, but only for people: API keys may not manage accounts or keys."""
+    role_check = require_role(role)
+
+    async def dependency(principal: Principal = Depends(role_check)) -> Principal:
+        if principal.kind != "user":
+            raise Forbidden("only a signed-in person may do this; API keys cannot manage accounts or keys")
+        return principal
+
+    dependency.__name__ = f"require_person_{role}"
+    return dependency
+
+
+async def require_audit_reader(principal: Principal = Depends(get_principal)) -> Principal:
+    """Admins and people with the auditor capability."""
+    if not principal.may_read_audit_log():
+        raise Forbidden("reading the audit log needs the admin role or the auditor capability")
+    return principal
+
+
+def require_api_key(permission: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency for the external API: an API key holding `permission` (read, write, escalate, admin)."""
+
+    async def dependency(request: Request, principal: Principal = Depends(get_principal)) -> Principal:
+        if principal.kind != "api_key":
+            raise Unauthorized("the external API takes an 'X-API-Key' header; bearer tokens are for people")
+        if not grants(principal.permissions, permission):
+            await get_services(request).api_keys.require_permission(context_for(request, principal), permission)
+        return principal
+
+    dependency.__name__ = f"require_api_key_{permission}"
+    return dependency
+
+
+def context_for(request: Request, principal: Principal) -> RequestContext:
+    """The audit context of this request."""
+    return RequestContext(principal=principal, client_ip=client_ip(request), request_id=request_id_var.get())
+
+
+def anonymous_context(request: Request) -> RequestContext:
+    """The audit context of an unauthenticated request (login, refresh)."""
+    anon = Principal(kind="user", id=None, name="anonymous", role="reporter")
+    return RequestContext(principal=anon, client_ip=client_ip(request), request_id=request_id_var.get())

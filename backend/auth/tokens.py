@@ -1,0 +1,101 @@
+"""Access tokens (JWT, HS256) and opaque refresh tokens stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import jwt
+
+from backend.config import Settings
+from backend.errors import Unauthorized
+
+ISSUER = "pr-system"
+AUDIENCE = "pr-system-api"
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """What a valid access token says."""
+
+    user_id: int
+    username: str
+    role: str
+    expires_at: datetime
+
+
+def resolve_jwt_secret(settings: Settings) -> str:
+    """The configured secret, or one generated once and kept in the data folder (mode 0600)."""
+    if settings.jwt_secret:
+        if len(settings.jwt_secret) < 32:
+            raise ValueError("PRS_JWT_SECRET must be at least 32 characters")
+        return settings.jwt_secret
+    path: Path = settings.ensure_data_dir() / "jwt-secret"
+    if not path.exists():
+        secret = secrets.token_urlsafe(48)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secret)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_text().strip()
+
+
+def issue_access_token(secret: str, *, user_id: int, username: str, role: str, now: datetime, minutes: int) -> str:
+    """A signed, short-lived access token."""
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(user_id),
+        "name": username,
+        "role": role,
+        "typ": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=minutes)).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_access_token(secret: str, token: str, *, now: datetime) -> AccessClaims:
+    """Check signature, algorithm, audience, issuer and expiry; raise Unauthorized otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "role", "typ"], "verify_exp": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"invalid access token: {exc}") from None
+    if claims.get("typ") != "access":
+        raise Unauthorized("invalid access token: wrong token type")
+    # Expiry is checked against the injectable clock, not the wall clock.
+    if int(claims["exp"]) <= int(now.timestamp()):
+        raise Unauthorized("access token expired")
+    try:
+        user_id = int(claims["sub"])
+    except ValueError:
+        raise Unauthorized("invalid access token: bad subject") from None
+    return AccessClaims(
+        user_id=user_id,
+        username=str(claims.get("name", "")),
+        role=str(claims["role"]),
+        expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo),
+    )
+
+
+def new_refresh_token() -> str:
+    """A random opaque refresh token; only its hash is stored."""
+    return "prs_rt_" + secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    """SHA-256 of a refresh token (it is random and long, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()

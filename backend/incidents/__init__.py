@@ -1,0 +1,1 @@
+"""Incidents: create, read, list, change, assign, comment, the status machine, resolve."""
