@@ -1,0 +1,4 @@
+"""Retrieval and reasoning: no HTTP and no SQL of its own.
+
+The backend hands the agent text and gets back ranked cases and suggestions.
+"""

@@ -1,0 +1,165 @@
+"""Retrieval benchmark on the evaluation data (shared/eval/README.md), through the product's own code.
+
+Each run builds a fresh database and a temporary data folder, ingests the knowledge base with
+the product's importers, queries it with the product's retrieval calls and drops everything.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from agent.embeddings import Encoder
+from agent.store import ChromaVectorStore
+from backend.clock import SystemClock
+from backend.config import Settings
+from backend.db import create_pool, ensure_database, migrate
+from backend.knowledge.ingest import incident_from_jira
+from backend.knowledge.service import KnowledgeService
+
+log = logging.getLogger(__name__)
+Task = Literal["jira", "dell"]
+TOP_K = 10
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def ranking_metrics(rankings: Iterable[tuple[list[Any], set[Any]]]) -> dict[str, float]:
+    """recall@1/5/10 (share of the relevant items found) and MRR@10 over (ranked, relevant) pairs."""
+    totals = {"recall@1": 0.0, "recall@5": 0.0, "recall@10": 0.0, "mrr@10": 0.0}
+    count = 0
+    for ranked, relevant in rankings:
+        count += 1
+        for cutoff in (1, 5, 10):
+            totals[f"recall@{cutoff}"] += len(relevant & set(ranked[:cutoff])) / len(relevant)
+        rank = next((position for position, item in enumerate(ranked[:TOP_K], start=1) if item in relevant), None)
+        totals["mrr@10"] += 1.0 / rank if rank else 0.0
+    return {name: round(value / count, 4) if count else 0.0 for name, value in totals.items()} | {"n": count}
+
+
+def latency_figures(seconds: list[float]) -> dict[str, float]:
+    """p50 and p95 of per-query latencies, in milliseconds."""
+    ordered = sorted(seconds)
+    p95_index = min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))
+    return {"p50_ms": round(statistics.median(ordered) * 1000, 1), "p95_ms": round(ordered[p95_index] * 1000, 1)}
+
+
+def _with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+async def _drop_database(dsn: str) -> None:
+    conn = await asyncpg.connect(_with_database(dsn, "postgres"))
+    try:
+        quoted = await conn.fetchval("SELECT quote_ident($1)", urlsplit(dsn).path.lstrip("/"))
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+async def _timed(call) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = await call
+    return result, time.perf_counter() - started
+
+
+async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+    records = _read_jsonl(kb_path)
+    queries = _read_jsonl(queries_path)
+    query_keys = {query["query_key"] for query in queries}
+    by_key = {record["key"]: record for record in records}
+    kb_file = work_dir / "kb.jsonl"
+    with kb_file.open("w", encoding="utf-8") as out:
+        for record in records:
+            if record["key"] not in query_keys:
+                out.write(json.dumps(record) + "\n")
+    report = await service.ingest_incidents_jsonl(kb_file, create_areas=True, mapping="jira")
+    async with service.pool.acquire() as conn:
+        ids_by_key = dict(await conn.fetch("SELECT external_ref, id FROM incidents WHERE source = 'import'"))
+
+    results: dict[str, Any] = {"kb_size": report["inserted"], "ingest_per_s": round(report["inserted"] / report["seconds"], 1)}
+    for setting in ("same_area", "all_areas"):
+        rankings, latencies = [], []
+        for number, query in enumerate(queries, start=1):
+            relevant = {ids_by_key[key] for key in query["gold"] if key in ids_by_key}
+            if not relevant:
+                continue
+            new_incident = incident_from_jira(by_key[query["query_key"]], number)
+            text = f"{new_incident['title']}\n{new_incident['description']}"
+            area = new_incident["area"] if setting == "same_area" else None
+            similar, seconds = await _timed(service.similar_incidents(text=text, area=area, limit=TOP_K))
+            rankings.append(([item.incident_id for item in similar], relevant))
+            latencies.append(seconds)
+        figures = ranking_metrics(rankings) | latency_figures(latencies)
+        if setting == "same_area":
+            results.update(figures)
+        else:
+            results["all_areas"] = figures
+    return results
+
+
+async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+    solutions = _read_jsonl(kb_path)
+    questions = _read_jsonl(queries_path)
+    started = time.perf_counter()
+    doc_ids = {}
+    for solution in solutions:
+        document = await service.ingest_document(
+            title=solution["doc_id"], filename=f"{solution['doc_id']}.txt", text=solution["text"]
+        )
+        doc_ids[document["id"]] = solution["doc_id"]
+    ingest_seconds = time.perf_counter() - started
+    rankings, latencies = [], []
+    for question in questions:
+        hits, seconds = await _timed(
+            service.search(query=question["question"], area=None, limit=TOP_K, kinds=("document",))
+        )
+        rankings.append(([doc_ids[hit.document_id] for hit in hits], set(question["gold"])))
+        latencies.append(seconds)
+    return {"kb_size": len(solutions), "ingest_per_s": round(len(solutions) / ingest_seconds, 1)} | ranking_metrics(
+        rankings
+    ) | latency_figures(latencies)
+
+
+async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+    """Ingest the task's knowledge base into a fresh database, run its queries, return the figures."""
+    if task not in ("jira", "dell"):
+        raise ValueError("task must be 'jira' or 'dell'")
+    dsn = _with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
+    await ensure_database(dsn)
+    try:
+        await migrate(dsn)
+        with tempfile.TemporaryDirectory(prefix="prs-bench-") as folder:
+            work_dir = Path(folder)
+            bench_settings = settings.model_copy(
+                update={"database_url": dsn, "data_dir": work_dir, "similar_min_score": 0.0}
+            )
+            pool = await create_pool(dsn, min_size=1, max_size=4)
+            try:
+                encoder = Encoder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+                encoder.load()
+                store = ChromaVectorStore.persistent(str(work_dir / "chroma"), settings.chroma_collection)
+                service = KnowledgeService(bench_settings, pool, encoder, store, SystemClock())
+                if task == "jira":
+                    figures = await _bench_jira(service, work_dir, Path(kb_path), Path(queries_path))
+                else:
+                    figures = await _bench_dell(service, Path(kb_path), Path(queries_path))
+            finally:
+                await pool.close()
+    finally:
+        await _drop_database(dsn)
+    return {"task": task} | figures

@@ -1,0 +1,1 @@
+"""Knowledge base: resolved incidents and documents, indexed for hybrid retrieval."""

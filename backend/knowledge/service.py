@@ -1,0 +1,355 @@
+"""Knowledge base rules: staging resolved incidents, documents, imports, vector sync and retrieval.
+
+Postgres holds every entry and its BM25 postings; the vector store is derived from it. Entries
+are written with vector_synced = false inside the caller's transaction, and
+sync_pending_vectors (after the commit, and periodically from the worker) embeds them and
+upserts their vectors. Vector ids that must disappear are kept as tombstones until applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import asyncpg
+
+from agent.chunking import chunk_document
+from agent.embeddings import Encoder
+from agent.retrieve import FusionParams, Retriever
+from agent.store import VectorStore, VectorStoreUnavailable
+from agent.types import CaseForPrompt, ScoredEntry
+from backend.clock import Clock
+from backend.config import Settings
+from backend.db import transaction
+from backend.errors import NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
+from backend.knowledge import repository
+from backend.knowledge.entries import (
+    IndexDelta,
+    document_chunk_entry,
+    embedding_text,
+    incident_entry,
+    postings_rows,
+    vector_metadata,
+)
+from backend.knowledge.ingest import Mapping, read_incidents
+from backend.knowledge.schemas import ALL_KINDS, KnowledgeHit, SimilarIncident
+
+log = logging.getLogger(__name__)
+
+# BM25 parameters, tuned on the evaluation corpora (docs/knowledge.md); b = 0.9 beat 0.75 on both.
+BM25_K1 = 1.2
+BM25_B = 0.9
+MAX_QUERY_TERMS = 32
+IMPORT_BATCH = 1000
+REINDEX_PAGE = 2000
+TITLE_MAX_CHARS = 200
+
+
+class PostgresLexicalIndex:
+    """The retriever's lexical index: BM25 over knowledge_postings, scores divided by the query's bound."""
+
+    def __init__(self, pool: asyncpg.Pool, *, k1: float = BM25_K1, b: float = BM25_B, max_terms: int = MAX_QUERY_TERMS):
+        self.pool = pool
+        self.k1 = k1
+        self.b = b
+        self.max_terms = max_terms
+
+    async def search(self, terms: list[str], *, k: int, area: str | None, kinds: Sequence[str]) -> list[tuple[str, float]]:
+        """(vector_id, BM25 / the most this query could score) best first."""
+        async with self.pool.acquire() as conn:
+            rows = await repository.bm25_search(
+                conn, terms, area=area, kinds=kinds, limit=k, max_terms=self.max_terms, k1=self.k1, b=self.b
+            )
+        return [(vector_id, score / bound if bound > 0 else 0.0) for vector_id, score, bound in rows]
+
+
+class KnowledgeService:
+    """The knowledge base: what is in it, how it is kept in step, and how it is searched."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, encoder: Encoder, vector_store: VectorStore, clock: Clock):
+        self.settings = settings
+        self.pool = pool
+        self.encoder = encoder
+        self.vector_store = vector_store
+        self.clock = clock
+        self.lexical_index = PostgresLexicalIndex(pool)
+        self.retriever = Retriever(encoder, vector_store, self.lexical_index, params=FusionParams())
+
+    # --- retrieval -----------------------------------------------------------------------------
+
+    async def _hydrate(self, found: list[ScoredEntry]) -> list[tuple[ScoredEntry, asyncpg.Record]]:
+        """Pair results with their entry rows; vectors whose entry is gone are dropped."""
+        if not found:
+            return []
+        async with self.pool.acquire() as conn:
+            rows = await repository.entries_by_vector_ids(conn, [entry.entry_id for entry in found])
+        by_id = {row["vector_id"]: row for row in rows}
+        return [(entry, by_id[entry.entry_id]) for entry in found if entry.entry_id in by_id]
+
+    async def similar_incidents(
+        self, *, text: str, area: str | None, limit: int, exclude_incident_id: int | None = None
+    ) -> list[SimilarIncident]:
+        """Resolved incidents closest to a text, best first, none under settings.similar_min_score."""
+        found = await self.retriever.search(
+            text, area=area, k=limit + (1 if exclude_incident_id is not None else 0), kinds=("incident",),
+            min_score=self.settings.similar_min_score,
+        )
+        similar = [
+            SimilarIncident(incident_id=row["incident_id"], score=entry.score, title=row["title"],
+                            resolution=row["resolution"] or None, area=row["area"])
+            for entry, row in await self._hydrate(found)
+            if row["incident_id"] != exclude_incident_id
+        ]
+        return similar[:limit]
+
+    async def retrieve_cases(self, *, text: str, area: str | None, limit: int) -> list[CaseForPrompt]:
+        """Incidents and document chunks to ground an LLM suggestion, best first."""
+        found = await self.retriever.search(text, area=area, k=limit, kinds=ALL_KINDS,
+                                            min_score=self.settings.similar_min_score)
+        cases = []
+        for entry, row in await self._hydrate(found):
+            if row["kind"] == "incident":
+                cases.append(CaseForPrompt(incident_id=row["incident_id"], document_title=None, title=row["title"],
+                                           problem=row["body"], solution=row["resolution"], score=entry.score))
+            else:
+                cases.append(CaseForPrompt(incident_id=None, document_title=row["document_title"],
+                                           title=row["heading"] or row["document_title"], problem=row["heading"],
+                                           solution=row["body"], score=entry.score))
+        return cases
+
+    async def search(
+        self, *, query: str, area: str | None, limit: int, kinds: Sequence[str] = ALL_KINDS, min_score: float = 0.0
+    ) -> list[KnowledgeHit]:
+        """Knowledge search for people: incidents and documents, best first."""
+        unknown = set(kinds) - set(ALL_KINDS)
+        if unknown or not kinds:
+            raise ValidationFailed(f"kinds must be among {', '.join(ALL_KINDS)}", field="kinds")
+        found = await self.retriever.search(query, area=area, k=limit, kinds=tuple(kinds), min_score=min_score)
+        return [
+            KnowledgeHit(
+                kind=row["kind"], entry_id=entry.entry_id, score=entry.score, dense_score=entry.dense_score,
+                lexical_score=entry.lexical_score, title=row["title"], text=row["body"],
+                resolution=row["resolution"], area=row["area"], incident_id=row["incident_id"],
+                document_id=row["document_id"], document_title=row["document_title"],
+                chunk_index=row["chunk_index"], heading=row["heading"],
+            )
+            for entry, row in await self._hydrate(found)
+        ]
+
+    # --- resolved incidents --------------------------------------------------------------------
+
+    async def stage_incident(
+        self, conn: asyncpg.Connection, *, incident_id: int, title: str, description: str, area: str,
+        category: str | None, resolution: str | None, created_at: Any,
+    ) -> None:
+        """Write a resolved incident's entry and postings in the caller's transaction (vector pending)."""
+        delta = IndexDelta()
+        previous = await repository.incident_entry_id(conn, incident_id)
+        if previous is not None:  # resolved again: the new text replaces the old entry
+            await self._remove_entries(conn, [previous], delta)
+        entry = incident_entry(incident_id=incident_id, title=title, description=description, area=area,
+                               category=category, resolution=resolution, created_at=created_at,
+                               staged_at=self.clock.now())
+        await self._add_entries(conn, [entry], delta)
+        await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
+
+    async def unstage_incident(self, conn: asyncpg.Connection, incident_id: int) -> None:
+        """Take a reopened incident out of the knowledge base in the caller's transaction."""
+        entry_id = await repository.incident_entry_id(conn, incident_id)
+        if entry_id is None:
+            return
+        delta = IndexDelta()
+        vector_ids = await self._remove_entries(conn, [entry_id], delta)
+        await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
+        await repository.add_tombstones(conn, vector_ids, self.clock.now())
+
+    async def _add_entries(self, conn: asyncpg.Connection, entries: list[dict[str, Any]], delta: IndexDelta) -> None:
+        entry_ids = await repository.insert_entries(conn, entries)
+        await repository.copy_postings(
+            conn, [row for entry_id, entry in zip(entry_ids, entries) for row in postings_rows(entry_id, entry)]
+        )
+        for entry in entries:
+            delta.add_entry(entry)
+
+    async def _remove_entries(self, conn: asyncpg.Connection, entry_ids: list[int], delta: IndexDelta) -> list[str]:
+        delta.remove(*await repository.statistics_of_entries(conn, entry_ids))
+        return await repository.delete_entries(conn, entry_ids)
+
+    # --- vector index --------------------------------------------------------------------------
+
+    async def sync_pending_vectors(self, limit: int = 500) -> int:
+        """Embed and upsert up to `limit` pending entries and apply tombstones; how many were upserted."""
+        async with self.pool.acquire() as conn:
+            pending = await repository.pending_vector_entries(conn, limit)
+        vectors = await self.encoder.encode_async([embedding_text(row) for row in pending]) if pending else None
+        async with transaction(self.pool) as conn:
+            # One writer at a time: the store then always reflects a committed state of Postgres.
+            await repository.lock_vector_sync(conn)
+            await self._apply_tombstones(conn)
+            if not pending:
+                return 0
+            live = set(await repository.lock_unsynced_entries(conn, [row["id"] for row in pending]))
+            keep = [index for index, row in enumerate(pending) if row["id"] in live]
+            if keep:
+                rows = [pending[index] for index in keep]
+                await asyncio.to_thread(
+                    self.vector_store.upsert, [row["vector_id"] for row in rows], vectors[keep],
+                    [vector_metadata(row) for row in rows],
+                )
+                await repository.mark_vectors_synced(conn, [row["id"] for row in rows])
+            return len(keep)
+
+    async def _apply_tombstones(self, conn: asyncpg.Connection) -> None:
+        while tombstones := await repository.pending_tombstones(conn, 1000):
+            # A vector id taken back by a live entry (re-resolved incident) is upserted, not deleted.
+            gone = [row["vector_id"] for row in tombstones if not row["reused"]]
+            if gone:
+                await asyncio.to_thread(self.vector_store.delete, gone)
+            await repository.delete_tombstones(conn, [row["id"] for row in tombstones])
+
+    async def _sync_all(self, batch: int = 500) -> int:
+        total = 0
+        while True:
+            synced = await self.sync_pending_vectors(batch)
+            total += synced
+            if synced < batch:  # a short batch: nothing was left when it started
+                return total
+
+    async def _sync_best_effort(self) -> int:
+        try:
+            return await self._sync_all()
+        except VectorStoreUnavailable:
+            log.warning("vector store unavailable; the worker will sync the pending entries later", exc_info=True)
+            return 0
+
+    async def reindex(self) -> dict[str, Any]:
+        """Rebuild postings and the whole vector index from Postgres."""
+        started = time.perf_counter()
+        postings = 0
+        async with transaction(self.pool) as conn:
+            await repository.delete_all_postings(conn)
+            after_id = 0
+            while page := await repository.entries_after(conn, after_id, REINDEX_PAGE):
+                rows, lengths = await asyncio.to_thread(_postings_of_page, page)
+                await repository.copy_postings(conn, rows)
+                await repository.set_entry_length(conn, lengths)
+                postings += len(rows)
+                after_id = page[-1]["id"]
+            await repository.recompute_statistics(conn)
+        try:
+            async with transaction(self.pool) as conn:
+                await repository.lock_vector_sync(conn)
+                await asyncio.to_thread(self.vector_store.reset)
+                await repository.clear_tombstones(conn)
+                entries = await repository.mark_all_vectors_unsynced(conn)
+            vectors = await self._sync_all()
+        except VectorStoreUnavailable as exc:
+            raise ServiceUnavailable(f"cannot rebuild the vector index: {exc}") from exc
+        async with self.pool.acquire() as conn:
+            await repository.vacuum_knowledge_tables(conn)
+        return {"entries": entries, "postings": postings, "vectors": vectors,
+                "seconds": round(time.perf_counter() - started, 2)}
+
+    async def status(self) -> dict[str, int]:
+        """Entries per kind and vectors still pending."""
+        async with self.pool.acquire() as conn:
+            return await repository.count_entries(conn)
+
+    # --- imports and documents -----------------------------------------------------------------
+
+    async def ingest_incidents_jsonl(self, path: Path, *, create_areas: bool = True, mapping: Mapping = "prs") -> dict[str, Any]:
+        """Import past resolved incidents (closed, source 'import'); idempotent on their key."""
+        started = time.perf_counter()
+        records = await asyncio.to_thread(read_incidents, Path(path), mapping)
+        unique = list({record["external_ref"]: record for record in records}.values())
+        now = self.clock.now()
+        async with transaction(self.pool) as conn:
+            missing = sorted({record["area"] for record in unique} - await repository.area_codes(conn))
+            if missing and not create_areas:
+                raise ValidationFailed(f"unknown areas: {', '.join(missing)}", field="area")
+            if missing:
+                await repository.insert_areas(conn, missing, now)
+        inserted = 0
+        for start in range(0, len(unique), IMPORT_BATCH):
+            batch = unique[start : start + IMPORT_BATCH]
+            async with transaction(self.pool) as conn:
+                rows = await repository.insert_imported_incidents(conn, batch)
+                by_ref = {record["external_ref"]: record for record in batch}
+                entries = await asyncio.to_thread(
+                    lambda: [_imported_entry(row["id"], by_ref[row["external_ref"]], now) for row in rows]
+                )
+                delta = IndexDelta()
+                await self._add_entries(conn, entries, delta)
+                await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
+            inserted += len(rows)
+        async with self.pool.acquire() as conn:
+            await repository.vacuum_knowledge_tables(conn)
+        vectors = await self._sync_best_effort()
+        return {"read": len(records), "inserted": inserted, "already_imported": len(unique) - inserted,
+                "vectors_synced": vectors, "seconds": round(time.perf_counter() - started, 2)}
+
+    async def ingest_document(self, *, title: str, filename: str, text: str, area: str | None = None) -> dict[str, Any]:
+        """Store a knowledge document, split it into chunks and index them."""
+        title = title.strip()
+        if not title or len(title) > TITLE_MAX_CHARS:
+            raise ValidationFailed(f"title must have 1 to {TITLE_MAX_CHARS} characters", field="title")
+        size = len(text.encode("utf-8"))
+        if size > self.settings.document_max_bytes:
+            raise PayloadTooLarge(f"document is {size} bytes; the limit is {self.settings.document_max_bytes}",
+                                  field="file")
+        chunks = chunk_document(text, chunk_words=self.settings.chunk_words,
+                                overlap_words=self.settings.chunk_overlap_words)
+        if not chunks:
+            raise ValidationFailed("the document has no text", field="file")
+        now = self.clock.now()
+        async with transaction(self.pool) as conn:
+            if area is not None and area not in await repository.area_codes(conn):
+                raise ValidationFailed(f"unknown area '{area}'", field="area")
+            document = await repository.insert_document(conn, {
+                "title": title, "filename": filename, "area": area, "content": text,
+                "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "size_bytes": size,
+                "chunk_count": len(chunks), "created_at": now,
+            })
+            entries = [document_chunk_entry(document_id=document["id"], document_title=title, area=area,
+                                            chunk=chunk, created_at=now) for chunk in chunks]
+            delta = IndexDelta()
+            await self._add_entries(conn, entries, delta)
+            await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
+        await self._sync_best_effort()
+        return dict(document)
+
+    async def list_documents(self) -> list[dict[str, Any]]:
+        """Every knowledge document, newest first."""
+        async with self.pool.acquire() as conn:
+            return [dict(row) for row in await repository.list_documents(conn)]
+
+    async def delete_document(self, document_id: int) -> None:
+        """Remove a document and its chunks from the knowledge base; NotFound if absent."""
+        async with transaction(self.pool) as conn:
+            delta = IndexDelta()
+            vector_ids = await self._remove_entries(conn, await repository.document_entry_ids(conn, document_id), delta)
+            if not await repository.delete_document(conn, document_id):
+                raise NotFound(f"document {document_id} not found")
+            await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
+            await repository.add_tombstones(conn, vector_ids, self.clock.now())
+        await self._sync_best_effort()
+
+
+def _imported_entry(incident_id: int, record: dict[str, Any], now: Any) -> dict[str, Any]:
+    return incident_entry(incident_id=incident_id, title=record["title"], description=record["description"],
+                          area=record["area"], category=record["category"], resolution=record["resolution"],
+                          created_at=record["created_at"], staged_at=now)
+
+
+def _postings_of_page(page: list[asyncpg.Record]) -> tuple[list[tuple], list[tuple[int, int]]]:
+    rows: list[tuple] = []
+    lengths: list[tuple[int, int]] = []
+    for entry in page:
+        entry_rows = postings_rows(entry["id"], entry)
+        rows.extend(entry_rows)
+        lengths.append((entry["id"], entry_rows[0][5] if entry_rows else 0))
+    return rows, lengths
