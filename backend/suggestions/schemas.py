@@ -1,0 +1,44 @@
+"""Bodies of the suggestion endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SuggestionOut(BaseModel):
+    incident_id: int
+    status: Literal["pending", "generating", "ready", "failed"]
+    language: Literal["es", "en"]
+    text: str = Field(description="The suggestion; partial while generating.")
+    citations: list[int] = Field(description="Ids of retrieved incidents the suggestion relies on.")
+    retrieved: list[int] = Field(description="Ids of the incidents that were retrieved for the prompt.")
+    model: str | None
+    node: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    feedback: Literal["accepted", "rejected"] | None
+    feedback_at: datetime | None
+    rating: int | None
+    rated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["accepted", "rejected"]
+
+
+class RatingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rating: int = Field(ge=1, le=5)
+
+
+class RegenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    language: Literal["es", "en"] | None = None

@@ -1,0 +1,221 @@
+"""Suggestion rules: scheduling, generation with retry and backoff, feedback and rating."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from datetime import datetime, timedelta
+from typing import Any, AsyncIterator
+
+import asyncpg
+
+from agent.llm import LLMUnavailable
+from agent.suggest import Suggester
+from backend import jobs
+from backend.audit import service as audit
+from backend.clock import Clock
+from backend.config import Settings
+from backend.context import RequestContext, system_context
+from backend.db import transaction
+from backend.events import DomainEvent, EventBus
+from backend.errors import Conflict, Forbidden, NotFound
+from backend.suggestions import repository
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_S = 0.3
+
+
+async def schedule(conn: asyncpg.Connection, *, incident_id: int, language: str, now: datetime) -> None:
+    """Create a pending suggestion and queue its job, inside the caller's transaction."""
+    await repository.upsert_pending(conn, incident_id=incident_id, language=language, now=now)
+    await jobs.enqueue(conn, jobs.SUGGESTION_GENERATE, {"incident_id": incident_id})
+
+
+def retry_delay_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter in [delay/2, delay]."""
+    delay = min(max_s, base_s * (2 ** max(0, attempt - 1)))
+    return delay * (0.5 + 0.5 * (rng or random).random())
+
+
+def suggestion_view(row: asyncpg.Record) -> dict[str, Any]:
+    """The API shape of a suggestion."""
+    data = dict(row)
+    data.pop("lease_expires_at", None)
+    data["citations"] = list(data["citations"])
+    data["retrieved"] = list(data["retrieved"])
+    return data
+
+
+class SuggestionService:
+    """Generates and serves suggestions."""
+
+    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, knowledge: Any, suggester: Suggester,
+                 events: EventBus):
+        self.events = events
+        self.settings = settings
+        self.pool = pool
+        self.clock = clock
+        self.knowledge = knowledge
+        self.suggester = suggester
+
+    async def get(self, incident_id: int) -> dict[str, Any]:
+        """The suggestion of an incident, or NotFound."""
+        async with self.pool.acquire() as conn:
+            row = await repository.get(conn, incident_id)
+        if row is None:
+            raise NotFound(f"no suggestion for incident {incident_id}")
+        return suggestion_view(row)
+
+    async def generate(self, incident_id: int) -> str:
+        """Run one generation attempt (the job body); returns the resulting status."""
+        now = self.clock.now()
+        lease = now + timedelta(seconds=self.settings.llm_timeout_s * 2 + 60)
+        async with self.pool.acquire() as conn:
+            claimed = await repository.claim(conn, incident_id, now=now, lease_until=lease)
+            incident = await repository.incident_for_prompt(conn, incident_id) if claimed else None
+        if claimed is None or incident is None:
+            return "skipped"  # finished, or another worker holds it
+        try:
+            cases = await self.knowledge.retrieve_cases(
+                text=f"{incident['title']}\n{incident['description']}", area=incident["area"],
+                limit=self.settings.suggestion_cases,
+            )
+            suggestion = await self.suggester.suggest(
+                title=incident["title"], description=incident["description"], area=incident["area"], cases=cases,
+                language=claimed["language"], on_progress=self._progress_writer(incident_id),
+            )
+        except LLMUnavailable as exc:
+            return await self._retry_later(incident_id, claimed["attempts"], f"no LLM node answered: {exc}")
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never lost
+            log.exception("suggestion generation failed", extra={"incident_id": incident_id})
+            return await self._retry_later(incident_id, claimed["attempts"], f"{type(exc).__name__}: {exc}")
+        retrieved = [c.incident_id for c in cases if c.incident_id is not None]
+        async with transaction(self.pool) as conn:
+            await repository.mark_ready(conn, incident_id, text=suggestion.text, citations=suggestion.citations,
+                                        retrieved=retrieved, model=suggestion.model, node=suggestion.node,
+                                        now=self.clock.now())
+            ctx = system_context("suggestion-worker")
+            now = self.clock.now()
+            await audit.record(conn, ctx, at=now, action="suggestion.ready", resource_type="incident",
+                               resource_id=incident_id, after={"citations": suggestion.citations,
+                                                               "model": suggestion.model})
+            ready = await repository.get(conn, incident_id)
+            await self.events.publish(conn, DomainEvent(
+                name="suggestion.ready", resource_type="incident", resource_id=incident_id, at=now, ctx=ctx,
+                after=suggestion_view(ready)))
+        return "ready"
+
+    def _progress_writer(self, incident_id: int):
+        last_write = 0.0
+
+        async def write(text: str) -> None:
+            nonlocal last_write
+            if time.monotonic() - last_write < PROGRESS_INTERVAL_S:
+                return
+            last_write = time.monotonic()
+            async with self.pool.acquire() as conn:
+                await repository.save_progress(conn, incident_id, text=text, now=self.clock.now())
+
+        return write
+
+    async def _retry_later(self, incident_id: int, attempts: int, error: str) -> str:
+        now = self.clock.now()
+        async with transaction(self.pool) as conn:
+            if attempts >= self.settings.suggestion_max_attempts:
+                await repository.mark_failed(conn, incident_id, error=error[:1000], now=now)
+                return "failed"
+            delay = retry_delay_s(attempts, base_s=self.settings.suggestion_retry_base_s,
+                                  max_s=self.settings.suggestion_retry_max_s)
+            await repository.mark_retry(conn, incident_id, error=error[:1000],
+                                        next_attempt_at=now + timedelta(seconds=delay), now=now)
+            await jobs.enqueue(conn, jobs.SUGGESTION_GENERATE, {"incident_id": incident_id},
+                               delay=timedelta(seconds=delay))
+        log.warning("suggestion retry scheduled", extra={"incident_id": incident_id, "delay_s": round(delay, 1)})
+        return "pending"
+
+    async def requeue_stalled(self, *, grace_s: float = 120.0, limit: int = 100) -> int:
+        """Queue a job again for suggestions whose job was lost (e.g. a worker crashed); safe on any replica."""
+        now = self.clock.now()
+        requeued = 0
+        async with transaction(self.pool) as conn:
+            for incident_id in await repository.list_stalled(conn, due_before=now - timedelta(seconds=grace_s),
+                                                             limit=limit):
+                await repository.touch_retry_time(conn, incident_id, next_attempt_at=now)
+                await jobs.enqueue(conn, jobs.SUGGESTION_GENERATE, {"incident_id": incident_id})
+                requeued += 1
+        return requeued
+
+    async def regenerate(self, ctx: RequestContext, incident_id: int, language: str | None) -> dict[str, Any]:
+        """Discard the current suggestion and generate a new one."""
+        now = self.clock.now()
+        async with transaction(self.pool) as conn:
+            current = await repository.get(conn, incident_id)
+            if current is None:
+                raise NotFound(f"no suggestion for incident {incident_id}")
+            if current["status"] == "generating":
+                raise Conflict("the suggestion is being generated right now", field="status")
+            await schedule(conn, incident_id=incident_id, language=language or current["language"], now=now)
+            await audit.record(conn, ctx, at=now, action="suggestion.regenerate_requested", resource_type="incident",
+                               resource_id=incident_id)
+            row = await repository.get(conn, incident_id)
+        return suggestion_view(row)
+
+    async def record_feedback(self, ctx: RequestContext, incident_id: int, decision: str) -> dict[str, Any]:
+        """Accept or reject a ready suggestion."""
+        return await self._judge(ctx, incident_id, action="suggestion.feedback", decision=decision)
+
+    async def rate(self, ctx: RequestContext, incident_id: int, rating: int) -> dict[str, Any]:
+        """Rate a ready suggestion 1-5; reporters only on their own incidents."""
+        return await self._judge(ctx, incident_id, action="suggestion.rated", rating=rating)
+
+    async def _judge(self, ctx: RequestContext, incident_id: int, *, action: str, decision: str | None = None,
+                     rating: int | None = None) -> dict[str, Any]:
+        now = self.clock.now()
+        principal = ctx.principal
+        async with transaction(self.pool) as conn:
+            row = await repository.lock_for_feedback(conn, incident_id)
+            if row is None:
+                raise NotFound(f"no suggestion for incident {incident_id}")
+            if row["status"] != "ready":
+                raise Conflict(f"the suggestion is '{row['status']}', not ready", field="status")
+            if principal.role == "reporter" and row["reporter_id"] != principal.id:
+                raise Forbidden("reporters may only rate suggestions of incidents they reported")
+            user_id = principal.id if principal.kind == "user" else None
+            if decision is not None:
+                await repository.set_feedback(conn, incident_id, decision=decision, user_id=user_id, now=now)
+                before, after = {"feedback": row["feedback"]}, {"feedback": decision}
+            else:
+                await repository.set_rating(conn, incident_id, rating=rating, user_id=user_id, now=now)
+                before, after = {"rating": row["rating"]}, {"rating": rating}
+            await audit.record(conn, ctx, at=now, action=action, resource_type="incident", resource_id=incident_id,
+                               before=before, after=after)
+            updated = await repository.get(conn, incident_id)
+            await self.events.publish(conn, DomainEvent(
+                name=action, resource_type="incident", resource_id=incident_id, at=now, ctx=ctx,
+                before=before, after=suggestion_view(updated)))
+        return suggestion_view(updated)
+
+    async def stream_updates(self, incident_id: int, *, poll_s: float = 0.25,
+                             max_s: float = 600.0) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(event, data) pairs as the suggestion text grows; works across replicas by reading Postgres."""
+        sent_text, sent_status = "", None
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline:
+            current = await self.get(incident_id)
+            if current["status"] != sent_status:
+                sent_status = current["status"]
+                yield "status", {"status": sent_status, "attempts": current["attempts"]}
+            text = current["text"]
+            if text != sent_text:
+                if text.startswith(sent_text):
+                    yield "token", {"text": text[len(sent_text):]}
+                else:
+                    yield "reset", {"text": text}
+                sent_text = text
+            if current["status"] in ("ready", "failed"):
+                yield "done", current
+                return
+            await asyncio.sleep(poll_s)
+        yield "timeout", {"detail": "stream closed; reconnect to continue"}
