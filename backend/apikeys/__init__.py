@@ -1,0 +1,1 @@
+"""API keys of external systems: issue, rotate, revoke, and check on every request."""

@@ -1,0 +1,115 @@
+"""Forged, tampered, expired and replayed tokens: each refused with 401 and without side effects."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from backend.auth.tokens import AUDIENCE, ISSUER
+from tests.fixtures.app import PASSWORD
+
+pytestmark = pytest.mark.asyncio
+
+NEW_USER = {"username": "intruder", "password": "Intruder-Pass-123", "role": "admin"}
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def forged_token(kind: str, secret: str, admin_id: int, now) -> str:
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(admin_id), "role": "admin", "typ": "access",
+              "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())}
+    if kind == "alg-none":
+        return jwt.encode(claims, key=None, algorithm="none")
+    if kind == "alg-none-uppercase":
+        return f"{_b64({'alg': 'NONE', 'typ': 'JWT'})}.{_b64(claims)}."
+    if kind == "wrong-signature":
+        return jwt.encode(claims, "another-secret-" + "y" * 40, algorithm="HS256")
+    if kind == "hs512-with-the-real-secret":
+        return jwt.encode(claims, secret, algorithm="HS512")
+    if kind == "expired":
+        return jwt.encode(claims | {"exp": int((now - timedelta(seconds=1)).timestamp())}, secret, algorithm="HS256")
+    if kind == "wrong-audience":
+        return jwt.encode(claims | {"aud": "another-api"}, secret, algorithm="HS256")
+    if kind == "wrong-issuer":
+        return jwt.encode(claims | {"iss": "evil"}, secret, algorithm="HS256")
+    if kind == "no-expiry":
+        return jwt.encode({k: v for k, v in claims.items() if k != "exp"}, secret, algorithm="HS256")
+    if kind == "tampered-payload":
+        header, _, signature = jwt.encode(claims | {"sub": "999999"}, secret, algorithm="HS256").split(".")
+        return f"{header}.{_b64(claims)}.{signature}"
+    if kind == "deleted-user":
+        return jwt.encode(claims | {"sub": "987654"}, secret, algorithm="HS256")
+    if kind == "guessable-secret":
+        return jwt.encode(claims, "secret", algorithm="HS256")
+    raise ValueError(kind)
+
+
+KINDS = ["alg-none", "alg-none-uppercase", "wrong-signature", "hs512-with-the-real-secret", "expired",
+         "wrong-audience", "wrong-issuer", "no-expiry", "tampered-payload", "deleted-user", "guessable-secret"]
+
+
+async def test_forged_admin_tokens_cannot_create_an_admin(api, make_account, services):
+    """One attack case per forgery in KINDS: 401 and no account created."""
+    admin = await make_account("admin")
+    for kind in KINDS:
+        token = forged_token(kind, services.auth._secret, admin.id, services.clock.now())
+        reply = await api.post("/api/v1/users", json=NEW_USER, headers={"Authorization": f"Bearer {token}"})
+        assert reply.status_code == 401, f"{kind}: {reply.text}"
+        assert reply.json()["error"] == "Unauthorized" and reply.headers["www-authenticate"] == "Bearer", kind
+        async with services.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM users WHERE username = 'intruder'") == 0, kind
+
+
+async def login(api, username):
+    reply = await api.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert reply.status_code == 200
+    return reply.json()
+
+
+async def test_replayed_refresh_token_revokes_the_whole_session(api, make_account, services):
+    account = await make_account("reporter")
+    first = await login(api, account.username)
+    second = await api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    replay = await api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401 and "revoked" in replay.json()["detail"]
+    stolen_successor = await api.post("/api/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
+    assert stolen_successor.status_code == 401
+    async with services.pool.acquire() as conn:
+        live = await conn.fetchval("SELECT count(*) FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL",
+                                   account.id)
+        reuse_audited = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = "
+                                            "'auth.refresh_reuse_detected'")
+    assert live == 1, "only the untouched login of make_account stays alive"
+    assert reuse_audited == 1
+
+
+async def test_logged_out_refresh_token_is_dead(api, make_account):
+    account = await make_account("reporter")
+    tokens = await login(api, account.username)
+    assert (await api.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})).status_code == 204
+    reply = await api.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert reply.status_code == 401
+
+
+@pytest.mark.parametrize("presented", ["access-token", "made-up", "sql"])
+async def test_refresh_endpoint_accepts_only_real_refresh_tokens(api, make_account, presented):
+    account = await make_account("reporter")
+    tokens = await login(api, account.username)
+    value = {"access-token": tokens["access_token"][:200], "made-up": "prs_rt_" + "A" * 43,
+             "sql": "prs_rt_' OR '1'='1"}[presented]
+    reply = await api.post("/api/v1/auth/refresh", json={"refresh_token": value})
+    assert reply.status_code == 401
+
+
+async def test_access_and_api_key_together_are_refused(api, make_account, make_api_key):
+    account = await make_account("admin")
+    key = await make_api_key()
+    reply = await api.get("/api/v1/incidents", headers=account.headers | key.headers)
+    assert reply.status_code == 401 and "not both" in reply.json()["detail"]
