@@ -1,0 +1,308 @@
+"""Request and response bodies of the SLA endpoints (policies, escalation rules, incident SLA, escalations)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from backend.incidents.schemas import Priority
+from backend.sla.calendars import WEEKDAYS, BusinessCalendar, CalendarError
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+PausableStatus = Literal["open", "in_progress", "waiting"]
+ClockKind = Literal["first_response", "resolution"]
+DEPARTMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
+MAX_TARGET_MINUTES = 366 * 24 * 60
+
+
+def _not_blank(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty or blank")
+    return value
+
+
+class CalendarSpec(BaseModel):
+    """Working hours per weekday (local wall time, [start, end), "24:00" allowed as an end) and holidays."""
+
+    model_config = ConfigDict(extra="forbid")
+    timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Madrid"])
+    hours: dict[Weekday, list[tuple[str, str]]] = Field(
+        examples=[{d: [["08:00", "14:00"], ["15:00", "18:00"]] for d in WEEKDAYS[:5]}])
+    holidays: list[date] = Field(default_factory=list, max_length=1000, examples=[["2025-12-25"]])
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            BusinessCalendar.from_spec({"timezone": value, "hours": {"mon": [["00:00", "24:00"]]}})
+        except CalendarError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> "CalendarSpec":
+        try:
+            BusinessCalendar.from_spec(self.as_spec())
+        except CalendarError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def as_spec(self) -> dict[str, Any]:
+        """The stored JSON shape."""
+        return {"timezone": self.timezone, "hours": {d: [list(w) for w in ws] for d, ws in self.hours.items()},
+                "holidays": sorted({d.isoformat() for d in self.holidays})}
+
+
+def _unique_sorted_thresholds(values: list[int]) -> list[int]:
+    if len(set(values)) != len(values):
+        raise ValueError("warning thresholds must be different from each other")
+    return sorted(values)
+
+
+class PolicyFields(BaseModel):
+    """Fields shared by creation and change of a policy."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(default="", max_length=1000)
+    priorities: list[Priority] = Field(default_factory=list, max_length=4,
+                                       description="Match: any of these priorities (empty: any priority).")
+    customer_tiers: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
+        default_factory=list, max_length=20, description="Match: any of these customer tiers (empty: any).")
+    areas: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=50, description="Match: any of these area codes (empty: any area).")
+    precedence: int = Field(default=100, ge=0, le=10_000,
+                            description="Lower wins when several policies match; then the most specific.")
+    calendar: CalendarSpec | None = Field(default=None, description="Business calendar; null: 24/7.")
+    pause_statuses: list[PausableStatus] = Field(default_factory=lambda: ["waiting"], max_length=3)
+    warning_thresholds: list[Annotated[int, Field(ge=1, le=99)]] = Field(
+        default_factory=lambda: [75, 90], max_length=5, description="Percent of the target at which to warn.")
+    is_active: bool = True
+
+    _thresholds = field_validator("warning_thresholds")(_unique_sorted_thresholds)
+
+
+class PolicyCreate(PolicyFields):
+    """A new SLA policy."""
+
+    name: str = Field(min_length=1, max_length=100, examples=["Critical production"])
+    first_response_minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES, examples=[15])
+    resolution_minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES, examples=[240])
+
+    _name = field_validator("name")(_not_blank)
+
+
+class PolicyUpdate(BaseModel):
+    """Changes to a policy; running clocks keep the snapshot they started with."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+    priorities: list[Priority] | None = Field(default=None, max_length=4)
+    customer_tiers: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(default=None,
+                                                                                            max_length=20)
+    areas: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(default=None, max_length=50)
+    precedence: int | None = Field(default=None, ge=0, le=10_000)
+    first_response_minutes: int | None = Field(default=None, ge=1, le=MAX_TARGET_MINUTES)
+    resolution_minutes: int | None = Field(default=None, ge=1, le=MAX_TARGET_MINUTES)
+    calendar: CalendarSpec | None = None
+    pause_statuses: list[PausableStatus] | None = Field(default=None, max_length=3)
+    warning_thresholds: list[Annotated[int, Field(ge=1, le=99)]] | None = Field(default=None, max_length=5)
+    is_active: bool | None = None
+
+    @field_validator("warning_thresholds")
+    @classmethod
+    def _thresholds(cls, values: list[int] | None) -> list[int] | None:
+        return None if values is None else _unique_sorted_thresholds(values)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else _not_blank(value)
+
+
+class PolicyOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    priorities: list[str]
+    customer_tiers: list[str]
+    areas: list[str]
+    precedence: int
+    first_response_minutes: int
+    resolution_minutes: int
+    calendar: dict[str, Any] | None
+    pause_statuses: list[str]
+    warning_thresholds: list[int]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class DurationExceeds(BaseModel):
+    """Business minutes (incident's calendar) since creation, or in the current status, exceed `minutes`."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["duration_exceeds"]
+    minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES)
+    since: Literal["created", "status"] = "created"
+    status: PausableStatus | None = Field(default=None, description="With since=status: only in this status.")
+
+
+class SlaBreached(BaseModel):
+    """A breach of the clock has been recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["sla_breached"]
+    clock: Literal["first_response", "resolution", "any"] = "any"
+
+
+class SlaWarning(BaseModel):
+    """A warning of the clock at `threshold` percent or more has been recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["sla_warning"]
+    clock: Literal["first_response", "resolution", "any"] = "any"
+    threshold: int | None = Field(default=None, ge=1, le=99)
+
+
+class PriorityIs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["priority_is"]
+    priorities: list[Priority] = Field(min_length=1, max_length=4)
+
+
+class SuggestionRejectedTimes(BaseModel):
+    """The assistant's suggestion was rejected this many times in a row (an acceptance resets the count)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["suggestion_rejected_times"]
+    times: int = Field(ge=1, le=100)
+
+
+class ReopenedTimes(BaseModel):
+    """The incident was reopened this many times (each reopen is a failed resolution)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["reopened_times"]
+    times: int = Field(ge=1, le=100)
+
+
+Condition = Annotated[Union[DurationExceeds, SlaBreached, SlaWarning, PriorityIs, SuggestionRejectedTimes,
+                            ReopenedTimes], Field(discriminator="type")]
+
+
+class RuleCreate(BaseModel):
+    """An escalation rule: conditions combined with all/any, and what to do once they hold."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, examples=["Breach of critical incidents"])
+    description: str = Field(default="", max_length=1000)
+    combine: Literal["all", "any"] = "all"
+    conditions: list[Condition] = Field(min_length=1, max_length=10)
+    level: int = Field(ge=1, le=3)
+    target_department: str | None = Field(default=None, pattern=DEPARTMENT_PATTERN, examples=["maintenance-l2"])
+    reassign_to: int | None = Field(default=None, description="User id of a technician or above.")
+    notify: bool = Field(default=True, description="Publish incident.escalated for the notification outbox.")
+    is_active: bool = True
+
+    _name = field_validator("name")(_not_blank)
+
+
+class RuleUpdate(BaseModel):
+    """Changes to an escalation rule."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+    combine: Literal["all", "any"] | None = None
+    conditions: list[Condition] | None = Field(default=None, min_length=1, max_length=10)
+    level: int | None = Field(default=None, ge=1, le=3)
+    target_department: str | None = Field(default=None, pattern=DEPARTMENT_PATTERN)
+    reassign_to: int | None = None
+    notify: bool | None = None
+    is_active: bool | None = None
+
+
+class RuleOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    combine: str
+    conditions: list[dict[str, Any]]
+    level: int
+    target_department: str | None
+    reassign_to: int | None
+    notify: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class EscalationRequest(BaseModel):
+    """A manual escalation: the level (not below the current one) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    level: int = Field(ge=1, le=3)
+    reason: str = Field(min_length=3, max_length=1000, examples=["Line 3 stopped for 2 hours; need an electrician"])
+    target_department: str | None = Field(default=None, pattern=DEPARTMENT_PATTERN)
+    assignee_id: int | None = None
+
+    _reason = field_validator("reason")(_not_blank)
+
+
+class EscalationOut(BaseModel):
+    id: int
+    incident_id: int
+    level: int
+    previous_level: int
+    trigger: Literal["rule", "manual"]
+    reason: str
+    rule_id: int | None
+    rule_name: str | None
+    target_department: str | None
+    reassigned_to: int | None
+    actor: dict[str, Any]
+    language: str
+    messages: dict[str, Any]
+    created_at: datetime
+
+
+class LevelEventOut(BaseModel):
+    clock: ClockKind
+    kind: Literal["warning", "breach"]
+    threshold_percent: int
+    occurred_at: datetime
+    recorded_at: datetime
+    elapsed_minutes: float
+    minutes_overdue: float
+
+
+class ClockOut(BaseModel):
+    kind: ClockKind
+    policy_id: int
+    target_minutes: int
+    state: Literal["running", "paused", "stopped"]
+    started_at: datetime
+    due_at: datetime | None = Field(description="When the target is (or was) reached; null while paused before it.")
+    stopped_at: datetime | None
+    elapsed_business_minutes: float
+    remaining_business_minutes: float
+    overdue_business_minutes: float
+    breached: bool
+    met: bool | None = Field(description="Stopped within the target (null while the clock still runs).")
+    next_warning_at: datetime | None
+
+
+class IncidentSlaOut(BaseModel):
+    incident_id: int
+    policy: dict[str, Any] | None
+    calendar: dict[str, Any] | None
+    first_response_at: datetime | None
+    escalation_level: int
+    escalated_department: str | None
+    clocks: list[ClockOut]
+    events: list[LevelEventOut]
+    as_of: datetime
