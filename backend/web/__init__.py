@@ -1,0 +1,1 @@
+"""Web pages for people: the single-page UI and its static files."""

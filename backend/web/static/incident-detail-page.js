@@ -1,0 +1,188 @@
+// One incident: summary, status actions, assign to me, comments, similar incidents and the suggestion panel.
+
+import { ApiError, apiRequest } from "./api.js";
+import {
+  clearFormErrors, describeError, el, formErrorLine, formField, priorityBadge, replaceContent, setBusy,
+  showFormError, similarIncidentList, statusBadge,
+} from "./dom.js";
+import { formatDateTime, t } from "./i18n.js";
+import { renderSuggestionPanel } from "./suggestion-panel.js";
+
+const ROLE_RANK = { reporter: 0, technician: 1, supervisor: 2, admin: 3 };
+
+// Plain status moves offered as buttons; resolving and reopening have their own forms (solution, reason).
+const STATUS_BUTTONS = {
+  open: ["in_progress", "waiting"],
+  in_progress: ["waiting", "open"],
+  waiting: ["in_progress"],
+  resolved: ["closed"],
+  closed: [],
+};
+const RESOLVABLE = new Set(["open", "in_progress", "waiting"]);
+const REOPENABLE = new Set(["resolved", "closed"]);
+
+function isTechnician(me) {
+  return ROLE_RANK[me.role] >= ROLE_RANK.technician;
+}
+
+function metaItem(label, value) {
+  return el("div", { class: "meta-item" }, el("dt", {}, label), el("dd", {}, value));
+}
+
+function summary(incident) {
+  return el("div", { class: "incident-summary" },
+    el("div", { class: "incident-title" },
+      el("h1", {}, el("span", { class: "incident-id" }, `#${incident.id}`), " ", incident.title),
+      el("div", { class: "badges" }, statusBadge(incident.status), priorityBadge(incident.priority),
+        el("span", { class: "badge area" }, incident.area))),
+    el("dl", { class: "meta" },
+      metaItem(t("detail.reporter"), incident.reporter.name),
+      metaItem(t("detail.assignee"), incident.assignee ? incident.assignee.name : t("detail.unassigned")),
+      metaItem(t("detail.created"), formatDateTime(incident.created_at)),
+      metaItem(t("detail.updated"), formatDateTime(incident.updated_at)),
+      incident.tags.length ? metaItem(t("detail.tags"), incident.tags.join(", ")) : null),
+    el("h2", {}, t("detail.description")),
+    el("p", { class: "prewrap" }, incident.description),
+    incident.resolution ? el("h2", {}, t("detail.resolution")) : null,
+    incident.resolution ? el("p", { class: "prewrap resolution" }, incident.resolution) : null);
+}
+
+// A one-textarea form (resolve with a solution, reopen with a reason) posting to `path`.
+function textActionForm({ id, name, label, buttonText, path, onUpdated }) {
+  const text = el("textarea", { id, name, rows: 3, required: true });
+  const submit = el("button", { type: "submit", class: "primary" }, buttonText);
+  const form = el("form", { class: "action-form", novalidate: true }, formField(label, text), formErrorLine(),
+    el("div", { class: "form-actions" }, submit));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    setBusy(submit, true);
+    try {
+      onUpdated(await apiRequest(path, { method: "POST", json: { [name]: text.value } }));
+    } catch (error) {
+      showFormError(form, error);
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+  return form;
+}
+
+function actionsCard(incident, me, onUpdated) {
+  const errorLine = el("p", { class: "form-error", role: "alert", hidden: true });
+  const base = `/incidents/${incident.id}`;
+
+  async function run(button, path, json) {
+    errorLine.hidden = true;
+    setBusy(button, true);
+    try {
+      onUpdated(await apiRequest(path, { method: "POST", json }));
+    } catch (error) {
+      errorLine.textContent = describeError(error);
+      errorLine.hidden = false;
+      setBusy(button, false);
+    }
+  }
+
+  const buttons = STATUS_BUTTONS[incident.status].map((target) => {
+    const button = el("button", { type: "button", class: "secondary" }, t(`action.${target}`));
+    button.addEventListener("click", () => run(button, `${base}/status`, { status: target }));
+    return button;
+  });
+  if (!incident.assignee || incident.assignee.id !== me.id) {
+    const assign = el("button", { type: "button", class: "secondary" }, t("detail.assignToMe"));
+    assign.addEventListener("click", () => run(assign, `${base}/assign`, { assignee_id: me.id }));
+    buttons.unshift(assign);
+  }
+  return el("section", { class: "card actions-card" },
+    el("h2", {}, t("detail.actions")),
+    el("div", { class: "button-row" }, buttons),
+    errorLine,
+    RESOLVABLE.has(incident.status) ? textActionForm({ id: "resolve-solution", name: "solution",
+      label: t("detail.solution"), buttonText: t("detail.resolve"), path: `${base}/resolve`, onUpdated }) : null,
+    REOPENABLE.has(incident.status) ? textActionForm({ id: "reopen-reason", name: "reason",
+      label: t("detail.reason"), buttonText: t("detail.reopen"), path: `${base}/reopen`, onUpdated }) : null);
+}
+
+function commentItem(comment) {
+  return el("li", { class: "comment" },
+    el("div", { class: "comment-head" }, el("strong", {}, comment.author.name), " · ",
+      el("time", { datetime: comment.created_at }, formatDateTime(comment.created_at))),
+    el("p", { class: "prewrap" }, comment.body));
+}
+
+function commentsCard(incidentId, comments) {
+  const list = el("ul", { class: "comment-list" }, comments.map(commentItem));
+  const emptyNote = el("p", { class: "muted", hidden: comments.length > 0 }, t("detail.noComments"));
+  const body = el("textarea", { id: "comment-body", name: "body", rows: 3, maxlength: 10000, required: true,
+    placeholder: t("detail.commentPlaceholder") });
+  const submit = el("button", { type: "submit", class: "primary" }, t("detail.addComment"));
+  const form = el("form", { class: "comment-form", novalidate: true }, formField(t("detail.comments"), body),
+    formErrorLine(), el("div", { class: "form-actions" }, submit));
+  form.querySelector("label").classList.add("visually-hidden");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    setBusy(submit, true);
+    try {
+      const comment = await apiRequest(`/incidents/${incidentId}/comments`, { method: "POST",
+        json: { body: body.value } });
+      list.append(commentItem(comment));
+      emptyNote.hidden = true;
+      body.value = "";
+    } catch (error) {
+      showFormError(form, error);
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+  return el("section", { class: "card comments-card" }, el("h2", {}, t("detail.comments")), list, emptyNote, form);
+}
+
+async function loadIncidentData(incidentId, signal) {
+  return Promise.all([
+    apiRequest(`/incidents/${incidentId}`, { signal }),
+    apiRequest(`/incidents/${incidentId}/comments`, { signal }),
+    apiRequest(`/incidents/${incidentId}/similar`, { signal }),
+  ]);
+}
+
+// Render the page for `incidentId` into `container`; returns a cleanup function (stops requests and the stream).
+export function renderIncidentDetailPage(container, { incidentId, me }) {
+  const controller = new AbortController();
+  const cleanups = [() => controller.abort()];
+  const section = el("section", { class: "detail-page" },
+    el("a", { href: "#/incidents", class: "back-link" }, t("detail.back")),
+    el("p", { class: "muted" }, t("list.loading")));
+  container.append(section);
+
+  loadIncidentData(incidentId, controller.signal).then(([incident, comments, similar]) => {
+    const summaryBox = el("div");
+    const actionsBox = el("div");
+    const showIncident = (current) => {
+      replaceContent(summaryBox, summary(current));
+      replaceContent(actionsBox, isTechnician(me) ? actionsCard(current, me, showIncident) : null);
+    };
+    showIncident(incident);
+    const suggestionBox = el("div");
+    const titlesById = new Map(similar.map((item) => [item.incident_id, item.title]));
+    cleanups.push(renderSuggestionPanel(suggestionBox, { incidentId, titlesById, canGiveFeedback: isTechnician(me) }));
+    replaceContent(section,
+      el("a", { href: "#/incidents", class: "back-link" }, t("detail.back")),
+      el("div", { class: "detail-grid" },
+        el("div", { class: "detail-main" }, el("div", { class: "card" }, summaryBox), actionsBox,
+          commentsCard(incidentId, comments)),
+        el("div", { class: "detail-side" }, suggestionBox,
+          el("section", { class: "card" }, el("h2", {}, t("detail.similarTitle")),
+            similarIncidentList(similar, t("report.noSimilar"))))));
+  }).catch((error) => {
+    if (error.name === "AbortError") {
+      return;
+    }
+    const message = error instanceof ApiError && error.status === 404 ? t("error.notFound") : describeError(error);
+    replaceContent(section, el("a", { href: "#/incidents", class: "back-link" }, t("detail.back")),
+      el("p", { class: "form-error" }, message));
+  });
+
+  return () => cleanups.forEach((cleanup) => cleanup());
+}
