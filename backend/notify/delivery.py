@@ -29,6 +29,7 @@ from backend.notify.outcome import AttemptResult
 from backend.notify.slack import slack_request
 from backend.notify.ssrf import OutboundPolicy
 from backend.notify.webhook import webhook_request
+from backend.sla import repository as sla_repository
 
 log = logging.getLogger(__name__)
 DRAIN_GRACE_S = 5.0
@@ -167,7 +168,8 @@ class DeliveryWorker:
         payload = item["payload"]
         if item["kind"] == "email":
             return await self.email.send(payload, recipients=parse_recipients(item["target"]),
-                                         endpoint_id=item["endpoint_id"], sent_at=now)
+                                         endpoint_id=item["endpoint_id"], sent_at=now,
+                                         letter=await self._letter(payload))
         if item["kind"] == "slack":
             headers, body = slack_request(payload)
         else:
@@ -177,6 +179,21 @@ class DeliveryWorker:
                 return AttemptResult("retry", error=str(exc))
             headers, body = webhook_request(payload, secrets_in_use=secrets_in_use, sent_at=now)
         return await self.http.post(item["target"], headers=headers, body=body, now=now)
+
+    async def _letter(self, payload: dict[str, Any]) -> dict[str, str] | None:
+        """For an escalation, the message written for the target department (people read e-mail; webhook
+        payloads stay free of the comments and names it quotes)."""
+        if payload.get("type") != "incident.escalated":
+            return None
+        escalation_id = (payload.get("data", {}).get("escalation") or {}).get("escalation_id")
+        if not isinstance(escalation_id, int):
+            return None
+        async with self.pool.acquire() as conn:
+            messages = await sla_repository.get_escalation_messages(conn, escalation_id)
+        department = (messages or {}).get("department")
+        if not (isinstance(department, dict) and department.get("subject") and department.get("body")):
+            return None
+        return {"subject": str(department["subject"]), "body": str(department["body"])}
 
     async def finish(self, item: dict[str, Any], result: AttemptResult) -> None:
         """Log the attempt, move the delivery on (done, retry later or dead) and keep the endpoint's failure streak."""

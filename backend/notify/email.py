@@ -35,10 +35,13 @@ def parse_recipients(target: str) -> list[str]:
 
 
 def email_message(payload: dict[str, Any], *, sender: str, recipients: list[str], endpoint_id: int,
-                  sent_at: datetime) -> EmailMessage:
-    """A plain-text message: headline, the key facts, and the event JSON for machines."""
+                  sent_at: datetime, letter: dict[str, str] | None = None) -> EmailMessage:
+    """A plain-text message: headline, the key facts, and the event JSON for machines.
+
+    A `letter` (subject and body written for people, e.g. an escalation to the target department) replaces the
+    headline and opens the text; the key facts and the event JSON still follow it."""
     message = EmailMessage()
-    message["Subject"] = "[PR-System] " + headline(payload)
+    message["Subject"] = "[PR-System] " + (letter["subject"] if letter else headline(payload))
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(sent_at)
@@ -47,6 +50,8 @@ def email_message(payload: dict[str, Any], *, sender: str, recipients: list[str]
     message["X-PRS-Event-Id"] = payload["id"]
     message["X-PRS-Event-Type"] = payload["type"]
     text = headline(payload) + "\n\n" + "\n".join(detail_lines(payload))
+    if letter:
+        text = letter["body"].rstrip() + "\n\n-- \n" + text
     text += "\n\n-- \nEvent JSON:\n" + json.dumps(payload, ensure_ascii=False, indent=2)
     message.set_content(text)
     return message
@@ -95,7 +100,7 @@ class EmailSender:
         return f"{code} {reply.decode(errors='replace')}"
 
     async def send(self, payload: dict[str, Any], *, recipients: list[str], endpoint_id: int,
-                   sent_at: datetime) -> AttemptResult:
+                   sent_at: datetime, letter: dict[str, str] | None = None) -> AttemptResult:
         """Deliver one event by e-mail; SMTP 5xx answers fail for good, everything else transient is retried."""
         start = time.perf_counter()
 
@@ -105,7 +110,7 @@ class EmailSender:
         if not self.configured:
             return AttemptResult("fail", error="SMTP is not configured (PRS_SMTP_HOST)", duration_ms=0)
         message = email_message(payload, sender=self.sender, recipients=recipients, endpoint_id=endpoint_id,
-                                sent_at=sent_at)
+                                sent_at=sent_at, letter=letter)
         try:
             reply = await asyncio.wait_for(asyncio.to_thread(self._send_blocking, message, recipients),
                                            timeout=self.timeout_s)

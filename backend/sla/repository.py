@@ -151,6 +151,11 @@ async def list_escalations(conn: asyncpg.Connection, incident_id: int) -> list[a
                             incident_id)
 
 
+async def get_escalation_messages(conn: asyncpg.Connection, escalation_id: int) -> dict[str, Any] | None:
+    """The rendered messages of one escalation ({"reporter": {...}, "department": {...}}), or None."""
+    return await conn.fetchval("SELECT messages FROM sla_escalations WHERE id = $1", escalation_id)
+
+
 async def fired_rule_keys(conn: asyncpg.Connection, incident_id: int) -> set[tuple[int, str]]:
     """(level, reason key) pairs already recorded for an incident."""
     rows = await conn.fetch("SELECT level, reason_key FROM sla_escalations WHERE incident_id = $1", incident_id)

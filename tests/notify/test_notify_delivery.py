@@ -4,6 +4,8 @@ competing workers, Slack, e-mail over TLS, and the outbound guard at connect tim
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import os
 import signal
@@ -449,6 +451,31 @@ class TestChannels:
         assert message["tls"] and message["to"] == ["ops@example.test", "qa@example.test"]
         assert f"X-PRS-Event-Id: {event_id}" in message["data"]
         assert "Subject: [PR-System] Test message from PR-System" in message["data"]
+
+    async def test_an_escalation_email_carries_the_message_for_the_target_department(
+            self, api, notify_api, admin, start_worker, smtp_starttls, make_account):
+        endpoint = await create_endpoint(notify_api, admin, kind="email", target="maintenance@example.test",
+                                         event_types=["incident.escalated"])
+        tech = await make_account("technician")
+        incident = (await api.post("/api/v1/incidents", json=NEW_INCIDENT, headers=tech.headers)).json()
+        await api.post(f"/api/v1/incidents/{incident['id']}/comments",
+                       json={"body": "Cambiado el relé térmico, sigue fallando"}, headers=tech.headers)
+        reply = await api.post(f"/api/v1/incidents/{incident['id']}/escalations",
+                               json={"level": 2, "reason": "La línea lleva parada una hora",
+                                     "target_department": "maintenance"}, headers=tech.headers)
+        assert reply.status_code == 201, reply.text
+        start_worker()
+        await eventually(lambda: _has_mail(smtp_starttls[1]))
+        [sent] = smtp_starttls[1].messages
+        mail = email.message_from_string(sent["data"], policy=email.policy.default)
+        history = (await api.get(f"/api/v1/incidents/{incident['id']}/escalations", headers=tech.headers)).json()
+        letter = history[0]["messages"]["department"]
+        assert sent["to"] == ["maintenance@example.test"] and endpoint["kind"] == "email"
+        assert mail["Subject"] == "[PR-System] " + letter["subject"]
+        body = mail.get_content().replace("\r\n", "\n")
+        assert body.startswith(letter["body"].rstrip())
+        assert "Cambiado el relé térmico" in body and "La línea lleva parada una hora" in body
+        assert '"type": "incident.escalated"' in body  # the event JSON still follows for scripts
 
     async def test_email_goes_out_over_implicit_tls(self, notify_api, admin, start_worker, smtp_implicit_tls):
         controller, handler = smtp_implicit_tls
