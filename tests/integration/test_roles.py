@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from fastapi.routing import APIRoute
 
 from backend.config import Settings
 from backend.main import create_app
@@ -44,11 +47,57 @@ def api_routes():
 ALL_ROUTES = sorted(set(api_routes()))
 
 
+def _guard_names(dependant) -> list[str]:
+    names = []
+    for dependency in dependant.dependencies:
+        name = getattr(dependency.call, "__name__", "")
+        if name.startswith("require_"):
+            names.append(name)
+        names.extend(_guard_names(dependency))
+    return names
+
+
+def _api_route_objects(routes):
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # an included router
+            yield from _api_route_objects(route.original_router.routes)
+        elif hasattr(route, "routes"):
+            yield from _api_route_objects(route.routes)
+
+
+def declared_guards() -> dict[tuple[str, str], str]:
+    """(method, path) -> the outermost guard the endpoint declares, read from its dependencies."""
+    declared = {}
+    for route in _api_route_objects(create_app(Settings(), run_worker=False).routes):
+        if route.path.startswith("/api/"):
+            for method in route.methods:
+                guards = _guard_names(route.dependant)
+                declared[(method, route.path)] = guards[0] if guards else ""
+    return declared
+
+
+GUARDS = declared_guards()
+
+
+def minimum_role(guard: str) -> str | None:
+    """The lowest role a guard admits (people only); None for API-key guards."""
+    if guard == "require_audit_reader":
+        return "admin"  # or the auditor capability, which these test accounts do not have
+    if guard.startswith("require_api_key_"):
+        return None
+    return guard.removeprefix("require_person_").removeprefix("require_")
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[a-z_]+\}", "1", path)
+
+
 @pytest.mark.parametrize("method, path", [r for r in ALL_ROUTES if r not in PUBLIC])
 @pytest.mark.asyncio
 async def test_anonymous_caller_gets_401_on_every_protected_endpoint(api, method, path):
-    concrete = path.replace("{incident_id}", "1").replace("{user_id}", "1").replace("{document_id}", "1")
-    reply = await api.request(method, concrete, json={})
+    reply = await api.request(method, concrete(path), json={})
     assert reply.status_code == 401, f"{method} {path} answered {reply.status_code}"
     assert reply.json()["error"] == "Unauthorized"
 
@@ -61,6 +110,43 @@ async def test_roles_below_the_minimum_get_403(api, make_account, method, path, 
         reply = await api.request(method, path, json={}, headers=account.headers)
         assert reply.status_code == 403, f"{role} on {method} {path} answered {reply.status_code}"
         assert minimum in reply.json()["detail"]
+
+
+def test_every_endpoint_declares_a_guard_and_the_schema_lists_every_route():
+    assert set(GUARDS) == set(ALL_ROUTES)
+    unguarded = sorted(route for route, guard in GUARDS.items() if not guard and route not in PUBLIC)
+    assert unguarded == []
+    assert all(not GUARDS[route] for route in PUBLIC)
+
+
+def test_the_policy_table_matches_what_the_endpoints_declare():
+    for method, path, minimum in MINIMUM_ROLE:
+        template = next(p for (m, p) in GUARDS if m == method and concrete(p) == path)
+        assert minimum_role(GUARDS[(method, template)]) == minimum, f"{method} {path}"
+
+
+PEOPLE_ROUTES = sorted((method, path, minimum_role(guard)) for (method, path), guard in GUARDS.items()
+                       if guard and minimum_role(guard) not in (None, "reporter"))
+KEY_ROUTES = sorted((method, path) for (method, path), guard in GUARDS.items() if guard.startswith("require_api_key_"))
+
+
+@pytest.mark.parametrize("method, path, minimum", PEOPLE_ROUTES)
+@pytest.mark.asyncio
+async def test_every_endpoint_refuses_each_role_below_its_declared_minimum(api, make_account, method, path,
+                                                                          minimum):
+    for role in ROLES[: ROLES.index(minimum)]:
+        account = await make_account(role)
+        reply = await api.request(method, concrete(path), json={}, headers=account.headers)
+        assert reply.status_code == 403, f"{role} on {method} {path} answered {reply.status_code}"
+
+
+@pytest.mark.parametrize("method, path", KEY_ROUTES)
+@pytest.mark.asyncio
+async def test_external_endpoints_refuse_a_persons_bearer_token(api, make_account, method, path):
+    admin = await make_account("admin")
+    reply = await api.request(method, concrete(path), json={}, headers=admin.headers)
+    assert reply.status_code == 401, f"{method} {path} answered {reply.status_code}"
+    assert "X-API-Key" in reply.json()["detail"]
 
 
 def test_the_route_list_is_not_empty():

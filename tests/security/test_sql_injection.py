@@ -11,7 +11,7 @@ pytestmark = pytest.mark.asyncio
 PAYLOADS = [
     "' OR '1'='1",
     "'; DROP TABLE users; --",
-    "1; SELECT pg_sleep(3); --",
+    "1; SELECT pg_sleep(10); --",
     "' UNION SELECT password_hash, NULL FROM users --",
     "\" OR \"\"=\"",
     "%' AND 1=1 --",
@@ -37,7 +37,7 @@ async def send(api, services, method, path, *, expected, **kwargs):
     before = await fingerprint(services)
     started = time.monotonic()
     reply = await api.request(method, path, **kwargs)
-    assert time.monotonic() - started < 2.5, "pg_sleep ran: the payload reached SQL as code"
+    assert time.monotonic() - started < 8, "pg_sleep ran: the payload reached SQL as code"
     assert reply.status_code == expected, f"{method} {path} {kwargs}: {reply.status_code} {reply.text[:300]}"
     return before, reply
 
