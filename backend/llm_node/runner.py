@@ -284,6 +284,11 @@ class LlamaRunner:
         if budget <= 0:
             stats.total_ns = time.perf_counter_ns() - started
             return stats
+        # Every generation starts from an empty KV cache. llama-cpp-python would reuse the longest cached prefix,
+        # but partial removal from a sliding-window (iSWA) cache, as gemma3 has, leaves state behind: the same
+        # request then answered differently after another one. Re-reading the prompt costs little next to that.
+        self._llama.reset()
+        self._llama._ctx.kv_cache_clear()
         self._llama.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stop_filter = StopSequenceFilter(sampling.stop)

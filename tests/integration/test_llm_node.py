@@ -83,14 +83,25 @@ async def test_stop_sequence_ends_the_answer_before_it(client: ollama.AsyncClien
     assert "6" in reply.response
 
 
+async def test_an_answer_does_not_depend_on_the_requests_before_it(client: ollama.AsyncClient):
+    messages = [
+        {"role": "system", "content": "You are a maintenance assistant in a factory."},
+        {"role": "user", "content": "The conveyor motor on line 3 is overheating. What should I check first?"},
+    ]
+    options = {"num_predict": 16, "temperature": 0}
+    first = (await client.chat(TEST_MODEL_NAME, messages, options=options)).message.content
+    again = (await client.chat(TEST_MODEL_NAME, messages, options=options)).message.content  # prompt still cached
+    await client.generate(TEST_MODEL_NAME, COUNTING_PROMPT, raw=True, options={"num_predict": 20})
+    after_another = (await client.chat(TEST_MODEL_NAME, messages, options=options)).message.content
+    assert first == again == after_another
+
+
 async def test_chat_answers_as_the_assistant_with_and_without_stream(client: ollama.AsyncClient):
     messages = [
         {"role": "system", "content": "You are a maintenance assistant in a factory."},
         {"role": "user", "content": "The conveyor motor on line 3 is overheating. What should I check first?"},
     ]
-    # Greedy: a sampled continuation may differ between two runs once the node reuses a cached prompt prefix
-    # (llama.cpp evaluates the rest in a different batch, and the last bits of the logits move).
-    options = {"num_predict": 16, "temperature": 0, "seed": 7}
+    options = {"num_predict": 16, "seed": 7}  # sampled, but seeded: the same request gives the same answer
     reply = await client.chat(TEST_MODEL_NAME, messages, options=options)
     assert reply.message.role == "assistant"
     assert reply.done is True
