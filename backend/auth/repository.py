@@ -23,6 +23,12 @@ async def get_user(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | N
     return await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
 
 
+async def session_is_revoked(conn: asyncpg.Connection, family_id: uuid.UUID) -> bool:
+    """True once a login session was ended (logout, or a refresh token used twice)."""
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL)", family_id)
+
+
 async def insert_user(
     conn: asyncpg.Connection, *, username: str, display_name: str, email: str | None,
     password_hash: str | None, role: str, source: str, now: datetime, is_auditor: bool = False,

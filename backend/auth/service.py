@@ -115,11 +115,14 @@ class AuthService:
         return decode_access_token(self._secret, token, now=self.clock.now())
 
     async def load_active_principal(self, claims: AccessClaims) -> Principal:
-        """The principal for a token, refusing disabled or deleted accounts; role read fresh."""
+        """The principal for a token, refusing disabled or deleted accounts and ended sessions; role read fresh."""
         async with self.pool.acquire() as conn:
             user = await repository.get_user(conn, claims.user_id)
+            revoked = user is not None and await repository.session_is_revoked(conn, claims.session_id)
         if user is None or not user["is_active"]:
             raise Unauthorized("account is disabled or no longer exists")
+        if revoked:
+            raise Unauthorized("this session has ended (signed out or revoked); sign in again")
         return principal_for_user(user)
 
     async def _directory_login(self, ctx: RequestContext, *, username: str, password: str) -> TokenPair:
@@ -250,7 +253,7 @@ class AuthService:
         )
         access = issue_access_token(
             self._secret, user_id=user["id"], username=user["username"], role=user["role"],
-            now=now, minutes=self.settings.access_token_minutes,
+            now=now, minutes=self.settings.access_token_minutes, session_id=family_id,
         )
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=self.settings.access_token_minutes * 60)
 

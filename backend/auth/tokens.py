@@ -27,6 +27,7 @@ class AccessClaims:
     username: str
     role: str
     expires_at: datetime
+    session_id: uuid.UUID  # the login session (refresh-token family): logging out or a detected reuse ends it
 
 
 def resolve_jwt_secret(settings: Settings) -> str:
@@ -45,8 +46,9 @@ def resolve_jwt_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def issue_access_token(secret: str, *, user_id: int, username: str, role: str, now: datetime, minutes: int) -> str:
-    """A signed, short-lived access token."""
+def issue_access_token(secret: str, *, user_id: int, username: str, role: str, now: datetime, minutes: int,
+                       session_id: uuid.UUID) -> str:
+    """A signed, short-lived access token bound to its login session."""
     claims = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -57,6 +59,7 @@ def issue_access_token(secret: str, *, user_id: int, username: str, role: str, n
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(minutes=minutes)).timestamp()),
         "jti": uuid.uuid4().hex,
+        "sid": str(session_id),
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -70,7 +73,7 @@ def decode_access_token(secret: str, token: str, *, now: datetime) -> AccessClai
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "role", "typ"], "verify_exp": False},
+            options={"require": ["exp", "iat", "sub", "role", "typ", "sid"], "verify_exp": False},
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid access token: {exc}") from None
@@ -83,11 +86,16 @@ def decode_access_token(secret: str, token: str, *, now: datetime) -> AccessClai
         user_id = int(claims["sub"])
     except ValueError:
         raise Unauthorized("invalid access token: bad subject") from None
+    try:
+        session_id = uuid.UUID(str(claims["sid"]))
+    except ValueError:
+        raise Unauthorized("invalid access token: bad session") from None
     return AccessClaims(
         user_id=user_id,
         username=str(claims.get("name", "")),
         role=str(claims["role"]),
         expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo),
+        session_id=session_id,
     )
 
 

@@ -75,6 +75,16 @@ class TestTokens:
         reply = await api.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert reply.status_code == 401
 
+    async def test_logout_ends_the_sessions_access_token_at_once(self, api, make_account):
+        account = await make_account("reporter")
+        tokens = (await login(api, account.username)).json()
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        assert (await api.get("/api/v1/auth/me", headers=bearer)).status_code == 200
+        assert (await api.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})).status_code == 204
+        reply = await api.get("/api/v1/auth/me", headers=bearer)
+        assert reply.status_code == 401 and "session has ended" in reply.json()["detail"]
+        assert (await api.get("/api/v1/auth/me", headers=account.headers)).status_code == 200, "other sessions live on"
+
     @pytest.mark.parametrize("kind", ["alg-none", "wrong-signature", "expired", "refresh-as-access", "garbage"])
     async def test_forged_or_expired_access_tokens_are_refused(self, api, make_account, services, kind):
         account = await make_account("admin")

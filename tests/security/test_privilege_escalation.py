@@ -94,8 +94,9 @@ async def test_an_admin_api_key_cannot_manage_accounts_or_mint_keys(api, service
 async def test_a_token_still_claiming_admin_after_a_demotion_gets_the_current_role(api, services, people):
     admin, _, reporter = people
     now = services.clock.now()
+    session = jwt.decode(reporter.headers["Authorization"].split()[1], options={"verify_signature": False})["sid"]
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(reporter.id), "role": "admin", "typ": "access",
-              "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())}
+              "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp()), "sid": session}
     validly_signed = jwt.encode(claims, services.auth._secret, algorithm=ALGORITHM)
     users_before = await users_snapshot(services)
     reply = await api.post("/api/v1/users", json={"username": "mole", "password": "Mole-Password-123", "role": "admin"},

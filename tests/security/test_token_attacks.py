@@ -90,6 +90,29 @@ async def test_replayed_refresh_token_revokes_the_whole_session(api, make_accoun
     assert reuse_audited == 1
 
 
+async def test_a_replayed_refresh_token_also_ends_the_sessions_access_tokens(api, make_account):
+    account = await make_account("reporter")
+    first = await login(api, account.username)
+    rotated = (await api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
+    bearer = {"Authorization": f"Bearer {rotated['access_token']}"}
+    assert (await api.get("/api/v1/auth/me", headers=bearer)).status_code == 200
+    await api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})  # the replay
+    for token in (first["access_token"], rotated["access_token"]):
+        reply = await api.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert reply.status_code == 401 and "session has ended" in reply.json()["detail"]
+    assert (await api.get("/api/v1/auth/me", headers=account.headers)).status_code == 200, "other sessions live on"
+
+
+async def test_a_token_without_a_session_is_refused_even_when_validly_signed(api, make_account, services):
+    account = await make_account("admin")
+    claims = jwt.decode(account.headers["Authorization"].split()[1], options={"verify_signature": False})
+    for sid in (None, "not-a-uuid"):
+        forged = {k: v for k, v in claims.items() if k != "sid"} | ({"sid": sid} if sid else {})
+        token = jwt.encode(forged, services.auth._secret, algorithm="HS256")
+        reply = await api.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+        assert reply.status_code == 401, sid
+
+
 async def test_logged_out_refresh_token_is_dead(api, make_account):
     account = await make_account("reporter")
     tokens = await login(api, account.username)
