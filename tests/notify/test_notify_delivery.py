@@ -21,6 +21,7 @@ from backend.context import system_context
 from backend.db import transaction
 from backend.events import DomainEvent
 from backend.notify.outbox import write_event
+from tests.fixtures.app import wait_for
 from tests.fixtures.notify_receivers import Answer, HttpReceiver
 
 pytestmark = pytest.mark.asyncio
@@ -58,14 +59,7 @@ async def delivery_state(services, event_id: str) -> list[tuple[str, int]]:
 
 
 async def eventually(predicate, timeout: float = 20.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+    return await wait_for(predicate, timeout=timeout, interval=0.05)
 
 
 def verify_against_schema(body: dict) -> None:

@@ -9,6 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from tests.fixtures.app import wait_for
 from tests.fixtures.notify_receivers import Answer
 
 pytestmark = pytest.mark.asyncio
@@ -140,7 +141,7 @@ class TestPingRotationRedelivery:
                                          headers=admin.headers)).json()["items"]
             return page if page and page[0]["outcome"] == "delivered" else None
 
-        attempt = (await wait_until(logged))[0]
+        attempt = (await wait_for(logged, timeout=20, interval=0.05))[0]
         assert attempt["status_code"] == 200 and attempt["response_excerpt"] == "ok"
         assert attempt["duration_ms"] >= 0 and attempt["endpoint_id"] == endpoint["id"]
 
@@ -191,17 +192,6 @@ class TestPingRotationRedelivery:
         assert reply.status_code == 409
 
 
-async def wait_until(predicate, timeout: float = 15.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 class TestDeliveryLog:
     async def test_log_filters_by_endpoint_event_outcome_and_time(self, notify_api, admin, receiver, start_worker):
         good = await create_endpoint(notify_api, admin, target=receiver.url("/good"))
@@ -223,7 +213,7 @@ class TestDeliveryLog:
             rows = await attempts()
             return len(rows) == 2 and all(r["outcome"] != "in_flight" for r in rows)
 
-        await wait_until(both_finished)
+        await wait_for(both_finished, timeout=20, interval=0.05)
         dead = await attempts(outcome="dead")
         assert [(a["endpoint_id"], a["status_code"], a["response_excerpt"]) for a in dead] == \
             [(bad["id"], 404, "no such hook")]
