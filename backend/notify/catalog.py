@@ -40,6 +40,11 @@ EVENT_TYPES: tuple[EventType, ...] = (
 )
 
 BY_NAME: dict[str, EventType] = {event.name: event for event in EVENT_TYPES}
+# Events about one incident: the only ones an e-mail endpoint whose target is REPORTER_TARGET may take.
+INCIDENT_EVENTS: frozenset[str] = frozenset(
+    event.name for event in EVENT_TYPES if event.name.split(".")[0] in ("incident", "suggestion", "sla"))
+# The target of an e-mail endpoint that writes to each incident's reporter (their account's address).
+REPORTER_TARGET = "reporter"
 SUBSCRIBABLE: tuple[str, ...] = tuple(event.name for event in EVENT_TYPES if event.subscribable)
 
 

@@ -20,7 +20,7 @@ from backend.config import Settings
 from backend.context import system_context
 from backend.db import connect, transaction
 from backend.notify import repository
-from backend.notify.catalog import ENDPOINT_DISABLED
+from backend.notify.catalog import ENDPOINT_DISABLED, REPORTER_TARGET
 from backend.notify.crypto import SecretBox, SecretDecryptionError
 from backend.notify.email import EmailSender, parse_recipients
 from backend.notify.http_client import HttpPoster
@@ -167,9 +167,16 @@ class DeliveryWorker:
         now = self.clock.now()
         payload = item["payload"]
         if item["kind"] == "email":
-            return await self.email.send(payload, recipients=parse_recipients(item["target"]),
-                                         endpoint_id=item["endpoint_id"], sent_at=now,
-                                         letter=await self._letter(payload))
+            to_reporter = item["target"] == REPORTER_TARGET
+            if to_reporter:
+                address = await self._reporter_address(payload)
+                if address is None:
+                    return AttemptResult("fail", error="the incident's reporter has no e-mail address")
+                recipients = [address]
+            else:
+                recipients = parse_recipients(item["target"])
+            return await self.email.send(payload, recipients=recipients, endpoint_id=item["endpoint_id"], sent_at=now,
+                                         letter=await self._letter(payload, "reporter" if to_reporter else "department"))
         if item["kind"] == "slack":
             headers, body = slack_request(payload)
         else:
@@ -180,9 +187,20 @@ class DeliveryWorker:
             headers, body = webhook_request(payload, secrets_in_use=secrets_in_use, sent_at=now)
         return await self.http.post(item["target"], headers=headers, body=body, now=now)
 
-    async def _letter(self, payload: dict[str, Any]) -> dict[str, str] | None:
-        """For an escalation, the message written for the target department (people read e-mail; webhook
-        payloads stay free of the comments and names it quotes)."""
+    async def _reporter_address(self, payload: dict[str, Any]) -> str | None:
+        incident_id = (payload.get("data", {}).get("incident") or {}).get("id")
+        if not isinstance(incident_id, int):
+            return None
+        async with self.pool.acquire() as conn:
+            address = await repository.incident_reporter_email(conn, incident_id)
+        try:
+            return parse_recipients(address)[0] if address else None
+        except ValueError:
+            return None
+
+    async def _letter(self, payload: dict[str, Any], audience: str) -> dict[str, str] | None:
+        """For an escalation, the message written for its audience, the target department or the reporter
+        (people read e-mail; webhook payloads stay free of the comments and names it quotes)."""
         if payload.get("type") != "incident.escalated":
             return None
         escalation_id = (payload.get("data", {}).get("escalation") or {}).get("escalation_id")
@@ -190,10 +208,10 @@ class DeliveryWorker:
             return None
         async with self.pool.acquire() as conn:
             messages = await sla_repository.get_escalation_messages(conn, escalation_id)
-        department = (messages or {}).get("department")
-        if not (isinstance(department, dict) and department.get("subject") and department.get("body")):
+        message = (messages or {}).get(audience)
+        if not (isinstance(message, dict) and message.get("subject") and message.get("body")):
             return None
-        return {"subject": str(department["subject"]), "body": str(department["body"])}
+        return {"subject": str(message["subject"]), "body": str(message["body"])}
 
     async def finish(self, item: dict[str, Any], result: AttemptResult) -> None:
         """Log the attempt, move the delivery on (done, retry later or dead) and keep the endpoint's failure streak."""

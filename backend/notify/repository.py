@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from backend.notify.catalog import REPORTER_TARGET
+
 WAKE_CHANNEL = "prs_notify_deliveries"
 
 _ENDPOINT_COLUMNS = """
@@ -122,6 +124,13 @@ async def get_incident_for_event(conn: asyncpg.Connection, incident_id: int) -> 
              FROM incidents WHERE id = $1""", incident_id)
 
 
+async def incident_reporter_email(conn: asyncpg.Connection, incident_id: int) -> str | None:
+    """The e-mail address of an incident's reporter, when their account has one."""
+    return await conn.fetchval(
+        """SELECT nullif(btrim(u.email), '') FROM incidents i JOIN users u ON u.id = i.reporter_id
+            WHERE i.id = $1""", incident_id)
+
+
 # --- outbox ------------------------------------------------------------------------------------------------------
 
 async def insert_event(conn: asyncpg.Connection, *, event_id: str, event_type: str, version: int,
@@ -146,9 +155,14 @@ async def insert_deliveries_for_matching(conn: asyncpg.Connection, *, event_id: 
               AND $2 = ANY(e.event_types)
               AND ($3::text IS NULL OR cardinality(e.areas) = 0 OR $3 = ANY(e.areas))
               AND ($4::text IS NULL OR cardinality(e.priorities) = 0 OR $4 = ANY(e.priorities))
+              -- An endpoint writing to the reporter only gets events whose reporter has an address.
+              AND NOT (e.kind = 'email' AND e.target = $6 AND NOT EXISTS (
+                       SELECT 1 FROM notify_events ev JOIN incidents i ON i.id = ev.incident_id
+                                JOIN users u ON u.id = i.reporter_id
+                        WHERE ev.id = $1 AND nullif(btrim(u.email), '') IS NOT NULL))
             ORDER BY e.id
            RETURNING id""",
-        event_id, event_type, area, priority, now,
+        event_id, event_type, area, priority, now, REPORTER_TARGET,
     )
     return [row["id"] for row in rows]
 

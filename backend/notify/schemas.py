@@ -36,7 +36,8 @@ class _Filter(BaseModel):
 
 
 class EndpointCreate(_Filter):
-    """A new endpoint. target: an http(s) URL for webhook and slack, comma-separated addresses for email."""
+    """A new endpoint. target: an http(s) URL for webhook and slack; for email, comma-separated addresses, or
+    `reporter` to write to the reporter of each incident (their account's e-mail address)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Kind

@@ -15,7 +15,7 @@ from backend.context import RequestContext
 from backend.db import transaction
 from backend.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from backend.notify import repository
-from backend.notify.catalog import PING
+from backend.notify.catalog import INCIDENT_EVENTS, PING, REPORTER_TARGET
 from backend.notify.crypto import SecretBox
 from backend.notify.email import parse_recipients
 from backend.notify.outbox import OutboxListener, write_event
@@ -71,6 +71,8 @@ class NotifyService:
         if kind == "email":
             if not self.settings.smtp_host:
                 raise ValidationFailed("e-mail endpoints need an SMTP server: set PRS_SMTP_HOST", field="kind")
+            if target.strip().lower() == REPORTER_TARGET:
+                return REPORTER_TARGET
             try:
                 return ", ".join(parse_recipients(target))
             except ValueError as exc:
@@ -80,6 +82,16 @@ class NotifyService:
         except OutboundRefused as exc:
             raise ValidationFailed(f"target refused: {exc}", field="target") from None
 
+    @staticmethod
+    def _check_reporter_events(target: str, event_types: list[str]) -> None:
+        """An endpoint that writes to reporters takes events about an incident only."""
+        if target != REPORTER_TARGET:
+            return
+        other = sorted(set(event_types) - INCIDENT_EVENTS)
+        if other:
+            raise ValidationFailed(f"an endpoint whose target is '{REPORTER_TARGET}' takes only events about an "
+                                   f"incident; not {', '.join(other)}", field="event_types")
+
     async def _check_areas(self, conn: asyncpg.Connection, areas: list[str]) -> None:
         unknown = sorted(set(areas) - await repository.existing_areas(conn, areas))
         if unknown:
@@ -88,6 +100,7 @@ class NotifyService:
     async def create_endpoint(self, ctx: RequestContext, body: EndpointCreate) -> dict[str, Any]:
         """Store an endpoint; a webhook gets a signing secret, returned only in this answer."""
         target = await self._check_target(body.kind, body.target)
+        self._check_reporter_events(target, list(body.event_types))
         secret = new_signing_secret() if body.kind == "webhook" else None
         now = self.clock.now()
         async with transaction(self.pool) as conn:
@@ -132,6 +145,8 @@ class NotifyService:
         now = self.clock.now()
         async with transaction(self.pool) as conn:
             before = await self._locked(conn, endpoint_id)
+            self._check_reporter_events(changes.get("target", before["target"]),
+                                        list(changes.get("event_types", before["event_types"])))
             if "areas" in changes:
                 await self._check_areas(conn, changes["areas"])
             await repository.update_endpoint(conn, endpoint_id, changes=changes, now=now)
@@ -192,6 +207,9 @@ class NotifyService:
             endpoint = await self._locked(conn, endpoint_id)
             if not endpoint["enabled"]:
                 raise Conflict(f"endpoint {endpoint_id} is disabled; enable it before sending a test")
+            if endpoint["kind"] == "email" and endpoint["target"] == REPORTER_TARGET:
+                raise Conflict(f"endpoint {endpoint_id} writes to each incident's reporter; there is no fixed "
+                               "address to send a test to")
             written = await write_event(conn, event_type=PING, occurred_at=now, now=now,
                                         data={"endpoint_id": endpoint_id, "message": PING_MESSAGE},
                                         only_endpoint_id=endpoint_id)

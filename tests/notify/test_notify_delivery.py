@@ -17,11 +17,12 @@ import jsonschema
 import pytest
 from standardwebhooks import Webhook
 
+from backend.auth.schemas import UserCreate
 from backend.context import system_context
 from backend.db import transaction
 from backend.events import DomainEvent
 from backend.notify.outbox import write_event
-from tests.fixtures.app import wait_for
+from tests.fixtures.app import PASSWORD, wait_for
 from tests.fixtures.notify_receivers import Answer, HttpReceiver
 
 pytestmark = pytest.mark.asyncio
@@ -332,6 +333,14 @@ class TestOrderingAndOutages:
         assert mail["enabled"]
 
 
+async def reporter_account(services, api, username: str, address: str | None) -> dict[str, str]:
+    """A reporter with (or without) an e-mail address on the account, signed in; returns the auth headers."""
+    await services.auth.create_user(system_context("test"), UserCreate(username=username, password=PASSWORD,
+                                                                       role="reporter", email=address))
+    reply = await api.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
 async def _has_mail(handler) -> bool:
     with handler.lock:
         return bool(handler.messages)
@@ -470,6 +479,35 @@ class TestChannels:
         assert body.startswith(letter["body"].rstrip())
         assert "Cambiado el relé térmico" in body and "La línea lleva parada una hora" in body
         assert '"type": "incident.escalated"' in body  # the event JSON still follows for scripts
+
+    async def test_a_reporter_endpoint_mails_each_reporter_their_escalation_message(
+            self, api, notify_api, admin, start_worker, smtp_starttls, make_account, services):
+        await create_endpoint(notify_api, admin, kind="email", target="Reporter", event_types=["incident.escalated"])
+        with_address = await reporter_account(services, api, "ana", "ana.garcia@example.test")
+        without_address = await reporter_account(services, api, "luis", None)
+        tech = await make_account("technician")
+        incidents = []
+        for reporter in (with_address, without_address):
+            incident = (await api.post("/api/v1/incidents", json=NEW_INCIDENT, headers=reporter)).json()
+            reply = await api.post(f"/api/v1/incidents/{incident['id']}/escalations",
+                                   json={"level": 1, "reason": "Sin respuesta en una hora"}, headers=tech.headers)
+            assert reply.status_code == 201, reply.text
+            incidents.append(incident)
+        start_worker()
+        await eventually(lambda: _has_mail(smtp_starttls[1]))
+        async with services.pool.acquire() as conn:
+            deliveries = await conn.fetchval(
+                "SELECT count(*) FROM notify_deliveries d JOIN notify_events e ON e.id = d.event_id "
+                "WHERE e.type = 'incident.escalated'")
+            events = await conn.fetchval("SELECT count(*) FROM notify_events WHERE type = 'incident.escalated'")
+        assert (events, deliveries) == (2, 1), "no delivery for the reporter without an address"
+        [sent] = smtp_starttls[1].messages
+        mail = email.message_from_string(sent["data"], policy=email.policy.default)
+        history = (await api.get(f"/api/v1/incidents/{incidents[0]['id']}/escalations", headers=tech.headers)).json()
+        letter = history[0]["messages"]["reporter"]
+        assert sent["to"] == ["ana.garcia@example.test"]
+        assert mail["Subject"] == "[PR-System] " + letter["subject"]
+        assert mail.get_content().replace("\r\n", "\n").startswith(letter["body"].rstrip())
 
     async def test_email_goes_out_over_implicit_tls(self, notify_api, admin, start_worker, smtp_implicit_tls):
         controller, handler = smtp_implicit_tls

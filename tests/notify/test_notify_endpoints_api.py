@@ -184,6 +184,22 @@ class TestPingRotationRedelivery:
         missing = await notify_api.post(f"{BASE}/events/evt_nope/redeliver", headers=admin.headers)
         assert missing.status_code == 404
 
+    async def test_a_reporter_endpoint_takes_only_incident_events_and_cannot_be_pinged(self, notify_api, admin,
+                                                                                       services):
+        before = await count(services, "notify_endpoints")
+        refused = await notify_api.post(f"{BASE}/endpoints", headers=admin.headers, json={
+            "kind": "email", "target": "reporter", "event_types": ["incident.created", "notification.endpoint_disabled"]})
+        assert refused.status_code == 422 and refused.json()["field"] == "event_types"
+        assert "notification.endpoint_disabled" in refused.json()["detail"]
+        assert await count(services, "notify_endpoints") == before
+        endpoint = await create_endpoint(notify_api, admin, kind="email", target=" REPORTER ")
+        assert endpoint["target"] == "reporter"
+        widened = await notify_api.patch(f"{BASE}/endpoints/{endpoint['id']}", headers=admin.headers,
+                                         json={"event_types": ["notification.endpoint_disabled"]})
+        assert widened.status_code == 422 and widened.json()["field"] == "event_types"
+        ping = await notify_api.post(f"{BASE}/endpoints/{endpoint['id']}/test", headers=admin.headers)
+        assert ping.status_code == 409 and "reporter" in ping.json()["detail"]
+
     async def test_ping_of_a_disabled_endpoint_is_a_conflict(self, notify_api, admin, receiver):
         endpoint = await create_endpoint(notify_api, admin, target=receiver.url())
         await notify_api.post(f"{BASE}/endpoints/{endpoint['id']}/toggle", json={"enabled": False},
