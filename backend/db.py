@@ -71,6 +71,21 @@ async def ensure_database(dsn: str) -> bool:
         await conn.close()
 
 
+def with_database(dsn: str, name: str) -> str:
+    """The same server and credentials, another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+async def drop_database(dsn: str) -> None:
+    """Drop the database named in the DSN (if it exists), disconnecting its sessions: benchmarks and tests."""
+    conn = await asyncpg.connect(_maintenance_dsn(dsn))
+    try:
+        quoted = await conn.fetchval("SELECT quote_ident($1)", _database_name(dsn))
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every bundled migration, in order."""
     found = []

@@ -9,7 +9,6 @@ import statistics
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -19,7 +18,7 @@ from backend.audit import service as audit
 from backend.clock import SystemClock
 from backend.config import Settings
 from backend.context import RequestContext, system_context
-from backend.db import create_pool, ensure_database, migrate
+from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -74,9 +73,7 @@ async def _key_checks(settings: Settings, pool: asyncpg.Pool, *, checks: int) ->
 
 async def run_access_bench(settings: Settings, *, writers: int, rows_per_writer: int, checks: int) -> dict[str, Any]:
     """Run the three measurements in a scratch database and return the figures."""
-    parts = urlsplit(settings.database_url)
-    name = f"prs_bench_access_{uuid.uuid4().hex[:8]}"
-    url = urlunsplit(parts._replace(path=f"/{name}"))
+    url = with_database(settings.database_url, f"prs_bench_access_{uuid.uuid4().hex[:8]}")
     await ensure_database(url)
     try:
         await migrate(url)
@@ -88,9 +85,5 @@ async def run_access_bench(settings: Settings, *, writers: int, rows_per_writer:
         finally:
             await pool.close()
     finally:
-        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(url)
     return figures

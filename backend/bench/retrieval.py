@@ -15,15 +15,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Literal
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from agent.embeddings import Encoder
 from agent.store import ChromaVectorStore
 from backend.clock import SystemClock
 from backend.config import Settings
-from backend.db import create_pool, ensure_database, migrate
+from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
 from backend.knowledge.ingest import incident_from_jira
 from backend.knowledge.service import KnowledgeService
 
@@ -56,19 +53,6 @@ def latency_figures(seconds: list[float]) -> dict[str, float]:
     ordered = sorted(seconds)
     p95_index = min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))
     return {"p50_ms": round(statistics.median(ordered) * 1000, 1), "p95_ms": round(ordered[p95_index] * 1000, 1)}
-
-
-def _with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-async def _drop_database(dsn: str) -> None:
-    conn = await asyncpg.connect(_with_database(dsn, "postgres"))
-    try:
-        quoted = await conn.fetchval("SELECT quote_ident($1)", urlsplit(dsn).path.lstrip("/"))
-        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-    finally:
-        await conn.close()
 
 
 async def _timed(call) -> tuple[Any, float]:
@@ -139,7 +123,7 @@ async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, que
     """Ingest the task's knowledge base into a fresh database, run its queries, return the figures."""
     if task not in ("jira", "dell"):
         raise ValueError("task must be 'jira' or 'dell'")
-    dsn = _with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
+    dsn = with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
     await ensure_database(dsn)
     try:
         await migrate(dsn)
@@ -161,5 +145,5 @@ async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, que
             finally:
                 await pool.close()
     finally:
-        await _drop_database(dsn)
+        await drop_database(dsn)
     return {"task": task} | figures

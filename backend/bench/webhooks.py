@@ -23,7 +23,7 @@ import h11
 from backend.clock import SystemClock
 from backend.config import Settings
 from backend.context import system_context
-from backend.db import create_pool, ensure_database, migrate, transaction
+from backend.db import create_pool, drop_database, ensure_database, migrate, transaction
 from backend.notify.outbox import write_event
 from backend.notify.schemas import EndpointCreate
 from backend.notify.wiring import build_notify
@@ -96,16 +96,6 @@ def _bench_dsn(dsn: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-async def _drop_database(dsn: str) -> None:
-    parts = urlsplit(dsn)
-    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        quoted = await conn.fetchval("SELECT quote_ident($1)", parts.path.lstrip("/"))
-        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-    finally:
-        await conn.close()
-
-
 def percentile(values: list[float], fraction: float) -> float:
     """The value below which `fraction` of the sorted values lie (nearest rank)."""
     ordered = sorted(values)
@@ -168,7 +158,7 @@ async def run_webhook_bench(settings: Settings, *, events: int, endpoints: int, 
         await receiver.stop()
         if pool is not None:
             await pool.close()
-        await _drop_database(dsn)
+        await drop_database(dsn)
         shutil.rmtree(data_dir, ignore_errors=True)
     result = {
         "bench": "webhooks", "at": datetime.now(timezone.utc).isoformat(), "endpoints": endpoints,

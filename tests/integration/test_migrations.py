@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from backend.db import ensure_database, migrate, migration_files
+from backend.db import drop_database, ensure_database, migrate, migration_files
 
 pytestmark = pytest.mark.asyncio
 
@@ -19,11 +19,7 @@ async def empty_database_url(database_url):
     name = f"prs_mig_{uuid.uuid4().hex[:8]}"
     url = f"{base}/{name}"
     yield url
-    conn = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(url)
 
 
 async def test_missing_database_is_created_once(empty_database_url):
