@@ -92,6 +92,9 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
 
         owned = services is None
         app.state.services = services or await build_services(settings, metrics=metrics)
+        if owned:
+            seconds = await app.state.services.knowledge.warm_up()
+            log.info("knowledge warmed up", extra={"seconds": round(seconds, 2)})
         stop = asyncio.Event()
         worker = asyncio.create_task(worker_loop(app.state.services, stop)) if start_worker else None
         try:

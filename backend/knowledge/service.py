@@ -106,6 +106,16 @@ class KnowledgeService:
         ]
         return similar[:limit]
 
+    async def warm_up(self) -> float:
+        """Load the embedding model and open the indexes with one throw-away search, so that the first
+        incident after a start answers as fast as the rest; returns the seconds it took. Never raises."""
+        started = time.perf_counter()
+        try:
+            await self.retriever.search("warm-up", area=None, k=1, kinds=ALL_KINDS, min_score=1.0)
+        except Exception:  # noqa: BLE001 - a store that is down now is reported by /health/ready, not here
+            log.warning("knowledge warm-up failed; the first search will load what it needs", exc_info=True)
+        return time.perf_counter() - started
+
     async def retrieve_cases(self, *, text: str, area: str | None, limit: int) -> list[CaseForPrompt]:
         """Incidents and document chunks to ground an LLM suggestion, best first."""
         found = await self.retriever.search(text, area=area, k=limit, kinds=ALL_KINDS,
