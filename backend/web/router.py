@@ -25,6 +25,7 @@ STATIC_FILES: dict[str, str] = {
     "incident-report-page.js": "text/javascript; charset=utf-8",
     "incident-detail-page.js": "text/javascript; charset=utf-8",
     "suggestion-panel.js": "text/javascript; charset=utf-8",
+    "sla-panel.js": "text/javascript; charset=utf-8",
 }
 
 # The page loads nothing from elsewhere and runs no inline code; the API is on the same origin.

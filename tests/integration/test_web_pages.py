@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import AsyncIterator
+from typing import AsyncIterator, get_args
 
 import httpx
 import pytest
@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from backend.errors import AppError
+from backend.sla.schemas import ClockKind
 from backend.web.router import STATIC_DIR, STATIC_FILES, router
 
 
@@ -102,3 +103,32 @@ async def test_an_unknown_static_name_answers_in_the_api_error_shape(web_client)
     response = await web_client.get("/static/secrets.txt")
     assert response.status_code == 404
     assert response.json() == {"error": "NotFound", "detail": "no static file named 'secrets.txt'"}
+
+
+def _ui_texts(language: str) -> set[str]:
+    """The keys defined for `language` in i18n.js (its TEXTS object holds an `en` block, then an `es` block)."""
+    source = (STATIC_DIR / "i18n.js").read_text(encoding="utf-8")
+    english, spanish = source.split("\n  es: {", 1)
+    block = english.split("\n  en: {", 1)[1] if language == "en" else spanish.split("\n};", 1)[0]
+    return set(re.findall(r'^\s+"([\w.]+)":', block, flags=re.MULTILINE))
+
+
+def test_every_text_the_pages_use_exists_in_english_and_spanish():
+    used = set()
+    for name in STATIC_FILES:
+        if name.endswith(".js"):
+            used |= set(re.findall(r'\bt\("([\w.]+)"', (STATIC_DIR / name).read_text(encoding="utf-8")))
+    english, spanish = _ui_texts("en"), _ui_texts("es")
+    assert {"sla.title", "sla.clock.first_response", "detail.back"} <= used | english
+    assert used - english == set(), "texts missing in English"
+    assert used - spanish == set(), "texts missing in Spanish"
+    assert english == spanish
+
+
+def test_the_sla_panel_names_every_clock_and_state_it_can_show():
+    english = _ui_texts("en")
+    assert {f"sla.clock.{kind}" for kind in get_args(ClockKind)} <= english
+    panel = (STATIC_DIR / "sla-panel.js").read_text(encoding="utf-8")
+    states = set(re.findall(r'"(sla\.(?:running|atRisk|paused|breached|met|missed))"', panel))
+    assert states == {"sla.running", "sla.atRisk", "sla.paused", "sla.breached", "sla.met", "sla.missed"}
+    assert states <= english

@@ -1,4 +1,5 @@
-// One incident: summary, status actions, assign to me, comments, similar incidents and the suggestion panel.
+// One incident: summary, status actions, assign to me, comments, SLA clocks, similar incidents and the suggestion
+// panel.
 
 import { ApiError, apiRequest } from "./api.js";
 import {
@@ -6,6 +7,7 @@ import {
   showFormError, similarIncidentList, statusBadge,
 } from "./dom.js";
 import { formatDateTime, t } from "./i18n.js";
+import { renderSlaPanel } from "./sla-panel.js";
 import { renderSuggestionPanel } from "./suggestion-panel.js";
 
 const ROLE_RANK = { reporter: 0, technician: 1, supervisor: 2, admin: 3 };
@@ -111,7 +113,7 @@ function commentItem(comment) {
     el("p", { class: "prewrap" }, comment.body));
 }
 
-function commentsCard(incidentId, comments) {
+function commentsCard(incidentId, comments, onCommented) {
   const list = el("ul", { class: "comment-list" }, comments.map(commentItem));
   const emptyNote = el("p", { class: "muted", hidden: comments.length > 0 }, t("detail.noComments"));
   const body = el("textarea", { id: "comment-body", name: "body", rows: 3, maxlength: 10000, required: true,
@@ -130,6 +132,7 @@ function commentsCard(incidentId, comments) {
       list.append(commentItem(comment));
       emptyNote.hidden = true;
       body.value = "";
+      onCommented();
     } catch (error) {
       showFormError(form, error);
     } finally {
@@ -159,9 +162,15 @@ export function renderIncidentDetailPage(container, { incidentId, me }) {
   loadIncidentData(incidentId, controller.signal).then(([incident, comments, similar]) => {
     const summaryBox = el("div");
     const actionsBox = el("div");
+    const slaBox = el("div");
+    const slaPanel = renderSlaPanel(slaBox, { incidentId });
+    cleanups.push(slaPanel.cleanup);
     const showIncident = (current) => {
       replaceContent(summaryBox, summary(current));
-      replaceContent(actionsBox, isTechnician(me) ? actionsCard(current, me, showIncident) : null);
+      replaceContent(actionsBox, isTechnician(me) ? actionsCard(current, me, (updated) => {
+        showIncident(updated);
+        slaPanel.refresh();
+      }) : null);
     };
     showIncident(incident);
     const suggestionBox = el("div");
@@ -171,8 +180,8 @@ export function renderIncidentDetailPage(container, { incidentId, me }) {
       el("a", { href: "#/incidents", class: "back-link" }, t("detail.back")),
       el("div", { class: "detail-grid" },
         el("div", { class: "detail-main" }, el("div", { class: "card" }, summaryBox), actionsBox,
-          commentsCard(incidentId, comments)),
-        el("div", { class: "detail-side" }, suggestionBox,
+          commentsCard(incidentId, comments, () => slaPanel.refresh())),
+        el("div", { class: "detail-side" }, slaBox, suggestionBox,
           el("section", { class: "card" }, el("h2", {}, t("detail.similarTitle")),
             similarIncidentList(similar, t("report.noSimilar"))))));
   }).catch((error) => {
