@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.llm_nodes import free_port
+from tests.fixtures.server import Server
 
 pytestmark = pytest.mark.slow
 
@@ -22,32 +22,6 @@ ADMIN_PASSWORD = "Admin-Password-2026"
 def prs(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "backend.cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
-
-
-class Server:
-    def __init__(self, env: dict[str, str], log: Path):
-        self.env, self.log = env, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        handle = self.log.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--port", str(self.port)],
-                                        env=self.env, stdout=handle, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        raise AssertionError("server did not start:\n" + self.log.read_text()[-3000:])
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture

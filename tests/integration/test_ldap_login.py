@@ -11,7 +11,7 @@ from backend.auth.service import AuthService
 from backend.context import system_context
 from tests.fixtures.app import PASSWORD
 from tests.fixtures.ldap_server import GROUPS_DN, PEOPLE, PEOPLE_DN
-from tests.fixtures.llm_nodes import free_port
+from tests.fixtures.processes import free_port
 from tests.fixtures.security import app_with, settings_with
 
 pytestmark = pytest.mark.asyncio

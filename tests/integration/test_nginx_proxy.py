@@ -9,7 +9,6 @@ import shutil
 import ssl
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from tests.fixtures.app import PASSWORD
-from tests.fixtures.llm_nodes import free_port
+from tests.fixtures.processes import free_port, wait_until_serving
 from tests.fixtures.notify_receivers import make_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,16 +85,8 @@ class ProxiedSystem:
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path, *, verify=True) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(url, timeout=2, verify=verify).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass  # not listening yet
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up:\n" + log_path.read_text()[-3000:])
-        time.sleep(0.3)
+    if not wait_until_serving(url, process, timeout=180, verify=verify):
+        raise RuntimeError(f"{url} did not come up:\n" + log_path.read_text()[-3000:])
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import logging
 
 import httpx
-import pytest
 
 from backend.context import request_id_var
 from backend.main import create_app
