@@ -133,7 +133,8 @@ async def run_webhook_bench(settings: Settings, *, events: int, endpoints: int, 
         for url in urls:
             await admin.create_endpoint(system_context("bench"), EndpointCreate(
                 kind="webhook", target=url, event_types=["incident.created"]))
-        backlog = [await _commit_event(pool, clock, n) for n in range(events)]
+        for n in range(events):
+            await _commit_event(pool, clock, n)
         runners = [build_notify(bench_settings, pool=pool, clock=clock, registry=None, worker_name=f"bench-{n}")
                    for n in range(workers)]
         started = time.time()
