@@ -1,7 +1,7 @@
 // The SLA panel: the applied policy, each clock (first response, resolution) with its due time and business
 // minutes left or overdue, warnings and breaches recorded so far, and the escalation level.
 
-import { ApiError, apiRequest } from "./api.js";
+import { apiRequest } from "./api.js";
 import { describeError, el, replaceContent } from "./dom.js";
 import { formatDateTime, t } from "./i18n.js";
 
@@ -17,7 +17,7 @@ function formatMinutes(minutes, round = Math.floor) {
 // The state of one clock as a badge class and a text key; `warned` when a warning threshold was recorded for it.
 function clockState(clock, warned) {
   if (clock.state === "stopped") {
-    return clock.met === false || clock.breached ? ["sla-breached", "sla.missed"] : ["sla-met", "sla.met"];
+    return clock.met ? ["sla-met", "sla.met"] : ["sla-breached", "sla.missed"];
   }
   if (clock.breached || clock.overdue_business_minutes > 0) {
     return ["sla-breached", "sla.breached"];
@@ -90,8 +90,7 @@ export function renderSlaPanel(container, { incidentId }) {
       if (error.name === "AbortError") {
         return;
       }
-      const message = error instanceof ApiError && error.status === 404 ? t("sla.noPolicy") : describeError(error);
-      replaceContent(body, el("p", { class: "muted" }, message));
+      replaceContent(body, el("p", { class: "form-error" }, describeError(error)));
     }
   }
 
