@@ -25,6 +25,16 @@ class Settings(BaseSettings):
     jwt_secret: str = ""  # empty: generated once and kept in data_dir/jwt-secret
     access_token_minutes: int = 60
     refresh_token_days: int = 7
+    signing_key_refresh_s: float = 30.0  # how often each process re-reads the JWT signing keys (rotations)
+
+    # Account lifecycle: lockout and passwords of local accounts; see docs/access.md
+    lockout_threshold: int = 10  # failed logins of one account within the window that lock it; 0: never lock
+    lockout_window_minutes: int = 15
+    lockout_minutes: int = 15  # the first lock; each further lock before a successful login lasts twice as long
+    lockout_max_minutes: int = 1440
+    lockout_directory_accounts: bool = False  # LDAP accounts: counted and audited; the directory locks them
+    password_max_age_days: int = 0  # local passwords expire after this many days; 0: never
+    password_history: int = 5  # a new password may not be one of the last N (the current one included)
 
     # LLM nodes (Ollama REST API); the embedded default is `prs llm serve` on 11434.
     llm_nodes: str = "http://127.0.0.1:11434"
