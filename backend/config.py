@@ -143,6 +143,29 @@ class Settings(BaseSettings):
     maintenance_job_log_retention_days: int = 30  # pgqueuer log and statistics rows older than this are deleted
     maintenance_tick_retention_days: int = 7  # periodic_ticks rows older than this are deleted
 
+    # Backups to S3-compatible storage (MinIO) and audit anchors: see docs/backups.md
+    backup_s3_endpoint: str = ""  # host:port; empty: no backups are scheduled and the admin endpoints answer 409
+    backup_s3_access_key: str = ""
+    backup_s3_secret_key: str = ""
+    backup_s3_secure: bool = True  # https to the object store
+    backup_s3_region: str = ""
+    backup_s3_timeout_s: float = 30.0
+    backup_bucket: str = "prs-backups"
+    backup_prefix: str = "pr-system"
+    backup_encryption_key: str = ""  # passphrase (>= 32 chars) the AES-256 keys are derived from; required
+    backup_anchor_bucket: str = ""  # Object Lock bucket for audit anchors; empty: no anchors
+    backup_anchor_retention_days: int = 400  # how long an anchor is locked
+    backup_anchor_lock_mode: Literal["compliance", "governance"] = "compliance"
+    backup_source_database_url: str = ""  # the standby pg_dump reads from; empty: PRS_DATABASE_URL
+    backup_pg_bin_dir: str = ""  # folder of pg_dump/pg_restore matching the server; empty: PATH
+    backup_part_size_mb: int = 16  # multipart part size (S3 minimum 5)
+    backup_keep_hourly_hours: int = 24
+    backup_keep_daily_days: int = 30
+    backup_keep_weekly_weeks: int = 12
+    backup_keep_monthly_months: int = 12
+    backup_retry_attempts: int = 3  # attempts of one scheduled backup before it is recorded as failed
+    backup_retry_base_s: float = 30.0  # backoff before the second attempt; doubles each time
+
     log_level: str = "INFO"
     log_json: bool = True
 
