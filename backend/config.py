@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -165,6 +165,22 @@ class Settings(BaseSettings):
     backup_keep_monthly_months: int = 12
     backup_retry_attempts: int = 3  # attempts of one scheduled backup before it is recorded as failed
     backup_retry_base_s: float = 30.0  # backoff before the second attempt; doubles each time
+
+    # Observability and Alertmanager alerts as incidents: see docs/observability.md
+    metrics_port: int = 0  # `prs worker` / `prs notify worker` serve /metrics on this port; 0: no metrics server
+    metrics_host: str = "0.0.0.0"  # address the worker metrics server binds
+    metrics_cache_s: float = 15.0  # database gauges are read at most once per this many seconds per process
+    metrics_db_timeout_s: float = 2.0  # a scrape waits at most this long for the database gauges
+    llm_health_interval_s: float = 15.0  # background health check of every LLM node (prs_llm_node_up)
+    alertmanager_default_area: str = "it"  # area of alert incidents no rule and no `area` label places
+    alertmanager_area_label: str = "area"  # alert label whose value, when it is a known area, is the area
+    # JSON {"severity value": "priority"}; unknown or missing severities get the default priority
+    alertmanager_priorities: dict[str, str] = {"critical": "critical", "page": "critical", "error": "high",
+                                               "warning": "medium", "info": "low"}
+    alertmanager_default_priority: Literal["low", "medium", "high", "critical"] = "medium"
+    # JSON list of rules, first match wins: [{"match": {"label": "value", ...}, "area": "...", "priority": "..."}]
+    alertmanager_rules: list[dict[str, Any]] = []
+    alertmanager_resolve_incidents: bool = False  # a `resolved` notification also resolves the incident
 
     log_level: str = "INFO"
     log_json: bool = True
