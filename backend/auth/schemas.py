@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,21 +35,31 @@ class UserOut(BaseModel):
     last_login_at: datetime | None
 
 
+# One annotated type per field, shared by creation and change, so POST and PATCH validate alike.
+Username = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")]
+Password = Annotated[str, Field(min_length=1, max_length=256)]
+DisplayName = Annotated[str, Field(max_length=200)]
+Email = Annotated[str | None, Field(max_length=254)]
+
+
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
-    password: str = Field(min_length=1, max_length=256)
+    username: Username
+    password: Password
     role: RoleName
-    display_name: str = Field(default="", max_length=200)
-    email: str | None = Field(default=None, max_length=254)
+    display_name: DisplayName = ""
+    email: Email = None
     is_auditor: bool = Field(default=False, description="Grants read access to the audit log.")
 
 
 class UserUpdate(BaseModel):
+    """Changes to an account. An omitted field stays as it is; none may be null except `email`, where null
+    also leaves it as it is."""
+
     model_config = ConfigDict(extra="forbid")
-    role: RoleName | None = None
-    is_active: bool | None = None
-    display_name: str | None = Field(default=None, max_length=200)
-    email: str | None = Field(default=None, max_length=254)
-    password: str | None = Field(default=None, min_length=1, max_length=256)
-    is_auditor: bool | None = Field(default=None, description="Grant or withdraw read access to the audit log.")
+    role: RoleName = Field(default=None)
+    is_active: bool = Field(default=None)
+    display_name: DisplayName = Field(default=None)
+    email: Email = None
+    password: Password = Field(default=None)
+    is_auditor: bool = Field(default=None, description="Grant or withdraw read access to the audit log.")

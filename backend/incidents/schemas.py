@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Priority = Literal["low", "medium", "high", "critical"]
 Status = Literal["open", "in_progress", "waiting", "resolved", "closed"]
@@ -26,52 +26,46 @@ def _not_blank(value: str) -> str:
     return value
 
 
+# One annotated type per field, shared by creation and change, so POST and PATCH validate alike.
+Title = Annotated[str, Field(min_length=1, max_length=TITLE_MAX), AfterValidator(_not_blank)]
+Description = Annotated[str, Field(min_length=1, max_length=DESCRIPTION_MAX), AfterValidator(_not_blank)]
+AreaCode = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_not_blank)]
+Category = Annotated[str | None, Field(max_length=100)]
+CustomerTier = Annotated[str | None, Field(max_length=32)]
+ExternalRef = Annotated[str | None, Field(max_length=128)]
+Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX), AfterValidator(_not_blank)]
+Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX)]
+
+
 class IncidentCreate(BaseModel):
     """A new incident. Limits: title 1-200 chars, description 1-20,000 chars, up to 20 tags of 40 chars."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=TITLE_MAX, examples=["Cinta transportadora línea 3 sobrecalentada"])
-    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX,
-                             examples=["El motor de la cinta de la línea 3 se para con alarma E-4021 tras 20 minutos."])
-    area: str = Field(min_length=1, max_length=64, examples=["production"])
+    title: Title = Field(examples=["Cinta transportadora línea 3 sobrecalentada"])
+    description: Description = Field(
+        examples=["El motor de la cinta de la línea 3 se para con alarma E-4021 tras 20 minutos."])
+    area: AreaCode = Field(examples=["production"])
     priority: Priority
-    category: str | None = Field(default=None, max_length=100)
-    customer_tier: str | None = Field(default=None, max_length=32)
-    external_ref: str | None = Field(default=None, max_length=128)
-    tags: list[str] = Field(default_factory=list, max_length=TAGS_MAX)
+    category: Category = None
+    customer_tier: CustomerTier = None
+    external_ref: ExternalRef = None
+    tags: Tags = Field(default_factory=list)
     language: Language | None = Field(default=None, description="Language of the suggestion; default from settings.")
-
-    _title_not_blank = field_validator("title", "description", "area")(_not_blank)
-
-    @field_validator("tags")
-    @classmethod
-    def _tags_are_short(cls, tags: list[str]) -> list[str]:
-        cleaned = []
-        for tag in tags:
-            tag = tag.strip()
-            if not tag or len(tag) > TAG_MAX:
-                raise ValueError(f"each tag must have 1-{TAG_MAX} characters")
-            cleaned.append(tag)
-        return cleaned
 
 
 class IncidentUpdate(BaseModel):
-    """Fields a technician may change; status has its own endpoint."""
+    """Fields a technician may change; status has its own endpoint. An omitted field stays as it is; null is
+    accepted only where the incident allows it (category, customer_tier, external_ref: null clears them)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
-    description: str | None = Field(default=None, min_length=1, max_length=DESCRIPTION_MAX)
-    area: str | None = Field(default=None, min_length=1, max_length=64)
-    priority: Priority | None = None
-    category: str | None = Field(default=None, max_length=100)
-    customer_tier: str | None = Field(default=None, max_length=32)
-    external_ref: str | None = Field(default=None, max_length=128)
-    tags: list[str] | None = Field(default=None, max_length=TAGS_MAX)
-
-    @field_validator("title", "description", "area")
-    @classmethod
-    def _not_blank_if_given(cls, value: str | None) -> str | None:
-        return None if value is None else _not_blank(value)
+    title: Title = Field(default=None)
+    description: Description = Field(default=None)
+    area: AreaCode = Field(default=None)
+    priority: Priority = Field(default=None)
+    category: Category = None
+    customer_tier: CustomerTier = None
+    external_ref: ExternalRef = None
+    tags: Tags = Field(default=None)
 
 
 class AssignRequest(BaseModel):

@@ -6,7 +6,7 @@ import base64
 import json
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 
@@ -92,8 +92,12 @@ class IncidentService:
             details=details or {},
         ))
 
-    async def create(self, ctx: RequestContext, body: IncidentCreate) -> dict[str, Any]:
-        """Store a new incident, its audit row and its suggestion job; reply with similar past incidents."""
+    async def create(self, ctx: RequestContext, body: IncidentCreate, *,
+                     on_created: Callable[[asyncpg.Connection, int], Awaitable[None]] | None = None
+                     ) -> dict[str, Any]:
+        """Store a new incident, its audit row and its suggestion job; reply with similar past incidents.
+
+        `on_created(conn, incident_id)` runs inside the creating transaction (e.g. to link an alert to it)."""
         async with self.pool.acquire() as conn:
             await self._require_area(conn, body.area)
         similar = await self.similar_for_text(f"{body.title}\n{body.description}", body.area)
@@ -103,6 +107,8 @@ class IncidentService:
         values["reporter_name"] = ctx.principal.name
         async with transaction(self.pool) as conn:
             incident_id = await repository.insert_incident(conn, values=values, now=now)
+            if on_created is not None:
+                await on_created(conn, incident_id)
             row = await repository.get_incident(conn, incident_id)
             await audit.record(conn, ctx, at=now, action="incident.created", resource_type="incident",
                                resource_id=incident_id, after=_audit_state(row))
@@ -160,9 +166,6 @@ class IncidentService:
     async def update(self, ctx: RequestContext, incident_id: int, body: IncidentUpdate) -> dict[str, Any]:
         """Change descriptive fields."""
         changes = body.model_dump(exclude_unset=True)
-        for column in ("title", "description", "area", "priority"):
-            if column in changes and changes[column] is None:
-                raise ValidationFailed(f"{column} cannot be null", field=column)
         now = self.clock.now()
         async with transaction(self.pool) as conn:
             before = await self._locked(conn, incident_id)

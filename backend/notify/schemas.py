@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -35,31 +35,38 @@ class _Filter(BaseModel):
         return None if values is None else _unique(values)
 
 
+# One annotated type per field, shared by creation and change, so POST and PATCH validate alike.
+Target = Annotated[str, Field(min_length=1, max_length=TARGET_MAX)]
+EndpointDescription = Annotated[str, Field(max_length=DESCRIPTION_MAX)]
+EventTypes = Annotated[list[SubscribableEvent], Field(min_length=1, max_length=len(SUBSCRIBABLE))]
+Areas = Annotated[list[str], Field(max_length=AREAS_MAX, description="Only events of these areas; empty: every area.")]
+Priorities = Annotated[list[Priority], Field(description="Only these priorities; empty: all.")]
+
+
 class EndpointCreate(_Filter):
     """A new endpoint. target: an http(s) URL for webhook and slack; for email, comma-separated addresses, or
     `reporter` to write to the reporter of each incident (their account's e-mail address)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Kind
-    target: str = Field(min_length=1, max_length=TARGET_MAX, examples=["https://erp.example.com/hooks/prs"])
-    description: str = Field(default="", max_length=DESCRIPTION_MAX)
+    target: Target = Field(examples=["https://erp.example.com/hooks/prs"])
+    description: EndpointDescription = ""
     enabled: bool = True
-    event_types: list[SubscribableEvent] = Field(min_length=1, max_length=len(SUBSCRIBABLE),
-                                                 examples=[["incident.created", "incident.resolved"]])
-    areas: list[str] = Field(default_factory=list, max_length=AREAS_MAX,
-                             description="Only events of these areas; empty: every area.")
-    priorities: list[Priority] = Field(default_factory=list, description="Only these priorities; empty: all.")
+    event_types: EventTypes = Field(examples=[["incident.created", "incident.resolved"]])
+    areas: Areas = Field(default_factory=list)
+    priorities: Priorities = Field(default_factory=list)
 
 
 class EndpointUpdate(_Filter):
-    """Fields that may change; the kind is fixed, `enabled` has its own endpoint."""
+    """Fields that may change; the kind is fixed, `enabled` has its own endpoint. An omitted field stays as it
+    is; none of them may be null."""
 
     model_config = ConfigDict(extra="forbid")
-    target: str | None = Field(default=None, min_length=1, max_length=TARGET_MAX)
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
-    event_types: list[SubscribableEvent] | None = Field(default=None, min_length=1, max_length=len(SUBSCRIBABLE))
-    areas: list[str] | None = Field(default=None, max_length=AREAS_MAX)
-    priorities: list[Priority] | None = None
+    target: Target = Field(default=None)
+    description: EndpointDescription = Field(default=None)
+    event_types: EventTypes = Field(default=None)
+    areas: Areas = Field(default=None)
+    priorities: Priorities = Field(default=None)
 
 
 class ToggleRequest(BaseModel):

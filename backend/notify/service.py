@@ -136,9 +136,6 @@ class NotifyService:
     async def update_endpoint(self, ctx: RequestContext, endpoint_id: int, body: EndpointUpdate) -> dict[str, Any]:
         """Change target, description or filter; a new target is checked like a new endpoint's."""
         changes = body.model_dump(exclude_unset=True)
-        for column in ("target", "event_types", "areas", "priorities", "description"):
-            if column in changes and changes[column] is None:
-                raise ValidationFailed(f"{column} cannot be null", field=column)
         if "target" in changes:
             kind = (await self.get_endpoint(endpoint_id))["kind"]
             changes["target"] = await self._check_target(kind, changes["target"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend.incidents.schemas import Priority
 from backend.sla.calendars import WEEKDAYS, BusinessCalendar, CalendarError
@@ -62,65 +62,59 @@ def _unique_sorted_thresholds(values: list[int]) -> list[int]:
     return sorted(values)
 
 
-class PolicyFields(BaseModel):
-    """Fields shared by creation and change of a policy."""
-
-    model_config = ConfigDict(extra="forbid")
-    description: str = Field(default="", max_length=1000)
-    priorities: list[Priority] = Field(default_factory=list, max_length=4,
-                                       description="Match: any of these priorities (empty: any priority).")
-    customer_tiers: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
-        default_factory=list, max_length=20, description="Match: any of these customer tiers (empty: any).")
-    areas: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=50, description="Match: any of these area codes (empty: any area).")
-    precedence: int = Field(default=100, ge=0, le=10_000,
-                            description="Lower wins when several policies match; then the most specific.")
-    calendar: CalendarSpec | None = Field(default=None, description="Business calendar; null: 24/7.")
-    pause_statuses: list[PausableStatus] = Field(default_factory=lambda: ["waiting"], max_length=3)
-    warning_thresholds: list[Annotated[int, Field(ge=1, le=99)]] = Field(
-        default_factory=lambda: [75, 90], max_length=5, description="Percent of the target at which to warn.")
-    is_active: bool = True
-
-    _thresholds = field_validator("warning_thresholds")(_unique_sorted_thresholds)
+# One annotated type per field, shared by creation and change, so POST and PATCH validate alike.
+PolicyName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_not_blank)]
+PolicyDescription = Annotated[str, Field(max_length=1000)]
+PolicyPriorities = Annotated[list[Priority], Field(
+    max_length=4, description="Match: any of these priorities (empty: any priority).")]
+CustomerTiers = Annotated[list[Annotated[str, Field(min_length=1, max_length=32)]], Field(
+    max_length=20, description="Match: any of these customer tiers (empty: any).")]
+PolicyAreas = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(
+    max_length=50, description="Match: any of these area codes (empty: any area).")]
+Precedence = Annotated[int, Field(ge=0, le=10_000,
+                                  description="Lower wins when several policies match; then the most specific.")]
+TargetMinutes = Annotated[int, Field(ge=1, le=MAX_TARGET_MINUTES)]
+PauseStatuses = Annotated[list[PausableStatus], Field(max_length=3)]
+WarningThresholds = Annotated[list[Annotated[int, Field(ge=1, le=99)]], Field(
+    max_length=5, description="Percent of the target at which to warn."),
+    AfterValidator(_unique_sorted_thresholds)]
 
 
-class PolicyCreate(PolicyFields):
+class PolicyCreate(BaseModel):
     """A new SLA policy."""
 
-    name: str = Field(min_length=1, max_length=100, examples=["Critical production"])
-    first_response_minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES, examples=[15])
-    resolution_minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES, examples=[240])
-
-    _name = field_validator("name")(_not_blank)
+    model_config = ConfigDict(extra="forbid")
+    name: PolicyName = Field(examples=["Critical production"])
+    description: PolicyDescription = ""
+    priorities: PolicyPriorities = Field(default_factory=list)
+    customer_tiers: CustomerTiers = Field(default_factory=list)
+    areas: PolicyAreas = Field(default_factory=list)
+    precedence: Precedence = 100
+    first_response_minutes: TargetMinutes = Field(examples=[15])
+    resolution_minutes: TargetMinutes = Field(examples=[240])
+    calendar: CalendarSpec | None = Field(default=None, description="Business calendar; null: 24/7.")
+    pause_statuses: PauseStatuses = Field(default_factory=lambda: ["waiting"])
+    warning_thresholds: WarningThresholds = Field(default_factory=lambda: [75, 90])
+    is_active: bool = True
 
 
 class PolicyUpdate(BaseModel):
-    """Changes to a policy; running clocks keep the snapshot they started with."""
+    """Changes to a policy; running clocks keep the snapshot they started with. An omitted field stays as it
+    is; null is accepted only for `calendar` (24/7)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=1000)
-    priorities: list[Priority] | None = Field(default=None, max_length=4)
-    customer_tiers: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(default=None,
-                                                                                            max_length=20)
-    areas: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(default=None, max_length=50)
-    precedence: int | None = Field(default=None, ge=0, le=10_000)
-    first_response_minutes: int | None = Field(default=None, ge=1, le=MAX_TARGET_MINUTES)
-    resolution_minutes: int | None = Field(default=None, ge=1, le=MAX_TARGET_MINUTES)
-    calendar: CalendarSpec | None = None
-    pause_statuses: list[PausableStatus] | None = Field(default=None, max_length=3)
-    warning_thresholds: list[Annotated[int, Field(ge=1, le=99)]] | None = Field(default=None, max_length=5)
-    is_active: bool | None = None
-
-    @field_validator("warning_thresholds")
-    @classmethod
-    def _thresholds(cls, values: list[int] | None) -> list[int] | None:
-        return None if values is None else _unique_sorted_thresholds(values)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return None if value is None else _not_blank(value)
+    name: PolicyName = Field(default=None)
+    description: PolicyDescription = Field(default=None)
+    priorities: PolicyPriorities = Field(default=None)
+    customer_tiers: CustomerTiers = Field(default=None)
+    areas: PolicyAreas = Field(default=None)
+    precedence: Precedence = Field(default=None)
+    first_response_minutes: TargetMinutes = Field(default=None)
+    resolution_minutes: TargetMinutes = Field(default=None)
+    calendar: CalendarSpec | None = Field(default=None, description="Business calendar; null: 24/7.")
+    pause_statuses: PauseStatuses = Field(default=None)
+    warning_thresholds: WarningThresholds = Field(default=None)
+    is_active: bool = Field(default=None)
 
 
 class PolicyOut(BaseModel):
@@ -194,36 +188,45 @@ Condition = Annotated[Union[DurationExceeds, SlaBreached, SlaWarning, PriorityIs
                             ReopenedTimes], Field(discriminator="type")]
 
 
+RuleName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_not_blank)]
+RuleDescription = Annotated[str, Field(max_length=1000)]
+Combine = Literal["all", "any"]
+Conditions = Annotated[list[Condition], Field(min_length=1, max_length=10)]
+Level = Annotated[int, Field(ge=1, le=3)]
+Department = Annotated[str | None, Field(pattern=DEPARTMENT_PATTERN)]
+ReassignTo = Annotated[int | None, Field(description="User id of a technician or above.")]
+Notify = Annotated[bool, Field(description="Publish incident.escalated for the notification outbox.")]
+
+
 class RuleCreate(BaseModel):
     """An escalation rule: conditions combined with all/any, and what to do once they hold."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100, examples=["Breach of critical incidents"])
-    description: str = Field(default="", max_length=1000)
-    combine: Literal["all", "any"] = "all"
-    conditions: list[Condition] = Field(min_length=1, max_length=10)
-    level: int = Field(ge=1, le=3)
-    target_department: str | None = Field(default=None, pattern=DEPARTMENT_PATTERN, examples=["maintenance-l2"])
-    reassign_to: int | None = Field(default=None, description="User id of a technician or above.")
-    notify: bool = Field(default=True, description="Publish incident.escalated for the notification outbox.")
+    name: RuleName = Field(examples=["Breach of critical incidents"])
+    description: RuleDescription = ""
+    combine: Combine = "all"
+    conditions: Conditions
+    level: Level
+    target_department: Department = Field(default=None, examples=["maintenance-l2"])
+    reassign_to: ReassignTo = None
+    notify: Notify = True
     is_active: bool = True
-
-    _name = field_validator("name")(_not_blank)
 
 
 class RuleUpdate(BaseModel):
-    """Changes to an escalation rule."""
+    """Changes to an escalation rule. An omitted field stays as it is; null is accepted only for
+    `target_department` and `reassign_to` (null clears them)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=1000)
-    combine: Literal["all", "any"] | None = None
-    conditions: list[Condition] | None = Field(default=None, min_length=1, max_length=10)
-    level: int | None = Field(default=None, ge=1, le=3)
-    target_department: str | None = Field(default=None, pattern=DEPARTMENT_PATTERN)
-    reassign_to: int | None = None
-    notify: bool | None = None
-    is_active: bool | None = None
+    name: RuleName = Field(default=None)
+    description: RuleDescription = Field(default=None)
+    combine: Combine = Field(default=None)
+    conditions: Conditions = Field(default=None)
+    level: Level = Field(default=None)
+    target_department: Department = None
+    reassign_to: ReassignTo = None
+    notify: Notify = Field(default=None)
+    is_active: bool = Field(default=None)
 
 
 class RuleOut(BaseModel):

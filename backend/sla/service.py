@@ -22,11 +22,6 @@ from backend.sla.schemas import EscalationRequest, PolicyCreate, PolicyUpdate, R
 from backend.sla.sweeps import SlaSweeper, SweepReport
 from backend.sla.timeline import FINISHED_STATUSES, ClockReading
 
-NOT_NULL_POLICY_FIELDS = ("name", "description", "priorities", "customer_tiers", "areas", "precedence",
-                          "first_response_minutes", "resolution_minutes", "pause_statuses", "warning_thresholds",
-                          "is_active")
-NOT_NULL_RULE_FIELDS = ("name", "description", "combine", "conditions", "level", "notify", "is_active")
-
 
 def _minutes(delta: Any) -> float:
     return round(delta.total_seconds() / 60, 2)
@@ -105,9 +100,6 @@ class SlaService:
     async def update_policy(self, ctx: RequestContext, policy_id: int, body: PolicyUpdate) -> dict[str, Any]:
         """Change a policy; running clocks keep their snapshot until the incident's policy is recalculated."""
         changes = _policy_values(body, partial=True)
-        for column in NOT_NULL_POLICY_FIELDS:
-            if column in changes and changes[column] is None:
-                raise ValidationFailed(f"{column} cannot be null", field=column)
         now = self.clock.now()
         async with transaction(self.pool) as conn:
             before = await repository.get_policy(conn, policy_id, for_update=True)
@@ -176,9 +168,6 @@ class SlaService:
     async def update_rule(self, ctx: RequestContext, rule_id: int, body: RuleUpdate) -> dict[str, Any]:
         """Change an escalation rule."""
         changes = body.model_dump(exclude_unset=True)
-        for column in NOT_NULL_RULE_FIELDS:
-            if column in changes and changes[column] is None:
-                raise ValidationFailed(f"{column} cannot be null", field=column)
         now = self.clock.now()
         async with transaction(self.pool) as conn:
             before = await repository.get_rule(conn, rule_id, for_update=True)
