@@ -23,7 +23,7 @@ from backend.knowledge.router import router as knowledge_router
 from backend.notify.router import router as notify_router
 from backend.observability.health import router as health_router
 from backend.observability.metrics import Metrics, RequestMiddleware
-from backend.openapi_links import install_openapi_links
+from backend.openapi import install_openapi
 from backend.security.wiring import install_access_controls
 from backend.sla.metrics_router import router as sla_metrics_router
 from backend.sla.router import router as sla_router
@@ -118,5 +118,5 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
                    knowledge_router, notify_router, sla_router, sla_metrics_router, health_router, web_router,
                    api_docs_router):
         app.include_router(router)
-    install_openapi_links(app)
+    install_openapi(app)
     return app
