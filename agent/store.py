@@ -245,6 +245,27 @@ class ChromaVectorStore:
 
         return self._call(total)
 
+    def export_all(self, batch: int = UPSERT_BATCH) -> tuple[list[str], np.ndarray, list[dict[str, Scalar]]]:
+        """Every stored vector with its id and metadata (for backups), partition by partition."""
+
+        def read():
+            ids: list[str] = []
+            vectors: list[np.ndarray] = []
+            metadatas: list[dict[str, Scalar]] = []
+            for name in self._partition_names():
+                collection = self._partition(name, create=False)
+                if collection is None:
+                    continue
+                for offset in range(0, collection.count(), batch):
+                    page = collection.get(include=["embeddings", "metadatas"], limit=batch, offset=offset)
+                    ids.extend(page["ids"])
+                    vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+                    metadatas.extend(dict(m or {}) for m in page["metadatas"])
+            width = vectors[0].shape[1] if vectors else 0
+            return ids, (np.concatenate(vectors) if vectors else np.zeros((0, width), dtype=np.float32)), metadatas
+
+        return self._call(read)
+
     def reset(self) -> None:
         """Drop every partition."""
 

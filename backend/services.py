@@ -28,6 +28,7 @@ from backend.notify.wiring import build_notify, register_notify
 from backend.observability.metrics import Metrics
 from backend.sla.wiring import install_sla
 from backend.suggestions.service import SuggestionService
+from backups.wiring import install_backups
 
 
 @dataclass
@@ -57,6 +58,8 @@ class Services:
     sla: Any = None
     sla_metrics: Any = None
     maintenance: Any = None
+    # Backups to S3-compatible storage and audit anchors (backups/): metrics, service (None when unconfigured).
+    backups: Any = None
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -105,6 +108,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     services.notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry)
     register_notify(services)
     install_sla(services)
+    install_backups(services)
     return services
 
 
