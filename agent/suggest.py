@@ -111,17 +111,17 @@ class Suggester:
         primer = prompt_primer(cases, language)
         options = {"num_predict": self.max_tokens, "temperature": self.temperature, "stop": STOP_SEQUENCES,
                    "repeat_penalty": 1.15}
-        generated, node, model = "", "", ""
+        generated, node, model, tokens = "", "", "", 0
         async for event in self.llm.stream(prompt, options=options):
             if isinstance(event, TokenEvent):
                 generated += event.text
             elif isinstance(event, RestartEvent):
                 generated = ""  # another node starts over; what the failed one wrote is discarded
             elif isinstance(event, DoneEvent):
-                node, model = event.node, event.model
+                node, model, tokens = event.node, event.model, event.completion_tokens
                 continue
             if on_progress is not None:
                 await on_progress(primer + generated)
         retrieved = {c.incident_id for c in cases if c.incident_id is not None}
         text, citations = ground_citations(primer + generated, retrieved)
-        return Suggestion(text=text, citations=citations, model=model, node=node)
+        return Suggestion(text=text, citations=citations, model=model, node=node, completion_tokens=tokens)

@@ -43,3 +43,4 @@ class Suggestion:
     citations: list[int] = field(default_factory=list)
     model: str = ""
     node: str = ""
+    completion_tokens: int = 0

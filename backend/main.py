@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.alerting.router import router as alerting_router
 from backend.apikeys.router import router as apikeys_router
 from backend.audit.router import router as audit_router
 from backend.auth.router import router as auth_router
@@ -30,7 +31,6 @@ from backend.sla.router import router as sla_router
 from backend.suggestions.router import router as suggestions_router
 from backend.web.api_docs import router as api_docs_router
 from backend.web.router import router as web_router
-from backups.router import router as backups_router
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ def install_error_handlers(app: FastAPI) -> None:
     """Turn every error into the one JSON shape; never leak a stack trace."""
 
     @app.exception_handler(AppError)
-    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+        services = getattr(request.app.state, "services", None)
+        if services is not None:
+            services.metrics.count_refusal(exc.status_code, exc.extra.get("reason"))
         return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -89,6 +92,7 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from backend.observability.monitoring import watch_llm_nodes
         from backend.services import build_services
         from backend.worker import run_worker as worker_loop
 
@@ -99,10 +103,14 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
             log.info("knowledge warmed up", extra={"seconds": round(seconds, 2)})
         stop = asyncio.Event()
         worker = asyncio.create_task(worker_loop(app.state.services, stop)) if start_worker else None
+        running = app.state.services
+        node_watch = asyncio.create_task(watch_llm_nodes(running.llm, running.metrics, stop=stop,
+                                                         interval_s=settings.llm_health_interval_s))
         try:
             yield
         finally:
             stop.set()
+            await asyncio.gather(node_watch, return_exceptions=True)
             if worker is not None:
                 await asyncio.gather(worker, return_exceptions=True)
             if owned:
@@ -115,10 +123,9 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     install_access_controls(app, settings)
-    for router in (auth_router, apikeys_router, audit_router, external_router, incidents_router, suggestions_router,
-                   knowledge_router, notify_router, sla_router, sla_metrics_router, health_router, web_router,
-                   api_docs_router):
+    for router in (auth_router, apikeys_router, audit_router, external_router, alerting_router, incidents_router,
+                   suggestions_router, knowledge_router, notify_router, sla_router, sla_metrics_router, health_router,
+                   web_router, api_docs_router):
         app.include_router(router)
-    app.include_router(backups_router)
     install_openapi(app)
     return app

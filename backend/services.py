@@ -14,6 +14,7 @@ from agent.embeddings import Encoder
 from agent.llm import LLMCluster
 from agent.store import ChromaVectorStore
 from agent.suggest import Suggester
+from backend.alerting.service import AlertService
 from backend.apikeys.service import ApiKeyService
 from backend.auth.service import AuthService
 from backend.auth.tokens import resolve_jwt_secret
@@ -25,10 +26,10 @@ from backend.scheduler.service import PeriodicScheduler, PeriodicTask
 from backend.incidents.service import IncidentService
 from backend.knowledge.service import KnowledgeService
 from backend.notify.wiring import build_notify, register_notify
-from backend.observability.metrics import Metrics
+from backend.observability.db_gauges import DatabaseGauges
+from backend.observability.metrics import Metrics, PoolCollector
 from backend.sla.wiring import install_sla
 from backend.suggestions.service import SuggestionService
-from backups.wiring import install_backups
 
 
 @dataclass
@@ -58,8 +59,10 @@ class Services:
     sla: Any = None
     sla_metrics: Any = None
     maintenance: Any = None
-    # Backups to S3-compatible storage and audit anchors (backups/): metrics, service (None when unconfigured).
-    backups: Any = None
+    # Gauges read from the database when /metrics is scraped (backend/observability).
+    db_gauges: DatabaseGauges | None = None
+    # Alertmanager alerts that become incidents (backend/alerting).
+    alerts: Any = None
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -99,7 +102,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
         incidents=IncidentService(settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics,
                                   events=events),
         suggestions=SuggestionService(settings=settings, pool=pool, clock=clock, knowledge=knowledge,
-                                      suggester=suggester, events=events),
+                                      suggester=suggester, events=events, metrics=metrics),
         events=events,
         scheduler=PeriodicScheduler(pool=pool, clock=clock),
     )
@@ -108,8 +111,20 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     services.notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry)
     register_notify(services)
     install_sla(services)
-    install_backups(services)
+    install_observability(services)
+    services.alerts = AlertService(settings=settings, pool=pool, clock=clock, incidents=services.incidents,
+                                   metrics=metrics)
     return services
+
+
+def install_observability(services: Services) -> None:
+    """Scrape-time database gauges, pool usage and the LLM node gauge of every configured node."""
+    settings = services.settings
+    services.db_gauges = DatabaseGauges(pool=services.pool, clock=services.clock, cache_s=settings.metrics_cache_s,
+                                        timeout_s=settings.metrics_db_timeout_s)
+    services.metrics.registry.register(services.db_gauges)
+    services.metrics.registry.register(PoolCollector(services.pool))
+    services.metrics.track_llm_nodes(settings.llm_node_urls)
 
 
 def register_foundation_tasks(services: Services) -> None:

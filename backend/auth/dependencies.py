@@ -77,6 +77,13 @@ async def _api_key_principal(request: Request, raw_key: str) -> Principal:
     return principal
 
 
+async def principal_from_api_key(request: Request, raw_key: str) -> Principal:
+    """Authenticate a key presented other than in X-API-Key (e.g. Alertmanager's `Authorization: Bearer`)."""
+    principal = await _api_key_principal(request, raw_key)
+    request.state.principal = principal
+    return principal
+
+
 def require_role(role: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits principals whose role is at least `role`."""
     if role not in ROLE_ORDER:

@@ -28,6 +28,7 @@ async def login(request: Request, form: OAuth2PasswordRequestForm = Depends()) -
     try:
         return await get_services(request).auth.login(ctx, username=form.username, password=form.password)
     except Unauthorized:
+        get_services(request).metrics.login_failures.inc()
         await limits.count_failed_login(ctx.client_ip)
         raise
 

@@ -84,13 +84,34 @@ def worker_command() -> None:
     settings = _settings()
 
     async def run(services) -> None:
+        from backend.observability.monitoring import render_metrics, watch_llm_nodes
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(services, stop)
+        server = await _metrics_server(settings, lambda: render_metrics(services.metrics.registry,
+                                                                        services.db_gauges))
+        node_watch = asyncio.create_task(watch_llm_nodes(services.llm, services.metrics, stop=stop,
+                                                         interval_s=settings.llm_health_interval_s))
+        try:
+            await run_worker(services, stop)
+        finally:
+            stop.set()
+            await asyncio.gather(node_watch, return_exceptions=True)
+            if server is not None:
+                server.close()
 
     asyncio.run(_with_services(settings, run))
+
+
+async def _metrics_server(settings: Settings, render):
+    """The /metrics server of a worker process on PRS_METRICS_PORT (None when the port is 0)."""
+    from backend.observability.monitoring import start_metrics_server
+
+    if not settings.metrics_port:
+        return None
+    return await start_metrics_server(render, host=settings.metrics_host, port=settings.metrics_port)
 
 
 @llm_app.command("serve")
@@ -246,15 +267,29 @@ def notify_worker() -> None:
     settings = _settings()
 
     async def run() -> None:
+        from prometheus_client import generate_latest
+
+        from backend.observability.metrics import Metrics, PoolCollector
+
         pool = await create_pool(settings.database_url, min_size=1, max_size=settings.notify_batch_size + 2)
+        server = None
         try:
-            notify = build_notify(settings, pool=pool, clock=SystemClock(), registry=None)
+            metrics = Metrics()
+            metrics.registry.register(PoolCollector(pool))
+            notify = build_notify(settings, pool=pool, clock=SystemClock(), registry=metrics.registry)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+
+            async def render() -> bytes:
+                return generate_latest(metrics.registry)
+
+            server = await _metrics_server(settings, render)
             await notify.delivery.run(stop)
         finally:
+            if server is not None:
+                server.close()
             await pool.close()
 
     asyncio.run(run())
@@ -294,22 +329,12 @@ app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("verify")
-def audit_verify(anchors: bool = typer.Option(False, "--anchors", help="Also check every audit anchor in "
-                                              "PRS_BACKUP_ANCHOR_BUCKET; names the first that no longer matches.")
-                 ) -> None:
+def audit_verify() -> None:
     """Check the audit log's hash chain; print the first broken link (exit 1) or the head hash (exit 0)."""
     from backend.audit.service import verify_chain
     from backend.db import create_pool
 
     settings = _settings()
-    if anchors:
-        from backups.cli import audit_verify_with_anchors
-
-        anchored = audit_verify_with_anchors(settings)
-        typer.echo(json.dumps(anchored))
-        if not anchored["ok"]:
-            raise typer.Exit(1)
-        return
 
     async def run() -> dict:
         pool = await create_pool(settings.database_url, min_size=1, max_size=2)
@@ -349,16 +374,6 @@ def sla_maintenance() -> None:
         return await services.maintenance.run()
 
     typer.echo(json.dumps(asyncio.run(_with_services(settings, run))))
-
-def _add_backup_commands() -> None:
-    """`prs backup ...` and `prs bench backup` (backups/cli.py)."""
-    from backups.cli import backup_app, bench_backup
-
-    app.add_typer(backup_app, name="backup")
-    bench_app.command("backup")(bench_backup)
-
-
-_add_backup_commands()
 
 if __name__ == "__main__":
     app()

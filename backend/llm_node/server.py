@@ -14,8 +14,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.llm_node.metrics import NodeMetrics, NodeRequestMetrics
 from backend.llm_node.runner import (
     GenerationStats,
     InvalidGenerationRequest,
@@ -50,6 +52,7 @@ def create_node_app(runner: LlamaRunner, model_name: str) -> FastAPI:
     app = FastAPI(title="PR-System LLM node", docs_url=None, redoc_url=None, openapi_url=None)
     listed_name = canonical_model_name(model_name)
     card = runner.card
+    metrics = NodeMetrics()
 
     @app.exception_handler(NodeRequestError)
     async def refuse_request(_: Request, error: NodeRequestError) -> JSONResponse:
@@ -117,6 +120,10 @@ def create_node_app(runner: LlamaRunner, model_name: str) -> FastAPI:
             "modified_at": _timestamp(card.modified_at),
         }
 
+    @app.get("/metrics", response_class=Response)
+    async def node_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     @app.post("/api/generate")
     async def generate(request: Request) -> Response:
         body = await _read_json_object(request)
@@ -127,7 +134,7 @@ def create_node_app(runner: LlamaRunner, model_name: str) -> FastAPI:
             # Ollama answers an empty prompt by (pre)loading the model; ours is always loaded.
             loaded = _reply_object("generate", model, "") | {"done": True, "done_reason": "load"}
             return _single_reply(loaded, stream=body.get("stream", True) is not False)
-        return await _answer(request, runner, "generate", model, prompt, sampling, body)
+        return await _answer(request, runner, "generate", model, prompt, sampling, body, metrics)
 
     @app.post("/api/chat")
     async def chat(request: Request) -> Response:
@@ -135,8 +142,10 @@ def create_node_app(runner: LlamaRunner, model_name: str) -> FastAPI:
         model = require_model(body)
         prompt = chat_transcript(body.get("messages"))
         sampling = SamplingOptions.from_ollama_options(body.get("options"), extra_stop=_TRANSCRIPT_STOPS)
-        return await _answer(request, runner, "chat", model, prompt, sampling, body)
+        return await _answer(request, runner, "chat", model, prompt, sampling, body, metrics)
 
+    known_paths = frozenset(route.path for route in app.routes if hasattr(route, "path"))
+    app.add_middleware(NodeRequestMetrics, metrics=metrics, known_paths=known_paths)
     return app
 
 
@@ -191,19 +200,25 @@ async def _read_json_object(request: Request) -> dict[str, Any]:
 
 async def _answer(
     request: Request, runner: LlamaRunner, kind: str, model: str, prompt: str,
-    sampling: SamplingOptions, body: dict[str, Any],
+    sampling: SamplingOptions, body: dict[str, Any], metrics: NodeMetrics,
 ) -> Response:
     generation = runner.start(prompt, sampling)
     pieces = _trimmed_pieces(generation, strip_leading=kind == "chat")
     if body.get("stream", True) is not False:
         return StreamingResponse(
-            _ndjson_lines(generation, pieces, kind, model), media_type="application/x-ndjson"
+            _ndjson_lines(generation, pieces, kind, model, metrics), media_type="application/x-ndjson"
         )
     text = await _collect_unless_disconnected(request, generation, pieces)
     if text is None:
         return JSONResponse({"error": "client disconnected"}, status_code=499)
     stats = generation.stats or GenerationStats()
+    _observe(metrics, stats)
     return JSONResponse(_final_object(kind, model, text, stats))
+
+
+def _observe(metrics: NodeMetrics, stats: GenerationStats) -> None:
+    metrics.observe_generation(completion_tokens=stats.completion_tokens, eval_ns=stats.eval_ns,
+                               queued_ns=stats.queued_ns)
 
 
 async def _trimmed_pieces(generation: RunningGeneration, *, strip_leading: bool) -> AsyncIterator[str]:
@@ -218,12 +233,13 @@ async def _trimmed_pieces(generation: RunningGeneration, *, strip_leading: bool)
 
 
 async def _ndjson_lines(
-    generation: RunningGeneration, pieces: AsyncIterator[str], kind: str, model: str
+    generation: RunningGeneration, pieces: AsyncIterator[str], kind: str, model: str, metrics: NodeMetrics
 ) -> AsyncIterator[str]:
     try:
         async for piece in pieces:
             yield json.dumps(_reply_object(kind, model, piece)) + "\n"
         stats = generation.stats or GenerationStats()
+        _observe(metrics, stats)
         yield json.dumps(_final_object(kind, model, "", stats)) + "\n"
     except Exception:
         # Headers are gone already; Ollama reports a late failure as an error line.

@@ -8,9 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from backend.auth.dependencies import get_services
+from backend.observability.monitoring import render_metrics
 
 router = APIRouter(tags=["operations"])
 
@@ -35,9 +36,8 @@ async def _check_vector_store(services: Any) -> dict[str, Any]:
 
 
 async def _check_llm(services: Any) -> dict[str, Any]:
+    # prs_llm_node_up is kept by the background health check (backend/observability/monitoring.py), not here.
     nodes = await services.llm.health()
-    for node in nodes:
-        services.metrics.llm_node_up.labels(node.url).set(1 if node.up else 0)
     return {
         "up": any(n.up for n in nodes),
         "nodes": [{"url": n.url, "up": n.up, "version": n.version, "latency_ms": n.latency_ms, "error": n.error}
@@ -70,6 +70,10 @@ async def ready(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", description="Prometheus text format. No auth (scrape it "
-            "from the internal network only; nginx does not expose it).")
+            "from the internal network only; nginx does not expose it). Database gauges are read at most once per "
+            "PRS_METRICS_CACHE_S; when the database does not answer within PRS_METRICS_DB_TIMEOUT_S the last values "
+            "are served and prs_metrics_database_up is 0.")
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(get_services(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    services = get_services(request)
+    body = await render_metrics(services.metrics.registry, services.db_gauges)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.context import request_id_var
 
+SUGGESTION_OUTCOMES = ("ready", "pending", "failed", "skipped")
+ALERT_ACTIONS = ("created", "duplicate", "refired", "resolved", "resolved_unknown")
 _REQUEST_ID_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -36,6 +42,57 @@ class Metrics:
                                  ["node"], registry=self.registry)
         self.incidents_created = Counter("prs_incidents_created_total", "Incidents created by area and priority.",
                                          ["area", "priority"], registry=self.registry)
+        self.suggestion_seconds = Histogram(
+            "prs_suggestion_generation_seconds", "Time of one suggestion attempt, retrieval included, by outcome.",
+            ["outcome"], registry=self.registry, buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300))
+        self.suggestion_first_token = Histogram(
+            "prs_suggestion_first_token_seconds", "Time from the start of a suggestion attempt to its first token.",
+            registry=self.registry, buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
+        self.suggestion_tokens_per_second = Histogram(
+            "prs_suggestion_tokens_per_second", "Generation speed of finished suggestions (tokens per second).",
+            registry=self.registry, buckets=(1, 2, 5, 10, 20, 40, 80, 160))
+        self.login_failures = Counter("prs_login_failures_total", "Failed sign-ins (wrong name or password).",
+                                      registry=self.registry)
+        self.rate_limited = Counter("prs_rate_limited_total", "Requests refused with 429, by limit.", ["reason"],
+                                    registry=self.registry)
+        self.api_key_denials = Counter("prs_api_key_denials_total", "Requests refused an API key, by reason.",
+                                       ["reason"], registry=self.registry)
+        self.alerts_received = Counter("prs_alertmanager_alerts_total",
+                                       "Alertmanager alerts received, by what was done with them.", ["action"],
+                                       registry=self.registry)
+        # Known label values exist from start-up, at zero, so a fresh installation already shows every series.
+        for outcome in SUGGESTION_OUTCOMES:
+            self.suggestions.labels(outcome)
+        for action in ALERT_ACTIONS:
+            self.alerts_received.labels(action)
+        ProcessCollector(registry=self.registry)
+
+    def track_llm_nodes(self, urls: Iterable[str]) -> None:
+        """Declare the node gauge for every configured node at start-up (down until a health check says up)."""
+        for url in urls:
+            self.llm_node_up.labels(url).set(0)
+
+    def count_refusal(self, status_code: int, reason: object) -> None:
+        """Count a refused request: 429s by limit, API-key denials by reason."""
+        if status_code == 429:
+            self.rate_limited.labels(str(reason or "unknown")).inc()
+        elif isinstance(reason, str) and reason.startswith("api_key_"):
+            self.api_key_denials.labels(reason).inc()
+
+
+class PoolCollector(Collector):
+    """Database pool usage of this process, read when scraped."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    def collect(self) -> Iterable[Metric]:
+        """Connections open, idle and the configured maximum."""
+        size = self.pool.get_size()
+        idle = self.pool.get_idle_size()
+        yield GaugeMetricFamily("prs_db_pool_connections", "Connections the pool holds open.", value=size)
+        yield GaugeMetricFamily("prs_db_pool_in_use", "Pool connections lent out right now.", value=size - idle)
+        yield GaugeMetricFamily("prs_db_pool_max", "The pool's maximum size.", value=self.pool.get_max_size())
 
 
 def _route_template(scope: Scope) -> str:

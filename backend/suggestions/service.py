@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator
 
@@ -21,6 +22,7 @@ from backend.context import RequestContext, system_context
 from backend.db import transaction
 from backend.events import DomainEvent, EventBus
 from backend.errors import Conflict, Forbidden, NotFound
+from backend.observability.metrics import Metrics
 from backend.suggestions import repository
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,21 @@ def suggestion_view(row: asyncpg.Record) -> dict[str, Any]:
     return data
 
 
+@dataclass
+class AttemptTiming:
+    """When one generation attempt started and when its first token arrived (perf_counter seconds)."""
+
+    started: float
+    first_token_at: float | None = None
+
+
 class SuggestionService:
     """Generates and serves suggestions."""
 
     def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, knowledge: Any, suggester: Suggester,
-                 events: EventBus):
+                 events: EventBus, metrics: Metrics | None = None):
         self.events = events
+        self.metrics = metrics
         self.settings = settings
         self.pool = pool
         self.clock = clock
@@ -70,6 +81,13 @@ class SuggestionService:
 
     async def generate(self, incident_id: int) -> str:
         """Run one generation attempt (the job body); returns the resulting status."""
+        timing = AttemptTiming(started=time.perf_counter())
+        outcome = await self._generate(incident_id, timing)
+        if self.metrics is not None and outcome != "skipped":
+            self.metrics.suggestion_seconds.labels(outcome).observe(time.perf_counter() - timing.started)
+        return outcome
+
+    async def _generate(self, incident_id: int, timing: AttemptTiming) -> str:
         now = self.clock.now()
         lease = now + timedelta(seconds=self.settings.llm_timeout_s * 2 + 60)
         async with self.pool.acquire() as conn:
@@ -84,13 +102,14 @@ class SuggestionService:
             )
             suggestion = await self.suggester.suggest(
                 title=incident["title"], description=incident["description"], area=incident["area"], cases=cases,
-                language=claimed["language"], on_progress=self._progress_writer(incident_id),
+                language=claimed["language"], on_progress=self._progress_writer(incident_id, timing),
             )
         except LLMUnavailable as exc:
             return await self._retry_later(incident_id, claimed["attempts"], f"no LLM node answered: {exc}")
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never lost
             log.exception("suggestion generation failed", extra={"incident_id": incident_id})
             return await self._retry_later(incident_id, claimed["attempts"], f"{type(exc).__name__}: {exc}")
+        self._observe_speed(timing, suggestion.completion_tokens)
         retrieved = [c.incident_id for c in cases if c.incident_id is not None]
         async with transaction(self.pool) as conn:
             await repository.mark_ready(conn, incident_id, text=suggestion.text, citations=suggestion.citations,
@@ -107,11 +126,22 @@ class SuggestionService:
                 after=suggestion_view(ready)))
         return "ready"
 
-    def _progress_writer(self, incident_id: int):
+    def _observe_speed(self, timing: AttemptTiming, completion_tokens: int) -> None:
+        if self.metrics is None or timing.first_token_at is None or completion_tokens <= 0:
+            return
+        generating_s = time.perf_counter() - timing.first_token_at
+        if generating_s > 0:
+            self.metrics.suggestion_tokens_per_second.observe(completion_tokens / generating_s)
+
+    def _progress_writer(self, incident_id: int, timing: AttemptTiming):
         last_write = 0.0
 
         async def write(text: str) -> None:
             nonlocal last_write
+            if timing.first_token_at is None:
+                timing.first_token_at = time.perf_counter()
+                if self.metrics is not None:
+                    self.metrics.suggestion_first_token.observe(timing.first_token_at - timing.started)
             if time.monotonic() - last_write < PROGRESS_INTERVAL_S:
                 return
             last_write = time.monotonic()

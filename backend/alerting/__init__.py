@@ -1,0 +1,1 @@
+"""Alertmanager alerts that become incidents: deduplicated by fingerprint, resolutions recorded."""

@@ -1,0 +1,111 @@
+"""SQL behind the gauges computed at scrape time: incidents, SLA clocks, jobs, knowledge, notifications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+OPEN_STATUSES = ("open", "in_progress", "waiting")
+
+
+async def open_incidents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Open incidents counted by status, priority and area."""
+    return await conn.fetch(
+        """
+        SELECT status, priority, area, count(*) AS n
+          FROM incidents
+         WHERE status = ANY($1::text[])
+         GROUP BY status, priority, area
+        """,
+        list(OPEN_STATUSES),
+    )
+
+
+async def sla_clock_states(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Clocks of open incidents per kind: breached, and at risk (a warning recorded, not yet breached)."""
+    return await conn.fetch(
+        """
+        SELECT c.kind,
+               count(*) FILTER (WHERE c.breached) AS breached,
+               count(*) FILTER (WHERE NOT c.breached AND EXISTS (
+                   SELECT 1 FROM sla_events e
+                    WHERE e.incident_id = c.incident_id AND e.clock_kind = c.kind AND e.kind = 'warning'))
+                   AS at_risk
+          FROM sla_clocks c
+          JOIN incidents i ON i.id = c.incident_id
+         WHERE i.status = ANY($1::text[])
+         GROUP BY c.kind
+        """,
+        list(OPEN_STATUSES),
+    )
+
+
+async def sla_breaches_recorded(conn: asyncpg.Connection) -> int:
+    """Every SLA breach ever recorded (a breach is recorded once per clock)."""
+    return int(await conn.fetchval("SELECT count(*) FROM sla_events WHERE kind = 'breach'"))
+
+
+async def escalations_by_rule(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Escalations recorded per rule name; manual escalations under 'manual'."""
+    return await conn.fetch(
+        """
+        SELECT CASE WHEN trigger = 'manual' THEN 'manual' ELSE coalesce(rule_name, 'deleted rule') END AS rule,
+               count(*) AS n
+          FROM sla_escalations
+         GROUP BY 1
+        """
+    )
+
+
+async def suggestion_feedback(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Suggestions by status and by the feedback people gave (accepted, rejected, none)."""
+    return await conn.fetch(
+        "SELECT status, coalesce(feedback, 'none') AS feedback, count(*) AS n FROM suggestions GROUP BY 1, 2"
+    )
+
+
+async def knowledge_entries(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Knowledge-base entries per kind, and how many still wait for the vector index."""
+    return await conn.fetch(
+        "SELECT kind, count(*) AS n, count(*) FILTER (WHERE NOT vector_synced) AS unsynced "
+        "FROM knowledge_entries GROUP BY kind"
+    )
+
+
+async def job_queues(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
+    """pgqueuer jobs per entrypoint: queued, running, and the age of the oldest job that is due."""
+    exists = await conn.fetchval("SELECT to_regclass('pgqueuer') IS NOT NULL")
+    if not exists:
+        return []
+    return await conn.fetch(
+        """
+        SELECT entrypoint AS queue,
+               count(*) FILTER (WHERE status = 'queued') AS queued,
+               count(*) FILTER (WHERE status = 'picked') AS running,
+               coalesce(extract(epoch FROM $1::timestamptz - min(execute_after)
+                                FILTER (WHERE status = 'queued' AND execute_after <= $1)), 0) AS oldest_age_s
+          FROM pgqueuer
+         WHERE status IN ('queued', 'picked')
+         GROUP BY entrypoint
+        """,
+        now,
+    )
+
+
+async def notification_backlog(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
+    """Deliveries per endpoint type: pending, dead letters kept in the log, and the oldest pending age."""
+    return await conn.fetch(
+        """
+        SELECT e.kind,
+               count(*) FILTER (WHERE d.status = 'pending') AS pending,
+               count(*) FILTER (WHERE d.status = 'dead') AS dead,
+               coalesce(extract(epoch FROM $1::timestamptz - min(d.created_at)
+                                FILTER (WHERE d.status = 'pending')), 0) AS oldest_pending_s
+          FROM notify_deliveries d
+          JOIN notify_endpoints e ON e.id = d.endpoint_id
+         WHERE d.status IN ('pending', 'dead')
+         GROUP BY e.kind
+        """,
+        now,
+    )
