@@ -108,10 +108,24 @@ def backup_restore(backup_id: str = typer.Argument(..., help="a backup id, or `l
                    force: bool = typer.Option(False, "--force", help="replace a non-empty database / vector store")
                    ) -> None:
     """Restore a backup into an empty database and, if named, a vector store; exit 1 when it does not match."""
+    from backups.catalog import Catalog
+
+    settings = _settings()
     target = RestoreTarget(database_url=database_url, data_dir=data_dir.resolve() if data_dir else None,
-                                   chroma_url=chroma_url, force=force)
-    report: dict[str, Any] = _run(lambda service: restore_backup(service.settings, service.catalog, backup_id, target,
-                                                                 work_dir=service.work_dir()))
+                           chroma_url=chroma_url, force=force)
+
+    async def run() -> dict[str, Any]:
+        # No pool on PRS_DATABASE_URL: after a disaster that database may not exist (it may be the target).
+        catalog = Catalog(ObjectStore.from_settings(settings), settings.backup_bucket, settings.backup_prefix)
+        work_dir = settings.ensure_data_dir() / "backup-work"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return await restore_backup(settings, catalog, backup_id, target, work_dir=work_dir)
+
+    try:
+        report = asyncio.run(run())
+    except OPERATOR_ERRORS as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(json.dumps(report, default=str))
     if not report["ok"]:
         raise typer.Exit(1)

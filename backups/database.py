@@ -15,6 +15,11 @@ from backend.db import connect
 from backups import repository
 
 
+# Tables whose rows stay out of backups: the record of backup runs describes the backups themselves (they are
+# listed from the bucket), and a restored copy would show the run that took it as still running.
+EXCLUDED_DATA = ("backup_runs",)
+
+
 class DatabaseToolError(Exception):
     """pg_dump or pg_restore failed or is missing."""
 
@@ -49,7 +54,8 @@ async def _run(argv: list[str], what: str) -> None:
 
 async def snapshot_facts(conn: asyncpg.Connection) -> SnapshotFacts:
     """Counts and audit head as seen by the connection's current transaction."""
-    counts = {table: await repository.row_count(conn, table) for table in await repository.public_tables(conn)}
+    counts = {table: 0 if table in EXCLUDED_DATA else await repository.row_count(conn, table)
+              for table in await repository.public_tables(conn)}
     return SnapshotFacts(schema_level=await repository.schema_level(conn), row_counts=counts,
                          audit_head=await repository.audit_head(conn))
 
@@ -66,6 +72,7 @@ async def dump_database(dsn: str, target: Path, *, bin_dir: str = "") -> Snapsho
             snapshot = await repository.export_snapshot(conn)
             facts = await snapshot_facts(conn)
             await _run([pg_tool("pg_dump", bin_dir), "--format=custom", "--compress=6", f"--snapshot={snapshot}",
+                        *[f"--exclude-table-data={table}" for table in EXCLUDED_DATA],
                         f"--file={target}", f"--dbname={dsn}"], "pg_dump")
     finally:
         await conn.close()
@@ -81,7 +88,7 @@ async def restore_database(dsn: str, source: Path, *, bin_dir: str = "", jobs: i
 
 
 async def database_facts(dsn: str) -> SnapshotFacts:
-    """Schema level, row counts and audit head of a database as it is now."""
+    """Schema level, row counts and audit head of a database as it is now (excluded tables count 0)."""
     conn = await connect(dsn)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
