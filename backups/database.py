@@ -14,7 +14,6 @@ import asyncpg
 from backend.db import connect
 from backups import repository
 
-
 # Tables whose rows stay out of backups: the record of backup runs describes the backups themselves (they are
 # listed from the bucket), and a restored copy would show the run that took it as still running.
 EXCLUDED_DATA = ("backup_runs",)
