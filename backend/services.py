@@ -17,7 +17,7 @@ from agent.suggest import Suggester
 from backend.alerting.service import AlertService
 from backend.apikeys.service import ApiKeyService
 from backend.auth.service import AuthService
-from backend.auth.tokens import resolve_jwt_secret
+from backend.auth.wiring import build_auth, register_auth_tasks
 from backend.clock import Clock, SystemClock
 from backend.config import Settings
 from backend.db import create_pool
@@ -98,7 +98,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     services = Services(
         settings=settings, clock=clock, pool=pool, metrics=metrics, encoder=encoder,
         vector_store=vector_store, llm=llm, knowledge=knowledge,
-        auth=AuthService(settings=settings, pool=pool, clock=clock, jwt_secret=resolve_jwt_secret(settings)),
+        auth=build_auth(settings, pool=pool, clock=clock, events=events),
         incidents=IncidentService(settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics,
                                   events=events),
         suggestions=SuggestionService(settings=settings, pool=pool, clock=clock, knowledge=knowledge,
@@ -107,6 +107,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
         scheduler=PeriodicScheduler(pool=pool, clock=clock),
     )
     register_foundation_tasks(services)
+    register_auth_tasks(services)
     services.api_keys = ApiKeyService(settings=settings, pool=pool, clock=clock)
     services.notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry)
     register_notify(services)

@@ -8,7 +8,8 @@ import asyncpg
 
 _KEY_VIEW = """
     SELECT k.id, k.name, k.owner_email, k.permissions, k.rate_limit_per_minute,
-           k.allowed_networks::text[] AS allowed_networks, k.allowed_origins, k.expires_at, k.created_at,
+           k.allowed_networks::text[] AS allowed_networks, k.allowed_origins, k.allowed_areas, k.expires_at,
+           k.created_at,
            k.created_by, k.revoked_at, k.revoked_by, k.last_used_at, k.last_used_ip, k.use_count,
            (SELECT s.display_prefix FROM api_key_secrets s
              WHERE s.api_key_id = k.id AND s.retired_at IS NULL ORDER BY s.id DESC LIMIT 1) AS key_prefix,
@@ -21,17 +22,17 @@ _KEY_VIEW = """
 async def insert_api_key(
     conn: asyncpg.Connection, *, name: str, owner_email: str, permissions: list[str], rate_limit_per_minute: int,
     allowed_networks: list[str], allowed_origins: list[str], expires_at: datetime | None, created_by: str,
-    now: datetime,
+    now: datetime, allowed_areas: list[str] | None = None,
 ) -> int | None:
     """Create a key's settings and return its id; None when a live key already has this name."""
     return await conn.fetchval(
         """INSERT INTO api_keys (name, owner_email, permissions, rate_limit_per_minute, allowed_networks,
-                                 allowed_origins, expires_at, created_by, created_at)
-           VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9)
+                                 allowed_origins, expires_at, created_by, created_at, allowed_areas)
+           VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9, $10)
            ON CONFLICT (lower(name)) WHERE revoked_at IS NULL DO NOTHING
            RETURNING id""",
         name, owner_email, permissions, rate_limit_per_minute, allowed_networks, allowed_origins, expires_at,
-        created_by, now,
+        created_by, now, allowed_areas or [],
     )
 
 
@@ -78,7 +79,8 @@ async def find_by_secret_hash(conn: asyncpg.Connection, secret_hash: str) -> asy
     """The key a presented secret belongs to, with that secret's own state."""
     return await conn.fetchrow(
         """SELECT k.id, k.name, k.permissions, k.rate_limit_per_minute,
-                  k.allowed_networks::text[] AS allowed_networks, k.allowed_origins, k.expires_at, k.revoked_at,
+                  k.allowed_networks::text[] AS allowed_networks, k.allowed_origins, k.allowed_areas, k.expires_at,
+                  k.revoked_at,
                   s.secret_hash, s.retired_at, s.valid_until
              FROM api_key_secrets s
              JOIN api_keys k ON k.id = s.api_key_id
@@ -95,3 +97,10 @@ async def record_use(conn: asyncpg.Connection, api_key_id: int, *, now: datetime
             WHERE id = $1""",
         api_key_id, now, client_ip,
     )
+
+
+async def unknown_areas(conn: asyncpg.Connection, areas: list[str]) -> list[str]:
+    """The codes in `areas` that name no area."""
+    rows = await conn.fetch("SELECT a FROM unnest($1::text[]) AS a WHERE NOT EXISTS "
+                            "(SELECT 1 FROM areas WHERE code = a) ORDER BY a", areas)
+    return [r["a"] for r in rows]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Permission = Literal["read", "write", "escalate", "admin"]
 KeyStatus = Literal["active", "revoked", "expired"]
 NAME_MAX = 100
+AREA_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 LIST_MAX = 50
 
 
@@ -47,6 +48,10 @@ class ApiKeyCreate(BaseModel):
                                        examples=[["https://mes.example.com"]],
                                        description="Browser origins; when set, requests must carry one of them "
                                                    "in the Origin header.")
+    allowed_areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] = Field(
+        default_factory=list, max_length=LIST_MAX, examples=[["production"]],
+        description="Area codes the key may read and write; incidents of other areas answer 404 as if they did "
+                    "not exist. Empty: every area.")
     expires_at: datetime | None = Field(default=None, description="Timezone-aware; null: no expiry.")
 
     @field_validator("name")
@@ -69,6 +74,11 @@ class ApiKeyCreate(BaseModel):
             return sorted({str(ipaddress.ip_network(n.strip(), strict=False)) for n in value})
         except ValueError as exc:
             raise ValueError(f"not a CIDR network: {exc}") from None
+
+    @field_validator("allowed_areas")
+    @classmethod
+    def _unique_areas(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
 
     @field_validator("allowed_origins")
     @classmethod
@@ -97,6 +107,7 @@ class ApiKeyOut(BaseModel):
     rate_limit_per_minute: int
     allowed_networks: list[str]
     allowed_origins: list[str]
+    allowed_areas: list[str] = Field(description="Areas the key is limited to; empty: every area.")
     expires_at: datetime | None
     created_at: datetime
     created_by: str

@@ -69,11 +69,12 @@ class ApiKeyIdentity:
     name: str
     permissions: frozenset[str]
     rate_limit_per_minute: int
+    areas: frozenset[str] | None = None  # None: every area
 
     def principal(self) -> Principal:
         """The principal handlers see for this key."""
         return Principal(kind="api_key", id=self.id, name=self.name, role=role_for_permissions(self.permissions),
-                         permissions=self.permissions)
+                         permissions=self.permissions, areas=self.areas)
 
 
 def _rejection(error: type[AppError], reason: str, detail: str) -> AppError:
@@ -112,11 +113,14 @@ class ApiKeyService:
             raise ValidationFailed("expires_at must be in the future", field="expires_at")
         raw = new_key()
         async with transaction(self.pool) as conn:
+            unknown = await repository.unknown_areas(conn, body.allowed_areas)
+            if unknown:
+                raise ValidationFailed(f"unknown area(s): {', '.join(unknown)}", field="allowed_areas")
             key_id = await repository.insert_api_key(
                 conn, name=body.name, owner_email=body.owner_email, permissions=body.permissions,
                 rate_limit_per_minute=body.rate_limit_per_minute, allowed_networks=body.allowed_networks,
                 allowed_origins=body.allowed_origins, expires_at=body.expires_at, created_by=ctx.principal.name,
-                now=now)
+                now=now, allowed_areas=body.allowed_areas)
             if key_id is None:
                 raise Conflict(f"a live API key named '{body.name}' exists; revoke it or pick another name",
                                field="name")
@@ -210,7 +214,8 @@ class ApiKeyService:
             await self._deny(ctx, row["id"], row["name"], refusal.extra["reason"])
             raise
         return ApiKeyIdentity(id=row["id"], name=row["name"], permissions=frozenset(row["permissions"]),
-                              rate_limit_per_minute=row["rate_limit_per_minute"])
+                              rate_limit_per_minute=row["rate_limit_per_minute"],
+                              areas=frozenset(row["allowed_areas"]) if row["allowed_areas"] else None)
 
     def _check_network(self, ctx: RequestContext, row: asyncpg.Record) -> None:
         networks = [ipaddress.ip_network(n) for n in row["allowed_networks"]]
@@ -262,5 +267,5 @@ class ApiKeyService:
 
 def _audit_state(row: asyncpg.Record) -> dict[str, Any]:
     keep = ("name", "owner_email", "permissions", "rate_limit_per_minute", "allowed_networks", "allowed_origins",
-            "expires_at", "revoked_at", "key_prefix")
+            "allowed_areas", "expires_at", "revoked_at", "key_prefix")
     return {k: row[k] for k in keep}

@@ -11,7 +11,7 @@ from backend.apikeys.service import grants, permission_for_method
 from backend.auth.client_address import resolve_client_ip
 from backend.auth.rate_limits import RateLimits
 from backend.context import ROLE_ORDER, Principal, RequestContext, request_id_var
-from backend.errors import Forbidden, Unauthorized
+from backend.errors import Forbidden, NotFound, Unauthorized
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -40,9 +40,9 @@ def client_ip(request: Request) -> str | None:
     return resolved
 
 
-async def get_principal(request: Request, token: str | None = Depends(oauth2_scheme),
-                        api_key: str | None = Depends(api_key_scheme)) -> Principal:
-    """Authenticate the request by its bearer token or its X-API-Key header."""
+async def authenticate(request: Request, token: str | None = Depends(oauth2_scheme),
+                       api_key: str | None = Depends(api_key_scheme)) -> Principal:
+    """Authenticate the request by its bearer token or its X-API-Key header (a pending password change allowed)."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -52,11 +52,44 @@ async def get_principal(request: Request, token: str | None = Depends(oauth2_sch
         principal = await _api_key_principal(request, api_key)
     elif token:
         auth = get_services(request).auth
-        principal = await auth.load_active_principal(auth.verify_access_token(token))
+        principal = await auth.load_active_principal(await auth.verify_access_token(token))
     else:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <access token>' "
                            "(people) or 'X-API-Key: <key>' (external systems)")
     request.state.principal = principal
+    return principal
+
+
+async def get_principal(request: Request, principal: Principal = Depends(authenticate)) -> Principal:
+    """The authenticated caller; 403 while the person must change their password first, and 404 for an incident
+    outside the areas an API key is limited to (the same answer as for one that does not exist)."""
+    if principal.password_change is not None:
+        why = "has expired" if principal.password_change == "expired" else "must be changed before first use"
+        raise Forbidden(f"your password {why}; change it with POST /api/v1/auth/password",
+                        extra={"reason": "password_change_required"})
+    if principal.areas is not None:
+        await _require_incident_in_scope(request, principal)
+    return principal
+
+
+async def _require_incident_in_scope(request: Request, principal: Principal) -> None:
+    """Every route about one incident names it `incident_id`: one check covers them all."""
+    raw = request.path_params.get("incident_id")
+    try:
+        incident_id = int(raw) if raw is not None else None
+    except ValueError:
+        return  # not a number: the route's own validation answers 422
+    if incident_id is None or not 1 <= incident_id <= 2**63 - 1:
+        return
+    area = await get_services(request).incidents.area_of(incident_id)
+    if area is not None and not principal.may_see_area(area):
+        raise NotFound(f"incident {incident_id} not found")
+
+
+async def require_signed_in_person(principal: Principal = Depends(authenticate)) -> Principal:
+    """Any signed-in person, whatever the role, even one who must change their password (API keys: 403)."""
+    if principal.kind != "user":
+        raise Forbidden("only a signed-in person may do this; API keys have no account")
     return principal
 
 
@@ -112,9 +145,17 @@ def require_person_with_role(role: str) -> Callable[..., Awaitable[Principal]]:
 
 
 async def require_audit_reader(principal: Principal = Depends(get_principal)) -> Principal:
-    """Admins and people with the auditor capability."""
+    """Admins and auditors."""
     if not principal.may_read_audit_log():
-        raise Forbidden("reading the audit log needs the admin role or the auditor capability")
+        raise Forbidden("reading the audit log needs the role 'admin' or 'auditor'")
+    return principal
+
+
+async def require_metrics_reader(principal: Principal = Depends(get_principal)) -> Principal:
+    """Supervisors and above, and auditors: the SLA and service-quality reports."""
+    if not principal.may_read_metrics():
+        raise Forbidden(f"these reports need the role 'supervisor' or higher, or 'auditor'; you are "
+                        f"'{principal.role}'")
     return principal
 
 

@@ -43,10 +43,9 @@ class DirectoryPerson:
 
 @dataclass(frozen=True)
 class DirectoryAccess:
-    """What a person's groups grant: a role (None: nothing) and the auditor capability."""
+    """What a person's groups grant: a role (None: nothing)."""
 
     role: str | None
-    is_auditor: bool
 
 
 def _normalise_dn(dn: str) -> str:
@@ -76,7 +75,8 @@ def validate_group_roles(mapping: Mapping[str, str]) -> dict[str, str]:
 
 
 def map_groups_to_access(groups: Iterable[str], mapping: Mapping[str, str], default_role: str = "") -> DirectoryAccess:
-    """The highest role any group maps to (by DN or by CN), else the default role; plus the auditor flag."""
+    """The highest ordered role any group maps to (by DN or by CN); else auditor when an auditor group matches;
+    else the default role."""
     best: str | None = None
     auditor = False
     for group in groups:
@@ -86,7 +86,7 @@ def map_groups_to_access(groups: Iterable[str], mapping: Mapping[str, str], defa
                 auditor = True
             elif granted is not None and (best is None or ROLE_ORDER[granted] > ROLE_ORDER[best]):
                 best = granted
-    return DirectoryAccess(role=best or (default_role or None), is_auditor=auditor)
+    return DirectoryAccess(role=best or (AUDITOR if auditor else None) or (default_role or None))
 
 
 def fill_filter(template: str, **values: str) -> str:

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RoleName = Literal["reporter", "technician", "supervisor", "admin"]
+RoleName = Literal["reporter", "technician", "supervisor", "admin", "auditor"]
+PasswordChangeReason = Literal["must_change", "expired"]
 
 
 class TokenPair(BaseModel):
@@ -15,6 +16,26 @@ class TokenPair(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_token: str
+    password_change_required: bool = Field(
+        default=False, description="True: every endpoint but the password change (POST /api/v1/auth/password), "
+                                   "/api/v1/auth/me, refresh and logout answers 403 until the password is changed.")
+    password_change_reason: PasswordChangeReason | None = Field(
+        default=None, description="must_change: set by an admin or at creation; expired: older than "
+                                  "PRS_PASSWORD_MAX_AGE_DAYS.")
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256,
+                              description="At least 12 characters with upper case, lower case and a digit; not one "
+                                          "of the account's last PRS_PASSWORD_HISTORY passwords.")
+
+
+class PasswordChanged(BaseModel):
+    password_changed_at: datetime
+    password_expires_at: datetime | None = Field(description="Null when passwords do not expire.")
+    sessions_ended: int = Field(description="Other sessions of the account that were signed out.")
 
 
 class RefreshRequest(BaseModel):
@@ -30,9 +51,16 @@ class UserOut(BaseModel):
     role: RoleName
     source: str
     is_active: bool
-    is_auditor: bool = Field(description="May read the audit log (admins always may).")
     created_at: datetime
     last_login_at: datetime | None
+    locked: bool = Field(description="Locked after too many failed logins; an admin can unlock it.")
+    locked_until: datetime | None
+    failed_login_count: int = Field(description="Failed logins in the current counting window.")
+    must_change_password: bool
+    password_changed_at: datetime | None
+    password_expires_at: datetime | None = Field(description="Null: local password never expires, or directory "
+                                                             "account.")
+    password_change_required: bool
 
 
 # One annotated type per field, shared by creation and change, so POST and PATCH validate alike.
@@ -49,7 +77,7 @@ class UserCreate(BaseModel):
     role: RoleName
     display_name: DisplayName = ""
     email: Email = None
-    is_auditor: bool = Field(default=False, description="Grants read access to the audit log.")
+    must_change_password: bool = Field(default=False, description="Require a new password at the first login.")
 
 
 class UserUpdate(BaseModel):
@@ -61,5 +89,27 @@ class UserUpdate(BaseModel):
     is_active: bool = Field(default=None)
     display_name: DisplayName = Field(default=None)
     email: Email = None
-    password: Password = Field(default=None)
-    is_auditor: bool = Field(default=None, description="Grant or withdraw read access to the audit log.")
+    password: Password = Field(default=None, description="A new password; it must be changed at the next login "
+                                                          "unless must_change_password is false.")
+    must_change_password: bool = Field(default=None, description="Require a new password at the next login.")
+
+
+class SigningKeyOut(BaseModel):
+    kid: str = Field(description="The key id that access tokens carry in their `kid` header.")
+    algorithm: Literal["HS256"]
+    state: Literal["current", "verifying", "retired"] = Field(
+        description="current: signs new tokens; verifying: retired but still accepts the tokens it signed; "
+                    "retired: refuses them (its secret is destroyed).")
+    created_at: datetime
+    created_by: str
+    retired_at: datetime | None
+    verify_until: datetime | None = Field(description="Tokens signed with this key are accepted until then.")
+    destroyed_at: datetime | None
+
+
+class SigningKeyRotated(BaseModel):
+    kid: str = Field(description="The new signing key.")
+    created_at: datetime
+    previous_kid: str | None
+    previous_verifies_until: datetime | None = Field(
+        description="The old key verifies tokens until then: the longest token lifetime plus one key refresh.")

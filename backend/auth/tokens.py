@@ -1,4 +1,5 @@
-"""Access tokens (JWT, HS256) and opaque refresh tokens stored only as hashes."""
+"""Access tokens (JWT, HS256, signed by a key named in the `kid` header) and opaque refresh tokens stored only
+as hashes."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ class AccessClaims:
 
 
 def resolve_jwt_secret(settings: Settings) -> str:
-    """The configured secret, or one generated once and kept in the data folder (mode 0600)."""
+    """The master secret that encrypts the signing keys: the configured one, or one generated once and kept in
+    the data folder (mode 0600)."""
     if settings.jwt_secret:
         if len(settings.jwt_secret) < 32:
             raise ValueError("PRS_JWT_SECRET must be at least 32 characters")
@@ -46,9 +48,9 @@ def resolve_jwt_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def issue_access_token(secret: str, *, user_id: int, username: str, role: str, now: datetime, minutes: int,
-                       session_id: uuid.UUID) -> str:
-    """A signed, short-lived access token bound to its login session."""
+def issue_access_token(secret: str, *, kid: str, user_id: int, username: str, role: str, now: datetime,
+                       minutes: int, session_id: uuid.UUID) -> str:
+    """A signed, short-lived access token bound to its login session; `kid` names the signing key."""
     claims = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -61,7 +63,19 @@ def issue_access_token(secret: str, *, user_id: int, username: str, role: str, n
         "jti": uuid.uuid4().hex,
         "sid": str(session_id),
     }
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid})
+
+
+def token_key_id(token: str) -> str:
+    """The `kid` header of a token (unverified: it only picks the key to verify with), or Unauthorized."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"invalid access token: {exc}") from None
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > 64:
+        raise Unauthorized("invalid access token: no signing key id (kid)")
+    return kid
 
 
 def decode_access_token(secret: str, token: str, *, now: datetime) -> AccessClaims:
@@ -73,15 +87,18 @@ def decode_access_token(secret: str, token: str, *, now: datetime) -> AccessClai
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "role", "typ", "sid"], "verify_exp": False},
+            options={"require": ["exp", "iat", "sub", "role", "typ", "sid"], "verify_exp": False,
+                     "verify_iat": False},
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid access token: {exc}") from None
     if claims.get("typ") != "access":
         raise Unauthorized("invalid access token: wrong token type")
-    # Expiry is checked against the injectable clock, not the wall clock.
+    # Expiry and issue time are checked against the injectable clock, not the wall clock.
     if int(claims["exp"]) <= int(now.timestamp()):
         raise Unauthorized("access token expired")
+    if int(claims["iat"]) > int(now.timestamp()) + 60:
+        raise Unauthorized("invalid access token: issued in the future")
     try:
         user_id = int(claims["sub"])
     except ValueError:

@@ -129,8 +129,11 @@ def llm_serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(11
 
 @user_app.command("create")
 def user_create(username: str = typer.Option(...), password: str = typer.Option(..., prompt=True, hide_input=True),
-                role: str = typer.Option("reporter", help="reporter, technician, supervisor or admin"),
-                display_name: str = typer.Option("")) -> None:
+                role: str = typer.Option("reporter", help="reporter, technician, supervisor, admin or auditor"),
+                display_name: str = typer.Option(""),
+                must_change: bool = typer.Option(False, "--must-change",
+                                                 help="The person must choose a new password at the first login.")
+                ) -> None:
     """Create a local account (use it to make the first admin)."""
     from backend.auth.schemas import UserCreate
     from backend.context import system_context
@@ -138,7 +141,8 @@ def user_create(username: str = typer.Option(...), password: str = typer.Option(
 
     settings = _settings()
     try:
-        body = UserCreate(username=username, password=password, role=role, display_name=display_name)
+        body = UserCreate(username=username, password=password, role=role, display_name=display_name,
+                          must_change_password=must_change)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -156,7 +160,8 @@ def user_create(username: str = typer.Option(...), password: str = typer.Option(
 
 @user_app.command("ensure-admin")
 def user_ensure_admin(username: str = typer.Option("admin")) -> None:
-    """Create an admin with a random password if none exists; the password goes to DATA_DIR/initial-admin-password."""
+    """Create an admin with a random password if none exists; the password goes to DATA_DIR/initial-admin-password
+    and must be changed at the first login."""
     from backend.auth.schemas import UserCreate
     from backend.context import system_context
 
@@ -167,7 +172,8 @@ def user_ensure_admin(username: str = typer.Option("admin")) -> None:
             return None
         password = "Prs-" + secrets.token_urlsafe(12) + "a1A"
         await services.auth.create_user(system_context("cli"),
-                                        UserCreate(username=username, password=password, role="admin"))
+                                        UserCreate(username=username, password=password, role="admin",
+                                                   must_change_password=True))
         return password
 
     password = asyncio.run(_with_services(settings, run))
@@ -175,7 +181,8 @@ def user_ensure_admin(username: str = typer.Option("admin")) -> None:
     if password is not None:
         secret_file.write_text(f"{username} {password}\n")
         secret_file.chmod(0o600)
-        typer.echo(f"created admin '{username}'; its password is in {secret_file}")
+        typer.echo(f"created admin '{username}'; its password is in {secret_file} and must be changed at the "
+                   "first login")
     else:
         typer.echo("an active admin exists; nothing to do")
 
@@ -348,6 +355,34 @@ def audit_verify() -> None:
     if not report["ok"]:
         raise typer.Exit(1)
 
+
+
+keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new JWT signing key; the old one verifies until its tokens have expired (no one is signed out)."""
+    from backend.context import system_context
+
+    settings = _settings()
+
+    async def run(services) -> dict:
+        return await services.auth.signing_keys.rotate(system_context("cli"))
+
+    typer.echo(json.dumps(asyncio.run(_with_services(settings, run)), default=str))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Print the JWT signing keys of this PRS_JWT_SECRET and their state (never a secret)."""
+    settings = _settings()
+
+    async def run(services) -> list:
+        return await services.auth.signing_keys.list()
+
+    typer.echo(json.dumps(asyncio.run(_with_services(settings, run)), default=str))
 
 
 sla_app = typer.Typer(help="SLAs, escalation and maintenance (normally run by the workers).", no_args_is_help=True)

@@ -33,8 +33,8 @@ async def report_incident(request: Request, body: ExternalIncidentCreate,
 @router.get("/incidents/{incident_id}", response_model=ExternalIncidentStatus, summary="Status of an incident",
             description="API keys with the `read` permission. Status, resolution and the LLM suggestion.")
 async def incident_status(request: Request, incident_id: int = Path(ge=1, le=2**63 - 1),
-                          _: Principal = Depends(require_api_key("read"))) -> dict:
-    return await external_api(request).incident_status(incident_id)
+                          principal: Principal = Depends(require_api_key("read"))) -> dict:
+    return await external_api(request).incident_status(incident_id, viewer=principal)
 
 
 @router.get("/knowledge/search", response_model=ExternalSearchOut, summary="Search the knowledge base",
@@ -43,5 +43,5 @@ async def incident_status(request: Request, incident_id: int = Path(ge=1, le=2**
 async def search_knowledge(request: Request, query: str = Query(min_length=1, max_length=1000),
                            limit: int = Query(default=5, ge=1, le=50),
                            area: str | None = Query(default=None, min_length=1, max_length=64),
-                           _: Principal = Depends(require_api_key("read"))) -> dict:
-    return await external_api(request).search_knowledge(query=query, area=area, limit=limit)
+                           principal: Principal = Depends(require_api_key("read"))) -> dict:
+    return await external_api(request).search_knowledge(query=query, area=area, limit=limit, viewer=principal)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.context import RequestContext
+from backend.context import Principal, RequestContext
 from backend.errors import NotFound, ValidationFailed
 from backend.external.schemas import ExternalIncidentCreate
 from backend.incidents.schemas import IncidentCreate
@@ -35,16 +35,21 @@ class ExternalApi:
         view["similar"] = created["similar"]
         return view
 
-    async def incident_status(self, incident_id: int) -> dict[str, Any]:
-        """Status, resolution and suggestion of one incident."""
-        incident = await self.incidents.get(incident_id)
+    async def incident_status(self, incident_id: int, *, viewer: Principal | None = None) -> dict[str, Any]:
+        """Status, resolution and suggestion of one incident (404 outside the key's areas)."""
+        incident = await self.incidents.get(incident_id, viewer=viewer)
         return _status_view(incident, await self._suggestion(incident_id))
 
-    async def search_knowledge(self, *, query: str, area: str | None, limit: int) -> dict[str, Any]:
-        """Resolved incidents and runbook passages closest to the query; 422 for an unknown area."""
-        if area is not None and area not in {a["code"] for a in await self.incidents.list_areas()}:
+    async def search_knowledge(self, *, query: str, area: str | None, limit: int,
+                               viewer: Principal | None = None) -> dict[str, Any]:
+        """Resolved incidents and runbook passages closest to the query; 422 for an unknown area (or one outside
+        the key's areas)."""
+        known = {a["code"] for a in await self.incidents.list_areas()}
+        if area is not None and (area not in known or (viewer is not None and not viewer.may_see_area(area))):
             raise ValidationFailed(f"unknown area '{area}'", field="area")
         hits = await self.knowledge.search(query=query, area=area, limit=limit)
+        if viewer is not None:
+            hits = [hit for hit in hits if hit.area is None or viewer.may_see_area(hit.area)]
         return {"query": query, "area": area, "results": hits}
 
     async def _suggestion(self, incident_id: int) -> dict[str, Any] | None:

@@ -113,6 +113,8 @@ async def list_incidents(conn: asyncpg.Connection, *, filters: dict[str, Any], a
         where.append(f"i.priority = ANY({bind(filters['priority'])}::text[])")
     if filters.get("area"):
         where.append(f"i.area = {bind(filters['area'])}")
+    if filters.get("areas") is not None:
+        where.append(f"i.area = ANY({bind(filters['areas'])}::text[])")
     if filters.get("assignee_id") is not None:
         where.append(f"i.assignee_id = {bind(filters['assignee_id'])}")
     if filters.get("reporter_id") is not None:

@@ -67,7 +67,10 @@ def sees_only_own_incidents(viewer: Principal | None) -> bool:
 
 
 def may_view(viewer: Principal | None, incident: asyncpg.Record) -> bool:
-    """Whether `viewer` may read this incident (its comments, similar cases and suggestion too)."""
+    """Whether `viewer` may read this incident (its comments, similar cases and suggestion too): reporters their
+    own, API keys limited to areas those areas'."""
+    if viewer is not None and not viewer.may_see_area(incident["area"]):
+        return False
     return not sees_only_own_incidents(viewer) or incident["reporter_id"] == viewer.id
 
 
@@ -99,7 +102,7 @@ class IncidentService:
 
         `on_created(conn, incident_id)` runs inside the creating transaction (e.g. to link an alert to it)."""
         async with self.pool.acquire() as conn:
-            await self._require_area(conn, body.area)
+            await self._require_area(conn, body.area, viewer=ctx.principal)
         similar = await self.similar_for_text(f"{body.title}\n{body.description}", body.area)
         now = self.clock.now()
         values = body.model_dump(exclude={"language"})
@@ -154,6 +157,8 @@ class IncidentService:
         conditions = filters.model_dump(exclude={"limit", "cursor"})
         if sees_only_own_incidents(viewer):
             conditions["reporter_id"] = viewer.id
+        if viewer is not None and viewer.areas is not None:
+            conditions["areas"] = sorted(viewer.areas)
         async with self.pool.acquire() as conn:
             rows = await repository.list_incidents(conn, filters=conditions, after=after, limit=filters.limit + 1)
         items = [incident_view(r) for r in rows[: filters.limit]]
@@ -168,9 +173,9 @@ class IncidentService:
         changes = body.model_dump(exclude_unset=True)
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            before = await self._locked(conn, incident_id)
+            before = await self._locked(conn, incident_id, viewer=ctx.principal)
             if "area" in changes:
-                await self._require_area(conn, changes["area"])
+                await self._require_area(conn, changes["area"], viewer=ctx.principal)
             await repository.update_incident_fields(conn, incident_id, changes=changes, now=now)
             after = await repository.get_incident(conn, incident_id)
             await audit.record(conn, ctx, at=now, action="incident.updated", resource_type="incident",
@@ -183,7 +188,7 @@ class IncidentService:
         """Give the incident to a technician (or take it away)."""
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            before = await self._locked(conn, incident_id)
+            before = await self._locked(conn, incident_id, viewer=ctx.principal)
             if assignee_id is not None and await repository.get_assignable_user(conn, assignee_id) is None:
                 raise ValidationFailed(f"user {assignee_id} does not exist or cannot own incidents", field="assignee_id")
             await repository.set_assignee(conn, incident_id, assignee_id, now)
@@ -198,7 +203,7 @@ class IncidentService:
         """Comment on an incident; reporters only on their own."""
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            incident = await self._locked(conn, incident_id)
+            incident = await self._locked(conn, incident_id, viewer=ctx.principal)
             self._check_reporter_owns(ctx.principal, incident)
             row = await repository.insert_comment(
                 conn, incident_id=incident_id, author_id=ctx.principal.id if ctx.principal.kind == "user" else None,
@@ -233,7 +238,7 @@ class IncidentService:
             raise ValidationFailed("a solution is required to resolve an incident", field="solution")
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            before = await self._locked(conn, incident_id)
+            before = await self._locked(conn, incident_id, viewer=ctx.principal)
             check_transition(before["status"], status)
             reopened = is_reopen(before["status"], status)
             await repository.set_status(conn, incident_id, status=status, now=now,
@@ -282,16 +287,26 @@ class IncidentService:
                                resource_id=code, after=dict(row))
         return dict(row)
 
-    async def _locked(self, conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record:
+    async def area_of(self, incident_id: int) -> str | None:
+        """The area of an incident, or None when there is no such incident."""
+        async with self.pool.acquire() as conn:
+            row = await repository.get_incident(conn, incident_id)
+        return row["area"] if row is not None else None
+
+    async def _locked(self, conn: asyncpg.Connection, incident_id: int, *,
+                      viewer: Principal | None = None) -> asyncpg.Record:
         row = await repository.get_incident(conn, incident_id, for_update=True)
-        if row is None:
+        if row is None or (viewer is not None and not viewer.may_see_area(row["area"])):
             raise NotFound(f"incident {incident_id} not found")
         return row
 
-    async def _require_area(self, conn: asyncpg.Connection, area: str) -> None:
-        if not await repository.area_exists(conn, area):
-            known = ", ".join(r["code"] for r in await repository.list_areas(conn))
-            raise ValidationFailed(f"unknown area '{area}'; known areas: {known}", field="area")
+    async def _require_area(self, conn: asyncpg.Connection, area: str, *, viewer: Principal | None = None) -> None:
+        # An area outside an API key's scope gets the same answer as one that does not exist.
+        if not await repository.area_exists(conn, area) or (viewer is not None and not viewer.may_see_area(area)):
+            known = [r["code"] for r in await repository.list_areas(conn)]
+            if viewer is not None:
+                known = [code for code in known if viewer.may_see_area(code)]
+            raise ValidationFailed(f"unknown area '{area}'; known areas: {', '.join(known)}", field="area")
 
     @staticmethod
     def _check_reporter_owns(principal: Principal, incident: asyncpg.Record) -> None:

@@ -35,11 +35,13 @@ async def search_knowledge(
     limit: int = Query(10, ge=1, le=SEARCH_LIMIT_MAX, description=f"At most {SEARCH_LIMIT_MAX}."),
     kind: list[EntryKind] | None = Query(None, description="Entry kinds to search (repeatable); default both."),
     min_score: float = Query(0.0, ge=0.0, le=1.0, description="Drop results scoring under this."),
-    _: Principal = Depends(require_role("reporter")),
+    principal: Principal = Depends(require_role("reporter")),
 ) -> KnowledgeSearchOut:
     hits = await get_services(request).knowledge.search(
         query=query, area=area, limit=limit, kinds=tuple(kind or ALL_KINDS), min_score=min_score
     )
+    # An API key limited to areas sees nothing of the others (documents for every area have no area).
+    hits = [hit for hit in hits if hit.area is None or principal.may_see_area(hit.area)]
     return KnowledgeSearchOut(query=query, area=area, results=[KnowledgeHitOut.model_validate(hit) for hit in hits])
 
 

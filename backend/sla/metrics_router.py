@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from backend.auth.dependencies import get_services, require_role
+from backend.auth.dependencies import get_services, require_metrics_reader
 from backend.context import Principal
 
 router = APIRouter(prefix="/api/v1/sla/metrics", tags=["sla metrics"])
@@ -33,22 +33,22 @@ class QualityReport(BaseModel):
 
 
 @router.get("/compliance", response_model=ComplianceReport, summary="SLA compliance per policy",
-            description="Supervisors and admins. Per SLA policy (and by area and by priority): incidents, per clock "
-                        "met/breached/pending, compliance rate = met / (met + breached), average and p90 business "
-                        "minutes overdue of breached clocks, and incidents at risk now (past the lowest warning "
-                        "threshold, not yet breached). " + PERIOD_HELP)
+            description="Supervisors, admins and auditors. Per SLA policy (and by area and by priority): "
+                        "incidents, per clock met/breached/pending, compliance rate = met / (met + breached), "
+                        "average and p90 business minutes overdue of breached clocks, and incidents at risk now "
+                        "(past the lowest warning threshold, not yet breached). " + PERIOD_HELP)
 async def compliance(request: Request, date_from: datetime | None = Query(default=None),
                      date_to: datetime | None = Query(default=None),
-                     _: Principal = Depends(require_role("supervisor"))) -> dict:
+                     _: Principal = Depends(require_metrics_reader)) -> dict:
     return await get_services(request).sla_metrics.compliance(date_from, date_to)
 
 
 @router.get("/quality", response_model=QualityReport, summary="Service-quality metrics",
-            description="Supervisors and admins. Overall, by area and by priority: resolution rate, escalation "
-                        "rate, average satisfaction (suggestion rating 1-5) and share rated 4-5, mean and median "
-                        "minutes to resolution, first-contact resolution (resolved, never reopened, never "
+            description="Supervisors, admins and auditors. Overall, by area and by priority: resolution rate, "
+                        "escalation rate, average satisfaction (suggestion rating 1-5) and share rated 4-5, mean "
+                        "and median minutes to resolution, first-contact resolution (resolved, never reopened, never "
                         "escalated, at most one assignee), suggestion acceptance rate. " + PERIOD_HELP)
 async def quality(request: Request, date_from: datetime | None = Query(default=None),
                   date_to: datetime | None = Query(default=None),
-                  _: Principal = Depends(require_role("supervisor"))) -> dict:
+                  _: Principal = Depends(require_metrics_reader)) -> dict:
     return await get_services(request).sla_metrics.quality(date_from, date_to)

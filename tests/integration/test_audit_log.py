@@ -143,24 +143,22 @@ class TestHashChain:
 class TestAuditApi:
     async def test_admins_and_auditors_read_the_log_and_other_roles_are_refused(self, api, make_account, services):
         admin = await make_account("admin")
-        auditor = await make_account("reporter", username="compliance")
-        async with services.pool.acquire() as conn:
-            await conn.execute("UPDATE users SET is_auditor = true WHERE id = $1", auditor.id)
+        auditor = await make_account("auditor", username="compliance")
         supervisor = await make_account("supervisor")
         for account, status in ((admin, 200), (auditor, 200), (supervisor, 403)):
             reply = await api.get("/api/v1/audit", headers=account.headers)
             assert reply.status_code == status, (account.role, reply.text)
         assert (await api.get("/api/v1/audit")).status_code == 401
 
-    async def test_auditor_flag_set_by_an_admin_is_a_role_change_in_the_log(self, api, make_account, services):
+    async def test_auditor_role_set_by_an_admin_is_a_role_change_in_the_log(self, api, make_account, services):
         admin = await make_account("admin")
         person = await make_account("technician")
-        reply = await api.patch(f"/api/v1/users/{person.id}", json={"is_auditor": True}, headers=admin.headers)
-        assert reply.status_code == 200 and reply.json()["is_auditor"] is True
+        reply = await api.patch(f"/api/v1/users/{person.id}", json={"role": "auditor"}, headers=admin.headers)
+        assert reply.status_code == 200 and reply.json()["role"] == "auditor"
         assert (await api.get("/api/v1/audit", headers=person.headers)).status_code == 200
         page = (await api.get("/api/v1/audit", params={"action": "user.role_changed"}, headers=admin.headers)).json()
         assert [e["resource_id"] for e in page["items"]] == [str(person.id)]
-        assert page["items"][0]["before"]["is_auditor"] is False and page["items"][0]["after"]["is_auditor"] is True
+        assert page["items"][0]["before"]["role"] == "technician" and page["items"][0]["after"]["role"] == "auditor"
 
     async def test_filters_combine_and_the_cursor_walks_every_row_once(self, api, make_account, services):
         admin = await make_account("admin")

@@ -96,8 +96,9 @@ class TestTokens:
         elif kind == "wrong-signature":
             token = jwt.encode(claims, "x" * 48, algorithm="HS256")
         elif kind == "expired":
-            secret = services.auth._secret
-            token = jwt.encode({**claims, "exp": int((now - timedelta(seconds=1)).timestamp())}, secret, algorithm="HS256")
+            key = await services.auth.signing_keys.current()
+            token = jwt.encode({**claims, "exp": int((now - timedelta(seconds=1)).timestamp())}, key.secret,
+                               algorithm="HS256", headers={"kid": key.kid})
         elif kind == "refresh-as-access":
             token = (await login(api, account.username)).json()["refresh_token"]
         else:
@@ -125,7 +126,9 @@ class TestUserAdministration:
         admin = await make_account("admin")
         reply = await api.post("/api/v1/users", json={"username": "maria", "password": "Maria-Segura-2026",
                                                       "role": "technician"}, headers=admin.headers)
-        assert reply.status_code == 201 and "password" not in reply.text
+        # Neither the password nor its hash comes back (the lifecycle fields are named password_* but hold none).
+        assert reply.status_code == 201 and "Maria-Segura-2026" not in reply.text and "$argon2" not in reply.text
+        assert not {"password", "password_hash"} & set(reply.json())
         assert (await login(api, "maria", "Maria-Segura-2026")).status_code == 200
 
     async def test_duplicate_username_is_409(self, api, make_account):

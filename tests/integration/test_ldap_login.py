@@ -24,7 +24,7 @@ def directory_client(services, clean_state, ldap_directory, api_from):
     def make(**overrides):
         settings = settings_with(services, **ldap_directory.settings(**overrides))
         auth = AuthService(settings=settings, pool=services.pool, clock=services.clock,
-                           jwt_secret=services.auth._secret)
+                           signing_keys=services.auth.signing_keys)
         return api_from(app_with(services, settings, auth=auth))
 
     return make
@@ -82,14 +82,15 @@ class TestDirectorySignIn:
         assert (await sign_in(client, "alice")).status_code == 200
         assert (await user_row(services, "alice"))["role"] == "admin"
 
-    async def test_auditor_group_grants_the_audit_log_beside_the_role(self, directory_client):
+    async def test_auditor_group_gives_the_auditor_role_which_reads_the_audit_log_only(self, directory_client):
         client = directory_client()
         tokens = (await sign_in(client, "dave")).json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         me = (await client.get("/api/v1/auth/me", headers=headers)).json()
-        assert me["role"] == "reporter" and me["is_auditor"] is True
+        assert me["role"] == "auditor"
         assert (await client.get("/api/v1/audit", headers=headers)).status_code == 200
         assert (await client.get("/api/v1/users", headers=headers)).status_code == 403
+        assert (await client.get("/api/v1/incidents", headers=headers)).status_code == 403
 
     async def test_wrong_password_and_unknown_person_are_401_audited_and_create_nothing(
             self, directory_client, services):

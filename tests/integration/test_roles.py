@@ -84,7 +84,11 @@ GUARDS = declared_guards()
 def minimum_role(guard: str) -> str | None:
     """The lowest role a guard admits (people only); None for API-key guards."""
     if guard == "require_audit_reader":
-        return "admin"  # or the auditor capability, which these test accounts do not have
+        return "admin"  # or the auditor role, which stands outside the order (see the auditor tests)
+    if guard == "require_metrics_reader":
+        return "supervisor"  # or the auditor role
+    if guard == "require_signed_in_person":
+        return "reporter"  # any signed-in person, auditors included
     if guard.startswith("require_api_key_"):
         return None
     return guard.removeprefix("require_person_").removeprefix("require_")

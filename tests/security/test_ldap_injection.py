@@ -35,7 +35,8 @@ INJECTIONS = [
 @pytest.fixture
 def directory_client(services, clean_state, ldap_directory, api_from):
     settings = settings_with(services, **ldap_directory.settings(), login_rate_limit="1000/minute")
-    auth = AuthService(settings=settings, pool=services.pool, clock=services.clock, jwt_secret=services.auth._secret)
+    auth = AuthService(settings=settings, pool=services.pool, clock=services.clock,
+                       signing_keys=services.auth.signing_keys)
     return api_from(app_with(services, settings, auth=auth))
 
 

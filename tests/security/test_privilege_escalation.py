@@ -17,7 +17,7 @@ NEW = {"title": "Fuga de aceite prensa P4", "description": "Charco de aceite baj
 
 async def users_snapshot(services):
     async with services.pool.acquire() as conn:
-        return [dict(r) for r in await conn.fetch("SELECT id, username, role, is_auditor, is_active FROM users "
+        return [dict(r) for r in await conn.fetch("SELECT id, username, role, is_active FROM users "
                                                   "ORDER BY id")]
 
 
@@ -37,7 +37,10 @@ async def people(make_account):
 # (who, method, path with {self}/{admin}, body, status)
 ATTEMPTS = [
     ("technician", "PATCH", "/api/v1/users/{self}", {"role": "admin"}, 403),
-    ("technician", "PATCH", "/api/v1/users/{self}", {"is_auditor": True}, 403),
+    ("technician", "PATCH", "/api/v1/users/{self}", {"role": "auditor"}, 403),
+    ("reporter", "PATCH", "/api/v1/users/{self}", {"must_change_password": False}, 403),
+    ("technician", "POST", "/api/v1/users/{admin}/unlock", None, 403),
+    ("technician", "POST", "/api/v1/signing-keys/rotate", None, 403),
     ("technician", "PATCH", "/api/v1/users/{admin}", {"is_active": False}, 403),
     ("technician", "PATCH", "/api/v1/users/{admin}", {"password": "Taken-Over-Pass-1"}, 403),
     ("technician", "POST", "/api/v1/users", {"username": "mole", "password": "Mole-Password-1", "role": "admin"}, 403),
@@ -97,7 +100,8 @@ async def test_a_token_still_claiming_admin_after_a_demotion_gets_the_current_ro
     session = jwt.decode(reporter.headers["Authorization"].split()[1], options={"verify_signature": False})["sid"]
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(reporter.id), "role": "admin", "typ": "access",
               "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp()), "sid": session}
-    validly_signed = jwt.encode(claims, services.auth._secret, algorithm=ALGORITHM)
+    key = await services.auth.signing_keys.current()
+    validly_signed = jwt.encode(claims, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
     users_before = await users_snapshot(services)
     reply = await api.post("/api/v1/users", json={"username": "mole", "password": "Mole-Password-123", "role": "admin"},
                            headers={"Authorization": f"Bearer {validly_signed}"})

@@ -21,44 +21,54 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
-def forged_token(kind: str, secret: str, admin_id: int, now) -> str:
+def forged_token(kind: str, secret: str, admin_id: int, now, kid: str) -> str:
+    """A token forged one way; those made with the real secret name the real key, so only the forgery fails."""
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(admin_id), "role": "admin", "typ": "access",
               "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())}
+    header = {"kid": kid}
     if kind == "alg-none":
         return jwt.encode(claims, key=None, algorithm="none")
     if kind == "alg-none-uppercase":
         return f"{_b64({'alg': 'NONE', 'typ': 'JWT'})}.{_b64(claims)}."
     if kind == "wrong-signature":
-        return jwt.encode(claims, "another-secret-" + "y" * 40, algorithm="HS256")
+        return jwt.encode(claims, "another-secret-" + "y" * 40, algorithm="HS256", headers=header)
     if kind == "hs512-with-the-real-secret":
-        return jwt.encode(claims, secret, algorithm="HS512")
+        return jwt.encode(claims, secret, algorithm="HS512", headers=header)
     if kind == "expired":
-        return jwt.encode(claims | {"exp": int((now - timedelta(seconds=1)).timestamp())}, secret, algorithm="HS256")
+        return jwt.encode(claims | {"exp": int((now - timedelta(seconds=1)).timestamp())}, secret, algorithm="HS256",
+                          headers=header)
     if kind == "wrong-audience":
-        return jwt.encode(claims | {"aud": "another-api"}, secret, algorithm="HS256")
+        return jwt.encode(claims | {"aud": "another-api"}, secret, algorithm="HS256", headers=header)
     if kind == "wrong-issuer":
-        return jwt.encode(claims | {"iss": "evil"}, secret, algorithm="HS256")
+        return jwt.encode(claims | {"iss": "evil"}, secret, algorithm="HS256", headers=header)
     if kind == "no-expiry":
-        return jwt.encode({k: v for k, v in claims.items() if k != "exp"}, secret, algorithm="HS256")
+        return jwt.encode({k: v for k, v in claims.items() if k != "exp"}, secret, algorithm="HS256", headers=header)
     if kind == "tampered-payload":
-        header, _, signature = jwt.encode(claims | {"sub": "999999"}, secret, algorithm="HS256").split(".")
-        return f"{header}.{_b64(claims)}.{signature}"
+        head, _, signature = jwt.encode(claims | {"sub": "999999"}, secret, algorithm="HS256",
+                                        headers=header).split(".")
+        return f"{head}.{_b64(claims)}.{signature}"
     if kind == "deleted-user":
-        return jwt.encode(claims | {"sub": "987654"}, secret, algorithm="HS256")
+        return jwt.encode(claims | {"sub": "987654"}, secret, algorithm="HS256", headers=header)
     if kind == "guessable-secret":
-        return jwt.encode(claims, "secret", algorithm="HS256")
+        return jwt.encode(claims, "secret", algorithm="HS256", headers=header)
+    if kind == "real-secret-without-kid":
+        return jwt.encode(claims, secret, algorithm="HS256")
+    if kind == "real-secret-unknown-kid":
+        return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": "no-such-key-0001"})
     raise ValueError(kind)
 
 
 KINDS = ["alg-none", "alg-none-uppercase", "wrong-signature", "hs512-with-the-real-secret", "expired",
-         "wrong-audience", "wrong-issuer", "no-expiry", "tampered-payload", "deleted-user", "guessable-secret"]
+         "wrong-audience", "wrong-issuer", "no-expiry", "tampered-payload", "deleted-user", "guessable-secret",
+         "real-secret-without-kid", "real-secret-unknown-kid"]
 
 
 async def test_forged_admin_tokens_cannot_create_an_admin(api, make_account, services):
     """One attack case per forgery in KINDS: 401 and no account created."""
     admin = await make_account("admin")
     for kind in KINDS:
-        token = forged_token(kind, services.auth._secret, admin.id, services.clock.now())
+        key = await services.auth.signing_keys.current()
+        token = forged_token(kind, key.secret, admin.id, services.clock.now(), key.kid)
         reply = await api.post("/api/v1/users", json=NEW_USER, headers={"Authorization": f"Bearer {token}"})
         assert reply.status_code == 401, f"{kind}: {reply.text}"
         assert reply.json()["error"] == "Unauthorized" and reply.headers["www-authenticate"] == "Bearer", kind
@@ -106,9 +116,10 @@ async def test_a_replayed_refresh_token_also_ends_the_sessions_access_tokens(api
 async def test_a_token_without_a_session_is_refused_even_when_validly_signed(api, make_account, services):
     account = await make_account("admin")
     claims = jwt.decode(account.headers["Authorization"].split()[1], options={"verify_signature": False})
+    key = await services.auth.signing_keys.current()
     for sid in (None, "not-a-uuid"):
         forged = {k: v for k, v in claims.items() if k != "sid"} | ({"sid": sid} if sid else {})
-        token = jwt.encode(forged, services.auth._secret, algorithm="HS256")
+        token = jwt.encode(forged, key.secret, algorithm="HS256", headers={"kid": key.kid})
         reply = await api.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"})
         assert reply.status_code == 401, sid
 

@@ -52,11 +52,16 @@ class TestLdapRules:
     def test_highest_mapped_role_wins_and_dn_matching_ignores_case_and_spaces(self):
         access = map_groups_to_access(["cn=technicians,ou=x,dc=y", "CN=prs-admins, OU=groups, DC=example, DC=com"],
                                       self.MAPPING)
-        assert access.role == "admin" and access.is_auditor is False
+        assert access.role == "admin"
 
-    def test_auditor_is_a_capability_beside_the_role(self):
+    def test_an_auditor_group_gives_the_auditor_role_rather_than_the_default(self):
         access = map_groups_to_access(["cn=auditors,ou=groups,dc=example,dc=com"], self.MAPPING, "reporter")
-        assert access.role == "reporter" and access.is_auditor is True
+        assert access.role == "auditor"
+
+    def test_an_ordered_role_wins_over_the_auditor_group(self):
+        access = map_groups_to_access(["cn=auditors,ou=groups,dc=example,dc=com", "cn=technicians,dc=y"],
+                                      self.MAPPING, "reporter")
+        assert access.role == "technician"
 
     def test_unmapped_groups_give_no_role_without_a_default(self):
         assert map_groups_to_access(["cn=finance,dc=example,dc=com"], self.MAPPING).role is None
