@@ -36,6 +36,9 @@ class DatabaseSnapshot:
     sla_breached: dict[str, int] = field(default_factory=dict)
     sla_at_risk: dict[str, int] = field(default_factory=dict)
     sla_breaches_recorded: int = 0
+    sla_stopped: dict[tuple[str, bool], int] = field(default_factory=dict)
+    resolved: int = 0
+    resolution_seconds: float = 0.0
     escalations: dict[str, int] = field(default_factory=dict)
     suggestions: list[tuple[str, str, int]] = field(default_factory=list)
     knowledge: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -50,6 +53,8 @@ async def read_snapshot(conn: asyncpg.Connection, clock: Clock) -> DatabaseSnaps
         incidents = await repository.open_incidents(conn)
         clocks = await repository.sla_clock_states(conn)
         breaches = await repository.sla_breaches_recorded(conn)
+        stopped = await repository.sla_clocks_stopped(conn)
+        resolved = await repository.resolutions(conn)
         escalations = await repository.escalations_by_rule(conn)
         suggestions = await repository.suggestion_feedback(conn)
         knowledge = await repository.knowledge_entries(conn)
@@ -60,6 +65,9 @@ async def read_snapshot(conn: asyncpg.Connection, clock: Clock) -> DatabaseSnaps
         sla_breached={r["kind"]: int(r["breached"]) for r in clocks},
         sla_at_risk={r["kind"]: int(r["at_risk"]) for r in clocks},
         sla_breaches_recorded=breaches,
+        sla_stopped={(r["kind"], bool(r["breached"])): int(r["n"]) for r in stopped},
+        resolved=int(resolved["n"]),
+        resolution_seconds=float(resolved["seconds"]),
         escalations={r["rule"]: int(r["n"]) for r in escalations},
         suggestions=[(r["status"], r["feedback"], int(r["n"])) for r in suggestions],
         knowledge={r["kind"]: (int(r["n"]), int(r["unsynced"])) for r in knowledge},
@@ -127,6 +135,11 @@ class DatabaseGauges(Collector):
         for status, priority, area, n in rows:
             detail.add_metric([status, priority, area], n)
         yield detail
+        # MTTR over a window: increase(prs_incident_resolution_seconds_total) / increase(prs_incidents_resolved_total)
+        yield CounterMetricFamily("prs_incidents_resolved", "Incidents resolved (reported here, not imported).",
+                                  value=self.snapshot.resolved)
+        yield CounterMetricFamily("prs_incident_resolution_seconds", "Summed time from report to resolution of "
+                                  "the resolved incidents.", value=self.snapshot.resolution_seconds)
 
     def _sla(self) -> Iterator[Metric]:
         snap = self.snapshot
@@ -144,6 +157,12 @@ class DatabaseGauges(Collector):
             at_risk.add_metric([kind], snap.sla_at_risk.get(kind, 0))
         yield breached
         yield at_risk
+        stopped = CounterMetricFamily("prs_sla_clocks_stopped", "SLA clocks that stopped, by kind and whether "
+                                      "they met their target.", labels=["kind", "outcome"])
+        for kind in CLOCK_KINDS:
+            stopped.add_metric([kind, "met"], snap.sla_stopped.get((kind, False), 0))
+            stopped.add_metric([kind, "breached"], snap.sla_stopped.get((kind, True), 0))
+        yield stopped
         yield CounterMetricFamily("prs_sla_breaches", "SLA breaches recorded (each clock breaches once).",
                                   value=snap.sla_breaches_recorded)
         escalations = CounterMetricFamily("prs_escalations", "Escalations recorded, by rule ('manual' for manual "

@@ -41,6 +41,24 @@ async def sla_clock_states(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
+async def resolutions(conn: asyncpg.Connection) -> asyncpg.Record:
+    """Incidents reported here (not imported) that are resolved now, and their summed time to resolution."""
+    return await conn.fetchrow(
+        """
+        SELECT count(*) AS n, coalesce(sum(extract(epoch FROM resolved_at - created_at)), 0) AS seconds
+          FROM incidents
+         WHERE resolved_at IS NOT NULL AND source = 'api'
+        """
+    )
+
+
+async def sla_clocks_stopped(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Stopped SLA clocks per kind: met or breached (the basis of compliance)."""
+    return await conn.fetch(
+        "SELECT kind, breached, count(*) AS n FROM sla_clocks WHERE state = 'stopped' GROUP BY kind, breached"
+    )
+
+
 async def sla_breaches_recorded(conn: asyncpg.Connection) -> int:
     """Every SLA breach ever recorded (a breach is recorded once per clock)."""
     return int(await conn.fetchval("SELECT count(*) FROM sla_events WHERE kind = 'breach'"))
