@@ -90,6 +90,10 @@ class DatabaseGauges(Collector):
         self._tried_at: float | None = None
         self._lock = asyncio.Lock()
 
+    def expire(self) -> None:
+        """Forget when the database was last read, so the next refresh reads it whatever the cache says."""
+        self._tried_at = None
+
     async def refresh(self) -> None:
         """Renew the snapshot unless it is younger than the cache; never waits longer than the timeout."""
         async with self._lock:
