@@ -26,8 +26,10 @@ ensure_debian_packages() {
   # Tools the test suite runs for real: slapd + ldap-utils (LDAP sign-in), redis (shared rate limits),
   # nginx (the shipped reverse-proxy configuration in front of API replicas), chromium (the web pages in a
   # real headless browser), prometheus + prometheus-alertmanager (promtool and amtool check the shipped rules and
-  # configuration; the alerting end-to-end test runs both servers).
-  local wanted=(slapd ldap-utils redis-server nginx-light chromium prometheus prometheus-alertmanager) missing=() pkg
+  # configuration; the alerting end-to-end test runs both servers), postgresql-client (pg_dump and pg_restore of
+  # `prs backup`, also where PostgreSQL runs on another machine).
+  local wanted=(slapd ldap-utils redis-server nginx-light chromium prometheus prometheus-alertmanager
+                postgresql-client) missing=() pkg
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
