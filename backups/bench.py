@@ -94,6 +94,7 @@ async def run_backup_bench(settings: Settings, *, incidents: int, with_vectors: 
         "dump_and_vectors_bytes": plain, "stored_bytes": manifest.size_bytes,
         "backup_s": round(backup_s, 2), "backup_mb_per_s": round(plain / 1e6 / backup_s, 2),
         "restore_s": round(restore_s, 2), "restore_mb_per_s": round(plain / 1e6 / restore_s, 2),
+        "restore_database_s": report["database_seconds"], "restore_vectors_s": report["vectors"]["seconds"],
         "restore_ok": report["ok"], "restore_problems": report["problems"],
         "vectors_restored": report["vectors"]["restored"],
     }

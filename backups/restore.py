@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,16 +68,20 @@ async def restore_backup(settings: Settings, catalog: Catalog, backup_id: str, t
         files = await fetch_plaintext(catalog, manifest, key, Path(tmp))
         if target.force:
             await drop_database(target.database_url)
+        started = time.perf_counter()
         await ensure_database(target.database_url)
         await restore_database(target.database_url, files[DATABASE_OBJECT], bin_dir=settings.backup_pg_bin_dir)
         migrated = await migrate(target.database_url) if manifest.schema_level < known else []
+        database_s = time.perf_counter() - started
         vectors = await _restore_vectors(target, store, files.get(VECTORS_OBJECT))
+        vectors["seconds"] = round(time.perf_counter() - started - database_s, 2)
     facts = await database_facts(target.database_url)
     ignore = frozenset({"schema_migrations"}) if migrated else frozenset()
     problems = compare_with_manifest(manifest, facts, ignore_tables=ignore)
     return {"backup_id": manifest.backup_id, "tier": manifest.tier, "ok": not problems, "problems": problems,
             "schema_level": {"backup": manifest.schema_level, "restored": facts.schema_level}, "migrated": migrated,
-            "audit_head": facts.audit_head, "tables": len(facts.row_counts), "vectors": vectors}
+            "audit_head": facts.audit_head, "tables": len(facts.row_counts), "database_seconds": round(database_s, 2),
+            "vectors": vectors}
 
 
 async def _restore_vectors(target: RestoreTarget, store: ChromaVectorStore | None,
