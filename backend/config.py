@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     suggestion_retry_base_s: float = 5.0
     suggestion_retry_max_s: float = 300.0
     suggestion_max_attempts: int = 50
+    suggestion_stream_max_s: float = 600.0  # an SSE stream closes with `timeout` after this; clients reconnect
 
     # Worker
     embedded_worker: bool = True  # `prs serve` runs the job worker in the same process

@@ -31,7 +31,8 @@ async def get_suggestion(request: Request, incident_id: int,
             description="Any authenticated role; reporters only for incidents they reported. Server-Sent Events: "
                         "`status` when the state changes, `token` with new text, `reset` when the text is replaced "
                         "(failover to another LLM node, or the final grounded text), `done` with the finished "
-                        "suggestion.")
+                        "suggestion, `timeout` when the stream has been open PRS_SUGGESTION_STREAM_MAX_S "
+                        "(reconnect to continue).")
 async def stream_suggestion(request: Request, incident_id: int,
                             principal: Principal = Depends(require_role("reporter"))) -> StreamingResponse:
     service = get_services(request).suggestions
@@ -39,7 +40,8 @@ async def stream_suggestion(request: Request, incident_id: int,
     await service.get(incident_id)  # 404 before the stream starts
 
     async def events() -> AsyncIterator[bytes]:
-        async for event, data in service.stream_updates(incident_id):
+        max_s = get_services(request).settings.suggestion_stream_max_s
+        async for event, data in service.stream_updates(incident_id, max_s=max_s):
             if await request.is_disconnected():
                 return
             yield f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
