@@ -75,6 +75,9 @@ async def run_backup_bench(settings: Settings, *, incidents: int, with_vectors: 
                 manifest = await service.create(tier="daily", trigger="cli")
                 backup_s = time.perf_counter() - started
                 started = time.perf_counter()
+                verified = await service.verify(manifest.backup_id)
+                verify_s = time.perf_counter() - started
+                started = time.perf_counter()
                 report = await restore_backup(bench, service.catalog, manifest.backup_id,
                                               RestoreTarget(database_url=restored, data_dir=folder / "restored"),
                                               work_dir=service.work_dir())
@@ -93,6 +96,7 @@ async def run_backup_bench(settings: Settings, *, incidents: int, with_vectors: 
         "vectors": manifest.vectors.get("count", 0), "seed_s": round(seed_s, 2),
         "dump_and_vectors_bytes": plain, "stored_bytes": manifest.size_bytes,
         "backup_s": round(backup_s, 2), "backup_mb_per_s": round(plain / 1e6 / backup_s, 2),
+        "verify_s": round(verify_s, 2), "verify_ok": verified["ok"],
         "restore_s": round(restore_s, 2), "restore_mb_per_s": round(plain / 1e6 / restore_s, 2),
         "restore_database_s": report["database_seconds"], "restore_vectors_s": report["vectors"]["seconds"],
         "restore_ok": report["ok"], "restore_problems": report["problems"],

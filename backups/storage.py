@@ -49,7 +49,7 @@ class ObjectStore:
         self.endpoint = endpoint
         self.part_bytes = max(part_bytes, MIN_PART_BYTES)
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=min(timeout_s, 5.0), read=timeout_s),
+            maxsize=8, timeout=urllib3.Timeout(connect=min(timeout_s, 5.0), read=timeout_s),
             retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
         self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
                              region=region or None, http_client=http)
