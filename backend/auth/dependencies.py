@@ -82,7 +82,7 @@ async def _require_incident_in_scope(request: Request, principal: Principal) -> 
     if incident_id is None or not 1 <= incident_id <= 2**63 - 1:
         return
     area = await get_services(request).incidents.area_of(incident_id)
-    if area is not None and not principal.may_see_area(area):
+    if area is None or not principal.may_see_area(area):  # missing or outside: one answer for both
         raise NotFound(f"incident {incident_id} not found")
 
 

@@ -164,3 +164,22 @@ def test_every_documented_minimum_matches_a_real_route():
         template = {"/api/v1/incidents/1": "/api/v1/incidents/{incident_id}", "/api/v1/users/1": "/api/v1/users/{user_id}",
                     "/api/v1/knowledge/documents/1": "/api/v1/knowledge/documents/{document_id}"}.get(template, template)
         assert (method, template) in real, f"{method} {template} is not a route"
+
+
+AUDITOR_MAY = {("GET", "/api/v1/audit"), ("GET", "/api/v1/audit/verify"), ("GET", "/api/v1/sla/metrics/compliance"),
+               ("GET", "/api/v1/sla/metrics/quality"), ("GET", "/api/v1/auth/me"), ("POST", "/api/v1/auth/password")}
+
+
+@pytest.mark.asyncio
+async def test_the_auditor_reads_the_audit_log_and_the_metrics_and_is_refused_everything_else(api, make_account):
+    auditor = await make_account("auditor")
+    for method, path in ALL_ROUTES:
+        if (method, path) in PUBLIC:
+            continue
+        reply = await api.request(method, concrete(path), json={}, headers=auditor.headers)
+        if (method, path) in AUDITOR_MAY:
+            assert reply.status_code not in (401, 403), f"{method} {path} answered {reply.status_code}"
+        elif GUARDS.get((method, path), "").startswith("require_api_key_"):
+            assert reply.status_code == 401, f"{method} {path} answered {reply.status_code}"
+        else:
+            assert reply.status_code == 403, f"{method} {path} answered {reply.status_code}"
