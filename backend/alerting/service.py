@@ -141,7 +141,7 @@ class AlertService:
                         starts_at=alert.starts_at, generator_url=alert.generator_url, now=now)
 
                 # The fingerprint lock is held (this transaction) until the incident and its link are committed.
-                created = await self.incidents.create(ctx, body, on_created=link_alert)
+                created = await self.incidents.create(ctx, body, on_created=link_alert, with_similar=False)
                 return "created", int(created["id"])
         since = alert.starts_at.isoformat() if alert.starts_at else "now"
         await self.incidents.add_comment(ctx, refired, f"Alertmanager: firing again since {since}")

@@ -96,14 +96,16 @@ class IncidentService:
         ))
 
     async def create(self, ctx: RequestContext, body: IncidentCreate, *,
-                     on_created: Callable[[asyncpg.Connection, int], Awaitable[None]] | None = None
-                     ) -> dict[str, Any]:
+                     on_created: Callable[[asyncpg.Connection, int], Awaitable[None]] | None = None,
+                     with_similar: bool = True) -> dict[str, Any]:
         """Store a new incident, its audit row and its suggestion job; reply with similar past incidents.
 
-        `on_created(conn, incident_id)` runs inside the creating transaction (e.g. to link an alert to it)."""
+        `on_created(conn, incident_id)` runs inside the creating transaction (e.g. to link an alert to it);
+        `with_similar=False` skips the reply's retrieval for callers that do not show it (the suggestion job and
+        the incident page retrieve on their own)."""
         async with self.pool.acquire() as conn:
             await self._require_area(conn, body.area, viewer=ctx.principal)
-        similar = await self.similar_for_text(f"{body.title}\n{body.description}", body.area)
+        similar = await self.similar_for_text(f"{body.title}\n{body.description}", body.area) if with_similar else []
         now = self.clock.now()
         values = body.model_dump(exclude={"language"})
         values["reporter_id"] = ctx.principal.id if ctx.principal.kind == "user" else None
