@@ -21,6 +21,7 @@ STATIC_FILES: dict[str, str] = {
     "i18n.js": "text/javascript; charset=utf-8",
     "sse.js": "text/javascript; charset=utf-8",
     "login-page.js": "text/javascript; charset=utf-8",
+    "password-page.js": "text/javascript; charset=utf-8",
     "incident-list-page.js": "text/javascript; charset=utf-8",
     "incident-report-page.js": "text/javascript; charset=utf-8",
     "incident-detail-page.js": "text/javascript; charset=utf-8",

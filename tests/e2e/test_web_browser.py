@@ -120,3 +120,23 @@ async def test_an_incident_no_policy_matches_says_so_in_spanish(web_server, brow
         "document.querySelector('.sla-card').innerText")
     assert text.startswith("Nivel de servicio (SLA)")
     assert await browser.evaluate("document.querySelectorAll('.sla-clock').length") == 0
+
+
+async def test_a_forced_password_change_leads_from_the_login_form_to_the_change_form(web_server, browser, services,
+                                                                                  clean_state):
+    """The initial admin's flow: log in with the given password, land on the change form, then on the list."""
+    from backend.auth.schemas import UserCreate
+    from backend.context import system_context
+
+    await services.auth.create_user(system_context("test"), UserCreate(
+        username="firstadmin", password=PASSWORD, role="admin", must_change_password=True))
+    await log_in(browser, web_server, "firstadmin")
+    await browser.wait_until("!!document.querySelector('.password-card')")
+    assert "Choose a new password" in await browser.text_of(".password-card")
+    await browser.fill("#password-current", PASSWORD)
+    await browser.fill("#password-new", "Brand-New-Admin-77")
+    await browser.fill("#password-repeat", "Brand-New-Admin-77")
+    await browser.click_button("Change password", within=".password-card")
+    await browser.wait_until("!document.querySelector('.password-card') && location.hash === '#/incidents'")
+    async with services.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT must_change_password FROM users WHERE username = 'firstadmin'") is False

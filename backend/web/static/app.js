@@ -7,6 +7,7 @@ import { renderIncidentDetailPage } from "./incident-detail-page.js";
 import { renderIncidentListPage } from "./incident-list-page.js";
 import { renderIncidentReportPage } from "./incident-report-page.js";
 import { renderLoginPage } from "./login-page.js";
+import { renderPasswordPage } from "./password-page.js";
 
 const view = document.getElementById("view");
 const session = { me: null, areas: [], expired: false };
@@ -20,6 +21,9 @@ function parseRoute(hash) {
   if (hash === "#/report") {
     return { name: "report" };
   }
+  if (hash === "#/password") {
+    return { name: "password" };
+  }
   return { name: "list" };
 }
 
@@ -27,6 +31,7 @@ function updateHeader() {
   const loggedIn = session.me !== null;
   document.getElementById("topnav").hidden = !loggedIn;
   document.getElementById("logout-button").hidden = !loggedIn;
+  document.getElementById("nav-password").hidden = !loggedIn;
   document.getElementById("user-name").textContent = loggedIn ? session.me.display_name || session.me.username : "";
   const toggle = document.getElementById("language-toggle");
   toggle.textContent = t("language.switch");
@@ -39,10 +44,19 @@ function updateHeader() {
 
 // Load who is logged in and the areas, once per session.
 async function loadSession() {
-  const [me, areas] = await Promise.all([apiRequest("/auth/me"), apiRequest("/areas")]);
+  const me = await apiRequest("/auth/me");
+  // Until a required password change is done, every other endpoint refuses this session.
+  session.areas = me.password_change_required ? [] : await apiRequest("/areas");
   session.me = me;
-  session.areas = areas;
   session.expired = false;
+}
+
+// Why the signed-in person must change their password now ("must_change", "expired"), or null.
+function passwordChangeReason(me) {
+  if (!me.password_change_required) {
+    return null;
+  }
+  return me.must_change_password ? "must_change" : "expired";
 }
 
 function showLogin() {
@@ -70,8 +84,18 @@ function renderCurrentRoute() {
     return;
   }
   const route = parseRoute(window.location.hash);
+  const required = passwordChangeReason(session.me);
   let cleanup;
-  if (route.name === "detail") {
+  if (required || route.name === "password") {
+    renderPasswordPage(view, {
+      required,
+      onChanged: async () => {
+        await loadSession();
+        window.location.hash = "#/incidents";
+        renderCurrentRoute();
+      },
+    });
+  } else if (route.name === "detail") {
     cleanup = renderIncidentDetailPage(view, { incidentId: route.incidentId, me: session.me });
   } else if (route.name === "report") {
     cleanup = renderIncidentReportPage(view, { areas: session.areas });
