@@ -80,7 +80,7 @@ def tier_due(now: datetime, backups: Sequence[BackupFacts]) -> str:
 
 def backups_to_delete(backups: Sequence[BackupFacts], now: datetime, policy: RetentionPolicy) -> list[str]:
     """Ids of expired backups; the newest verified backup of each tier is kept whatever its age."""
-    keep_verified = {}
+    keep_verified: dict[str, BackupFacts] = {}
     for backup in backups:
         if backup.verified:
             current = keep_verified.get(backup.tier)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from backend.audit.service import verify_chain
 from backend.db import create_pool, drop_database
 from backups.database import database_facts
@@ -114,5 +116,30 @@ async def test_backup_taken_while_incidents_are_written_has_every_incident_with_
         finally:
             await pool.close()
         assert orphans == 0 and incidents == manifest.row_counts["incidents"]
+    finally:
+        await drop_database(target)
+
+
+async def test_restore_puts_the_vectors_into_a_named_chroma_server_and_refuses_a_non_empty_one(
+        backup_world: BackupWorld, chroma_server_url):
+    from backups.restore import RestoreRefused, RestoreTarget, restore_backup
+
+    world = backup_world
+    await seed_incidents(world, count=2)
+    await world.services.knowledge.sync_pending_vectors()
+    service = world.services.backups.service
+    manifest = await service.create(tier="daily")
+    settings = world.settings_with(chroma_collection=f"restore_{manifest.backup_id[-6:]}")
+    target = world.database_url + "_chroma"
+    try:
+        report = await restore_backup(settings, service.catalog, manifest.backup_id,
+                                      RestoreTarget(database_url=target, chroma_url=chroma_server_url),
+                                      work_dir=service.work_dir())
+        assert report["ok"] and report["vectors"]["restored"] == manifest.vectors["count"] > 40
+        assert report["vectors"]["pending_rebuild"] == 0
+        with pytest.raises(RestoreRefused, match="vector store is not empty"):
+            await restore_backup(settings, service.catalog, manifest.backup_id,
+                                 RestoreTarget(database_url=target + "_again", chroma_url=chroma_server_url),
+                                 work_dir=service.work_dir())
     finally:
         await drop_database(target)

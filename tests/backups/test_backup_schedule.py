@@ -75,3 +75,24 @@ async def test_metrics_show_last_success_size_and_verify_result_and_every_proces
     assert other_process.size.labels("daily")._value.get() == manifest.size_bytes
     assert other_process.last_verify_success._value.get() == 1
     assert other_process.last_verify_time._value.get() == expected_time
+
+
+async def test_prune_deletes_expired_backups_from_storage_and_keeps_a_tiers_newest_verified_one(
+        backup_world: BackupWorld):
+    world = backup_world
+    service = world.services.backups.service
+    old_verified = await service.create(tier="daily")
+    assert (await service.verify(old_verified.backup_id))["ok"]
+    world.clock.advance(hours=1)
+    old_unverified = await service.create(tier="daily")
+    hourly = await service.create(tier="hourly")
+    world.clock.advance(days=31)
+    fresh = await service.create(tier="hourly")
+
+    report = await service.prune()
+
+    assert report["deleted"] == sorted([old_unverified.backup_id, hourly.backup_id])
+    remaining = {b.backup_id for b in await service.list_backups()}
+    assert remaining == {old_verified.backup_id, fresh.backup_id}
+    assert set(service.catalog.objects_by_backup()) == remaining
+    assert await _count(world, "SELECT count(*) FROM audit_log WHERE action = 'backup.pruned'") == 1
