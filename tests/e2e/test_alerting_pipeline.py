@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or "/usr/bin/prometheus-alertmanager"
+ALERTMANAGER = (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+                or "/usr/bin/prometheus-alertmanager")
 TEST_FOR = "3s"
 ALERT = "PRSLLMAllNodesDown"
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
@@ -38,7 +39,7 @@ PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", 
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
 
 
 def exported_metric_names() -> set[str]:
@@ -162,3 +163,26 @@ def test_alert_rules_read_only_exported_metrics():
 def test_metric_name_extraction_ignores_labels_groupings_and_functions():
     expr = 'histogram_quantile(0.95, sum by (le, route) (rate(prs_x_bucket{route!~"/a|b"}[5m]))) / on () max(up)'
     assert metric_names_in(expr) == {"prs_x_bucket", "up"}
+
+
+def test_shipped_nginx_serves_stub_status_to_the_local_exporter_and_redirects_the_rest(tmp_path):
+    from tests.fixtures.notify_receivers import make_pki
+    from tests.fixtures.processes import free_port, wait_until_serving
+    from tests.integration.test_nginx_proxy import NGINX, nginx_config_for_test
+
+    http_port, https_port = free_port(), free_port()
+    config = nginx_config_for_test(tmp_path, http_port=http_port, https_port=https_port,
+                                   replicas=[free_port(), free_port()], pki=make_pki(tmp_path))
+    with (tmp_path / "nginx.out").open("wb") as log:
+        nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(config), "-g", "daemon off;"], stdout=log,
+                                 stderr=subprocess.STDOUT)
+    try:
+        status_url = f"http://127.0.0.1:{http_port}/nginx_status"
+        assert wait_until_serving(status_url, nginx, timeout=30), (tmp_path / "nginx.out").read_text()
+        status = httpx.get(status_url, timeout=5)
+        other = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=30)
+    assert status.text.startswith("Active connections:")
+    assert other.status_code == 301 and other.headers["location"].startswith("https://")
