@@ -150,24 +150,38 @@ async def test_failed_logins_and_api_key_refusals_are_counted_by_reason(api, ser
     assert grew("prs_api_key_denials_total", reason="api_key_missing_permission") == 1
 
 
-def test_notify_worker_serves_its_metrics_on_the_metrics_port(app_settings, tmp_path):
+def scrape_worker(app_settings, tmp_path, command: list[str], **extra_env: str) -> dict:
+    """Start a worker command with PRS_METRICS_PORT, scrape it once, stop it; also checks other paths get 404."""
     port = free_port()
-    env = {**os.environ, "PRS_DATABASE_URL": app_settings.database_url, "PRS_DATA_DIR": str(app_settings.data_dir),
-           "PRS_METRICS_PORT": str(port), "PRS_METRICS_HOST": "127.0.0.1", "PRS_LOG_JSON": "false"}
-    log = tmp_path / "notify-worker.log"
+    env = {**os.environ, "PRS_DATABASE_URL": app_settings.database_url, "PRS_DATA_DIR": str(tmp_path / "data"),
+           "PRS_METRICS_PORT": str(port), "PRS_METRICS_HOST": "127.0.0.1", "PRS_LOG_JSON": "false", **extra_env}
+    log = tmp_path / "worker.log"
     with log.open("wb") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "backend.cli", "notify", "worker"], cwd=REPO, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "backend.cli", *command], cwd=REPO, env=env,
                                    stdout=handle, stderr=subprocess.STDOUT)
     try:
-        assert wait_until_serving(f"http://127.0.0.1:{port}/metrics", process, timeout=60), log.read_text()[-2000:]
-        page = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        assert wait_until_serving(f"http://127.0.0.1:{port}/metrics", process, timeout=120), log.read_text()[-2000:]
+        page = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
         assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=5).status_code == 404
     finally:
         process.terminate()
         process.wait(timeout=30)
+    return page
+
+
+def test_notify_worker_serves_its_metrics_on_the_metrics_port(app_settings, tmp_path):
+    page = scrape_worker(app_settings, tmp_path, ["notify", "worker"])
     assert ("process_resident_memory_bytes", ()) in page
     assert ("prs_db_pool_max", ()) in page
     assert ("prs_notify_endpoints_disabled_total", ()) in page
+
+
+def test_job_worker_serves_queue_gauges_and_node_state_on_the_metrics_port(app_settings, llm_node_url, tmp_path):
+    page = scrape_worker(app_settings, tmp_path, ["worker"], PRS_LLM_NODES=llm_node_url)
+    assert value(page, "prs_metrics_database_up") == 1
+    assert ("prs_jobs_queued_all", ()) in page and ("prs_incidents_open", ()) in page
+    assert ("prs_llm_node_up", (("node", llm_node_url),)) in page
+    assert value(page, "prs_suggestions_total", outcome="ready") >= 0
 
 
 async def test_llm_node_exports_requests_tokens_and_queue(llm_node_url):
