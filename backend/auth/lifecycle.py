@@ -6,7 +6,7 @@ State lives in the users row (and password_history), so every replica sees the s
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -18,8 +18,7 @@ from backend.context import RequestContext
 from backend.errors import ValidationFailed
 from backend.events import DomainEvent, EventBus
 
-MUST_CHANGE = "must_change"
-EXPIRED = "expired"
+ChangeReason = Literal["must_change", "expired"]
 
 
 def is_locked(user: asyncpg.Record, now: datetime) -> bool:
@@ -40,14 +39,14 @@ def password_expires_at(settings: Settings, user: asyncpg.Record) -> datetime | 
     return user["password_changed_at"] + timedelta(days=settings.password_max_age_days)
 
 
-def password_change_reason(settings: Settings, user: asyncpg.Record, now: datetime) -> str | None:
+def password_change_reason(settings: Settings, user: asyncpg.Record, now: datetime) -> ChangeReason | None:
     """Why the account must change its password before anything else ("must_change", "expired"), or None."""
     if user["source"] != "local":
         return None
     if user["must_change_password"]:
-        return MUST_CHANGE
+        return "must_change"
     expires = password_expires_at(settings, user)
-    return EXPIRED if expires is not None and expires <= now else None
+    return "expired" if expires is not None and expires <= now else None
 
 
 class AccountLifecycle:

@@ -169,3 +169,31 @@ class TestDirectoryDown:
         assert local.status_code == 200
         reasons = [a["after"]["reason"] for a in await audit_actions(services) if a["action"] == "auth.login_failed"]
         assert reasons == ["directory_unreachable"]
+
+
+class TestDirectoryLockout:
+    async def test_directory_accounts_are_counted_locally_but_locked_by_the_directory(self, directory_client,
+                                                                                      services):
+        client = directory_client(login_rate_limit="1000/minute", lockout_threshold=3)
+        assert (await sign_in(client, "bob")).status_code == 200  # the local account exists from here on
+        for n in range(3):
+            assert (await sign_in(client, "bob", f"Wrong-Guess-{n}")).status_code == 401
+        row = await user_row(services, "bob")
+        assert row["locked_until"] is None and row["failed_login_count"] == 0
+        deferred = [a for a in await audit_actions(services) if a["action"] == "user.lock_deferred_to_directory"]
+        assert len(deferred) == 1 and deferred[0]["after"]["failed_logins"] == 3
+        assert (await sign_in(client, "bob")).status_code == 200
+
+    async def test_with_local_lockout_on_a_locked_directory_account_is_refused_without_asking(
+            self, directory_client, services):
+        client = directory_client(login_rate_limit="1000/minute", lockout_threshold=3,
+                                  lockout_directory_accounts=True)
+        assert (await sign_in(client, "bob")).status_code == 200
+        for n in range(3):
+            await sign_in(client, "bob", f"Wrong-Guess-{n}")
+        assert (await user_row(services, "bob"))["locked_until"] is not None
+        right = await sign_in(client, "bob")
+        wrong = await sign_in(client, "bob", "Wrong-Guess-x")
+        assert right.status_code == wrong.status_code == 401 and right.json() == wrong.json()
+        reasons = [a["after"]["reason"] for a in await audit_actions(services) if a["action"] == "auth.login_failed"]
+        assert reasons[-2:] == ["account_locked", "account_locked"]
