@@ -12,14 +12,18 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.context import system_context
+from backend.db import create_pool
 from backend.incidents.schemas import IncidentCreate
 from backend.main import create_app
 from backend.observability.metrics import Metrics
-from backend.observability.monitoring import watch_llm_nodes
+from backend.observability.db_gauges import DatabaseGauges
+from backend.observability.monitoring import render_metrics, watch_llm_nodes
 from backend.services import build_services
+from tests.fixtures.app import wait_for
 from tests.fixtures.processes import free_port, wait_until_serving
 from tests.fixtures.security import app_with, client_for
 
@@ -110,6 +114,45 @@ async def test_scrape_while_postgres_is_down_answers_at_once_with_stale_gauges(a
     assert value(page, "prs_incidents_open") == 0
 
 
+async def test_gauges_go_stale_not_missing_when_postgres_stops_answering(services, clean_state):
+    await report(services, "Compressor 4 pressure drop")
+    pool = await create_pool(services.settings.database_url, min_size=1, max_size=2)
+    gauges = DatabaseGauges(pool=pool, clock=services.clock, cache_s=0.0, timeout_s=1.0)
+    registry = CollectorRegistry()
+    registry.register(gauges)
+    fresh = samples((await render_metrics(registry, gauges)).decode())
+    await pool.close()  # the database is gone for this process
+    started = time.perf_counter()
+    stale = samples((await render_metrics(registry, gauges)).decode())
+    assert time.perf_counter() - started < 3
+    assert value(fresh, "prs_metrics_database_up") == 1 and value(fresh, "prs_incidents_open") == 1
+    assert value(stale, "prs_metrics_database_up") == 0
+    assert value(stale, "prs_incidents_open") == 1  # the last values, not gaps
+    assert value(stale, "prs_metrics_database_age_seconds") > 0
+
+
+async def test_a_database_that_accepts_but_never_answers_does_not_hang_the_scrape(services):
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)  # accept the connection, say nothing
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = await create_pool(f"postgresql://postgres@127.0.0.1:{port}/prs", min_size=0, max_size=1)
+    gauges = DatabaseGauges(pool=pool, clock=services.clock, cache_s=0.0, timeout_s=1.0)
+    registry = CollectorRegistry()
+    registry.register(gauges)
+    try:
+        started = time.perf_counter()
+        page = samples((await render_metrics(registry, gauges)).decode())
+        elapsed = time.perf_counter() - started
+    finally:
+        server.close()
+        pool.terminate()
+    assert elapsed < 3
+    assert value(page, "prs_metrics_database_up") == 0
+
+
 async def test_llm_node_gauge_is_kept_by_the_background_check(app_settings, encoder, llm_node_url, llm_node_factory,
                                                               clean_state):
     dead = llm_node_factory.unused_url()
@@ -132,6 +175,25 @@ async def test_llm_node_gauge_is_kept_by_the_background_check(app_settings, enco
         await watched.aclose()
     assert value(page, "prs_llm_node_up", node=llm_node_url) == 1
     assert value(page, "prs_llm_node_up", node=dead) == 0
+
+
+async def test_a_generated_suggestion_records_its_duration_first_token_and_speed(services, clean_state, worker):
+    def count(name: str, **labels: str) -> float:
+        return services.metrics.registry.get_sample_value(name, labels) or 0.0
+
+    before = (count("prs_suggestion_generation_seconds_count", outcome="ready"),
+              count("prs_suggestion_first_token_seconds_count"), count("prs_suggestion_tokens_per_second_count"))
+    incident_id = await report(services, "Hydraulic press 1 loses pressure")
+
+    async def ready() -> bool:
+        return (await services.suggestions.get(incident_id))["status"] == "ready"
+
+    await wait_for(ready, timeout=120)
+    after = (count("prs_suggestion_generation_seconds_count", outcome="ready"),
+             count("prs_suggestion_first_token_seconds_count"), count("prs_suggestion_tokens_per_second_count"))
+    assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
+    assert count("prs_suggestion_tokens_per_second_sum") > 0
+    assert count("prs_suggestions_total", outcome="ready") >= 1
 
 
 async def test_failed_logins_and_api_key_refusals_are_counted_by_reason(api, services, make_api_key):
