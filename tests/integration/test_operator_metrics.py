@@ -19,8 +19,8 @@ from backend.context import system_context
 from backend.db import create_pool
 from backend.incidents.schemas import IncidentCreate
 from backend.main import create_app
-from backend.observability.metrics import Metrics
 from backend.observability.db_gauges import DatabaseGauges
+from backend.observability.metrics import Metrics
 from backend.observability.monitoring import render_metrics, watch_llm_nodes
 from backend.services import build_services
 from tests.fixtures.app import wait_for
