@@ -9,6 +9,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from backups import repository
+from backups.manifest import TIERS
 
 log = logging.getLogger(__name__)
 REFRESH_S = 60.0
@@ -18,8 +19,10 @@ class BackupMetrics:
     """Last success, duration, size and failures per tier; the last verify result."""
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
+        self._newest: dict[str, float] = {}
         self.last_success = Gauge("prs_backup_last_success_timestamp_seconds",
-                                  "Unix time of the newest successful backup, per tier.", ["tier"], registry=registry)
+                                  "Unix time of the newest successful backup of this tier or a higher one (a daily "
+                                  "backup is also the hour's restore point).", ["tier"], registry=registry)
         self.duration = Gauge("prs_backup_duration_seconds", "Duration of the newest successful backup, per tier.",
                               ["tier"], registry=registry)
         self.size = Gauge("prs_backup_size_bytes", "Stored (encrypted) size of the newest successful backup, per tier.",
@@ -33,8 +36,10 @@ class BackupMetrics:
                                       "Unix time of the newest backup verification.", registry=registry)
 
     def backup_succeeded(self, tier: str, *, finished_at: float, duration_s: float, size_bytes: int) -> None:
-        """Record a successful backup."""
-        self.last_success.labels(tier).set(finished_at)
+        """Record a successful backup; it is the newest restore point of its tier and of every lower tier."""
+        for covered in TIERS[: TIERS.index(tier) + 1]:
+            self._newest[covered] = max(finished_at, self._newest.get(covered, 0.0))
+            self.last_success.labels(covered).set(self._newest[covered])
         self.duration.labels(tier).set(duration_s)
         self.size.labels(tier).set(size_bytes)
 
@@ -50,11 +55,12 @@ class BackupMetrics:
     async def refresh(self, pool: asyncpg.Pool) -> None:
         """Set the gauges from the runs recorded by any process (another worker may have taken the backup)."""
         async with pool.acquire() as conn:
-            for row in await repository.last_success_per_tier(conn):
-                self.backup_succeeded(row["tier"], finished_at=row["finished_at"].timestamp(),
-                                      duration_s=float(row["duration_s"] or 0.0),
-                                      size_bytes=int(row["size_bytes"] or 0))
+            rows = await repository.last_success_per_tier(conn)
             verify = await repository.last_verify(conn)
+        # Lower tiers first, so a tier's own duration and size are what remain set.
+        for row in sorted(rows, key=lambda r: TIERS.index(r["tier"])):
+            self.backup_succeeded(row["tier"], finished_at=row["finished_at"].timestamp(),
+                                  duration_s=float(row["duration_s"] or 0.0), size_bytes=int(row["size_bytes"] or 0))
         if verify is not None:
             self.verified(ok=verify["status"] == "succeeded", at=verify["finished_at"].timestamp())
 

@@ -64,6 +64,9 @@ async def test_metrics_show_last_success_size_and_verify_result_and_every_proces
     exposed = _samples(generate_latest(world.services.metrics.registry).decode())
     expected_time = world.clock.now().timestamp()
     assert exposed[("prs_backup_last_success_timestamp_seconds", (("tier", "daily"),))] == expected_time
+    # A daily backup is also the newest hourly restore point (no "no backup for 2 hours" alert at midnight).
+    assert exposed[("prs_backup_last_success_timestamp_seconds", (("tier", "hourly"),))] == expected_time
+    assert ("prs_backup_last_success_timestamp_seconds", (("tier", "weekly"),)) not in exposed
     assert exposed[("prs_backup_size_bytes", (("tier", "daily"),))] == manifest.size_bytes
     assert exposed[("prs_backup_duration_seconds", (("tier", "daily"),))] > 0
     assert exposed[("prs_backup_last_verify_success", ())] == 1
@@ -72,6 +75,7 @@ async def test_metrics_show_last_success_size_and_verify_result_and_every_proces
     other_process = BackupMetrics(CollectorRegistry())
     await other_process.refresh(world.services.pool)
     assert other_process.last_success.labels("daily")._value.get() == expected_time
+    assert other_process.last_success.labels("hourly")._value.get() == expected_time
     assert other_process.size.labels("daily")._value.get() == manifest.size_bytes
     assert other_process.last_verify_success._value.get() == 1
     assert other_process.last_verify_time._value.get() == expected_time
