@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional, TypeVar
 
+import asyncpg
 import typer
 
 from backend.clock import SystemClock
@@ -28,7 +29,8 @@ backup_app = typer.Typer(help="Backups to S3-compatible storage (MinIO): create,
                          no_args_is_help=True)
 # Failures an operator can act on: one clear line on stderr and exit 1, never a traceback.
 OPERATOR_ERRORS = (BackupsNotConfigured, StorageError, EncryptionKeyMissing, WrongEncryptionKey, CorruptObject,
-                   BackupNotFound, ManifestInvalid, RestoreRefused, DatabaseToolError, AnchorsNotConfigured)
+                   BackupNotFound, ManifestInvalid, RestoreRefused, DatabaseToolError, AnchorsNotConfigured,
+                   asyncpg.PostgresError, OSError)
 
 
 def _settings() -> Settings:

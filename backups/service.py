@@ -21,7 +21,15 @@ from backend.context import RequestContext, system_context
 from backups import repository
 from backups.anchors import AnchorStore, anchor_audit_head
 from backups.catalog import ENCRYPTED_SUFFIX, MANIFEST, BackupInfo, Catalog
-from backups.crypto import check_passphrase, derive_key, encrypt_file, key_check, new_key_parameters, sha256_of
+from backups.crypto import (
+    EncryptionKeyMissing,
+    check_passphrase,
+    derive_key,
+    encrypt_file,
+    key_check,
+    new_key_parameters,
+    sha256_of,
+)
 from backups.database import dump_database
 from backups.manifest import DATABASE_OBJECT, VECTORS_OBJECT, Manifest, ObjectEntry, new_backup_id
 from backups.metrics import BackupMetrics
@@ -78,18 +86,18 @@ class BackupService:
     async def create(self, *, tier: str, trigger: str = "cli", attempts: int = 1,
                      ctx: RequestContext | None = None) -> Manifest:
         """Take one backup, retrying with backoff; every outcome is recorded, audited and measured."""
-        check_passphrase(self.settings.backup_encryption_key)
         run_id = await self._start("create", tier=tier, backup_id=None, trigger=trigger)
         started = time.perf_counter()
         attempt = 0
         while True:
             attempt += 1
             try:
+                check_passphrase(self.settings.backup_encryption_key)  # never written unencrypted
                 manifest = await self._create_once(tier)
                 break
             except Exception as exc:  # noqa: BLE001 - recorded, audited, counted and raised after the last attempt
                 error = f"{type(exc).__name__}: {exc}"[:2000]
-                if attempt < attempts:
+                if attempt < attempts and not isinstance(exc, EncryptionKeyMissing):  # a missing key stays missing
                     delay = self.settings.backup_retry_base_s * 2 ** (attempt - 1)
                     log.warning("backup attempt failed; retrying", extra={"tier": tier, "attempt": attempt,
                                                                           "retry_in_s": delay, "error": error})

@@ -12,7 +12,7 @@ import pytest
 
 from backend.db import connect, drop_database, ensure_database, migration_files, with_database
 from backups.catalog import ENCRYPTED_SUFFIX, MANIFEST, BackupNotFound
-from backups.crypto import WrongEncryptionKey
+from backups.crypto import EncryptionKeyMissing, WrongEncryptionKey
 from backups.manifest import DATABASE_OBJECT, VECTORS_OBJECT, Manifest
 from backups.metrics import BackupMetrics
 from backups.restore import RestoreRefused, RestoreTarget, code_schema_level, restore_backup
@@ -88,6 +88,17 @@ async def test_create_refuses_to_run_without_a_long_enough_key(backup_world: Bac
     assert result.returncode == 1
     assert "PRS_BACKUP_ENCRYPTION_KEY must be a passphrase of at least 32 characters" in result.stderr
     assert await _service(backup_world).list_backups() == []
+    # A scheduled run without a key is a failed run at once (no retries), counted for the alert.
+    metrics = BackupMetrics(None)
+    keyless = build_backup_service(backup_world.settings_with(backup_encryption_key=""),
+                                   pool=backup_world.services.pool, clock=backup_world.clock, vector_store=None,
+                                   metrics=metrics)
+    with pytest.raises(EncryptionKeyMissing):
+        await keyless.create(tier="hourly", attempts=3, trigger="schedule")
+    runs = await keyless.recent_runs(5)
+    # The command line's refusal above was recorded too.
+    assert [(r["operation"], r["status"], r["attempts"]) for r in runs] == [("create", "failed", 1)] * 2
+    assert metrics.failures.labels("hourly")._value.get() == 1
 
 
 async def test_storage_down_is_retried_with_backoff_recorded_as_failed_audited_and_counted(
