@@ -100,6 +100,7 @@ class AlertService:
         known_areas = {a["code"] for a in await self.incidents.list_areas()}
         outcomes = []
         for alert in notification.alerts:
+            incident_id: int | None
             if alert.status == "firing":
                 action, incident_id = await self._firing(ctx, alert, known_areas, notification.external_url)
             else:
