@@ -199,6 +199,25 @@ class Settings(BaseSettings):
             raise ValueError("must be greater than zero")
         return value
 
+    @field_validator("alertmanager_priorities")
+    @classmethod
+    def _known_priorities(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = sorted(v for v in value.values() if v not in ("low", "medium", "high", "critical"))
+        if wrong:
+            raise ValueError(f"priorities must be low, medium, high or critical, not {', '.join(wrong)}")
+        return value
+
+    @field_validator("alertmanager_rules")
+    @classmethod
+    def _alert_rules_shape(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for number, rule in enumerate(rules):
+            match = rule.get("match")
+            if not isinstance(match, dict) or not match or set(rule) - {"match", "area", "priority"}:
+                raise ValueError(f"rule {number}: needs a non-empty `match` object and only `area` / `priority`")
+            if rule.get("priority") not in (None, "low", "medium", "high", "critical"):
+                raise ValueError(f"rule {number}: priority must be low, medium, high or critical")
+        return rules
+
     @property
     def llm_node_urls(self) -> list[str]:
         """The configured LLM node URLs, in failover order."""

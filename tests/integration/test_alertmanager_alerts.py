@@ -193,3 +193,18 @@ async def test_five_hundred_alerts_are_handled_in_one_request(api, services, mak
     assert await count_incidents(services) == 500
     assert elapsed < 60
     print(f"500 alerts -> 500 incidents in {elapsed:.1f}s")
+
+
+@pytest.mark.parametrize("overrides", [
+    {"alertmanager_rules": [{"match": {}, "area": "it"}]},
+    {"alertmanager_rules": [{"match": {"alertname": "X"}, "priority": "urgent"}]},
+    {"alertmanager_rules": [{"match": {"alertname": "X"}, "team": "ops"}]},
+    {"alertmanager_priorities": {"critical": "urgent"}},
+])
+def test_misconfigured_alert_mapping_is_refused_at_start_up(overrides):
+    from pydantic import ValidationError
+
+    from backend.config import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(**overrides)
