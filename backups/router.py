@@ -16,7 +16,8 @@ from backups.schemas import BackupCreate, BackupCreated, BackupOut, BackupRunOut
 from backups.service import BackupService
 from backups.storage import StorageError
 
-router = APIRouter(prefix="/api/v1/backups", tags=["backups"])
+router = APIRouter(prefix="/api/v1/backups", tags=["backups"],
+                   responses={409: {"description": "Backups are not configured (PRS_BACKUP_S3_ENDPOINT is empty)"}})
 NOT_CONFIGURED = ("backups are not configured: set PRS_BACKUP_S3_ENDPOINT (host:port), the storage credentials and "
                   "PRS_BACKUP_ENCRYPTION_KEY (see docs/backups.md)")
 
@@ -64,6 +65,7 @@ async def create_backup(request: Request, body: BackupCreate,
 
 
 @router.get("/verification", response_model=VerifyResult, summary="The last backup verification",
+            responses={404: {"description": "No backup has been verified yet"}},
             description="Admins only. The newest verification run (restore into a scratch database and comparison "
                         "with the manifest); 404 when no backup was verified yet.")
 async def last_verification(request: Request, _: Principal = Depends(require_role("admin"))) -> dict:
