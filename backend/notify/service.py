@@ -42,7 +42,8 @@ def endpoint_view(row: asyncpg.Record) -> dict[str, Any]:
 def _cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    # isdigit() alone admits digits such as "²" that int() refuses; ids are positive bigints.
+    if not (cursor.isascii() and cursor.isdigit()) or not 0 < int(cursor) < 2**63:
         raise BadRequest("cursor is not valid; use next_cursor from a previous page", field="cursor")
     return int(cursor)
 
