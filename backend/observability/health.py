@@ -72,7 +72,8 @@ async def ready(request: Request) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics", description="Prometheus text format. No auth (scrape it "
             "from the internal network only; nginx does not expose it). Database gauges are read at most once per "
             "PRS_METRICS_CACHE_S; when the database does not answer within PRS_METRICS_DB_TIMEOUT_S the last values "
-            "are served and prs_metrics_database_up is 0.")
+            "are served and prs_metrics_database_up is 0.",
+            response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def metrics(request: Request) -> Response:
     services = get_services(request)
     body = await render_metrics(services.metrics.registry, services.db_gauges)
