@@ -128,6 +128,18 @@ async def test_storage_down_is_retried_with_backoff_recorded_as_failed_audited_a
     assert await _service(backup_world).list_backups() == []
 
 
+async def test_wrong_credentials_are_a_clear_error_and_a_failed_run(backup_world: BackupWorld,
+                                                                    s3_server_checking_credentials):
+    settings = backup_world.settings_with(backup_s3_endpoint=s3_server_checking_credentials.endpoint)
+    result = await asyncio.to_thread(run_prs, settings, "backup", "create")
+
+    assert result.returncode == 1
+    assert f"backup storage {s3_server_checking_credentials.endpoint}: create bucket prs-backups failed: " \
+           "AccessDenied" in result.stderr
+    runs = await _service(backup_world).recent_runs(1)
+    assert (runs[0]["status"], runs[0]["error"].startswith("StorageError")) == ("failed", True)
+
+
 async def test_a_backup_without_its_manifest_is_never_listed_and_prune_removes_the_leftovers(
         backup_world: BackupWorld):
     service = _service(backup_world)
