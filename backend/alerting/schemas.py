@@ -15,12 +15,29 @@ LABELS_MAX = 64
 _ZERO_TIME_YEAR = 1
 
 
+def _storable(text: str) -> bool:
+    """Text PostgreSQL can store: no NUL character, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(value: str) -> str:
+    if not _storable(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return value
+
+
 def _check_map(values: dict[str, str], *, value_max: int, required: tuple[str, ...] = ()) -> dict[str, str]:
     if len(values) > LABELS_MAX:
         raise ValueError(f"at most {LABELS_MAX} entries")
     for key, value in values.items():
-        if not key or len(key) > 128 or "\x00" in key or "\x00" in value:
-            raise ValueError(f"invalid name {key[:40]!r}: 1-128 characters without NUL")
+        if not key or len(key) > 128 or not _storable(key) or not _storable(value):
+            raise ValueError(f"invalid entry {key[:40]!r}: names of 1-128 characters, no NUL or unpaired surrogate")
         if len(value) > value_max:
             raise ValueError(f"value of {key!r} is longer than {value_max} characters")
     for key in required:
@@ -62,6 +79,11 @@ class AlertmanagerAlert(BaseModel):
     def _times(cls, value: datetime | None) -> datetime | None:
         return _real_time(value)
 
+    @field_validator("generator_url")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _check_text(value)
+
 
 class AlertmanagerNotification(BaseModel):
     """The webhook body Alertmanager posts (`version` "4")."""
@@ -77,6 +99,11 @@ class AlertmanagerNotification(BaseModel):
     common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
     external_url: str = Field(default="", alias="externalURL", max_length=2048)
     alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=MAX_ALERTS)
+
+    @field_validator("group_key", "receiver", "external_url")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _check_text(value)
 
 
 AlertAction = Literal["created", "duplicate", "refired", "resolved", "resolved_unknown"]

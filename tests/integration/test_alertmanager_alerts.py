@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -153,13 +154,18 @@ async def test_area_and_priority_follow_configured_rules_then_labels(services, m
     (lambda b: b["alerts"][0].update(status="pending"), "alerts.0.status"),
     (lambda b: b["alerts"][0].update(startsAt="yesterday"), "alerts.0.startsAt"),
     (lambda b: b["alerts"][0]["labels"].update(instance=7), "alerts.0.labels.instance"),
+    (lambda b: b["alerts"][1].update(generatorURL="http://p/\u0000"), "alerts.1.generatorURL"),
+    (lambda b: b["alerts"][1]["annotations"].update(summary="\ud800"), "alerts.1.annotations"),
+    (lambda b: b.update(externalURL="http://am/\u0000"), "externalURL"),
 ])
 async def test_malformed_payload_gets_a_4xx_naming_the_field_and_creates_nothing(api, services, make_api_key,
                                                                                  mutate, field):
     key = await make_api_key(permissions=["write"])
     body = notification(alert("fp-ok"), alert("fp-bad"))
     mutate(body)
-    reply = await api.post(URL, json=body, headers=key.headers)
+    # Sent as ASCII JSON: escapes such as \ud800 reach the server as they are.
+    reply = await api.post(URL, content=json.dumps(body).encode(),
+                           headers=key.headers | {"Content-Type": "application/json"})
     assert reply.status_code == 422, reply.text
     assert reply.json()["field"] == field
     assert await count_incidents(services) == 0
