@@ -25,7 +25,7 @@ from backend.observability.monitoring import render_metrics, watch_llm_nodes
 from backend.services import build_services
 from tests.fixtures.app import wait_for
 from tests.fixtures.processes import free_port, wait_until_serving
-from tests.fixtures.security import app_with, client_for
+from tests.fixtures.security import app_with, client_for, settings_with
 
 REPO = Path(__file__).resolve().parents[2]
 ALWAYS_EXPORTED = ("prs_incidents_open", "prs_sla_clocks_breached", "prs_sla_clocks_at_risk", "prs_sla_breaches_total",
@@ -210,6 +210,17 @@ async def test_failed_logins_and_api_key_refusals_are_counted_by_reason(api, ser
     assert grew("prs_login_failures_total") == 1
     assert grew("prs_api_key_denials_total", reason="api_key_unknown") == 1
     assert grew("prs_api_key_denials_total", reason="api_key_missing_permission") == 1
+
+
+async def test_requests_refused_by_a_rate_limit_are_counted_by_limit(services, clean_state):
+    settings = settings_with(services, login_rate_limit="2/minute")
+    async with client_for(app_with(services, settings), client_ip="10.9.9.9") as client:
+        before = (await scrape(client)).get(("prs_rate_limited_total", (("reason", "login_rate_limited"),)), 0.0)
+        codes = [(await client.post("/api/v1/auth/token", data={"username": "x", "password": "Wrong-pass-1"}))
+                 .status_code for _ in range(3)]
+        after = await scrape(client)
+    assert codes == [401, 401, 429]
+    assert value(after, "prs_rate_limited_total", reason="login_rate_limited") - before == 1
 
 
 def scrape_worker(app_settings, tmp_path, command: list[str], **extra_env: str) -> dict:
