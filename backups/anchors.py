@@ -8,6 +8,7 @@ has the anchored hash at the anchored sequence number.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
@@ -21,6 +22,8 @@ from backups import repository
 from backups.storage import ObjectStore, StorageError
 
 ANCHOR_PREFIX = "anchors/"
+COMPLIANCE_UNSUPPORTED = {"NotImplemented", "InvalidRequest", "InvalidArgument", "MalformedXML"}
+log = logging.getLogger(__name__)
 
 
 class AnchorsNotConfigured(Exception):
@@ -67,8 +70,18 @@ class AnchorStore:
         name = f"{ANCHOR_PREFIX}{seq:015d}-{now:%Y%m%dT%H%M%S%fZ}.json"
         body = json.dumps({"seq": seq, "hash": hash_hex, "anchored_at": now.isoformat(), "reason": reason},
                           sort_keys=True).encode()
-        self.store.upload_locked(self.bucket, name, body, until=now + timedelta(days=self.retention_days),
-                                 compliance=self.compliance)
+        until = now + timedelta(days=self.retention_days)
+        try:
+            self.store.upload_locked(self.bucket, name, body, until=until, compliance=self.compliance)
+        except StorageError as exc:
+            if not (self.compliance and exc.code in COMPLIANCE_UNSUPPORTED):
+                raise
+            # Compliance mode where the server supports it; governance mode (which privileged users may lift)
+            # on servers without it, said loudly once.
+            log.warning("object store has no compliance-mode Object Lock; anchoring in governance mode",
+                        extra={"bucket": self.bucket, "code": exc.code})
+            self.compliance = False
+            self.store.upload_locked(self.bucket, name, body, until=until, compliance=False)
         return name
 
     def read_all(self) -> list[Anchor]:

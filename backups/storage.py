@@ -26,6 +26,10 @@ MIN_PART_BYTES = 5 * 1024 * 1024  # the S3 minimum for every part but the last
 class StorageError(Exception):
     """The object store could not be reached, refused the credentials or failed a request."""
 
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.code = code  # the S3 error code when the server answered
+
 
 class BackupsNotConfigured(Exception):
     """PRS_BACKUP_S3_ENDPOINT is empty."""
@@ -69,7 +73,8 @@ class ObjectStore:
         try:
             return operation()
         except S3Error as exc:
-            raise StorageError(f"backup storage {self.endpoint}: {what} failed: {exc.code}: {exc.message}") from exc
+            raise StorageError(f"backup storage {self.endpoint}: {what} failed: {exc.code}: {exc.message}",
+                               code=exc.code) from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise StorageError(f"backup storage {self.endpoint} unreachable or refused: {what}: "
                                f"{type(exc).__name__}: {exc}") from exc
