@@ -94,10 +94,11 @@ class ObjectStore:
 
         return self._call(f"create bucket {bucket}", run)
 
-    def upload_file(self, bucket: str, name: str, path: Path) -> None:
-        """Upload a file; files larger than one part go up as a multipart upload."""
-        self._call(f"upload {name}", lambda: self._client.fput_object(
+    def upload_file(self, bucket: str, name: str, path: Path) -> str:
+        """Upload a file, as a multipart upload when it is larger than one part; returns the ETag."""
+        result = self._call(f"upload {name}", lambda: self._client.fput_object(
             bucket, name, str(path), content_type="application/octet-stream", part_size=self.part_bytes))
+        return str(result.etag)
 
     def upload_bytes(self, bucket: str, name: str, data: bytes, *, content_type: str = "application/json") -> None:
         """Upload a small object in one request."""
@@ -151,6 +152,11 @@ class ObjectStore:
                     if not o.is_delete_marker]
 
         return self._call(f"list versions of {bucket}/{prefix}", run)
+
+    def remove_version(self, bucket: str, name: str, version_id: str | None) -> None:
+        """Delete one version of an object (refused for a version under Object Lock retention)."""
+        self._call(f"delete {name} version {version_id}",
+                   lambda: self._client.remove_object(bucket, name, version_id=version_id))
 
     def remove(self, bucket: str, names: list[str]) -> None:
         """Delete objects one by one (small counts; keeps the requests simple for every S3 server)."""
