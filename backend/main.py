@@ -31,6 +31,7 @@ from backend.sla.router import router as sla_router
 from backend.suggestions.router import router as suggestions_router
 from backend.web.api_docs import router as api_docs_router
 from backend.web.router import router as web_router
+from backups.router import router as backups_router
 
 log = logging.getLogger(__name__)
 
@@ -127,5 +128,6 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
                    suggestions_router, knowledge_router, notify_router, sla_router, sla_metrics_router, health_router,
                    web_router, api_docs_router):
         app.include_router(router)
+    app.include_router(backups_router)
     install_openapi(app)
     return app

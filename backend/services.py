@@ -30,6 +30,7 @@ from backend.observability.db_gauges import DatabaseGauges
 from backend.observability.metrics import Metrics, PoolCollector
 from backend.sla.wiring import install_sla
 from backend.suggestions.service import SuggestionService
+from backups.wiring import install_backups
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Services:
     sla: Any = None
     sla_metrics: Any = None
     maintenance: Any = None
+    # Backups to S3-compatible storage and audit anchors (backups/): metrics, service (None when unconfigured).
+    backups: Any = None
     # Gauges read from the database when /metrics is scraped (backend/observability).
     db_gauges: DatabaseGauges | None = None
     # Alertmanager alerts that become incidents (backend/alerting).
@@ -112,6 +115,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     services.notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry)
     register_notify(services)
     install_sla(services)
+    install_backups(services)
     install_observability(services)
     services.alerts = AlertService(settings=settings, pool=pool, clock=clock, incidents=services.incidents,
                                    metrics=metrics)
