@@ -336,12 +336,22 @@ app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(anchors: bool = typer.Option(False, "--anchors", help="Also check every audit anchor in "
+                                              "PRS_BACKUP_ANCHOR_BUCKET; names the first that no longer matches.")
+                 ) -> None:
     """Check the audit log's hash chain; print the first broken link (exit 1) or the head hash (exit 0)."""
     from backend.audit.service import verify_chain
     from backend.db import create_pool
 
     settings = _settings()
+    if anchors:
+        from backups.cli import audit_verify_with_anchors
+
+        anchored = audit_verify_with_anchors(settings)
+        typer.echo(json.dumps(anchored))
+        if not anchored["ok"]:
+            raise typer.Exit(1)
+        return
 
     async def run() -> dict:
         pool = await create_pool(settings.database_url, min_size=1, max_size=2)
@@ -409,6 +419,17 @@ def sla_maintenance() -> None:
         return await services.maintenance.run()
 
     typer.echo(json.dumps(asyncio.run(_with_services(settings, run))))
+
+
+def _add_backup_commands() -> None:
+    """`prs backup ...` and `prs bench backup` (backups/cli.py)."""
+    from backups.cli import backup_app, bench_backup
+
+    app.add_typer(backup_app, name="backup")
+    bench_app.command("backup")(bench_backup)
+
+
+_add_backup_commands()
 
 if __name__ == "__main__":
     app()
