@@ -121,32 +121,45 @@ class AlertService:
 
     async def _firing(self, ctx: RequestContext, alert: AlertmanagerAlert, known_areas: set[str],
                       external_url: str) -> tuple[str, int]:
+        body = incident_for_alert(alert, place_alert(alert.labels, settings=self.settings, known_areas=known_areas),
+                                  external_url=external_url)
+
+        async def link_alert(conn: asyncpg.Connection, incident_id: int) -> None:
+            # Inside the incident's own transaction: a concurrent delivery of the same alert waits here until this
+            # one commits, then finds the link and rolls its own incident back.
+            await repository.lock_fingerprint(conn, alert.fingerprint)
+            if await repository.open_link(conn, alert.fingerprint) is not None:
+                raise _AlreadyLinked()
+            await repository.insert_link(
+                conn, incident_id=incident_id, fingerprint=alert.fingerprint, alertname=alert.labels["alertname"],
+                labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
+                generator_url=alert.generator_url, now=self.clock.now())
+
+        while True:
+            known = await self._firing_again(ctx, alert)
+            if known is not None:
+                return known
+            try:
+                created = await self.incidents.create(ctx, body, on_created=link_alert, with_similar=False)
+            except _AlreadyLinked:
+                continue  # another delivery won: this one is a duplicate of it
+            return "created", int(created["id"])
+
+    async def _firing_again(self, ctx: RequestContext, alert: AlertmanagerAlert) -> tuple[str, int] | None:
+        """A firing alert whose incident is open: a duplicate, or a new firing after its resolution (a comment)."""
         async with transaction(self.pool) as conn:
             await repository.lock_fingerprint(conn, alert.fingerprint)
             link = await repository.open_link(conn, alert.fingerprint)
-            now = self.clock.now()
-            if link is not None and link["ends_at"] is None:
-                await repository.mark_seen(conn, link["incident_id"], now=now)
-                return "duplicate", link["incident_id"]
-            if link is not None:
-                await repository.set_ends_at(conn, link["incident_id"], ends_at=None, now=now)
-                refired = link["incident_id"]
-            else:
-                body = incident_for_alert(alert, place_alert(alert.labels, settings=self.settings,
-                                                             known_areas=known_areas), external_url=external_url)
-
-                async def link_alert(incident_conn: asyncpg.Connection, incident_id: int) -> None:
-                    await repository.insert_link(
-                        incident_conn, incident_id=incident_id, fingerprint=alert.fingerprint,
-                        alertname=alert.labels["alertname"], labels=alert.labels, annotations=alert.annotations,
-                        starts_at=alert.starts_at, generator_url=alert.generator_url, now=now)
-
-                # The fingerprint lock is held (this transaction) until the incident and its link are committed.
-                created = await self.incidents.create(ctx, body, on_created=link_alert, with_similar=False)
-                return "created", int(created["id"])
-        since = alert.starts_at.isoformat() if alert.starts_at else "now"
-        await self.incidents.add_comment(ctx, refired, f"Alertmanager: firing again since {since}")
-        return "refired", refired
+            if link is None:
+                return None
+            incident_id = int(link["incident_id"])
+            if link["ends_at"] is None:
+                await repository.mark_seen(conn, incident_id, now=self.clock.now())
+                return "duplicate", incident_id
+            await repository.set_ends_at(conn, incident_id, ends_at=None, now=self.clock.now())
+        since = _stamp(alert.starts_at) if alert.starts_at else "now"
+        await self.incidents.add_comment(ctx, incident_id, f"Alertmanager: firing again since {since}")
+        return "refired", incident_id
 
     async def _resolved(self, ctx: RequestContext, alert: AlertmanagerAlert) -> tuple[str, int | None]:
         ends_at = alert.ends_at or self.clock.now()
@@ -170,6 +183,10 @@ class AlertService:
                 log.info("alert incident not resolved: its status does not allow it",
                          extra={"incident_id": incident_id})
         return "resolved", incident_id
+
+
+class _AlreadyLinked(Exception):
+    """Another delivery linked this alert to an open incident first; the new incident is rolled back."""
 
 
 def _stamp(moment: datetime) -> str:

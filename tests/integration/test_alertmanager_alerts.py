@@ -214,3 +214,27 @@ def test_misconfigured_alert_mapping_is_refused_at_start_up(overrides):
 
     with pytest.raises(ValidationError):
         Settings(**overrides)
+
+
+async def test_an_alert_firing_again_after_its_resolution_comments_on_the_still_open_incident(api, services,
+                                                                                             make_api_key):
+    key = await make_api_key(permissions=["write"])
+    first = (await api.post(URL, json=notification(alert("fp-again")), headers=key.headers)).json()["alerts"][0]
+    await api.post(URL, json=notification(alert("fp-again", status="resolved")), headers=key.headers)
+    again = alert("fp-again")
+    again["startsAt"] = "2026-12-02T11:00:00Z"
+    refired = (await api.post(URL, json=notification(again), headers=key.headers)).json()["alerts"][0]
+    assert (refired["action"], refired["incident_id"]) == ("refired", first["incident_id"])
+    comments = [c["body"] for c in await services.incidents.comments(first["incident_id"])]
+    assert comments == ["Alertmanager: resolved 2026-12-02T10:07:30Z",
+                        "Alertmanager: firing again since 2026-12-02T11:00:00Z"]
+    assert await count_incidents(services) == 1
+
+
+async def test_concurrent_deliveries_of_many_alerts_do_not_exhaust_the_database_pool(api, services, make_api_key):
+    key = await make_api_key(permissions=["write"])
+    bodies = [notification(alert(f"fp-pool-{i}"), alert(f"fp-pool-{i + 100}")) for i in range(25)]
+    replies = await asyncio.wait_for(asyncio.gather(*(api.post(URL, json=b, headers=key.headers) for b in bodies)),
+                                     timeout=120)
+    assert all(r.status_code == 200 for r in replies)
+    assert await count_incidents(services) == 50
