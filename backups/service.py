@@ -256,7 +256,11 @@ class BackupService:
 
     async def scheduled_run(self, _tick: datetime) -> dict[str, Any]:
         """The hourly job: take the backup of the tier that is due, verify it unless hourly, then prune."""
-        backups = await self.list_backups()
+        try:
+            backups = await self.list_backups()
+        except Exception as exc:  # noqa: BLE001 - storage down before the backup began: still a failed backup run
+            await self._failed_without_attempt("hourly", f"{type(exc).__name__}: {exc}"[:2000])
+            raise
         tier = tier_due(self.clock.now(), [b.facts() for b in backups])
         manifest = await self.create(tier=tier, trigger="schedule", attempts=self.settings.backup_retry_attempts)
         result: dict[str, Any] = {"backup_id": manifest.backup_id, "tier": tier}
@@ -264,6 +268,14 @@ class BackupService:
             result["verified"] = (await self.verify(manifest.backup_id, trigger="schedule"))["ok"]
         result["prune"] = await self.prune(trigger="schedule")
         return result
+
+    async def _failed_without_attempt(self, tier: str, error: str) -> None:
+        """Record, audit and count a scheduled run that failed before its tier was known."""
+        run_id = await self._start("create", tier=tier, backup_id=None, trigger="schedule")
+        await self._finish(run_id, ok=False, started=time.perf_counter(), attempts=0, error=error)
+        await self._audit(None, "backup.failed", None, {"tier": tier, "attempts": 0, "error": error})
+        if self.metrics is not None:
+            self.metrics.backup_failed(tier)
 
     async def last_verify(self) -> dict[str, Any] | None:
         """The newest recorded verification."""

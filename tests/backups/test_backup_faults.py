@@ -230,3 +230,17 @@ async def test_restore_refuses_a_database_with_tables_unless_forced(backup_world
             await conn.close()
     finally:
         await drop_database(target)
+
+
+async def test_a_scheduled_run_with_storage_down_is_a_failed_and_counted_run(backup_world: BackupWorld):
+    settings = backup_world.settings_with(backup_s3_endpoint=f"127.0.0.1:{free_port()}", backup_s3_timeout_s=1.0)
+    metrics = BackupMetrics(None)
+    down = build_backup_service(settings, pool=backup_world.services.pool, clock=backup_world.clock,
+                                vector_store=None, metrics=metrics)
+
+    with pytest.raises(StorageError):
+        await down.scheduled_run(backup_world.clock.now())
+
+    run = (await down.recent_runs(1))[0]
+    assert (run["operation"], run["status"], run["trigger"]) == ("create", "failed", "schedule")
+    assert metrics.failures.labels("hourly")._value.get() == 1
