@@ -218,6 +218,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"rule {number}: priority must be low, medium, high or critical")
         return rules
 
+    @field_validator("backup_keep_hourly_hours", "backup_keep_daily_days", "backup_keep_weekly_weeks",
+                     "backup_keep_monthly_months", "backup_retry_attempts", "backup_anchor_retention_days",
+                     "backup_part_size_mb", "backup_s3_timeout_s")
+    @classmethod
+    def _positive_backup_numbers(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+
     @property
     def llm_node_urls(self) -> list[str]:
         """The configured LLM node URLs, in failover order."""
