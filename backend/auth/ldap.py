@@ -75,8 +75,8 @@ def validate_group_roles(mapping: Mapping[str, str]) -> dict[str, str]:
 
 
 def map_groups_to_access(groups: Iterable[str], mapping: Mapping[str, str], default_role: str = "") -> DirectoryAccess:
-    """The highest ordered role any group maps to (by DN or by CN); else auditor when an auditor group matches;
-    else the default role."""
+    """The highest ordered role any group maps to (by DN or by CN), except that an auditor group outranks the
+    reporter role (technician and above outrank it); else the default role."""
     best: str | None = None
     auditor = False
     for group in groups:
@@ -86,7 +86,10 @@ def map_groups_to_access(groups: Iterable[str], mapping: Mapping[str, str], defa
                 auditor = True
             elif granted is not None and (best is None or ROLE_ORDER[granted] > ROLE_ORDER[best]):
                 best = granted
-    return DirectoryAccess(role=best or (AUDITOR if auditor else None) or (default_role or None))
+    if auditor and (best is None or best == "reporter"):
+        # An auditor group is a deliberate grant; it outranks the baseline reporter group, not the working roles.
+        return DirectoryAccess(role=AUDITOR)
+    return DirectoryAccess(role=best or (default_role or None))
 
 
 def fill_filter(template: str, **values: str) -> str:

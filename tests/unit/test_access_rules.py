@@ -58,7 +58,12 @@ class TestLdapRules:
         access = map_groups_to_access(["cn=auditors,ou=groups,dc=example,dc=com"], self.MAPPING, "reporter")
         assert access.role == "auditor"
 
-    def test_an_ordered_role_wins_over_the_auditor_group(self):
+    def test_an_auditor_group_outranks_the_reporter_group(self):
+        access = map_groups_to_access(["cn=auditors,ou=groups,dc=example,dc=com", "cn=reporters,dc=y"],
+                                      self.MAPPING | {"reporters": "reporter"})
+        assert access.role == "auditor"
+
+    def test_a_working_role_wins_over_the_auditor_group(self):
         access = map_groups_to_access(["cn=auditors,ou=groups,dc=example,dc=com", "cn=technicians,dc=y"],
                                       self.MAPPING, "reporter")
         assert access.role == "technician"
