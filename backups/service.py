@@ -8,6 +8,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -39,7 +40,16 @@ from backups.vectors import ExportableStore, save_vectors
 from backups.verify import verify_backup
 
 log = logging.getLogger(__name__)
-PRODUCT_VERSION = "0.1.0"
+
+
+def _product_version() -> str:
+    try:
+        return metadata.version("pr-system")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+PRODUCT_VERSION = _product_version()
 ORPHAN_GRACE_S = 24 * 3600  # objects of a backup without manifest this old are leftovers of a failed run
 
 
