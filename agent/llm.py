@@ -194,6 +194,75 @@ class LLMCluster:
             return
         raise LLMUnavailable(errors)
 
+    @property
+    def node_urls(self) -> list[str]:
+        """The configured nodes, in failover order."""
+        return [node.url for node in self._nodes]
+
+    def up_node_urls(self) -> list[str]:
+        """Nodes not cooling down after a failure, in configured order."""
+        now = self._clock()
+        return [node.url for node in self._nodes if node.down_until is None or now >= node.down_until]
+
+    def pinned(self, url: str, *, first_token_timeout_s: float, token_timeout_s: float) -> PinnedNode:
+        """A LanguageModel that answers only on the node `url` (a slot of which the caller holds)."""
+        return PinnedNode(self, self._node(url), first_token_timeout_s, token_timeout_s)
+
+    async def advertised_parallel(self, url: str) -> int | None:
+        """The parallel generations the node says it runs (`parallel` in /api/version), if it says."""
+        try:
+            reply = await self._node(url).health_client._request_raw("GET", "/api/version")
+            value = reply.json().get("parallel")
+        except _NODE_ERRORS:
+            return None
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    async def stream_on(self, url: str, prompt: str, *, options: dict | None = None, system: str | None = None,
+                        first_token_timeout_s: float, token_timeout_s: float) -> AsyncIterator[StreamEvent]:
+        """Stream the answer on one node, without failover; LLMUnavailable when it fails or stalls.
+
+        The timeouts measure the node's work, not a wait in line (admission gave this request a free slot):
+        `first_token_timeout_s` until the first piece (prompt processing included), `token_timeout_s` between
+        pieces after that.
+        """
+        node = self._node(url)
+        node.requests += 1
+        final_reply: _Reply | None = None
+        errors: dict[str, str] = {}
+        try:
+            async with contextlib.aclosing(self._stream_on(node, prompt, options, system)) as parts:
+                iterator = aiter(parts)
+                started = False
+                while True:
+                    limit = token_timeout_s if started else first_token_timeout_s
+                    try:
+                        part = await asyncio.wait_for(anext(iterator), limit)
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError:
+                        which = "next token" if started else "first token"
+                        raise _NodeFailure(f"no {which} within {limit:g} s", cool_down=True) from None
+                    started = True
+                    if isinstance(part, str):
+                        yield TokenEvent(part)
+                    else:
+                        final_reply = part
+        except _NODE_ERRORS as error:
+            self._record_failure(node, error, errors, more_to_try=False)
+            raise LLMUnavailable(errors) from None
+        if final_reply is None:  # _stream_on ends with the final reply or raises; this is a broken node
+            self._record_failure(node, _NodeFailure("no final message", cool_down=True), errors, more_to_try=False)
+            raise LLMUnavailable(errors)
+        self._mark_up(node)
+        yield DoneEvent(node=node.url, model=final_reply.model or self.model,
+                        completion_tokens=final_reply.eval_count or 0)
+
+    def _node(self, url: str) -> _Node:
+        for node in self._nodes:
+            if node.url == url:
+                return node
+        raise KeyError(f"{url} is not a configured LLM node")
+
     async def health(self) -> list[NodeHealth]:
         """Probe every node at once; a node without the configured model counts as down."""
         reports = await asyncio.gather(*(self._probe(node) for node in self._nodes))
@@ -303,6 +372,39 @@ class LLMCluster:
 
     def _mark_up(self, node: _Node) -> None:
         node.down_until = None
+
+
+@dataclass
+class PinnedNode:
+    """One node of a cluster as a LanguageModel: streams only there, with first-token and between-token timeouts."""
+
+    cluster: LLMCluster
+    node: _Node
+    first_token_timeout_s: float
+    token_timeout_s: float
+
+    @property
+    def url(self) -> str:
+        """The node's URL."""
+        return self.node.url
+
+    async def generate(self, prompt: str, *, options: dict | None = None, system: str | None = None) -> Generation:
+        """Answer `prompt` in one piece on this node."""
+        text, model, tokens = "", self.cluster.model, 0
+        async for event in self.stream(prompt, options=options, system=system):
+            if isinstance(event, TokenEvent):
+                text += event.text
+            elif isinstance(event, DoneEvent):
+                model, tokens = event.model, event.completion_tokens
+        return Generation(text=text, node=self.node.url, model=model, prompt_tokens=0, completion_tokens=tokens)
+
+    def stream(
+        self, prompt: str, *, options: dict | None = None, system: str | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Answer `prompt` piece by piece on this node only."""
+        return self.cluster.stream_on(self.node.url, prompt, options=options, system=system,
+                                      first_token_timeout_s=self.first_token_timeout_s,
+                                      token_timeout_s=self.token_timeout_s)
 
 
 def _describe(error: BaseException) -> tuple[str, bool]:

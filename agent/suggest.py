@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Awaitable, Callable, Literal
 
-from agent.llm import DoneEvent, LLMCluster, RestartEvent, TokenEvent
+from agent.llm import DoneEvent, LanguageModel, LLMCluster, RestartEvent, TokenEvent
 from agent.types import CaseForPrompt, Suggestion
 
 Language = Literal["es", "en"]
@@ -104,15 +104,17 @@ class Suggester:
 
     async def suggest(
         self, *, title: str, description: str, area: str, cases: list[CaseForPrompt], language: Language,
-        on_progress: Callable[[str], Awaitable[None]] | None = None,
+        on_progress: Callable[[str], Awaitable[None]] | None = None, llm: LanguageModel | None = None,
     ) -> Suggestion:
-        """Stream a suggestion, reporting the text so far; raises LLMUnavailable when no node answers."""
+        """Stream a suggestion, reporting the text so far; raises LLMUnavailable when no node answers.
+
+        `llm` overrides the cluster, e.g. with the one node a slot was leased on."""
         prompt = build_prompt(title=title, description=description, area=area, cases=cases, language=language)
         primer = prompt_primer(cases, language)
         options = {"num_predict": self.max_tokens, "temperature": self.temperature, "stop": STOP_SEQUENCES,
                    "repeat_penalty": 1.15}
         generated, node, model, tokens = "", "", "", 0
-        async for event in self.llm.stream(prompt, options=options):
+        async for event in (llm or self.llm).stream(prompt, options=options):
             if isinstance(event, TokenEvent):
                 generated += event.text
             elif isinstance(event, RestartEvent):

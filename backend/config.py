@@ -68,10 +68,20 @@ class Settings(BaseSettings):
     suggestion_retry_max_s: float = 300.0
     suggestion_max_attempts: int = 50
     suggestion_stream_max_s: float = 600.0  # an SSE stream closes with `timeout` after this; clients reconnect
+    # Admission to the LLM nodes (see docs/suggestions.md): generations never exceed the nodes' slots, cluster-wide
+    llm_slots_per_node: int = 0  # parallel generations per node; 0: what the node advertises, else 1
+    llm_node_slots: dict[str, int] = {}  # JSON {"node URL": slots} for nodes that differ
+    llm_first_token_timeout_s: float = 120.0  # from the start of a generation to its first token (prompt included)
+    llm_token_timeout_s: float = 30.0  # longest pause between two tokens
+    suggestion_backlog_max_age_s: float = 1800.0  # pending longer than this: skipped when of a skippable priority
+    suggestion_backlog_skip_priorities: list[Literal["low", "medium", "high", "critical"]] = ["low", "medium"]
+    suggestion_backlog_degraded_s: float = 600.0  # /health/ready says "degraded: backlog" past this queue age
+    suggestion_watch_s: float = 20.0  # an open suggestion stream puts its suggestion first for this long, renewed
+    suggestion_dispatch_poll_s: float = 0.5  # how often a worker looks for free slots and waiting work
+    suggestion_lease_s: float = 60.0  # lease of a running generation and its slot, renewed while it runs
 
     # Worker
     embedded_worker: bool = True  # `prs serve` runs the job worker in the same process
-    worker_batch_size: int = 4
 
     # Knowledge documents (text limits of incidents are fixed in the schemas and documented)
     document_max_bytes: int = 2_000_000

@@ -133,13 +133,9 @@ def install_observability(services: Services) -> None:
 
 
 def register_foundation_tasks(services: Services) -> None:
-    """Periodic upkeep of the foundation: vector-index sync and stalled-suggestion recovery."""
+    """Periodic upkeep of the foundation: vector-index sync (suggestion recovery is the dispatcher's)."""
 
     async def sync_vectors(_tick: object) -> int:
         return await services.knowledge.sync_pending_vectors()
 
-    async def requeue_suggestions(_tick: object) -> int:
-        return await services.suggestions.requeue_stalled()
-
     services.scheduler.register(PeriodicTask("knowledge.sync_vectors", timedelta(seconds=30), sync_vectors))
-    services.scheduler.register(PeriodicTask("suggestions.requeue_stalled", timedelta(seconds=60), requeue_suggestions))

@@ -1,16 +1,15 @@
-"""The job worker: suggestion jobs from pgqueuer plus periodic upkeep, safe with many replicas."""
+"""The worker: suggestion generation admitted by LLM capacity, periodic upkeep and the extra loops (outbox
+delivery, ...), safe with many replicas (docs/jobs.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from datetime import timedelta
 
-from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
-
-from backend import jobs
-from backend.db import connect
 from backend.services import Services
+from backend.suggestions.dispatcher import SuggestionDispatcher
+from backend.suggestions.queue_metrics import queue_metrics_for
 
 log = logging.getLogger(__name__)
 SCHEDULER_POLL_S = 2.0
@@ -23,35 +22,24 @@ async def _scheduler_forever(services: Services, stop: asyncio.Event) -> None:
             await services.scheduler.run_due()
         except Exception:  # noqa: BLE001 - a database outage must not end the worker
             log.warning("periodic scheduler pass failed; retrying", exc_info=True)
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=SCHEDULER_POLL_S)
-        except asyncio.TimeoutError:
-            pass
+
+
+def build_dispatcher(services: Services) -> SuggestionDispatcher:
+    """The suggestion dispatcher of this worker process."""
+    return SuggestionDispatcher(settings=services.settings, pool=services.pool, clock=services.clock,
+                                llm=services.llm, suggestions=services.suggestions,
+                                metrics=queue_metrics_for(services.metrics.registry))
 
 
 async def run_worker(services: Services, stop: asyncio.Event) -> None:
-    """Process jobs until `stop` is set."""
-    conn = await connect(services.settings.database_url)
-    # pgqueuer >= 1.0 takes its repository (Queries) rather than a bare driver.
-    manager = QueueManager(Queries(AsyncpgDriver(conn)))
-
-    @manager.entrypoint(jobs.SUGGESTION_GENERATE)
-    async def generate_suggestion(job: Job) -> None:
-        incident_id = int(jobs.job_payload(job.payload)["incident_id"])
-        outcome = await services.suggestions.generate(incident_id)
-        services.metrics.suggestions.labels(outcome).inc()
-
-    async def stop_manager() -> None:
-        await stop.wait()
-        manager.shutdown.set()
-
-    upkeep = asyncio.create_task(_scheduler_forever(services, stop))
-    stopper = asyncio.create_task(stop_manager())
-    loops = [asyncio.create_task(loop(stop)) for loop in services.worker_loops]
+    """Generate suggestions and run upkeep until `stop` is set."""
+    tasks = [asyncio.create_task(build_dispatcher(services).run(stop)),
+             asyncio.create_task(_scheduler_forever(services, stop)),
+             *(asyncio.create_task(loop(stop)) for loop in services.worker_loops)]
     try:
-        await manager.run(dequeue_timeout=timedelta(seconds=5), batch_size=services.settings.worker_batch_size,
-                          heartbeat_timeout=timedelta(seconds=60))
+        await stop.wait()
     finally:
         stop.set()
-        await asyncio.gather(upkeep, stopper, *loops, return_exceptions=True)
-        await conn.close()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -53,7 +53,7 @@ class ExternalIncidentCreate(BaseModel):
 
 
 class ExternalSuggestion(BaseModel):
-    status: Literal["pending", "generating", "ready", "failed"]
+    status: Literal["pending", "generating", "ready", "failed", "skipped"]
     language: Literal["es", "en"]
     text: str = Field(description="The suggestion; partial while generating.")
     citations: list[int] = Field(description="Ids of past incidents the suggestion relies on.")

@@ -94,8 +94,9 @@ def create_node_app(runner: LlamaRunner, model_name: str) -> FastAPI:
         return "Ollama is running"
 
     @app.get("/api/version")
-    async def version() -> dict[str, str]:
-        return {"version": NODE_VERSION}
+    async def version() -> dict[str, str | int]:
+        # `parallel`: generations this node runs at once (one llama.cpp context), read by the workers' admission.
+        return {"version": NODE_VERSION, "parallel": 1}
 
     @app.get("/api/tags")
     async def tags() -> dict[str, Any]:

@@ -8,20 +8,25 @@ import asyncpg
 
 _COLUMNS = """incident_id, status, language, text, citations, retrieved, model, node, attempts, next_attempt_at,
               lease_expires_at, last_error, feedback, feedback_at, rating, rated_at, created_at, updated_at,
-              completed_at"""
+              completed_at, priority_rank, queued_at, watched_until"""
+# Priority of the incident -> rank in the queue (higher first).
+PRIORITY_RANKS = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
-async def upsert_pending(conn: asyncpg.Connection, *, incident_id: int, language: str, now: datetime) -> None:
-    """Create the suggestion row, or reset it to pending for a regeneration."""
+async def upsert_pending(conn: asyncpg.Connection, *, incident_id: int, language: str, priority: str,
+                         now: datetime) -> None:
+    """Create the suggestion row, or reset it to pending for a regeneration; either way it joins the queue now."""
     await conn.execute(
-        """INSERT INTO suggestions (incident_id, status, language, next_attempt_at, created_at, updated_at)
-           VALUES ($1, 'pending', $2, $3, $3, $3)
+        """INSERT INTO suggestions (incident_id, status, language, next_attempt_at, priority_rank, queued_at,
+                                    created_at, updated_at)
+           VALUES ($1, 'pending', $2, $3, $4, $3, $3, $3)
            ON CONFLICT (incident_id) DO UPDATE
               SET status = 'pending', language = EXCLUDED.language, text = '', citations = '{}', retrieved = '{}',
                   attempts = 0, next_attempt_at = EXCLUDED.next_attempt_at, lease_expires_at = NULL,
                   last_error = NULL, feedback = NULL, feedback_by = NULL, feedback_at = NULL, rating = NULL,
-                  rated_by = NULL, rated_at = NULL, updated_at = EXCLUDED.updated_at, completed_at = NULL""",
-        incident_id, language, now,
+                  rated_by = NULL, rated_at = NULL, updated_at = EXCLUDED.updated_at, completed_at = NULL,
+                  priority_rank = EXCLUDED.priority_rank, queued_at = EXCLUDED.queued_at""",
+        incident_id, language, now, PRIORITY_RANKS[priority],
     )
 
 
@@ -30,16 +35,97 @@ async def get(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | No
     return await conn.fetchrow(f"SELECT {_COLUMNS} FROM suggestions WHERE incident_id = $1", incident_id)
 
 
-async def claim(conn: asyncpg.Connection, incident_id: int, *, now: datetime, lease_until: datetime) -> asyncpg.Record | None:
-    """Take the suggestion for generation unless another worker holds a live lease or it is finished."""
+async def next_pending_for_update(conn: asyncpg.Connection, *, now: datetime) -> int | None:
+    """The incident whose suggestion goes next, locked (SKIP LOCKED): watched ones first, then by priority, then
+    the longest waiting; only those whose retry time has come."""
+    return await conn.fetchval(
+        """SELECT incident_id FROM suggestions
+            WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+            ORDER BY (watched_until IS NOT NULL AND watched_until > $1) DESC, priority_rank DESC, queued_at,
+                     incident_id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED""",
+        now,
+    )
+
+
+async def mark_generating(conn: asyncpg.Connection, incident_id: int, *, node: str, now: datetime,
+                          lease_until: datetime) -> asyncpg.Record | None:
+    """Start an attempt on `node` (the caller holds the row lock and a slot of that node)."""
     return await conn.fetchrow(
         f"""UPDATE suggestions
-               SET status = 'generating', text = '', attempts = attempts + 1, lease_expires_at = $3, updated_at = $2
-             WHERE incident_id = $1
-               AND (status = 'pending' OR (status = 'generating' AND lease_expires_at < $2))
+               SET status = 'generating', text = '', attempts = attempts + 1, node = $2, lease_expires_at = $4,
+                   updated_at = $3
+             WHERE incident_id = $1 AND status = 'pending'
          RETURNING {_COLUMNS}""",
-        incident_id, now, lease_until,
+        incident_id, node, now, lease_until,
     )
+
+
+async def renew_lease(conn: asyncpg.Connection, incident_id: int, *, lease_until: datetime) -> None:
+    """Keep a running attempt's lease alive."""
+    await conn.execute(
+        "UPDATE suggestions SET lease_expires_at = $2 WHERE incident_id = $1 AND status = 'generating'",
+        incident_id, lease_until,
+    )
+
+
+async def return_to_queue(conn: asyncpg.Connection, incident_id: int, *, now: datetime) -> None:
+    """An attempt that was interrupted (the worker stopped): back in line, the attempt not counted."""
+    await conn.execute(
+        """UPDATE suggestions SET status = 'pending', text = '', attempts = greatest(attempts - 1, 0),
+                                  lease_expires_at = NULL, updated_at = $2
+            WHERE incident_id = $1 AND status = 'generating'""",
+        incident_id, now,
+    )
+
+
+async def requeue_expired(conn: asyncpg.Connection, *, now: datetime) -> int:
+    """Attempts whose lease ran out (their worker died) go back in line; returns how many."""
+    result = await conn.execute(
+        """UPDATE suggestions SET status = 'pending', text = '', lease_expires_at = NULL, next_attempt_at = $1,
+                                  updated_at = $1
+            WHERE status = 'generating' AND lease_expires_at < $1""",
+        now,
+    )
+    return int(result.split()[-1])
+
+
+async def skip_backlog(conn: asyncpg.Connection, *, now: datetime, queued_before: datetime,
+                       ranks: list[int], reason: str) -> list[int]:
+    """Skip pending suggestions of these priority ranks that have waited since before `queued_before` and nobody
+    is watching; returns their incident ids."""
+    rows = await conn.fetch(
+        """UPDATE suggestions
+              SET status = 'skipped', last_error = $4, lease_expires_at = NULL, next_attempt_at = NULL,
+                  updated_at = $1
+            WHERE status = 'pending' AND queued_at < $2 AND priority_rank = ANY($3::smallint[])
+              AND (watched_until IS NULL OR watched_until <= $1)
+        RETURNING incident_id""",
+        now, queued_before, ranks, reason,
+    )
+    return [r["incident_id"] for r in rows]
+
+
+async def mark_watched(conn: asyncpg.Connection, incident_id: int, *, until: datetime) -> None:
+    """Someone has the suggestion open until `until`: it goes ahead of its priority while pending."""
+    await conn.execute(
+        "UPDATE suggestions SET watched_until = greatest(coalesce(watched_until, $2), $2) WHERE incident_id = $1",
+        incident_id, until,
+    )
+
+
+async def queue_by_priority(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Pending suggestions per priority rank: how many, and when the longest waiting one joined the queue."""
+    return await conn.fetch(
+        """SELECT priority_rank, count(*) AS depth, min(queued_at) AS oldest_queued_at
+             FROM suggestions WHERE status = 'pending' GROUP BY priority_rank"""
+    )
+
+
+async def oldest_pending_queued_at(conn: asyncpg.Connection) -> datetime | None:
+    """When the longest waiting pending suggestion joined the queue."""
+    return await conn.fetchval("SELECT min(queued_at) FROM suggestions WHERE status = 'pending'")
 
 
 async def save_progress(conn: asyncpg.Connection, incident_id: int, *, text: str, now: datetime) -> None:
@@ -112,23 +198,11 @@ async def lock_for_feedback(conn: asyncpg.Connection, incident_id: int) -> async
     )
 
 
-async def list_stalled(conn: asyncpg.Connection, *, due_before: datetime, limit: int) -> list[int]:
-    """Pending suggestions whose retry is overdue (their job was lost) or whose lease ran out."""
-    rows = await conn.fetch(
-        """SELECT incident_id FROM suggestions
-            WHERE (status = 'pending' AND next_attempt_at < $1)
-               OR (status = 'generating' AND lease_expires_at < $1)
-            ORDER BY next_attempt_at NULLS FIRST LIMIT $2""",
-        due_before, limit,
-    )
-    return [r["incident_id"] for r in rows]
-
-
-async def touch_retry_time(conn: asyncpg.Connection, incident_id: int, *, next_attempt_at: datetime) -> None:
-    """Push the next-attempt time so a stalled suggestion is not requeued twice."""
-    await conn.execute("UPDATE suggestions SET next_attempt_at = $2 WHERE incident_id = $1", incident_id, next_attempt_at)
-
-
 async def incident_for_prompt(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
     """The text the suggestion is about."""
     return await conn.fetchrow("SELECT id, title, description, area FROM incidents WHERE id = $1", incident_id)
+
+
+async def incident_priority(conn: asyncpg.Connection, incident_id: int) -> str | None:
+    """The incident's priority (it orders the suggestion queue)."""
+    return await conn.fetchval("SELECT priority FROM incidents WHERE id = $1", incident_id)

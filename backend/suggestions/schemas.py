@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class SuggestionOut(BaseModel):
     incident_id: int
-    status: Literal["pending", "generating", "ready", "failed"]
+    status: Literal["pending", "generating", "ready", "failed", "skipped"] = Field(
+        description="pending: waiting for a free LLM slot (in priority order); skipped: it waited past the backlog "
+                    "limit, ask for it again with POST .../suggestion/regenerate.")
     language: Literal["es", "en"]
     text: str = Field(description="The suggestion; partial while generating.")
     citations: list[int] = Field(description="Ids of retrieved incidents the suggestion relies on.")

@@ -12,9 +12,8 @@ from typing import Any, AsyncIterator
 
 import asyncpg
 
-from agent.llm import LLMUnavailable
+from agent.llm import LanguageModel, LLMUnavailable
 from agent.suggest import Suggester
-from backend import jobs
 from backend.audit import service as audit
 from backend.clock import Clock
 from backend.config import Settings
@@ -27,12 +26,14 @@ from backend.suggestions import repository
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.3
+SKIPPED_BACKLOG = "skipped: backlog (ask for it again with regenerate)"
 
 
 async def schedule(conn: asyncpg.Connection, *, incident_id: int, language: str, now: datetime) -> None:
-    """Create a pending suggestion and queue its job, inside the caller's transaction."""
-    await repository.upsert_pending(conn, incident_id=incident_id, language=language, now=now)
-    await jobs.enqueue(conn, jobs.SUGGESTION_GENERATE, {"incident_id": incident_id})
+    """Put the incident's suggestion in the queue (pending), inside the caller's transaction; a worker admits it
+    to an LLM node when a slot is free (backend/suggestions/dispatcher.py)."""
+    priority = await repository.incident_priority(conn, incident_id) or "medium"
+    await repository.upsert_pending(conn, incident_id=incident_id, language=language, priority=priority, now=now)
 
 
 def retry_delay_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
@@ -79,22 +80,20 @@ class SuggestionService:
             raise NotFound(f"no suggestion for incident {incident_id}")
         return suggestion_view(row)
 
-    async def generate(self, incident_id: int) -> str:
-        """Run one generation attempt (the job body); returns the resulting status."""
+    async def run_attempt(self, claimed: asyncpg.Record, llm: LanguageModel) -> str:
+        """Generate the claimed suggestion on `llm` (the node a slot was leased on); returns the outcome."""
         timing = AttemptTiming(started=time.perf_counter())
-        outcome = await self._generate(incident_id, timing)
-        if self.metrics is not None and outcome != "skipped":
+        outcome = await self._attempt(claimed, llm, timing)
+        if self.metrics is not None:
             self.metrics.suggestion_seconds.labels(outcome).observe(time.perf_counter() - timing.started)
         return outcome
 
-    async def _generate(self, incident_id: int, timing: AttemptTiming) -> str:
-        now = self.clock.now()
-        lease = now + timedelta(seconds=self.settings.llm_timeout_s * 2 + 60)
+    async def _attempt(self, claimed: asyncpg.Record, llm: LanguageModel, timing: AttemptTiming) -> str:
+        incident_id = claimed["incident_id"]
         async with self.pool.acquire() as conn:
-            claimed = await repository.claim(conn, incident_id, now=now, lease_until=lease)
-            incident = await repository.incident_for_prompt(conn, incident_id) if claimed else None
-        if claimed is None or incident is None:
-            return "skipped"  # finished, or another worker holds it
+            incident = await repository.incident_for_prompt(conn, incident_id)
+        if incident is None:
+            return "skipped"  # deleted meanwhile
         try:
             cases = await self.knowledge.retrieve_cases(
                 text=f"{incident['title']}\n{incident['description']}", area=incident["area"],
@@ -102,7 +101,7 @@ class SuggestionService:
             )
             suggestion = await self.suggester.suggest(
                 title=incident["title"], description=incident["description"], area=incident["area"], cases=cases,
-                language=claimed["language"], on_progress=self._progress_writer(incident_id, timing),
+                language=claimed["language"], on_progress=self._progress_writer(incident_id, timing), llm=llm,
             )
         except LLMUnavailable as exc:
             return await self._retry_later(incident_id, claimed["attempts"], f"no LLM node answered: {exc}")
@@ -160,22 +159,36 @@ class SuggestionService:
                                   max_s=self.settings.suggestion_retry_max_s)
             await repository.mark_retry(conn, incident_id, error=error[:1000],
                                         next_attempt_at=now + timedelta(seconds=delay), now=now)
-            await jobs.enqueue(conn, jobs.SUGGESTION_GENERATE, {"incident_id": incident_id},
-                               delay=timedelta(seconds=delay))
         log.warning("suggestion retry scheduled", extra={"incident_id": incident_id, "delay_s": round(delay, 1)})
         return "pending"
 
-    async def requeue_stalled(self, *, grace_s: float = 120.0, limit: int = 100) -> int:
-        """Queue a job again for suggestions whose job was lost (e.g. a worker crashed); safe on any replica."""
+    async def requeue_expired(self) -> int:
+        """Put attempts whose lease ran out (their worker died) back in line; safe on any replica."""
+        async with self.pool.acquire() as conn:
+            return await repository.requeue_expired(conn, now=self.clock.now())
+
+    async def skip_backlog(self) -> list[int]:
+        """Skip pending suggestions of skippable priorities that waited longer than the backlog limit."""
         now = self.clock.now()
-        requeued = 0
-        async with transaction(self.pool) as conn:
-            for incident_id in await repository.list_stalled(conn, due_before=now - timedelta(seconds=grace_s),
-                                                             limit=limit):
-                await repository.touch_retry_time(conn, incident_id, next_attempt_at=now)
-                await jobs.enqueue(conn, jobs.SUGGESTION_GENERATE, {"incident_id": incident_id})
-                requeued += 1
-        return requeued
+        ranks = [repository.PRIORITY_RANKS[p] for p in self.settings.suggestion_backlog_skip_priorities]
+        if not ranks:
+            return []
+        queued_before = now - timedelta(seconds=self.settings.suggestion_backlog_max_age_s)
+        async with self.pool.acquire() as conn:
+            return await repository.skip_backlog(conn, now=now, queued_before=queued_before, ranks=ranks,
+                                                 reason=SKIPPED_BACKLOG)
+
+    async def mark_watched(self, incident_id: int) -> None:
+        """Someone is watching the suggestion: it goes first while it waits."""
+        until = self.clock.now() + timedelta(seconds=self.settings.suggestion_watch_s)
+        async with self.pool.acquire() as conn:
+            await repository.mark_watched(conn, incident_id, until=until)
+
+    async def backlog_age_s(self) -> float:
+        """Seconds the longest waiting pending suggestion has been in line (0 when none waits)."""
+        async with self.pool.acquire() as conn:
+            oldest = await repository.oldest_pending_queued_at(conn)
+        return max(0.0, (self.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0
 
     async def regenerate(self, ctx: RequestContext, incident_id: int, language: str | None) -> dict[str, Any]:
         """Discard the current suggestion and generate a new one."""
@@ -232,8 +245,12 @@ class SuggestionService:
         """(event, data) pairs as the suggestion text grows; works across replicas by reading Postgres."""
         sent_text, sent_status = "", None
         deadline = time.monotonic() + max_s
+        watched_at = 0.0
         while time.monotonic() < deadline:
             current = await self.get(incident_id)
+            if current["status"] == "pending" and time.monotonic() - watched_at > self.settings.suggestion_watch_s / 3:
+                await self.mark_watched(incident_id)
+                watched_at = time.monotonic()
             if current["status"] != sent_status:
                 sent_status = current["status"]
                 yield "status", {"status": sent_status, "attempts": current["attempts"]}
@@ -244,7 +261,7 @@ class SuggestionService:
                 else:
                     yield "reset", {"text": text}
                 sent_text = text
-            if current["status"] in ("ready", "failed"):
+            if current["status"] in ("ready", "failed", "skipped"):
                 yield "done", current
                 return
             await asyncio.sleep(poll_s)
