@@ -45,28 +45,44 @@ async def _check_llm(services: Any) -> dict[str, Any]:
     }
 
 
+async def _check_suggestion_backlog(services: Any) -> dict[str, Any]:
+    limit = services.settings.suggestion_backlog_degraded_s
+    try:
+        age = await asyncio.wait_for(services.suggestions.backlog_age_s(), timeout=3)
+    except Exception as exc:  # noqa: BLE001 - the database check reports the outage
+        return {"up": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"up": age <= limit, "oldest_wait_s": round(age, 1), "limit_s": limit}
+
+
 @router.get("/health/live", summary="Liveness", description="200 while the process serves requests. No auth.")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/health/ready", summary="Readiness",
-            description="No auth. 200 `ok` when database, vector store and at least one LLM node answer; 200 "
-                        "`degraded` when only the database answers (incidents are still accepted, retrieval falls "
-                        "back to lexical, suggestions wait); 503 `down` when the database does not answer.")
+            description="No auth. 200 `ok` when database, vector store and at least one LLM node answer and no "
+                        "suggestion has waited longer than PRS_SUGGESTION_BACKLOG_DEGRADED_S; 200 `degraded` "
+                        "otherwise while the database answers (incidents are still accepted, retrieval falls back "
+                        "to lexical, suggestions wait), with `reasons` such as `backlog`; 503 `down` when the "
+                        "database does not answer.")
 async def ready(request: Request) -> JSONResponse:
     services = get_services(request)
-    database, vectors, llm = await asyncio.gather(
-        _check_database(services), _check_vector_store(services), _check_llm(services)
+    database, vectors, llm, backlog = await asyncio.gather(
+        _check_database(services), _check_vector_store(services), _check_llm(services),
+        _check_suggestion_backlog(services),
     )
+    checks = {"database": database, "vector_store": vectors, "llm": llm, "backlog": backlog}
+    reasons = [name for name in ("vector_store", "llm", "backlog") if not checks[name]["up"]]
     if not database["up"]:
         status, code = "down", 503
-    elif vectors["up"] and llm["up"]:
-        status, code = "ok", 200
-    else:
+    elif reasons:
         status, code = "degraded", 200
-    return JSONResponse({"status": status, "checks": {"database": database, "vector_store": vectors, "llm": llm}},
-                        status_code=code)
+    else:
+        status, code = "ok", 200
+    body: dict[str, Any] = {"status": status, "checks": checks}
+    if status == "degraded":
+        body["reasons"] = reasons
+    return JSONResponse(body, status_code=code)
 
 
 @router.get("/metrics", summary="Prometheus metrics", description="Prometheus text format. No auth (scrape it "
