@@ -25,7 +25,8 @@ CLOCK_KINDS = ("first_response", "resolution")
 KNOWLEDGE_KINDS = ("incident", "document")
 ENDPOINT_KINDS = ("webhook", "slack", "email")
 FEEDBACK = ("accepted", "rejected", "none")
-SUGGESTION_STATUSES = ("pending", "generating", "ready", "failed")
+SUGGESTION_STATUSES = ("pending", "generating", "ready", "failed", "skipped")
+JOB_QUEUES = ("suggestions",)
 
 
 @dataclass
@@ -202,11 +203,13 @@ class DatabaseGauges(Collector):
         snap = self.snapshot
         yield GaugeMetricFamily("prs_jobs_queued_all", "Jobs waiting in every queue.",
                                 value=sum(q for _, q, _, _ in snap.jobs))
-        queued = GaugeMetricFamily("prs_jobs_queued", "Jobs waiting, by queue (entrypoint).", labels=["queue"])
+        queued = GaugeMetricFamily("prs_jobs_queued", "Jobs waiting and due, by queue.", labels=["queue"])
         running = GaugeMetricFamily("prs_jobs_running", "Jobs being worked on, by queue.", labels=["queue"])
         oldest = GaugeMetricFamily("prs_jobs_oldest_age_seconds", "Age of the oldest due job still waiting, by "
                                    "queue (0 when none waits).", labels=["queue"])
-        for queue, waiting, working, age in snap.jobs:
+        jobs = {queue: (waiting, working, age) for queue, waiting, working, age in snap.jobs}
+        for queue in JOB_QUEUES:
+            waiting, working, age = jobs.get(queue, (0, 0, 0.0))
             queued.add_metric([queue], waiting)
             running.add_metric([queue], working)
             oldest.add_metric([queue], age)

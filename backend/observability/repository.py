@@ -92,20 +92,19 @@ async def knowledge_entries(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 
 
 async def job_queues(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
-    """pgqueuer jobs per entrypoint: queued, running, and the age of the oldest job that is due."""
-    exists = await conn.fetchval("SELECT to_regclass('pgqueuer') IS NOT NULL")
-    if not exists:
-        return []
+    """Work queues: the suggestions waiting for generation (the suggestions table is their queue), with the
+    ones being generated and the age of the oldest that is due (retries waiting for their time excluded)."""
     return await conn.fetch(
         """
-        SELECT entrypoint AS queue,
-               count(*) FILTER (WHERE status = 'queued') AS queued,
-               count(*) FILTER (WHERE status = 'picked') AS running,
-               coalesce(extract(epoch FROM $1::timestamptz - min(execute_after)
-                                FILTER (WHERE status = 'queued' AND execute_after <= $1)), 0) AS oldest_age_s
-          FROM pgqueuer
-         WHERE status IN ('queued', 'picked')
-         GROUP BY entrypoint
+        SELECT 'suggestions' AS queue,
+               count(*) FILTER (WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $1))
+                   AS queued,
+               count(*) FILTER (WHERE status = 'generating') AS running,
+               coalesce(extract(epoch FROM $1::timestamptz - min(queued_at) FILTER (
+                   WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $1))), 0)
+                   AS oldest_age_s
+          FROM suggestions
+         WHERE status IN ('pending', 'generating')
         """,
         now,
     )

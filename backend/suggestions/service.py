@@ -85,6 +85,7 @@ class SuggestionService:
         timing = AttemptTiming(started=time.perf_counter())
         outcome = await self._attempt(claimed, llm, timing)
         if self.metrics is not None:
+            self.metrics.suggestions.labels(outcome).inc()  # prs_suggestions_total: the alert rules read it
             self.metrics.suggestion_seconds.labels(outcome).observe(time.perf_counter() - timing.started)
         return outcome
 

@@ -69,6 +69,7 @@ async def test_a_fresh_installation_exports_every_total_at_zero_and_each_configu
     assert value(page, "prs_sla_breaches_total") == 0
     assert value(page, "prs_metrics_database_up") == 1
     assert value(page, "prs_notify_backlog", kind="webhook") == 0
+    assert value(page, "prs_jobs_queued", queue="suggestions") == 0
     assert value(page, "prs_knowledge_entries", kind="document") == 0
     for node in services.settings.llm_node_urls:
         assert ("prs_llm_node_up", (("node", node),)) in page
@@ -93,8 +94,9 @@ async def test_open_incidents_and_queued_jobs_follow_the_database_after_the_cach
     assert value(cached, "prs_incidents_open") == 0  # served from the cache: no database query
     assert value(after, "prs_incidents_open") == 2
     assert value(after, "prs_incidents_open_detail", status="open", priority="critical", area="maintenance") == 1
-    assert value(after, "prs_jobs_queued", queue="suggestion.generate") == 2
-    assert value(after, "prs_jobs_oldest_age_seconds", queue="suggestion.generate") >= 0
+    assert value(after, "prs_jobs_queued", queue="suggestions") == 2
+    assert value(after, "prs_jobs_queued_all") == 2
+    assert value(after, "prs_jobs_oldest_age_seconds", queue="suggestions") >= 0
 
 
 async def test_scrape_while_postgres_is_down_answers_at_once_with_stale_gauges(app_settings, encoder, clean_state):
