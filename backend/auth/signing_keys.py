@@ -33,7 +33,7 @@ PURPOSE = "access_token"
 _FORMAT_V1 = b"\x01"
 _NONCE_BYTES = 12
 # An unknown kid re-reads the keys at most this often, so forged kids cannot flood the database.
-_UNKNOWN_KID_RELOAD_S = 1.0
+_UNKNOWN_KID_RELOAD_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,15 @@ class SigningKeyRing:
 
     async def verifying_key(self, kid: str) -> SigningKey:
         """The key a token names, or Unauthorized when it is unknown or retired."""
-        unknown = kid not in self._keys
-        if (unknown and self._stale(_UNKNOWN_KID_RELOAD_S)) or self._stale(self.settings.signing_key_refresh_s):
+        if kid not in self._keys:
+            # Perhaps a key another replica just made: re-read, but at most once per interval, so that forged
+            # kids cannot flood the database; a request arriving sooner waits for that interval instead.
+            wait = _UNKNOWN_KID_RELOAD_S - (time.monotonic() - self._loaded_at)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if kid not in self._keys and self._stale(_UNKNOWN_KID_RELOAD_S):
+                await self.reload()
+        elif self._stale(self.settings.signing_key_refresh_s):
             await self.reload()
         key = self._keys.get(kid)
         if key is None:
