@@ -331,6 +331,25 @@ def bench_webhooks(events: int = typer.Option(400, help="Events to deliver in th
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+@bench_app.command("suggestions-load")
+def bench_suggestions_load(
+        incidents: int = typer.Option(300, help="Incidents reported in the burst."),
+        report_s: float = typer.Option(50.0, help="Seconds over which they are reported."),
+        outage_s: float = typer.Option(60.0, help="Seconds one of the two LLM nodes is stopped, mid-burst."),
+        max_tokens: int = typer.Option(48, help="Length of each suggestion in tokens."),
+        workers: int = typer.Option(2, help="Workers admitting generations (each a dispatcher)."),
+        timeout_s: float = typer.Option(1500.0, help="Longest wait for every suggestion to settle.")) -> None:
+    """A burst of incidents on two real LLM nodes, one stopped for a while: completed/skipped/failed, cancelled
+    generations, useful tokens/s against capacity and critical time to ready; last stdout line is JSON."""
+    from backend.bench.suggestions_load import run_suggestions_load_bench
+
+    settings = _settings()
+    result = asyncio.run(run_suggestions_load_bench(settings, incidents=incidents, report_s=report_s,
+                                                    outage_s=outage_s, max_tokens=max_tokens, workers=workers,
+                                                    timeout_s=timeout_s))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
