@@ -5,6 +5,10 @@ picks up a rotation without a restart."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +23,7 @@ from backend.clock import FrozenClock
 from backend.context import system_context
 from backend.db import create_pool
 from tests.fixtures.app import PASSWORD
-from tests.fixtures.security import app_with, settings_with
+from tests.fixtures.security import REPO_ROOT, app_with, settings_with
 
 pytestmark = pytest.mark.asyncio
 
@@ -153,3 +157,25 @@ async def test_a_token_naming_an_unknown_key_is_refused(keyed):
     forged = jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": "not-a-key-00000"})
     reply = await client.get("/api/v1/users", headers={"Authorization": f"Bearer {forged}"})
     assert reply.status_code == 401 and "unknown signing key" in reply.json()["detail"]
+
+
+async def test_prs_keys_rotate_and_list_on_the_command_line(services, clean_state, tmp_path):
+    env = {**os.environ, "PRS_DATABASE_URL": services.settings.database_url, "PRS_DATA_DIR": str(tmp_path),
+           "PRS_JWT_SECRET": "cli-master-secret-" + uuid.uuid4().hex, "PRS_LOG_JSON": "false",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+    async def prs(*args: str) -> object:
+        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "backend.cli", *args], cwd=REPO_ROOT,
+                                       env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = await prs("keys", "rotate")
+    second = await prs("keys", "rotate")
+    assert second["previous_kid"] == first["kid"] != second["kid"]
+    states = {k["kid"]: k["state"] for k in await prs("keys", "list")}
+    assert states[first["kid"]] == "verifying" and states[second["kid"]] == "current"
+    assert list(states.values()).count("current") == 1
+    async with services.pool.acquire() as conn:
+        rotations = await conn.fetch("SELECT actor_name FROM audit_log WHERE action = 'signing_key.rotated'")
+    assert [r["actor_name"] for r in rotations] == ["cli", "cli"]
