@@ -9,7 +9,7 @@ import asyncpg
 
 from backend.audit import service as audit
 from backend.auth import repository
-from backend.auth.lifecycle import AccountLifecycle, lifecycle_view
+from backend.auth.lifecycle import AccountLifecycle, is_locked, lifecycle_view
 from backend.auth.passwords import verify_password
 from backend.auth.schemas import PasswordChange, UserCreate, UserUpdate
 from backend.clock import Clock
@@ -120,11 +120,15 @@ class UserAdministration:
             if user["source"] != "local":
                 raise ValidationFailed("directory accounts change their password in the directory",
                                        field="new_password", extra={"rule": "directory_account"})
-            if not verify_password(user["password_hash"], body.current_password):
+            right = verify_password(user["password_hash"], body.current_password)
+            if not right or is_locked(user, now):
+                # A locked account cannot go on guessing through this endpoint either: the same refusal.
                 wrong_current = True
+                reason = "account_locked" if is_locked(user, now) else "wrong_current_password"
                 await audit.record(conn, ctx, at=now, action="user.password_change_failed", resource_type="user",
-                                   resource_id=user["id"], after={"reason": "wrong_current_password"})
-                await self.lifecycle.count_failure(conn, ctx, user, now)
+                                   resource_id=user["id"], after={"reason": reason})
+                if reason == "wrong_current_password":
+                    await self.lifecycle.count_failure(conn, ctx, user, now)
             else:
                 self.lifecycle.check_policy(body.new_password, "new_password")
                 await self.lifecycle.check_not_reused(conn, user["id"], body.new_password)

@@ -233,6 +233,20 @@ class TestSelfServiceChange:
         assert (await api.post("/api/v1/auth/token", data={"username": account.username,
                                                            "password": PASSWORD})).status_code == 200
 
+    async def test_guessing_the_current_password_locks_the_account_and_then_even_the_right_one_fails(
+            self, api, make_account, services):
+        account = await make_account("technician")
+        for n in range(10):
+            reply = await api.post("/api/v1/auth/password", headers=account.headers,
+                                   json={"current_password": f"Guess-Number-{n}", "new_password": NEW_PASSWORD})
+            assert reply.status_code == 400
+        assert (await user_row(services, account.username))["locked_until"] is not None
+        right = await api.post("/api/v1/auth/password", headers=account.headers,
+                               json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+        assert right.status_code == 400 and right.json()["field"] == "current_password"
+        login = await api.post("/api/v1/auth/token", data={"username": account.username, "password": PASSWORD})
+        assert login.status_code == 401
+
     async def test_policy_and_history_failures_are_422_naming_the_field(self, api, make_account, services):
         account = await make_account("reporter")
         weak = await api.post("/api/v1/auth/password", headers=account.headers,
