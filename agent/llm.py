@@ -204,6 +204,18 @@ class LLMCluster:
         now = self._clock()
         return [node.url for node in self._nodes if node.down_until is None or now >= node.down_until]
 
+    async def confirm_recovering(self) -> None:
+        """Probe the nodes whose cooldown has run out: up again, or another cooldown (no real request is spent
+        finding out that a node is still down)."""
+        now = self._clock()
+        recovering = [node for node in self._nodes if node.down_until is not None and now >= node.down_until]
+        reports = await asyncio.gather(*(self._probe(node) for node in recovering))
+        for node, report in zip(recovering, reports, strict=True):
+            if report.up:
+                self._mark_up(node)
+            else:
+                self._mark_down(node, report.error or "down")
+
     def pinned(self, url: str, *, first_token_timeout_s: float, token_timeout_s: float) -> PinnedNode:
         """A LanguageModel that answers only on the node `url` (a slot of which the caller holds)."""
         return PinnedNode(self, self._node(url), first_token_timeout_s, token_timeout_s)

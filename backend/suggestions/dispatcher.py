@@ -119,6 +119,7 @@ class SuggestionDispatcher:
 
     async def admit_next(self) -> Admission | None:
         """Lock the next suggestion and lease a free slot for it in one transaction; None when either is lacking."""
+        await self.llm.confirm_recovering()
         nodes = self.llm.up_node_urls()
         if not nodes:
             return None
