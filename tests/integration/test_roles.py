@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi.routing import APIRoute
 
 from backend.config import Settings
 from backend.main import create_app
+from tests.fixtures.guards import declared_guards
 
 
 PUBLIC = {("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/refresh"), ("POST", "/api/v1/auth/logout")}
@@ -45,37 +45,6 @@ def api_routes():
 
 
 ALL_ROUTES = sorted(set(api_routes()))
-
-
-def _guard_names(dependant) -> list[str]:
-    names = []
-    for dependency in dependant.dependencies:
-        name = getattr(dependency.call, "__name__", "")
-        if name.startswith("require_"):
-            names.append(name)
-        names.extend(_guard_names(dependency))
-    return names
-
-
-def _api_route_objects(routes):
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif hasattr(route, "original_router"):  # an included router
-            yield from _api_route_objects(route.original_router.routes)
-        elif hasattr(route, "routes"):
-            yield from _api_route_objects(route.routes)
-
-
-def declared_guards() -> dict[tuple[str, str], str]:
-    """(method, path) -> the outermost guard the endpoint declares, read from its dependencies."""
-    declared = {}
-    for route in _api_route_objects(create_app(Settings(), run_worker=False).routes):
-        if route.path.startswith("/api/"):
-            for method in route.methods:
-                guards = _guard_names(route.dependant)
-                declared[(method, route.path)] = guards[0] if guards else ""
-    return declared
 
 
 GUARDS = declared_guards()
