@@ -5,7 +5,9 @@ ends ready or skipped, and a critical incident reported last is served before th
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -47,10 +49,35 @@ async def burst_services(app_settings, encoder, llm_node_url, clean_state):
     await services.aclose()
 
 
-async def test_a_burst_is_admitted_by_capacity_and_a_critical_report_goes_first(burst_services, make_account):
-    services = burst_services
+@dataclass
+class Burst:
+    """The services under test, a technician's headers and a client of an app on those services."""
+
+    services: Any
+    headers: dict[str, str]
+    client: httpx.AsyncClient
+
+    async def report(self, n: int, priority: str) -> dict:
+        """Report an incident; returns the created incident."""
+        reply = await self.client.post("/api/v1/incidents", json=_report(n, priority), headers=self.headers)
+        assert reply.status_code == 201, reply.text
+        return reply.json()
+
+    async def suggestion(self, incident_id: int) -> dict:
+        """The incident's suggestion as the API shows it."""
+        return (await self.client.get(f"/api/v1/incidents/{incident_id}/suggestion", headers=self.headers)).json()
+
+
+@pytest.fixture
+async def burst(burst_services, make_account):
     tech = await make_account("technician")
-    app = create_app(services.settings, services=services, run_worker=False)
+    app = create_app(burst_services.settings, services=burst_services, run_worker=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        yield Burst(burst_services, tech.headers, client)
+
+
+async def test_a_burst_is_admitted_by_capacity_and_a_critical_report_goes_first(burst):
+    services = burst.services
     stop = asyncio.Event()
     peak = 0
 
@@ -60,31 +87,28 @@ async def test_a_burst_is_admitted_by_capacity_and_a_critical_report_goes_first(
             peak = max(peak, await _busy_slots(services.pool))
             await asyncio.sleep(0.05)
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        for n in range(LOW_REPORTS):
-            reply = await client.post("/api/v1/incidents", json=_report(n, "low"), headers=tech.headers)
-            assert reply.status_code == 201
-        workers = [build_dispatcher(services), build_dispatcher(services)]
-        capacity = await workers[0].sync_slots()
-        assert list(capacity.values()) == [1]  # the node advertises one parallel slot
-        tasks = [asyncio.create_task(w.run(stop)) for w in workers] + [asyncio.create_task(sample_busy_slots())]
-        try:
-            async def one_generating():
-                return any(s["status"] == "generating" for s in await _statuses(services.pool)) or None
+    for n in range(LOW_REPORTS):
+        await burst.report(n, "low")
+    workers = [build_dispatcher(services), build_dispatcher(services)]
+    capacity = await workers[0].sync_slots()
+    assert list(capacity.values()) == [1]  # the node advertises one parallel slot
+    tasks = [asyncio.create_task(w.run(stop)) for w in workers] + [asyncio.create_task(sample_busy_slots())]
+    try:
+        async def one_generating():
+            return any(s["status"] == "generating" for s in await _statuses(services.pool)) or None
 
-            await wait_for(one_generating, timeout=60)
-            waiting_lows = {s["incident_id"] for s in await _statuses(services.pool) if s["status"] == "pending"}
-            critical = (await client.post("/api/v1/incidents", json=_report(99, "critical"),
-                                          headers=tech.headers)).json()
+        await wait_for(one_generating, timeout=60)
+        waiting_lows = {s["incident_id"] for s in await _statuses(services.pool) if s["status"] == "pending"}
+        critical = await burst.report(99, "critical")
 
-            async def all_finished():
-                rows = await _statuses(services.pool)
-                return rows if all(s["status"] in ("ready", "skipped") for s in rows) else None
+        async def all_finished():
+            rows = await _statuses(services.pool)
+            return rows if all(s["status"] in ("ready", "skipped") for s in rows) else None
 
-            finished = await wait_for(all_finished, timeout=300)
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks)
+        finished = await wait_for(all_finished, timeout=300)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
     by_id = {s["incident_id"]: s for s in finished}
     assert len(finished) == LOW_REPORTS + 1
     assert peak == 1, f"{peak} generations ran at once on a one-slot node"
@@ -95,38 +119,29 @@ async def test_a_burst_is_admitted_by_capacity_and_a_critical_report_goes_first(
     assert await _busy_slots(services.pool) == 0
 
 
-async def test_a_stale_low_priority_backlog_is_skipped_and_can_be_asked_for_again(burst_services, make_account):
-    services = burst_services
-    tech = await make_account("technician")
-    app = create_app(services.settings, services=services, run_worker=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        low = (await client.post("/api/v1/incidents", json=_report(1, "low"), headers=tech.headers)).json()
-        high = (await client.post("/api/v1/incidents", json=_report(2, "high"), headers=tech.headers)).json()
-        async with services.pool.acquire() as conn:
-            await conn.execute("UPDATE suggestions SET queued_at = queued_at - $1::interval",
-                               timedelta(seconds=services.settings.suggestion_backlog_max_age_s + 60))
-        ready = await client.get("/health/ready")
-        assert ready.json()["status"] == "degraded" and "backlog" in ready.json()["reasons"]
-        dispatcher = SuggestionDispatcher(settings=services.settings, pool=services.pool, clock=services.clock,
-                                          llm=services.llm, suggestions=services.suggestions)
-        await dispatcher.housekeeping()
-        skipped = (await client.get(f"/api/v1/incidents/{low['id']}/suggestion", headers=tech.headers)).json()
-        kept = (await client.get(f"/api/v1/incidents/{high['id']}/suggestion", headers=tech.headers)).json()
-        assert skipped["status"] == "skipped" and "backlog" in skipped["last_error"]
-        assert kept["status"] == "pending"
-        again = await client.post(f"/api/v1/incidents/{low['id']}/suggestion/regenerate", json={},
-                                  headers=tech.headers)
-        assert again.status_code == 200 and again.json()["status"] == "pending"
+async def test_a_stale_low_priority_backlog_is_skipped_and_can_be_asked_for_again(burst):
+    services = burst.services
+    low, high = await burst.report(1, "low"), await burst.report(2, "high")
+    async with services.pool.acquire() as conn:
+        await conn.execute("UPDATE suggestions SET queued_at = queued_at - $1::interval",
+                           timedelta(seconds=services.settings.suggestion_backlog_max_age_s + 60))
+    ready = (await burst.client.get("/health/ready")).json()
+    assert ready["status"] == "degraded" and "backlog" in ready["reasons"]
+    dispatcher = SuggestionDispatcher(settings=services.settings, pool=services.pool, clock=services.clock,
+                                      llm=services.llm, suggestions=services.suggestions)
+    await dispatcher.housekeeping()
+    skipped, kept = await burst.suggestion(low["id"]), await burst.suggestion(high["id"])
+    assert skipped["status"] == "skipped" and "backlog" in skipped["last_error"]
+    assert kept["status"] == "pending"
+    again = await burst.client.post(f"/api/v1/incidents/{low['id']}/suggestion/regenerate", json={},
+                                    headers=burst.headers)
+    assert again.status_code == 200 and again.json()["status"] == "pending"
 
 
-async def test_a_watched_suggestion_goes_ahead_of_higher_priorities(burst_services, make_account):
-    services = burst_services
-    tech = await make_account("technician")
-    app = create_app(services.settings, services=services, run_worker=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        high = (await client.post("/api/v1/incidents", json=_report(1, "high"), headers=tech.headers)).json()
-        low = (await client.post("/api/v1/incidents", json=_report(2, "low"), headers=tech.headers)).json()
-        await services.suggestions.mark_watched(low["id"])
+async def test_a_watched_suggestion_goes_ahead_of_higher_priorities(burst):
+    services = burst.services
+    high, low = await burst.report(1, "high"), await burst.report(2, "low")
+    await services.suggestions.mark_watched(low["id"])
     async with services.pool.acquire() as conn:
         async with conn.transaction():
             first = await repository.next_pending_for_update(conn, now=services.clock.now())
