@@ -140,3 +140,15 @@ async def test_a_forced_password_change_leads_from_the_login_form_to_the_change_
     await browser.wait_until("!document.querySelector('.password-card') && location.hash === '#/incidents'")
     async with services.pool.acquire() as conn:
         assert await conn.fetchval("SELECT must_change_password FROM users WHERE username = 'firstadmin'") is False
+
+
+async def test_an_auditor_signs_in_to_a_page_that_points_to_the_audit_api(web_server, browser, services, clean_state):
+    from backend.auth.schemas import UserCreate
+    from backend.context import system_context
+
+    await services.auth.create_user(system_context("test"), UserCreate(username="inspector", password=PASSWORD,
+                                                                       role="auditor"))
+    await log_in(browser, web_server, "inspector")
+    await browser.wait_until("!!document.querySelector('.auditor-page')")
+    assert "/api/v1/audit" in await browser.text_of(".auditor-page")
+    assert await browser.evaluate("document.querySelector('.form-error:not([hidden])') === null")

@@ -46,7 +46,9 @@ function updateHeader() {
 async function loadSession() {
   const me = await apiRequest("/auth/me");
   // Until a required password change is done, every other endpoint refuses this session.
-  session.areas = me.password_change_required ? [] : await apiRequest("/areas");
+  // Auditors read the audit log and the reports through the API; the incident pages are not theirs.
+  const incidentsAllowed = !me.password_change_required && me.role !== "auditor";
+  session.areas = incidentsAllowed ? await apiRequest("/areas") : [];
   session.me = me;
   session.expired = false;
 }
@@ -95,6 +97,11 @@ function renderCurrentRoute() {
         renderCurrentRoute();
       },
     });
+  } else if (session.me.role === "auditor") {
+    view.append(el("section", { class: "card auditor-page" },
+      el("h1", {}, t("auditor.title")),
+      el("p", {}, t("auditor.intro")),
+      el("p", {}, el("a", { href: "/docs" }, t("auditor.docs")))));
   } else if (route.name === "detail") {
     cleanup = renderIncidentDetailPage(view, { incidentId: route.incidentId, me: session.me });
   } else if (route.name === "report") {
