@@ -213,6 +213,7 @@ async def run_suggestions_load_bench(settings: Settings, *, incidents: int, repo
         await dispatchers[0].sync_slots()
         tasks = [asyncio.create_task(d.run(stop)) for d in dispatchers]
         load_started = time.monotonic()
+        up_at_start = [node.up_seconds_until(load_started) for node in nodes]
         outage = asyncio.create_task(_outage(nodes[1], delay_s=report_s / 2, outage_s=outage_s))
         created: list[tuple[int, str]] = []
         ctx = system_context("bench")
@@ -231,9 +232,12 @@ async def run_suggestions_load_bench(settings: Settings, *, incidents: int, repo
         logged_after = [len(node.finished_generations()) for node in nodes]
         _, capacity_after = await _measure_capacity(nodes, bench.llm_model, prompts, max_tokens)
         capacity_tps = max(capacity_tps, capacity_after)
+        # Seconds each node served during the load (one was stopped for a while), taken now, not afterwards.
+        node_seconds = sum(node.up_seconds_until(load_started + load_s) - before
+                           for node, before in zip(nodes, up_at_start, strict=True))
         return _figures(rows, created, nodes, logged_before, logged_after, capacity_tps=capacity_tps,
-                        generation_s=generation_s,
-                        load_s=load_s, load_started=load_started, reported_s=reported_s, outage_s=outage_s,
+                        node_seconds=node_seconds, generation_s=generation_s,
+                        load_s=load_s, reported_s=reported_s, outage_s=outage_s,
                         incidents=incidents)
     finally:
         stop.set()
@@ -264,8 +268,9 @@ async def _wait_until_settled(services: Any, *, timeout_s: float) -> list[dict[s
 
 
 def _figures(rows: list[dict[str, Any]], created: list[tuple[int, str]], nodes: list[NodeRun],
-             logged_before: list[int], logged_after: list[int], *, capacity_tps: float, generation_s: float, load_s: float,
-             load_started: float, reported_s: float, outage_s: float, incidents: int) -> dict[str, Any]:
+             logged_before: list[int], logged_after: list[int], *, capacity_tps: float, node_seconds: float,
+             generation_s: float, load_s: float, reported_s: float, outage_s: float,
+             incidents: int) -> dict[str, Any]:
     by_status: dict[str, int] = {}
     for row in rows:
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
@@ -274,8 +279,6 @@ def _figures(rows: list[dict[str, Any]], created: list[tuple[int, str]], nodes: 
     cancelled = sum(1 for line in finished if line.get("done_reason") == "cancelled")
     useful_tokens = sum(int(line.get("completion_tokens") or 0) for line in finished
                         if line.get("done_reason") != "cancelled")
-    end = load_started + load_s
-    node_seconds = sum(node.up_seconds_until(end) - node.up_seconds_until(load_started) for node in nodes)
     per_node_tps = capacity_tps / len(nodes)
     critical_ids = {incident_id for incident_id, priority in created if priority == "critical"}
     critical_waits = sorted((r["completed_at"] - r["created_at"]).total_seconds() for r in rows
@@ -287,6 +290,7 @@ def _figures(rows: list[dict[str, Any]], created: list[tuple[int, str]], nodes: 
             by_status.get(s, 0) for s in ("ready", "skipped", "failed")),
         "retried": sum(1 for r in rows if r["attempts"] > 1), "cancelled": cancelled,
         "useful_tokens": useful_tokens, "useful_tps": round(useful_tokens / load_s, 2),
+        "node_seconds": round(node_seconds, 1),
         "capacity_tps": round(capacity_tps, 2),
         # Capacity while the load ran: each node's tokens/s times the seconds it was up (one was down a while).
         "throughput_ratio": round(useful_tokens / (per_node_tps * node_seconds), 3) if node_seconds else 0.0,
