@@ -43,14 +43,15 @@ class TestCreateIncident:
         async with services.pool.acquire() as conn:
             audit_row = await conn.fetchrow(
                 "SELECT * FROM audit_log WHERE action = 'incident.created' AND resource_id = $1", str(incident["id"]))
-            suggestion = await conn.fetchrow("SELECT status FROM suggestions WHERE incident_id = $1", incident["id"])
-            jobs = await conn.fetchval("SELECT count(*) FROM pgqueuer WHERE entrypoint = 'suggestion.generate'")
+            suggestion = await conn.fetchrow("SELECT status, priority_rank, queued_at FROM suggestions "
+                                             "WHERE incident_id = $1", incident["id"])
         assert audit_row["actor_name"] == reporter.username
         assert audit_row["client_ip"] == "10.1.2.3"
         assert audit_row["request_id"]
         assert audit_row["after"]["title"] == NEW["title"]
-        assert suggestion["status"] == "pending"
-        assert jobs == 1
+        # In the generation queue (the suggestions table), ranked by the incident's priority.
+        assert suggestion["status"] == "pending" and suggestion["queued_at"] is not None
+        assert suggestion["priority_rank"] == {"low": 0, "medium": 1, "high": 2, "critical": 3}[NEW["priority"]]
         assert incident["reporter"] == {"id": reporter.id, "name": reporter.username}
         assert incident["status"] == "open"
 

@@ -15,6 +15,7 @@ from backend.context import Principal
 from backend.errors import ValidationFailed
 from backend.knowledge.router import router
 from backend.main import install_error_handlers
+from backend.observability.metrics import Metrics
 
 RUNBOOK = """# Compressed air leak detection
 
@@ -95,11 +96,12 @@ async def test_an_unknown_area_is_refused_and_nothing_is_written(knowledge):
 
 
 class ServicesStub:
-    """The part of the service container the knowledge router uses."""
+    """The part of the service container the knowledge router and the error handlers use."""
 
     def __init__(self, knowledge):
         self.knowledge = knowledge.service
         self.settings = knowledge.settings
+        self.metrics = Metrics()  # refusals are counted by the error handler
 
 
 def app_for(knowledge, role: str) -> FastAPI:
