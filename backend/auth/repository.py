@@ -66,18 +66,19 @@ async def set_directory_profile(
 async def update_user(
     conn: asyncpg.Connection, user_id: int, *, role: str | None, is_active: bool | None,
     display_name: str | None, email: str | None, now: datetime, must_change_password: bool | None = None,
+    clear_email: bool = False,
 ) -> asyncpg.Record | None:
-    """Change the given fields of a user (None leaves a field as it is)."""
+    """Change the given fields of a user (None leaves a field as it is; `clear_email` removes the address)."""
     return await conn.fetchrow(
         f"""UPDATE users SET role = coalesce($2, role),
                              is_active = coalesce($3, is_active),
                              display_name = coalesce($4, display_name),
-                             email = coalesce($5, email),
+                             email = CASE WHEN $8 THEN NULL ELSE coalesce($5, email) END,
                              updated_at = $6,
                              must_change_password = coalesce($7, must_change_password)
              WHERE id = $1
          RETURNING {_USER_COLUMNS}""",
-        user_id, role, is_active, display_name, email, now, must_change_password,
+        user_id, role, is_active, display_name, email, now, must_change_password, clear_email,
     )
 
 

@@ -82,7 +82,7 @@ class UserCreate(BaseModel):
 
 class UserUpdate(BaseModel):
     """Changes to an account. An omitted field stays as it is; none may be null except `email`, where null
-    also leaves it as it is."""
+    removes the address."""
 
     model_config = ConfigDict(extra="forbid")
     role: RoleName = Field(default=None)

@@ -82,6 +82,7 @@ class UserAdministration:
             after = await repository.update_user(
                 conn, user_id, role=body.role, is_active=body.is_active, display_name=body.display_name,
                 email=body.email, now=now, must_change_password=body.must_change_password,
+                clear_email="email" in body.model_fields_set and body.email is None,
             )
             if body.password is not None:
                 must_change = True if body.must_change_password is None else body.must_change_password

@@ -86,3 +86,13 @@ async def test_tags_null_on_change_is_a_422_naming_tags(notify_api, admin):
                                    headers=admin.headers)
     assert reply.status_code == 422
     assert reply.json()["field"] == "tags"
+
+
+async def test_null_email_removes_a_users_address_and_omission_keeps_it(notify_api, admin):
+    created = (await notify_api.post("/api/v1/users", json=VALID_BODIES["/api/v1/users"],
+                                     headers=admin.headers)).json()
+    kept = await notify_api.patch(f"/api/v1/users/{created['id']}", json={"display_name": "Target"},
+                                  headers=admin.headers)
+    assert kept.json()["email"] == "target@example.com"
+    cleared = await notify_api.patch(f"/api/v1/users/{created['id']}", json={"email": None}, headers=admin.headers)
+    assert cleared.status_code == 200 and cleared.json()["email"] is None
