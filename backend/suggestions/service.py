@@ -105,7 +105,10 @@ class SuggestionService:
                 language=claimed["language"], on_progress=self._progress_writer(incident_id, timing), llm=llm,
             )
         except LLMUnavailable as exc:
-            return await self._retry_later(incident_id, claimed["attempts"], f"no LLM node answered: {exc}")
+            # Another node is up: fail over to it at once (the failed one cools down and gets no slot meanwhile).
+            failover = bool(self.suggester.llm.up_node_urls())
+            return await self._retry_later(incident_id, claimed["attempts"], f"no LLM node answered: {exc}",
+                                           immediately=failover)
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never lost
             log.exception("suggestion generation failed", extra={"incident_id": incident_id})
             return await self._retry_later(incident_id, claimed["attempts"], f"{type(exc).__name__}: {exc}")
@@ -150,14 +153,14 @@ class SuggestionService:
 
         return write
 
-    async def _retry_later(self, incident_id: int, attempts: int, error: str) -> str:
+    async def _retry_later(self, incident_id: int, attempts: int, error: str, *, immediately: bool = False) -> str:
         now = self.clock.now()
         async with transaction(self.pool) as conn:
             if attempts >= self.settings.suggestion_max_attempts:
                 await repository.mark_failed(conn, incident_id, error=error[:1000], now=now)
                 return "failed"
-            delay = retry_delay_s(attempts, base_s=self.settings.suggestion_retry_base_s,
-                                  max_s=self.settings.suggestion_retry_max_s)
+            delay = 0.0 if immediately else retry_delay_s(attempts, base_s=self.settings.suggestion_retry_base_s,
+                                                          max_s=self.settings.suggestion_retry_max_s)
             await repository.mark_retry(conn, incident_id, error=error[:1000],
                                         next_attempt_at=now + timedelta(seconds=delay), now=now)
         log.warning("suggestion retry scheduled", extra={"incident_id": incident_id, "delay_s": round(delay, 1)})

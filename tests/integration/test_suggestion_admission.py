@@ -146,3 +146,34 @@ async def test_a_watched_suggestion_goes_ahead_of_higher_priorities(burst):
         async with conn.transaction():
             first = await repository.next_pending_for_update(conn, now=services.clock.now())
     assert first == low["id"] != high["id"]
+
+
+async def test_a_node_failure_fails_over_to_an_up_node_at_once(app_settings, encoder, llm_node_url, llm_node_factory,
+                                                                make_account, clean_state):
+    dead = llm_node_factory.start()
+    dead.kill()
+    # A backoff this long would show: failing over to the other node must not wait for it.
+    settings = app_settings.model_copy(update={"llm_nodes": f"{dead.url},{llm_node_url}",
+                                               "suggestion_retry_base_s": 60.0, "suggestion_retry_max_s": 60.0,
+                                               "suggestion_dispatch_poll_s": 0.1, "llm_slots_per_node": 1})
+    services = await build_services(settings, encoder=encoder)
+    stop = asyncio.Event()
+    task = asyncio.create_task(build_dispatcher(services).run(stop))
+    try:
+        tech = await make_account("technician")
+        app = create_app(settings, services=services, run_worker=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            incident = (await client.post("/api/v1/incidents", json=_report(1, "high"), headers=tech.headers)).json()
+
+            async def ready():
+                current = (await client.get(f"/api/v1/incidents/{incident['id']}/suggestion",
+                                            headers=tech.headers)).json()
+                return current if current["status"] == "ready" else None
+
+            done = await wait_for(ready, timeout=25)  # a 60 s backoff would wait at least 30 s
+    finally:
+        stop.set()
+        await asyncio.gather(task)
+        await services.aclose()
+        dead.stop()
+    assert done["node"] == llm_node_url and done["attempts"] == 2
