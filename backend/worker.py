@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 
 from backend.services import Services
 from backend.suggestions.dispatcher import SuggestionDispatcher
@@ -22,8 +23,10 @@ async def _scheduler_forever(services: Services, stop: asyncio.Event) -> None:
             await services.scheduler.run_due()
         except Exception:  # noqa: BLE001 - a database outage must not end the worker
             log.warning("periodic scheduler pass failed; retrying", exc_info=True)
+        # Jittered, so that workers do not poll in lockstep: with a fixed period the same worker would win every
+        # tick of a task and the others would never share the periodic work.
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=SCHEDULER_POLL_S)
+            await asyncio.wait_for(stop.wait(), timeout=SCHEDULER_POLL_S * random.uniform(0.5, 1.0))
 
 
 def build_dispatcher(services: Services) -> SuggestionDispatcher:

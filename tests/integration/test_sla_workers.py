@@ -75,7 +75,7 @@ async def test_breaches_and_escalations_are_recorded_once_with_three_worker_proc
     sla.advance(minutes=59, seconds=55)
     for incident in held:
         await sla.services.incidents.change_status(tech.ctx, incident["id"], status="waiting")
-    await sla.execute("DELETE FROM pgqueuer")  # no suggestion jobs: the workers have no LLM
+    await sla.execute("DELETE FROM suggestions")  # no suggestion work: the workers have no LLM
     incidents = stale + held
 
     dirs = [tmp_path / f"worker-{i}" for i in range(WORKERS)]
