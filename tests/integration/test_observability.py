@@ -62,9 +62,9 @@ async def test_metrics_count_requests_by_route_template_not_raw_path(api, make_a
     for incident_id in (101, 102, 103):
         await api.get(f"/api/v1/incidents/{incident_id}", headers=tech.headers)
     text = (await api.get("/metrics")).text
-    line = next(l for l in text.splitlines()
-                if l.startswith("prs_http_requests_total") and 'route="/api/v1/incidents/{incident_id}"' in l
-                and 'status="404"' in l)
+    line = next(row for row in text.splitlines()
+                if row.startswith("prs_http_requests_total") and 'route="/api/v1/incidents/{incident_id}"' in row
+                and 'status="404"' in row)
     assert float(line.rsplit(" ", 1)[1]) >= 3
     assert "/api/v1/incidents/101" not in text
     assert "prs_http_request_duration_seconds_bucket" in text
