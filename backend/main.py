@@ -26,7 +26,7 @@ from backend.observability.health import router as health_router
 from backend.observability.metrics import Metrics, RequestMiddleware
 from backend.openapi import install_openapi
 from backend.security.wiring import install_access_controls
-from backend.sla.metrics_router import router as sla_metrics_router
+from backend.sla.reports_router import router as sla_reports_router
 from backend.sla.router import router as sla_router
 from backend.suggestions.router import router as suggestions_router
 from backend.web.api_docs import router as api_docs_router
@@ -94,17 +94,17 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from backend.observability.monitoring import watch_llm_nodes
-        from backend.services import build_services
-        from backend.worker import run_worker as worker_loop
+        from backend.container import build_container
+        from backend.jobs.worker import run_worker as worker_loop
 
         owned = services is None
-        app.state.services = services or await build_services(settings, metrics=metrics)
+        app.state.container = services or await build_container(settings, metrics=metrics)
         if owned:
-            seconds = await app.state.services.knowledge.warm_up()
+            seconds = await app.state.container.knowledge.warm_up()
             log.info("knowledge warmed up", extra={"seconds": round(seconds, 2)})
         stop = asyncio.Event()
-        worker = asyncio.create_task(worker_loop(app.state.services, stop)) if start_worker else None
-        running = app.state.services
+        worker = asyncio.create_task(worker_loop(app.state.container, stop)) if start_worker else None
+        running = app.state.container
         node_watch = asyncio.create_task(watch_llm_nodes(running.llm, running.metrics, stop=stop,
                                                          interval_s=settings.llm_health_interval_s))
         try:
@@ -115,17 +115,17 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
             if worker is not None:
                 await asyncio.gather(worker, return_exceptions=True)
             if owned:
-                await app.state.services.aclose()
+                await app.state.container.aclose()
 
     app = FastAPI(title="PR-System", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     if services is not None:
-        app.state.services = services
+        app.state.container = services
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     install_access_controls(app, settings)
     for router in (auth_router, apikeys_router, audit_router, external_router, alerting_router, incidents_router,
-                   suggestions_router, knowledge_router, notify_router, sla_router, sla_metrics_router, health_router,
+                   suggestions_router, knowledge_router, notify_router, sla_router, sla_reports_router, health_router,
                    web_router, api_docs_router):
         app.include_router(router)
     app.include_router(backups_router)

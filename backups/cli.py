@@ -43,7 +43,7 @@ def _settings() -> Settings:
 async def open_backup_service(settings: Settings, *, with_vectors: bool = True) -> AsyncIterator[BackupService]:
     """A backup service on its own small pool (the CLI does not need the whole container)."""
     from backend.db import create_pool
-    from backend.services import build_vector_store
+    from backend.container import build_vector_store
     from backups.metrics import BackupMetrics
     from backups.wiring import build_backup_service
 
@@ -162,7 +162,7 @@ def bench_backup(incidents: int = typer.Option(20000, help="Incidents (each with
                  vectors: bool = typer.Option(True, "--vectors/--no-vectors",
                                               help="Also index one 384-dim vector per incident.")) -> None:
     """Backup and restore time and MB/s on a throwaway database against PRS_BACKUP_S3_*; last line is JSON."""
-    from backups.bench import run_backup_bench
+    from bench.backups import run_backup_bench
 
     settings = _settings()
     try:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from backend.auth.dependencies import context_for, get_services, require_role
+from backend.auth.dependencies import context_for, get_container, require_role
 from backend.context import Principal
 from backend.errors import Conflict, NotFound, ServiceUnavailable
 from backups.crypto import EncryptionKeyMissing
@@ -23,7 +23,7 @@ NOT_CONFIGURED = ("backups are not configured: set PRS_BACKUP_S3_ENDPOINT (host:
 
 
 def _backups(request: Request) -> BackupService:
-    backups = getattr(get_services(request), "backups", None)
+    backups = getattr(get_container(request), "backups", None)
     if backups is None or backups.service is None:
         raise Conflict(NOT_CONFIGURED)
     return backups.service

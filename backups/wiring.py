@@ -1,4 +1,4 @@
-"""Put backups into a Services container: the service (when storage is configured), metrics and periodic jobs."""
+"""Put backups into a Container container: the service (when storage is configured), metrics and periodic jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from backend.clock import Clock
 from backend.config import Settings
-from backend.scheduler.service import PeriodicTask
+from backend.jobs.scheduler import PeriodicTask
 from backups.anchors import AnchorStore, anchor_audit_head
 from backups.metrics import BackupMetrics
 from backups.service import BackupService

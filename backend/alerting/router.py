@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from backend.alerting.schemas import AlertmanagerNotification, AlertmanagerReceipt
 from backend.alerting.service import AlertService
 from backend.apikeys.service import KEY_PREFIX, grants
-from backend.auth.dependencies import api_key_scheme, context_for, get_services, principal_from_api_key
+from backend.auth.dependencies import api_key_scheme, context_for, get_container, principal_from_api_key
 from backend.context import Principal
 from backend.errors import Unauthorized
 
@@ -21,7 +21,7 @@ bearer_scheme = HTTPBearer(auto_error=False, description="An API key as a bearer
 
 def alert_service(request: Request) -> AlertService:
     """This app's alert service."""
-    return get_services(request).alerts
+    return get_container(request).alerts
 
 
 def require_api_key_header_or_bearer(permission: str) -> Callable[..., Awaitable[Principal]]:
@@ -41,7 +41,7 @@ def require_api_key_header_or_bearer(permission: str) -> Callable[..., Awaitable
                                "'X-API-Key'")
         principal = await principal_from_api_key(request, raw_key)
         if not grants(principal.permissions, permission):
-            await get_services(request).api_keys.require_permission(context_for(request, principal), permission)
+            await get_container(request).api_keys.require_permission(context_for(request, principal), permission)
         return principal
 
     # The name the guard tables read (tests/fixtures/guards.py): the external API's convention.

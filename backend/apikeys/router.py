@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request, status
 
 from backend.apikeys.schemas import ApiKeyCreate, ApiKeyOut, ApiKeyRotate, ApiKeyWithSecret
-from backend.auth.dependencies import context_for, get_services, require_person_with_role
+from backend.auth.dependencies import context_for, get_container, require_person_with_role
 from backend.context import Principal
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
@@ -18,19 +18,19 @@ KEY_ID = Path(ge=1, le=2**63 - 1, description="The key's id.")
                          "stored. Permissions: read, write, escalate (implies write), admin (everything). "
                          "`allowed_networks` (CIDR) and `allowed_origins` restrict where the key may be used.")
 async def create_api_key(request: Request, body: ApiKeyCreate, principal: Principal = Depends(admin_person)) -> dict:
-    return await get_services(request).api_keys.create(context_for(request, principal), body)
+    return await get_container(request).api_keys.create(context_for(request, principal), body)
 
 
 @router.get("", response_model=list[ApiKeyOut], summary="List API keys",
             description="Admins only (people). State, last use and use count of every key; never a secret.")
 async def list_api_keys(request: Request, _: Principal = Depends(admin_person)) -> list[dict]:
-    return await get_services(request).api_keys.list()
+    return await get_container(request).api_keys.list()
 
 
 @router.get("/{api_key_id}", response_model=ApiKeyOut, summary="Get an API key",
             description="Admins only (people).")
 async def get_api_key(request: Request, api_key_id: int = KEY_ID, _: Principal = Depends(admin_person)) -> dict:
-    return await get_services(request).api_keys.get(api_key_id)
+    return await get_container(request).api_keys.get(api_key_id)
 
 
 @router.post("/{api_key_id}/revoke", response_model=ApiKeyOut, summary="Revoke an API key",
@@ -38,7 +38,7 @@ async def get_api_key(request: Request, api_key_id: int = KEY_ID, _: Principal =
                          "stop working at once. 409 when already revoked.")
 async def revoke_api_key(request: Request, api_key_id: int = KEY_ID,
                          principal: Principal = Depends(admin_person)) -> dict:
-    return await get_services(request).api_keys.revoke(context_for(request, principal), api_key_id)
+    return await get_container(request).api_keys.revoke(context_for(request, principal), api_key_id)
 
 
 @router.post("/{api_key_id}/rotate", response_model=ApiKeyWithSecret, summary="Rotate an API key",
@@ -47,4 +47,4 @@ async def revoke_api_key(request: Request, api_key_id: int = KEY_ID,
 async def rotate_api_key(request: Request, api_key_id: int = KEY_ID, body: ApiKeyRotate | None = None,
                          principal: Principal = Depends(admin_person)) -> dict:
     grace = body.grace_minutes if body else None
-    return await get_services(request).api_keys.rotate(context_for(request, principal), api_key_id, grace)
+    return await get_container(request).api_keys.rotate(context_for(request, principal), api_key_id, grace)

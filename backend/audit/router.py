@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from backend.audit import service as audit
 from backend.audit.schemas import AuditPage, ChainReport
-from backend.auth.dependencies import get_services, require_audit_reader
+from backend.auth.dependencies import get_container, require_audit_reader
 from backend.context import Principal
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -32,7 +32,7 @@ async def list_audit_entries(
     _: Principal = Depends(require_audit_reader),
 ) -> dict:
     return await audit.list_entries(
-        get_services(request).pool, actor=actor, action=action, resource_type=resource_type,
+        get_container(request).pool, actor=actor, action=action, resource_type=resource_type,
         resource_id=resource_id, occurred_from=occurred_from, occurred_to=occurred_to, cursor=cursor, limit=limit,
     )
 
@@ -41,4 +41,4 @@ async def list_audit_entries(
             description="Admins and auditors. Recomputes every row's hash and link in chain order and reports the "
                         "first broken link, or the head hash when the chain is intact (same as `prs audit verify`).")
 async def verify_audit_chain(request: Request, _: Principal = Depends(require_audit_reader)) -> dict:
-    return await audit.verify_chain(get_services(request).pool)
+    return await audit.verify_chain(get_container(request).pool)

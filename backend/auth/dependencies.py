@@ -18,9 +18,9 @@ api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="The key of an external system (prs_live_...).")
 
 
-def get_services(request: Request):
+def get_container(request: Request):
     """The application's service container."""
-    return request.app.state.services
+    return request.app.state.container
 
 
 def get_rate_limits(request: Request) -> RateLimits:
@@ -51,7 +51,7 @@ async def authenticate(request: Request, token: str | None = Depends(oauth2_sche
     if api_key is not None:
         principal = await _api_key_principal(request, api_key)
     elif token:
-        auth = get_services(request).auth
+        auth = get_container(request).auth
         principal = await auth.load_active_principal(await auth.verify_access_token(token))
     else:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <access token>' "
@@ -81,7 +81,7 @@ async def _require_incident_in_scope(request: Request, principal: Principal) -> 
         return  # not a number: the route's own validation answers 422
     if incident_id is None or not 1 <= incident_id <= 2**63 - 1:
         return
-    area = await get_services(request).incidents.area_of(incident_id)
+    area = await get_container(request).incidents.area_of(incident_id)
     if area is None or not principal.may_see_area(area):  # missing or outside: one answer for both
         raise NotFound(f"incident {incident_id} not found")
 
@@ -95,7 +95,7 @@ async def require_signed_in_person(principal: Principal = Depends(authenticate))
 
 async def _api_key_principal(request: Request, raw_key: str) -> Principal:
     """Check the key, spend one request of its rate limit, and require the permission the method needs."""
-    services, limits = get_services(request), get_rate_limits(request)
+    services, limits = get_container(request), get_rate_limits(request)
     anonymous = anonymous_context(request)
     await limits.ensure_key_attempts_allowed(anonymous.client_ip)
     try:
@@ -166,7 +166,7 @@ def require_api_key(permission: str) -> Callable[..., Awaitable[Principal]]:
         if principal.kind != "api_key":
             raise Unauthorized("the external API takes an 'X-API-Key' header; bearer tokens are for people")
         if not grants(principal.permissions, permission):
-            await get_services(request).api_keys.require_permission(context_for(request, principal), permission)
+            await get_container(request).api_keys.require_permission(context_for(request, principal), permission)
         return principal
 
     dependency.__name__ = f"require_api_key_{permission}"

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from backend.auth.dependencies import (
-    anonymous_context, context_for, get_rate_limits, get_services, require_person_with_role, require_signed_in_person,
+    anonymous_context, context_for, get_rate_limits, get_container, require_person_with_role, require_signed_in_person,
 )
 from backend.auth.schemas import (
     PasswordChange, PasswordChanged, RefreshRequest, SigningKeyOut, SigningKeyRotated, TokenPair, UserCreate, UserOut,
@@ -38,9 +38,9 @@ async def login(request: Request, form: OAuth2PasswordRequestForm = Depends()) -
     limits = get_rate_limits(request)
     await limits.ensure_login_allowed(ctx.client_ip)
     try:
-        return await get_services(request).auth.login(ctx, username=form.username, password=form.password)
+        return await get_container(request).auth.login(ctx, username=form.username, password=form.password)
     except Unauthorized:
-        get_services(request).metrics.login_failures.inc()
+        get_container(request).metrics.login_failures.inc()
         await limits.count_failed_login(ctx.client_ip)
         raise
 
@@ -49,13 +49,13 @@ async def login(request: Request, form: OAuth2PasswordRequestForm = Depends()) -
              description="Anyone holding a refresh token. Returns a new token pair. A refresh token works once; "
                          "presenting it again revokes the whole session (reuse detection).")
 async def refresh(request: Request, body: RefreshRequest) -> TokenPair:
-    return await get_services(request).auth.refresh(anonymous_context(request), refresh_token=body.refresh_token)
+    return await get_container(request).auth.refresh(anonymous_context(request), refresh_token=body.refresh_token)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, summary="Log out",
              description="Anyone holding a refresh token. Revokes the session that the refresh token belongs to.")
 async def logout(request: Request, body: RefreshRequest) -> None:
-    await get_services(request).auth.logout(anonymous_context(request), refresh_token=body.refresh_token)
+    await get_container(request).auth.logout(anonymous_context(request), refresh_token=body.refresh_token)
 
 
 @router.get("/auth/me", response_model=UserOut, summary="The current user",
@@ -63,7 +63,7 @@ async def logout(request: Request, body: RefreshRequest) -> None:
                         "(API keys: 403).",
             responses={401: {"description": "Not signed in"}, 403: {"description": "An API key"}})
 async def me(request: Request, principal: Principal = Depends(require_signed_in_person)) -> dict:
-    return await get_services(request).auth.get_user(principal.id)
+    return await get_container(request).auth.get_user(principal.id)
 
 
 @router.post("/auth/password", response_model=PasswordChanged, summary="Change my password",
@@ -79,13 +79,13 @@ async def me(request: Request, principal: Principal = Depends(require_signed_in_
                                              "account is a directory account"}})
 async def change_password(request: Request, body: PasswordChange,
                           principal: Principal = Depends(require_signed_in_person)) -> dict:
-    return await get_services(request).auth.change_own_password(context_for(request, principal), body)
+    return await get_container(request).auth.change_own_password(context_for(request, principal), body)
 
 
 @router.get("/users", response_model=list[UserOut], tags=["users"], summary="List users",
             description="Admins only (people; API keys cannot manage accounts).")
 async def list_users(request: Request, _: Principal = Depends(require_person_with_role("admin"))) -> list[dict]:
-    return await get_services(request).auth.list_users()
+    return await get_container(request).auth.list_users()
 
 
 @router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED, tags=["users"],
@@ -95,7 +95,7 @@ async def list_users(request: Request, _: Principal = Depends(require_person_wit
                          "else. `must_change_password`: the person must choose a new password at the first login.")
 async def create_user(request: Request, body: UserCreate,
                       principal: Principal = Depends(require_person_with_role("admin"))) -> dict:
-    return await get_services(request).auth.create_user(context_for(request, principal), body)
+    return await get_container(request).auth.create_user(context_for(request, principal), body)
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"], summary="Change a user",
@@ -105,7 +105,7 @@ async def create_user(request: Request, body: UserCreate,
                           "user.role_changed; directory accounts get their role from their groups at each login.")
 async def update_user(request: Request, body: UserUpdate, user_id: int = Path(ge=1, le=2**63 - 1),
                       principal: Principal = Depends(require_person_with_role("admin"))) -> dict:
-    return await get_services(request).auth.update_user(context_for(request, principal), user_id, body)
+    return await get_container(request).auth.update_user(context_for(request, principal), user_id, body)
 
 
 @router.post("/users/{user_id}/unlock", response_model=UserOut, tags=["users"], summary="Unlock an account",
@@ -115,7 +115,7 @@ async def update_user(request: Request, body: UserUpdate, user_id: int = Path(ge
                         404: {"description": "No such user"}})
 async def unlock_user(request: Request, user_id: int = Path(ge=1, le=2**63 - 1),
                       principal: Principal = Depends(require_person_with_role("admin"))) -> dict:
-    return await get_services(request).auth.unlock_user(context_for(request, principal), user_id)
+    return await get_container(request).auth.unlock_user(context_for(request, principal), user_id)
 
 
 @router.get("/signing-keys", response_model=list[SigningKeyOut], tags=["signing keys"],
@@ -124,7 +124,7 @@ async def unlock_user(request: Request, user_id: int = Path(ge=1, le=2**63 - 1),
                         "state; never a secret.",
             responses={401: {"description": "Not signed in"}, 403: {"description": "Not an admin, or an API key"}})
 async def list_signing_keys(request: Request, _: Principal = Depends(require_person_with_role("admin"))) -> list:
-    return await get_services(request).auth.signing_keys.list()
+    return await get_container(request).auth.signing_keys.list()
 
 
 @router.post("/signing-keys/rotate", response_model=SigningKeyRotated, tags=["signing keys"],
@@ -137,4 +137,4 @@ async def list_signing_keys(request: Request, _: Principal = Depends(require_per
              responses={401: {"description": "Not signed in"}, 403: {"description": "Not an admin, or an API key"}})
 async def rotate_signing_key(request: Request,
                              principal: Principal = Depends(require_person_with_role("admin"))) -> dict:
-    return await get_services(request).auth.signing_keys.rotate(context_for(request, principal))
+    return await get_container(request).auth.signing_keys.rotate(context_for(request, principal))

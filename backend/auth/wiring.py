@@ -13,7 +13,7 @@ from backend.auth.tokens import resolve_jwt_secret
 from backend.clock import Clock
 from backend.config import Settings
 from backend.events import EventBus
-from backend.scheduler.service import PeriodicTask
+from backend.jobs.scheduler import PeriodicTask
 
 DESTROY_INTERVAL = timedelta(minutes=5)
 

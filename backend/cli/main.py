@@ -33,9 +33,9 @@ def _settings() -> Settings:
 
 
 async def _with_services(settings: Settings, action):
-    from backend.services import build_services
+    from backend.container import build_container
 
-    services = await build_services(settings)
+    services = await build_container(settings)
     try:
         return await action(services)
     finally:
@@ -79,7 +79,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind."),
 @app.command("worker")
 def worker_command() -> None:
     """Run the job worker (suggestions, vector-index sync, stalled-job recovery) until SIGTERM/SIGINT."""
-    from backend.worker import run_worker
+    from backend.jobs.worker import run_worker
 
     settings = _settings()
 
@@ -119,7 +119,7 @@ def llm_serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(11
               model_path: str = typer.Option("", help="GGUF file; default PRS_LLM_MODEL_PATH or the bundled model."),
               model_name: str = typer.Option("", help="Name announced to clients; default PRS_LLM_MODEL.")) -> None:
     """Serve a GGUF model over the Ollama REST API (the embedded default LLM node)."""
-    from backend.llm_node.server import serve as serve_node
+    from llm_node.server import serve as serve_node
 
     settings = _settings()
     serve_node(host=host, port=port, model_path=model_path or settings.llm_model_path or None,
@@ -250,7 +250,7 @@ def bench_retrieval(task: str = typer.Argument(..., help="jira or dell"),
                     kb: Path = typer.Option(..., exists=True, dir_okay=False, help="knowledge-base file"),
                     queries: Path = typer.Option(..., exists=True, dir_okay=False, help="queries file")) -> None:
     """Retrieval quality and speed on the eval data; the last stdout line is one JSON object."""
-    from backend.bench.retrieval import run_retrieval_bench
+    from bench.retrieval import run_retrieval_bench
 
     if task not in ("jira", "dell"):
         typer.echo("task must be jira or dell", err=True)
@@ -308,7 +308,7 @@ def bench_access(writers: int = typer.Option(8, help="Concurrent transactions wr
                  checks: int = typer.Option(500, help="API-key checks timed one after another.")) -> None:
     """Audit rows/s under concurrency (hash chain at commit), chain verification rows/s and API-key check
     latency, in a throwaway database; the last stdout line is one JSON object."""
-    from backend.bench.access import run_access_bench
+    from bench.access import run_access_bench
 
     settings = _settings()
     result = asyncio.run(run_access_bench(settings, writers=writers, rows_per_writer=rows, checks=checks))
@@ -323,7 +323,7 @@ def bench_webhooks(events: int = typer.Option(400, help="Events to deliver in th
                    rate: float = typer.Option(50.0, help="Events per second in the latency phase.")) -> None:
     """Deliveries per second and commit-to-delivery delay (p50, p95) to a healthy loopback receiver, in a throwaway
     database; the last stdout line is one JSON object."""
-    from backend.bench.webhooks import run_webhook_bench
+    from bench.webhooks import run_webhook_bench
 
     settings = _settings()
     result = asyncio.run(run_webhook_bench(settings, events=events, endpoints=endpoints, workers=workers,
@@ -341,7 +341,7 @@ def bench_suggestions_load(
         timeout_s: float = typer.Option(1500.0, help="Longest wait for every suggestion to settle.")) -> None:
     """A burst of incidents on two real LLM nodes, one stopped for a while: completed/skipped/failed, cancelled
     generations, useful tokens/s against capacity and critical time to ready; last stdout line is JSON."""
-    from backend.bench.suggestions_load import run_suggestions_load_bench
+    from bench.suggestions_load import run_suggestions_load_bench
 
     settings = _settings()
     result = asyncio.run(run_suggestions_load_bench(settings, incidents=incidents, report_s=report_s,

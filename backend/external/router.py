@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from backend.auth.dependencies import context_for, get_services, require_api_key
+from backend.auth.dependencies import context_for, get_container, require_api_key
 from backend.context import Principal
 from backend.external.schemas import (
     ExternalIncidentCreate, ExternalIncidentCreated, ExternalIncidentStatus, ExternalSearchOut,
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/external", tags=["external"])
 
 def external_api(request: Request) -> ExternalApi:
     """The external use cases on this app's services."""
-    services = get_services(request)
+    services = get_container(request)
     return ExternalApi(incidents=services.incidents, suggestions=services.suggestions, knowledge=services.knowledge)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.auth.dependencies import context_for, get_services, require_role
+from backend.auth.dependencies import context_for, get_container, require_role
 from backend.context import Principal
 from backend.incidents.schemas import (
     AssignRequest, CommentCreate, CommentOut, HistoryEntry, IncidentCreate, IncidentCreated, IncidentFilters,
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["incidents"])
                          "suggestion is generated in the background: see `GET /incidents/{id}/suggestion`.")
 async def create_incident(request: Request, body: IncidentCreate,
                           principal: Principal = Depends(require_role("reporter"))) -> dict:
-    return await get_services(request).incidents.create(context_for(request, principal), body)
+    return await get_container(request).incidents.create(context_for(request, principal), body)
 
 
 @router.get("/incidents", response_model=IncidentPage, summary="List incidents",
@@ -47,28 +47,28 @@ async def list_incidents(
 ) -> dict:
     filters = IncidentFilters(status=status_, area=area, priority=priority, text=text, assignee_id=assignee_id,
                               created_from=created_from, created_to=created_to, limit=limit, cursor=cursor)
-    return await get_services(request).incidents.list(filters, viewer=principal)
+    return await get_container(request).incidents.list(filters, viewer=principal)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentOut, summary="Get an incident",
             description="Any authenticated role; a reporter gets 404 for an incident somebody else reported.")
 async def get_incident(request: Request, incident_id: int,
                        principal: Principal = Depends(require_role("reporter"))) -> dict:
-    return await get_services(request).incidents.get(incident_id, viewer=principal)
+    return await get_container(request).incidents.get(incident_id, viewer=principal)
 
 
 @router.patch("/incidents/{incident_id}", response_model=IncidentOut, summary="Change an incident",
               description="Technicians and above. Title, description, area, priority, category, tags, references.")
 async def update_incident(request: Request, incident_id: int, body: IncidentUpdate,
                           principal: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).incidents.update(context_for(request, principal), incident_id, body)
+    return await get_container(request).incidents.update(context_for(request, principal), incident_id, body)
 
 
 @router.post("/incidents/{incident_id}/assign", response_model=IncidentOut, summary="Assign an incident",
              description="Technicians and above. The assignee must be an active technician, supervisor or admin.")
 async def assign_incident(request: Request, incident_id: int, body: AssignRequest,
                           principal: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).incidents.assign(context_for(request, principal), incident_id, body.assignee_id)
+    return await get_container(request).incidents.assign(context_for(request, principal), incident_id, body.assignee_id)
 
 
 @router.post("/incidents/{incident_id}/comments", response_model=CommentOut, status_code=status.HTTP_201_CREATED,
@@ -76,14 +76,14 @@ async def assign_incident(request: Request, incident_id: int, body: AssignReques
              description="Any role; reporters only on incidents they reported.")
 async def add_comment(request: Request, incident_id: int, body: CommentCreate,
                       principal: Principal = Depends(require_role("reporter"))) -> dict:
-    return await get_services(request).incidents.add_comment(context_for(request, principal), incident_id, body.body)
+    return await get_container(request).incidents.add_comment(context_for(request, principal), incident_id, body.body)
 
 
 @router.get("/incidents/{incident_id}/comments", response_model=list[CommentOut], summary="List comments",
             description="Any authenticated role; reporters only on incidents they reported (404 otherwise).")
 async def list_comments(request: Request, incident_id: int,
                         principal: Principal = Depends(require_role("reporter"))) -> list:
-    return await get_services(request).incidents.comments(incident_id, viewer=principal)
+    return await get_container(request).incidents.comments(incident_id, viewer=principal)
 
 
 @router.post("/incidents/{incident_id}/status", response_model=IncidentOut, summary="Change the status",
@@ -92,7 +92,7 @@ async def list_comments(request: Request, incident_id: int,
                          "closed→open. Anything else is 409 naming both states. Resolving needs `solution`.")
 async def change_status(request: Request, incident_id: int, body: StatusChange,
                         principal: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).incidents.change_status(
+    return await get_container(request).incidents.change_status(
         context_for(request, principal), incident_id, status=body.status, solution=body.solution, reason=body.reason
     )
 
@@ -101,7 +101,7 @@ async def change_status(request: Request, incident_id: int, body: StatusChange,
              description="Technicians and above. Stores the solution and adds the incident to the knowledge base.")
 async def resolve_incident(request: Request, incident_id: int, body: ResolveRequest,
                            principal: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).incidents.change_status(
+    return await get_container(request).incidents.change_status(
         context_for(request, principal), incident_id, status="resolved", solution=body.solution
     )
 
@@ -111,7 +111,7 @@ async def resolve_incident(request: Request, incident_id: int, body: ResolveRequ
                          "until it is resolved again.")
 async def reopen_incident(request: Request, incident_id: int, body: ReopenRequest,
                           principal: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).incidents.change_status(
+    return await get_container(request).incidents.change_status(
         context_for(request, principal), incident_id, status="open", reason=body.reason
     )
 
@@ -121,13 +121,13 @@ async def reopen_incident(request: Request, incident_id: int, body: ReopenReques
             description="Any authenticated role; reporters only for incidents they reported (404 otherwise).")
 async def similar_incidents(request: Request, incident_id: int,
                             principal: Principal = Depends(require_role("reporter"))) -> list:
-    return await get_services(request).incidents.similar(incident_id, viewer=principal)
+    return await get_container(request).incidents.similar(incident_id, viewer=principal)
 
 
 @router.get("/incidents/{incident_id}/history", response_model=list[HistoryEntry], summary="Audit trail",
             description="Technicians and above: every change to the incident, oldest first.")
 async def incident_history(request: Request, incident_id: int, _: Principal = Depends(require_role("technician"))) -> list:
-    return await get_services(request).incidents.history(incident_id)
+    return await get_container(request).incidents.history(incident_id)
 
 
 class AreaOut(BaseModel):
@@ -144,10 +144,10 @@ class AreaCreate(BaseModel):
 @router.get("/areas", response_model=list[AreaOut], tags=["areas"], summary="List areas",
             description="Any authenticated role.")
 async def list_areas(request: Request, _: Principal = Depends(require_role("reporter"))) -> list:
-    return await get_services(request).incidents.list_areas()
+    return await get_container(request).incidents.list_areas()
 
 
 @router.post("/areas", response_model=AreaOut, status_code=status.HTTP_201_CREATED, tags=["areas"],
              summary="Create an area", description="Admins only.")
 async def create_area(request: Request, body: AreaCreate, principal: Principal = Depends(require_role("admin"))) -> dict:
-    return await get_services(request).incidents.create_area(context_for(request, principal), body.code, body.name)
+    return await get_container(request).incidents.create_area(context_for(request, principal), body.code, body.name)

@@ -6,7 +6,7 @@ from pathlib import PurePath
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
 
-from backend.auth.dependencies import get_services, require_role
+from backend.auth.dependencies import get_container, require_role
 from backend.context import Principal
 from backend.errors import PayloadTooLarge, ValidationFailed
 from backend.knowledge.schemas import ALL_KINDS, DocumentOut, EntryKind, KnowledgeHitOut, KnowledgeSearchOut
@@ -37,7 +37,7 @@ async def search_knowledge(
     min_score: float = Query(0.0, ge=0.0, le=1.0, description="Drop results scoring under this."),
     principal: Principal = Depends(require_role("reporter")),
 ) -> KnowledgeSearchOut:
-    hits = await get_services(request).knowledge.search(
+    hits = await get_container(request).knowledge.search(
         query=query, area=area, limit=limit, kinds=tuple(kind or ALL_KINDS), min_score=min_score
     )
     # An API key limited to areas sees nothing of the others (documents for every area have no area).
@@ -81,7 +81,7 @@ async def upload_document(
     area: str | None = Form(None, description="Area code the document belongs to."),
     _: Principal = Depends(require_role("technician")),
 ) -> DocumentOut:
-    services = get_services(request)
+    services = get_container(request)
     text = await _read_document_text(file, services.settings.document_max_bytes)
     filename = PurePath(file.filename or "").name
     document = await services.knowledge.ingest_document(
@@ -97,7 +97,7 @@ async def upload_document(
     description="Every uploaded document, newest first, without its text. Any signed-in role.",
 )
 async def list_documents(request: Request, _: Principal = Depends(require_role("reporter"))) -> list[DocumentOut]:
-    documents = await get_services(request).knowledge.list_documents()
+    documents = await get_container(request).knowledge.list_documents()
     return [DocumentOut.model_validate(document) for document in documents]
 
 
@@ -111,5 +111,5 @@ async def list_documents(request: Request, _: Principal = Depends(require_role("
 async def delete_document(
     request: Request, document_id: int, _: Principal = Depends(require_role("supervisor"))
 ) -> Response:
-    await get_services(request).knowledge.delete_document(document_id)
+    await get_container(request).knowledge.delete_document(document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from backend.auth.dependencies import context_for, get_services, require_role
+from backend.auth.dependencies import context_for, get_container, require_role
 from backend.context import Principal
 from backend.notify.catalog import EVENT_TYPES
 from backend.notify.schemas import (
@@ -20,7 +20,7 @@ ADMIN = "Admins only."
 
 
 def _notify(request: Request):
-    return get_services(request).notify
+    return get_container(request).notify
 
 
 @router.get("/event-types", response_model=list[EventTypeOut], summary="Notification event types",

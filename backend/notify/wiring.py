@@ -14,7 +14,7 @@ from backend.notify.crypto import SecretBox, resolve_notify_key
 from backend.notify.delivery import DeliveryWorker, NotifyMetrics
 from backend.notify.service import NotifyService
 from backend.notify.ssrf import OutboundPolicy
-from backend.scheduler.service import PeriodicTask
+from backend.jobs.scheduler import PeriodicTask
 
 RETENTION_INTERVAL = timedelta(hours=1)
 

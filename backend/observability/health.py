@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from backend.auth.dependencies import get_services
+from backend.auth.dependencies import get_container
 from backend.observability.monitoring import render_metrics
 
 router = APIRouter(tags=["operations"])
@@ -66,7 +66,7 @@ async def live() -> dict[str, str]:
                         "to lexical, suggestions wait), with `reasons` such as `backlog`; 503 `down` when the "
                         "database does not answer.")
 async def ready(request: Request) -> JSONResponse:
-    services = get_services(request)
+    services = get_container(request)
     database, vectors, llm, backlog = await asyncio.gather(
         _check_database(services), _check_vector_store(services), _check_llm(services),
         _check_suggestion_backlog(services),
@@ -91,6 +91,6 @@ async def ready(request: Request) -> JSONResponse:
             "are served and prs_metrics_database_up is 0.",
             response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def metrics(request: Request) -> Response:
-    services = get_services(request)
+    services = get_container(request)
     body = await render_metrics(services.metrics.registry, services.db_gauges)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -18,7 +18,7 @@ from backend.context import RequestContext
 from backend.errors import ValidationFailed
 from backend.events import DomainEvent, EventBus
 from backend.incidents import repository as incidents_db
-from backend.sla import clock_repository as clocks_db
+from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
 from backend.sla.calendars import BusinessCalendar
 from backend.sla.messages import describe_rule, render_escalation_messages
@@ -43,7 +43,7 @@ class IncidentFacts:
 
     @classmethod
     def from_record(cls, row: asyncpg.Record) -> "IncidentFacts":
-        """Facts from a row of clock_repository.incident_facts / open_incident_facts."""
+        """Facts from a row of timer_repository.incident_facts / open_incident_facts."""
         levels = set()
         for text in row["levels"]:
             clock, kind, percent = text.split(":")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from backend.auth.dependencies import context_for, get_services, require_role
+from backend.auth.dependencies import context_for, get_container, require_role
 from backend.context import Principal
 from backend.sla.schemas import (EscalationOut, EscalationRequest, IncidentSlaOut, PolicyCreate, PolicyOut,
                                  PolicyUpdate, RuleCreate, RuleOut, RuleUpdate)
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["sla"])
             description="Technicians and above. In matching order: lowest `precedence` first, then the policy with "
                         "the most match conditions, then the oldest.")
 async def list_policies(request: Request, _: Principal = Depends(require_role("technician"))) -> list:
-    return await get_services(request).sla.list_policies()
+    return await get_container(request).sla.list_policies()
 
 
 @router.post("/sla/policies", response_model=PolicyOut, status_code=status.HTTP_201_CREATED,
@@ -26,13 +26,13 @@ async def list_policies(request: Request, _: Principal = Depends(require_role("t
                          "area changes, from now on.")
 async def create_policy(request: Request, body: PolicyCreate,
                         principal: Principal = Depends(require_role("supervisor"))) -> dict:
-    return await get_services(request).sla.create_policy(context_for(request, principal), body)
+    return await get_container(request).sla.create_policy(context_for(request, principal), body)
 
 
 @router.get("/sla/policies/{policy_id}", response_model=PolicyOut, summary="Get an SLA policy",
             description="Technicians and above.")
 async def get_policy(request: Request, policy_id: int, _: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).sla.get_policy(policy_id)
+    return await get_container(request).sla.get_policy(policy_id)
 
 
 @router.patch("/sla/policies/{policy_id}", response_model=PolicyOut, summary="Change an SLA policy",
@@ -40,7 +40,7 @@ async def get_policy(request: Request, policy_id: int, _: Principal = Depends(re
                           "pick up the change when their priority, customer tier or area changes.")
 async def update_policy(request: Request, policy_id: int, body: PolicyUpdate,
                         principal: Principal = Depends(require_role("supervisor"))) -> dict:
-    return await get_services(request).sla.update_policy(context_for(request, principal), policy_id, body)
+    return await get_container(request).sla.update_policy(context_for(request, principal), policy_id, body)
 
 
 @router.delete("/sla/policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
@@ -49,14 +49,14 @@ async def update_policy(request: Request, policy_id: int, body: PolicyUpdate,
                            "(set `is_active` to false instead).")
 async def delete_policy(request: Request, policy_id: int,
                         principal: Principal = Depends(require_role("supervisor"))) -> Response:
-    await get_services(request).sla.delete_policy(context_for(request, principal), policy_id)
+    await get_container(request).sla.delete_policy(context_for(request, principal), policy_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/sla/escalation-rules", response_model=list[RuleOut], summary="List escalation rules",
             description="Technicians and above.")
 async def list_rules(request: Request, _: Principal = Depends(require_role("technician"))) -> list:
-    return await get_services(request).sla.list_rules()
+    return await get_container(request).sla.list_rules()
 
 
 @router.post("/sla/escalation-rules", response_model=RuleOut, status_code=status.HTTP_201_CREATED,
@@ -66,20 +66,20 @@ async def list_rules(request: Request, _: Principal = Depends(require_role("tech
                          "A rule fires at most once per incident at its level.")
 async def create_rule(request: Request, body: RuleCreate,
                       principal: Principal = Depends(require_role("supervisor"))) -> dict:
-    return await get_services(request).sla.create_rule(context_for(request, principal), body)
+    return await get_container(request).sla.create_rule(context_for(request, principal), body)
 
 
 @router.get("/sla/escalation-rules/{rule_id}", response_model=RuleOut, summary="Get an escalation rule",
             description="Technicians and above.")
 async def get_rule(request: Request, rule_id: int, _: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).sla.get_rule(rule_id)
+    return await get_container(request).sla.get_rule(rule_id)
 
 
 @router.patch("/sla/escalation-rules/{rule_id}", response_model=RuleOut, summary="Change an escalation rule",
               description="Supervisors and admins.")
 async def update_rule(request: Request, rule_id: int, body: RuleUpdate,
                       principal: Principal = Depends(require_role("supervisor"))) -> dict:
-    return await get_services(request).sla.update_rule(context_for(request, principal), rule_id, body)
+    return await get_container(request).sla.update_rule(context_for(request, principal), rule_id, body)
 
 
 @router.delete("/sla/escalation-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
@@ -87,7 +87,7 @@ async def update_rule(request: Request, rule_id: int, body: RuleUpdate,
                description="Supervisors and admins. Escalations it caused stay in the history.")
 async def delete_rule(request: Request, rule_id: int,
                       principal: Principal = Depends(require_role("supervisor"))) -> Response:
-    await get_services(request).sla.delete_rule(context_for(request, principal), rule_id)
+    await get_container(request).sla.delete_rule(context_for(request, principal), rule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -98,7 +98,7 @@ async def delete_rule(request: Request, rule_id: int,
                         "escalation level.")
 async def incident_sla(request: Request, incident_id: int,
                        principal: Principal = Depends(require_role("reporter"))) -> dict:
-    return await get_services(request).sla.incident_sla(incident_id, viewer=principal)
+    return await get_container(request).sla.incident_sla(incident_id, viewer=principal)
 
 
 @router.post("/incidents/{incident_id}/escalations", response_model=EscalationOut,
@@ -107,11 +107,11 @@ async def incident_sla(request: Request, incident_id: int,
                          "resolved or closed incident cannot be escalated (409). Publishes incident.escalated.")
 async def escalate_incident(request: Request, incident_id: int, body: EscalationRequest,
                             principal: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).sla.escalate(context_for(request, principal), incident_id, body)
+    return await get_container(request).sla.escalate(context_for(request, principal), incident_id, body)
 
 
 @router.get("/incidents/{incident_id}/escalations", response_model=list[EscalationOut],
             summary="Escalation history", description="Technicians and above. Oldest first, with the messages sent.")
 async def incident_escalations(request: Request, incident_id: int,
                                _: Principal = Depends(require_role("technician"))) -> list:
-    return await get_services(request).sla.escalations(incident_id)
+    return await get_container(request).sla.escalations(incident_id)

@@ -14,9 +14,9 @@ from backend.db import transaction
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.incidents import repository as incidents_db
 from backend.incidents.service import may_view
-from backend.sla import clock_repository as clocks_db
+from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
-from backend.sla.clocks import load_readings
+from backend.sla.timers import load_readings
 from backend.sla.escalation import EscalationOrder, Escalator
 from backend.sla.schemas import EscalationRequest, PolicyCreate, PolicyUpdate, RuleCreate, RuleUpdate
 from backend.sla.sweeps import SlaSweeper, SweepReport

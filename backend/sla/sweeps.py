@@ -21,9 +21,9 @@ from backend.db import transaction
 from backend.errors import AppError
 from backend.events import DomainEvent, EventBus
 from backend.incidents import repository as incidents_db
-from backend.sla import clock_repository as clocks_db
+from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
-from backend.sla.clocks import load_readings, save_readings
+from backend.sla.timers import load_readings, save_readings
 from backend.sla.escalation import Escalator, IncidentFacts, due_rules, order_for_rule
 from backend.sla.timeline import FINISHED_STATUSES, ClockReading, Level
 

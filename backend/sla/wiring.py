@@ -1,15 +1,15 @@
-"""Put the SLA subsystem into a Services container: services, the clock listener and the periodic tasks."""
+"""Put the SLA subsystem into a Container container: services, the clock listener and the periodic tasks."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from backend.scheduler.service import PeriodicTask
-from backend.sla.clocks import SlaClockListener
+from backend.jobs.scheduler import PeriodicTask
+from backend.sla.timers import SlaClockListener
 from backend.sla.escalation import Escalator
 from backend.sla.maintenance import MaintenanceService
-from backend.sla.metrics import SlaMetricsService
+from backend.sla.reports import SlaReportService
 from backend.sla.service import SlaService
 from backend.sla.sweeps import SlaSweeper
 
@@ -24,7 +24,7 @@ def install_sla(services: Any) -> None:
     sweeper = SlaSweeper(pool=services.pool, clock=services.clock, escalator=escalator, events=services.events,
                          batch_size=settings.sla_sweep_batch_size)
     services.sla = SlaService(pool=services.pool, clock=services.clock, escalator=escalator, sweeper=sweeper)
-    services.sla_metrics = SlaMetricsService(pool=services.pool, clock=services.clock)
+    services.sla_reports = SlaReportService(pool=services.pool, clock=services.clock)
     services.maintenance = MaintenanceService(pool=services.pool, clock=services.clock, settings=settings)
     services.events.subscribe(SlaClockListener(first_response_on=settings.sla_first_response_on))
 

@@ -8,7 +8,7 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from backend.auth.dependencies import context_for, get_services, require_role
+from backend.auth.dependencies import context_for, get_container, require_role
 from backend.context import Principal
 from backend.suggestions.schemas import FeedbackRequest, RatingRequest, RegenerateRequest, SuggestionOut
 
@@ -21,8 +21,8 @@ router = APIRouter(prefix="/api/v1/incidents/{incident_id}/suggestion", tags=["s
                         "that were actually retrieved.")
 async def get_suggestion(request: Request, incident_id: int,
                          principal: Principal = Depends(require_role("reporter"))) -> dict:
-    await get_services(request).incidents.get(incident_id, viewer=principal)  # read policy: 404 if not visible
-    return await get_services(request).suggestions.get(incident_id)
+    await get_container(request).incidents.get(incident_id, viewer=principal)  # read policy: 404 if not visible
+    return await get_container(request).suggestions.get(incident_id)
 
 
 @router.get("/stream", summary="Stream the suggestion (SSE)",
@@ -35,12 +35,12 @@ async def get_suggestion(request: Request, incident_id: int,
                         "(reconnect to continue).")
 async def stream_suggestion(request: Request, incident_id: int,
                             principal: Principal = Depends(require_role("reporter"))) -> StreamingResponse:
-    service = get_services(request).suggestions
-    await get_services(request).incidents.get(incident_id, viewer=principal)  # read policy: 404 if not visible
+    service = get_container(request).suggestions
+    await get_container(request).incidents.get(incident_id, viewer=principal)  # read policy: 404 if not visible
     await service.get(incident_id)  # 404 before the stream starts
 
     async def events() -> AsyncIterator[bytes]:
-        max_s = get_services(request).settings.suggestion_stream_max_s
+        max_s = get_container(request).settings.suggestion_stream_max_s
         async for event, data in service.stream_updates(incident_id, max_s=max_s):
             if await request.is_disconnected():
                 return
@@ -54,7 +54,7 @@ async def stream_suggestion(request: Request, incident_id: int,
              description="Technicians and above; only a ready suggestion.")
 async def suggestion_feedback(request: Request, incident_id: int, body: FeedbackRequest,
                               principal: Principal = Depends(require_role("technician"))) -> dict:
-    return await get_services(request).suggestions.record_feedback(context_for(request, principal), incident_id,
+    return await get_container(request).suggestions.record_feedback(context_for(request, principal), incident_id,
                                                                    body.decision)
 
 
@@ -62,7 +62,7 @@ async def suggestion_feedback(request: Request, incident_id: int, body: Feedback
              description="Any role; reporters only on incidents they reported. Only a ready suggestion.")
 async def rate_suggestion(request: Request, incident_id: int, body: RatingRequest,
                           principal: Principal = Depends(require_role("reporter"))) -> dict:
-    return await get_services(request).suggestions.rate(context_for(request, principal), incident_id, body.rating)
+    return await get_container(request).suggestions.rate(context_for(request, principal), incident_id, body.rating)
 
 
 @router.post("/regenerate", response_model=SuggestionOut, summary="Generate the suggestion again",
@@ -70,4 +70,4 @@ async def rate_suggestion(request: Request, incident_id: int, body: RatingReques
 async def regenerate_suggestion(request: Request, incident_id: int, body: RegenerateRequest | None = None,
                                 principal: Principal = Depends(require_role("technician"))) -> dict:
     language = body.language if body else None
-    return await get_services(request).suggestions.regenerate(context_for(request, principal), incident_id, language)
+    return await get_container(request).suggestions.regenerate(context_for(request, principal), incident_id, language)

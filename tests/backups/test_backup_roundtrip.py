@@ -34,7 +34,7 @@ async def similar_top10(world_services) -> list[list[tuple[int, float]]]:
 
 async def test_create_drop_restore_gives_identical_counts_audit_head_chain_and_similar_incidents(
         backup_world: BackupWorld, encoder):
-    from backend.services import build_services
+    from backend.container import build_container
 
     world = backup_world
     await seed_incidents(world)
@@ -63,7 +63,7 @@ async def test_create_drop_restore_gives_identical_counts_audit_head_chain_and_s
     verified = await asyncio.to_thread(run_prs, world.settings, "audit", "verify")
     assert verified.returncode == 0 and json.loads(verified.stdout)["head_hash"] == before_facts.audit_head["hash"]
 
-    world.services = await build_services(world.settings_with(data_dir=restore_dir), clock=world.clock,
+    world.services = await build_container(world.settings_with(data_dir=restore_dir), clock=world.clock,
                                           encoder=encoder)
     assert await similar_top10(world.services) == before_similar
 

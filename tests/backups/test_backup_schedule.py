@@ -8,7 +8,7 @@ import asyncio
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend.scheduler.service import PeriodicScheduler
+from backend.jobs.scheduler import PeriodicScheduler
 from backups.metrics import BackupMetrics
 from backups.wiring import ANCHOR_TASK, BACKUP_TASK
 from tests.fixtures.backups import BackupWorld, seed_incidents

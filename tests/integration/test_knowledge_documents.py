@@ -108,7 +108,7 @@ def app_for(knowledge, role: str) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
-    app.state.services = ServicesStub(knowledge)
+    app.state.container = ServicesStub(knowledge)
     app.dependency_overrides[get_principal] = lambda: Principal(kind="user", id=1, name="tester", role=role)
     return app
 

@@ -15,7 +15,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from backend.clock import SystemClock
-from backend.llm_node.metrics import NodeMetrics
+from llm_node.metrics import NodeMetrics
 from backend.notify.delivery import NotifyMetrics
 from backend.observability.db_gauges import DatabaseGauges
 from backend.observability.metrics import Metrics

@@ -10,7 +10,7 @@ import httpx
 from backend.context import request_id_var
 from backend.main import create_app
 from backend.observability.logging import JsonFormatter
-from backend.services import build_services
+from backend.container import build_container
 
 
 
@@ -30,7 +30,7 @@ async def test_readiness_is_ok_with_database_vector_store_and_a_node(api):
 
 async def test_readiness_is_degraded_not_down_when_no_llm_node_answers(app_settings, encoder, llm_node_factory, clean_state):
     settings = app_settings.model_copy(update={"llm_nodes": llm_node_factory.unused_url()})
-    services = await build_services(settings, encoder=encoder)
+    services = await build_container(settings, encoder=encoder)
     try:
         app = create_app(settings, services=services, run_worker=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
@@ -47,7 +47,7 @@ async def test_readiness_is_degraded_not_down_when_no_llm_node_answers(app_setti
 async def test_readiness_is_503_when_the_database_is_unreachable(app_settings, encoder, clean_state):
     settings = app_settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/none",
                                                "database_pool_min": 0})
-    services = await build_services(settings, encoder=encoder)
+    services = await build_container(settings, encoder=encoder)
     try:
         app = create_app(settings, services=services, run_worker=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:

@@ -22,7 +22,7 @@ from backend.main import create_app
 from backend.observability.db_gauges import DatabaseGauges
 from backend.observability.metrics import Metrics
 from backend.observability.monitoring import render_metrics, watch_llm_nodes
-from backend.services import build_services
+from backend.container import build_container
 from tests.fixtures.app import wait_for
 from tests.fixtures.processes import free_port, wait_until_serving
 from tests.fixtures.security import app_with, client_for, settings_with
@@ -102,7 +102,7 @@ async def test_open_incidents_and_queued_jobs_follow_the_database_after_the_cach
 async def test_scrape_while_postgres_is_down_answers_at_once_with_stale_gauges(app_settings, encoder, clean_state):
     settings = app_settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/none",
                                                "database_pool_min": 0, "metrics_db_timeout_s": 1.0})
-    down = await build_services(settings, encoder=encoder)
+    down = await build_container(settings, encoder=encoder)
     try:
         async with client_for(create_app(settings, services=down, run_worker=False)) as client:
             started = time.perf_counter()
@@ -159,7 +159,7 @@ async def test_llm_node_gauge_is_kept_by_the_background_check(app_settings, enco
                                                               clean_state):
     dead = llm_node_factory.unused_url()
     settings = app_settings.model_copy(update={"llm_nodes": f"{llm_node_url},{dead}"})
-    watched = await build_services(settings, encoder=encoder, metrics=Metrics())
+    watched = await build_container(settings, encoder=encoder, metrics=Metrics())
     stop = asyncio.Event()
     try:
         assert watched.metrics.llm_node_up.labels(llm_node_url)._value.get() == 0  # declared, down until checked

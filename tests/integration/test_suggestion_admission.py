@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from backend.main import create_app
-from backend.services import build_services
+from backend.container import build_container
 from backend.suggestions import repository
 from backend.suggestions.dispatcher import SuggestionDispatcher
-from backend.worker import build_dispatcher
+from backend.jobs.worker import build_dispatcher
 from tests.fixtures.app import wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
@@ -44,7 +44,7 @@ async def _busy_slots(pool) -> int:
 async def burst_services(app_settings, encoder, llm_node_url, clean_state):
     settings = app_settings.model_copy(update={"llm_nodes": llm_node_url, "suggestion_dispatch_poll_s": 0.1,
                                                "llm_slots_per_node": 0})
-    services = await build_services(settings, encoder=encoder)
+    services = await build_container(settings, encoder=encoder)
     yield services
     await services.aclose()
 
@@ -156,7 +156,7 @@ async def test_a_node_failure_fails_over_to_an_up_node_at_once(app_settings, enc
     settings = app_settings.model_copy(update={"llm_nodes": f"{dead.url},{llm_node_url}",
                                                "suggestion_retry_base_s": 60.0, "suggestion_retry_max_s": 60.0,
                                                "suggestion_dispatch_poll_s": 0.1, "llm_slots_per_node": 1})
-    services = await build_services(settings, encoder=encoder)
+    services = await build_container(settings, encoder=encoder)
     stop = asyncio.Event()
     task = asyncio.create_task(build_dispatcher(services).run(stop))
     try:

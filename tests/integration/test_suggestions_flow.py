@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from backend.main import create_app
-from backend.services import build_services
-from backend.worker import run_worker
+from backend.container import build_container
+from backend.jobs.worker import run_worker
 from tests.fixtures.app import wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
@@ -103,7 +103,7 @@ async def test_llm_outage_keeps_incident_and_similar_spends_no_attempts_and_comp
     node = llm_node_factory.start()
     node.kill()
     settings = app_settings.model_copy(update={"llm_nodes": node.url})
-    outage_services = await build_services(settings, encoder=encoder)
+    outage_services = await build_container(settings, encoder=encoder)
     stop = asyncio.Event()
     worker_task = asyncio.create_task(run_worker(outage_services, stop))
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.llm_node.runner import InvalidGenerationRequest, SamplingOptions, StopSequenceFilter
-from backend.llm_node.server import NodeRequestError, canonical_model_name, chat_transcript
+from llm_node.runner import InvalidGenerationRequest, SamplingOptions, StopSequenceFilter
+from llm_node.server import NodeRequestError, canonical_model_name, chat_transcript
 
 
 def test_ollama_options_map_to_sampling_with_ollama_defaults():

@@ -9,7 +9,7 @@ import pytest
 from backend.sla.calendars import BusinessCalendar
 from backend.sla.escalation import IncidentFacts, condition_holds, due_rules, rule_reason_key
 from backend.sla.messages import describe_rule, render_escalation_messages
-from backend.sla.metrics import percentile_cont
+from backend.sla.reports import percentile_cont
 from backend.sla.timeline import ClockRules, StatusSpan, next_check_at, read_clock
 
 UTC = timezone.utc

@@ -1,4 +1,4 @@
-"""`python -m backend.llm_node`: run one LLM node from the command line."""
+"""`python -m llm_node`: run one LLM node from the command line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the node's command-line options (the names mirror the PRS_LLM_* settings)."""
-    parser = argparse.ArgumentParser(prog="python -m backend.llm_node", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m llm_node", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--model-path", default="", help="a GGUF file; empty: the bundled gemma3 270M")
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the node until interrupted."""
     arguments = parse_arguments(argv)
     # Imported here so that `--help` answers without loading llama.cpp.
-    from backend.llm_node.server import serve
+    from llm_node.server import serve
 
     serve(
         host=arguments.host,

@@ -21,7 +21,7 @@ import asyncpg
 
 from backend.audit import service as audit
 from backend.events import DomainEvent
-from backend.sla import clock_repository as clocks_db
+from backend.sla import timer_repository as clocks_db
 from backend.sla import repository as policies_db
 from backend.sla.calendars import BusinessCalendar
 from backend.sla.timeline import (FINISHED_STATUSES, ClockReading, ClockRules, StatusSpan, next_check_at,

@@ -22,7 +22,7 @@ from backend.clock import Clock, SystemClock
 from backend.config import Settings
 from backend.db import create_pool
 from backend.events import EventBus
-from backend.scheduler.service import PeriodicScheduler, PeriodicTask
+from backend.jobs.scheduler import PeriodicScheduler, PeriodicTask
 from backend.incidents.service import IncidentService
 from backend.knowledge.service import KnowledgeService
 from backend.notify.wiring import build_notify, register_notify
@@ -34,7 +34,7 @@ from backups.wiring import install_backups
 
 
 @dataclass
-class Services:
+class Container:
     """Everything with state that handlers and jobs use."""
 
     settings: Settings
@@ -58,7 +58,7 @@ class Services:
     notify: Any = None
     # SLAs: policies, clocks, sweeps, escalation (backend/sla); metrics; periodic maintenance.
     sla: Any = None
-    sla_metrics: Any = None
+    sla_reports: Any = None
     maintenance: Any = None
     # Backups to S3-compatible storage and audit anchors (backups/): metrics, service (None when unconfigured).
     backups: Any = None
@@ -80,8 +80,8 @@ def build_vector_store(settings: Settings) -> Any:
     return ChromaVectorStore.persistent(settings.ensure_data_dir() / "chroma", settings.chroma_collection)
 
 
-async def build_services(settings: Settings, *, clock: Clock | None = None, encoder: Encoder | None = None,
-                         metrics: Metrics | None = None) -> Services:
+async def build_container(settings: Settings, *, clock: Clock | None = None, encoder: Encoder | None = None,
+                         metrics: Metrics | None = None) -> Container:
     """Open the pool and wire every service; tests pass a clock or a shared encoder."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -98,7 +98,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     metrics = metrics or Metrics()
     events = EventBus()
     suggester = Suggester(llm, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
-    services = Services(
+    services = Container(
         settings=settings, clock=clock, pool=pool, metrics=metrics, encoder=encoder,
         vector_store=vector_store, llm=llm, knowledge=knowledge,
         auth=build_auth(settings, pool=pool, clock=clock, events=events),
@@ -122,7 +122,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     return services
 
 
-def install_observability(services: Services) -> None:
+def install_observability(services: Container) -> None:
     """Scrape-time database gauges, pool usage and the LLM node gauge of every configured node."""
     settings = services.settings
     services.db_gauges = DatabaseGauges(pool=services.pool, clock=services.clock, cache_s=settings.metrics_cache_s,
@@ -132,7 +132,7 @@ def install_observability(services: Services) -> None:
     services.metrics.track_llm_nodes(settings.llm_node_urls)
 
 
-def register_foundation_tasks(services: Services) -> None:
+def register_foundation_tasks(services: Container) -> None:
     """Periodic upkeep of the foundation: vector-index sync (suggestion recovery is the dispatcher's)."""
 
     async def sync_vectors(_tick: object) -> int:

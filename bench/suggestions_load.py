@@ -69,7 +69,7 @@ class NodeRun:
         self.logs.append(log_path)
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "backend.llm_node", "--host", "127.0.0.1", "--port", str(self.port),
+                [sys.executable, "-m", "llm_node", "--host", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--threads", "1"],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 300
@@ -183,8 +183,8 @@ async def _sample_prompts(services: Any, count: int) -> list[str]:
 async def run_suggestions_load_bench(settings: Settings, *, incidents: int, report_s: float, outage_s: float,
                                      max_tokens: int, workers: int, timeout_s: float) -> dict[str, Any]:
     """Run the whole scenario in a throwaway database; returns the figures."""
-    from backend.services import build_services
-    from backend.worker import build_dispatcher
+    from backend.container import build_container
+    from backend.jobs.worker import build_dispatcher
 
     dsn = _bench_dsn(settings.database_url)
     await ensure_database(dsn)
@@ -200,7 +200,7 @@ async def run_suggestions_load_bench(settings: Settings, *, incidents: int, repo
             "database_url": dsn, "data_dir": scratch / "data", "llm_nodes": ",".join(n.url for n in nodes),
             "llm_max_tokens": max_tokens, "llm_node_cooldown_s": 5.0, "suggestion_dispatch_poll_s": 0.2,
             "embedded_worker": False})
-        services = await build_services(bench)
+        services = await build_container(bench)
         await services.knowledge.ingest_incidents_jsonl(demo_incidents_path(), create_areas=True, mapping="prs")
         prompts = await _sample_prompts(services, 6)
         generation_s, capacity_tps = await _measure_capacity(nodes, bench.llm_model, prompts, max_tokens)

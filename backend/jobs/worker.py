@@ -8,7 +8,7 @@ import contextlib
 import logging
 import random
 
-from backend.services import Services
+from backend.container import Container
 from backend.suggestions.dispatcher import SuggestionDispatcher
 from backend.suggestions.queue_metrics import queue_metrics_for
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 SCHEDULER_POLL_S = 2.0
 
 
-async def _scheduler_forever(services: Services, stop: asyncio.Event) -> None:
+async def _scheduler_forever(services: Container, stop: asyncio.Event) -> None:
     """Claim and run due periodic ticks until stopped; survives database outages."""
     while not stop.is_set():
         try:
@@ -29,14 +29,14 @@ async def _scheduler_forever(services: Services, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=SCHEDULER_POLL_S * random.uniform(0.5, 1.0))
 
 
-def build_dispatcher(services: Services) -> SuggestionDispatcher:
+def build_dispatcher(services: Container) -> SuggestionDispatcher:
     """The suggestion dispatcher of this worker process."""
     return SuggestionDispatcher(settings=services.settings, pool=services.pool, clock=services.clock,
                                 llm=services.llm, suggestions=services.suggestions,
                                 metrics=queue_metrics_for(services.metrics.registry))
 
 
-async def run_worker(services: Services, stop: asyncio.Event) -> None:
+async def run_worker(services: Container, stop: asyncio.Event) -> None:
     """Generate suggestions and run upkeep until `stop` is set."""
     tasks = [asyncio.create_task(build_dispatcher(services).run(stop)),
              asyncio.create_task(_scheduler_forever(services, stop)),

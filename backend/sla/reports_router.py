@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from backend.auth.dependencies import get_services, require_metrics_reader
+from backend.auth.dependencies import get_container, require_metrics_reader
 from backend.context import Principal
 
 router = APIRouter(prefix="/api/v1/sla/metrics", tags=["sla metrics"])
@@ -40,7 +40,7 @@ class QualityReport(BaseModel):
 async def compliance(request: Request, date_from: datetime | None = Query(default=None),
                      date_to: datetime | None = Query(default=None),
                      _: Principal = Depends(require_metrics_reader)) -> dict:
-    return await get_services(request).sla_metrics.compliance(date_from, date_to)
+    return await get_container(request).sla_reports.compliance(date_from, date_to)
 
 
 @router.get("/quality", response_model=QualityReport, summary="Service-quality metrics",
@@ -51,4 +51,4 @@ async def compliance(request: Request, date_from: datetime | None = Query(defaul
 async def quality(request: Request, date_from: datetime | None = Query(default=None),
                   date_to: datetime | None = Query(default=None),
                   _: Principal = Depends(require_metrics_reader)) -> dict:
-    return await get_services(request).sla_metrics.quality(date_from, date_to)
+    return await get_container(request).sla_reports.quality(date_from, date_to)

@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.llm_node.metrics import NodeMetrics, NodeRequestMetrics
-from backend.llm_node.runner import (
+from llm_node.metrics import NodeMetrics, NodeRequestMetrics
+from llm_node.runner import (
     GenerationStats,
     InvalidGenerationRequest,
     LlamaRunner,

@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 import asyncpg
 
 from backend.clock import Clock
-from backend.scheduler import repository
+from backend.jobs import scheduler_repository as repository
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)

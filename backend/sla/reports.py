@@ -18,9 +18,9 @@ import asyncpg
 
 from backend.clock import Clock
 from backend.errors import ValidationFailed
-from backend.sla import clock_repository as clocks_db
-from backend.sla import metrics_repository
-from backend.sla.clocks import rules_for_clock, spans_from_rows
+from backend.sla import timer_repository as clocks_db
+from backend.sla import reports_repository
+from backend.sla.timers import rules_for_clock, spans_from_rows
 from backend.sla.timeline import read_clock
 
 MAX_PERIOD = timedelta(days=400)
@@ -123,7 +123,7 @@ def _quality_view(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-class SlaMetricsService:
+class SlaReportService:
     """Compliance per policy, quality figures, each broken down by area and priority."""
 
     def __init__(self, *, pool: asyncpg.Pool, clock: Clock):
@@ -135,8 +135,8 @@ class SlaMetricsService:
         now = self.clock.now()
         date_from, date_to = check_period(date_from, date_to, now)
         async with self.pool.acquire() as conn:
-            period_rows = await metrics_repository.clocks_created_between(conn, date_from=date_from, date_to=date_to)
-            open_rows = await metrics_repository.clocks_of_open_incidents(conn)
+            period_rows = await reports_repository.clocks_created_between(conn, date_from=date_from, date_to=date_to)
+            open_rows = await reports_repository.clocks_of_open_incidents(conn)
             outcomes = await self._outcomes(conn, period_rows, now)
             at_risk = [o for o in await self._outcomes(conn, open_rows, now) if o.at_risk]
         return {
@@ -152,7 +152,7 @@ class SlaMetricsService:
         now = self.clock.now()
         date_from, date_to = check_period(date_from, date_to, now)
         async with self.pool.acquire() as conn:
-            rows = await metrics_repository.quality_figures(conn, date_from=date_from, date_to=date_to)
+            rows = await reports_repository.quality_figures(conn, date_from=date_from, date_to=date_to)
         overall = next((r for r in rows if r["all_areas"] and r["all_priorities"]), None)
         empty = {"total_incidents": 0, "resolved": 0, "escalated": 0, "rated": 0, "avg_satisfaction": None,
                  "high_satisfaction": 0, "mean_resolution_minutes": None, "median_resolution_minutes": None,
