@@ -1,12 +1,14 @@
-"""The service container: built once per process from Settings, shared by the API and the worker."""
+"""The typed container: every service of one process, built in one place from Settings and shared by the API and
+the worker. Each domain exposes a typed constructor (`build_auth`, `build_notify`, `build_sla`, `build_backups`, or
+its service's own constructor); this module is the only one that knows every domain, subscribes the listeners to
+domain events and lists the background work (docs/jobs.md)."""
 
 from __future__ import annotations
 
 import os
-from datetime import timedelta
-import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -17,55 +19,59 @@ from agent.suggest import Suggester
 from backend.alerting.service import AlertService
 from backend.apikeys.service import ApiKeyService
 from backend.auth.service import AuthService
-from backend.auth.wiring import build_auth, register_auth_tasks
+from backend.auth.wiring import build_auth
 from backend.clock import Clock, SystemClock
 from backend.config import Settings
 from backend.db import create_pool
 from backend.events import EventBus
-from backend.jobs.scheduler import PeriodicScheduler, PeriodicTask
 from backend.incidents.service import IncidentService
+from backend.jobs.maintenance import MaintenanceService
+from backend.jobs.scheduler import PeriodicScheduler, PeriodicTask, WorkerLoop
 from backend.knowledge.service import KnowledgeService
-from backend.notify.wiring import build_notify, register_notify
+from backend.notify.service import NotifyService
+from backend.notify.wiring import build_notify
 from backend.observability.db_gauges import DatabaseGauges
 from backend.observability.metrics import Metrics, PoolCollector
-from backend.sla.wiring import install_sla
+from backend.sla.reports import SlaReportService
+from backend.sla.service import EscalationMessageReader, SlaService
+from backend.sla.wiring import SWEEP_TASK, build_sla
 from backend.suggestions.service import SuggestionService
-from backups.wiring import install_backups
+from backups.anchors import anchor_audit_head
+from backups.wiring import ANCHOR_TASK, BACKUP_TASK, Backups, build_backups
+
+MAINTENANCE_TASK = "maintenance.run"
+VECTOR_SYNC_TASK = "knowledge.sync_vectors"
+SIGNING_KEY_TASK = "auth.destroy_retired_signing_keys"
+NOTIFY_PURGE_TASK = "notify.purge_log"
 
 
 @dataclass
 class Container:
-    """Everything with state that handlers and jobs use."""
+    """Everything with state that handlers and background work use."""
 
     settings: Settings
     clock: Clock
     pool: asyncpg.Pool
     metrics: Metrics
     encoder: Encoder
-    vector_store: Any
+    vector_store: ChromaVectorStore
     llm: LLMCluster
+    events: EventBus
     knowledge: KnowledgeService
     auth: AuthService
+    api_keys: ApiKeyService
     incidents: IncidentService
     suggestions: SuggestionService
-    events: EventBus
+    sla: SlaService
+    sla_reports: SlaReportService
+    notify: NotifyService
+    alerts: AlertService
+    backups: Backups
+    db_gauges: DatabaseGauges
+    maintenance: MaintenanceService
+    # Background work (run by `prs worker` / the embedded worker): periodic tasks and long-running loops.
     scheduler: PeriodicScheduler
-    # Extra long-running loops the worker runs beside the job queue, e.g. outbox delivery: fn(stop_event).
-    worker_loops: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
-    # API keys of external systems: administration and the per-request check (backend/apikeys).
-    api_keys: ApiKeyService | None = None
-    # Notifications: endpoints admin, outbox listener and delivery worker (backend/notify).
-    notify: Any = None
-    # SLAs: policies, clocks, sweeps, escalation (backend/sla); metrics; periodic maintenance.
-    sla: Any = None
-    sla_reports: Any = None
-    maintenance: Any = None
-    # Backups to S3-compatible storage and audit anchors (backups/): metrics, service (None when unconfigured).
-    backups: Any = None
-    # Gauges read from the database when /metrics is scraped (backend/observability).
-    db_gauges: DatabaseGauges | None = None
-    # Alertmanager alerts that become incidents (backend/alerting).
-    alerts: Any = None
+    worker_loops: list[WorkerLoop] = field(default_factory=list)
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -73,7 +79,7 @@ class Container:
         await self.pool.close()
 
 
-def build_vector_store(settings: Settings) -> Any:
+def build_vector_store(settings: Settings) -> ChromaVectorStore:
     """Chroma over HTTP when a server URL is configured, else embedded in the data folder."""
     if settings.chroma_url:
         return ChromaVectorStore.http(settings.chroma_url, settings.chroma_collection)
@@ -81,12 +87,13 @@ def build_vector_store(settings: Settings) -> Any:
 
 
 async def build_container(settings: Settings, *, clock: Clock | None = None, encoder: Encoder | None = None,
-                         metrics: Metrics | None = None) -> Container:
-    """Open the pool and wire every service; tests pass a clock or a shared encoder."""
+                          metrics: Metrics | None = None) -> Container:
+    """Open the pool and wire every service; tests pass a clock, a shared encoder or their own metrics."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     clock = clock or SystemClock()
+    metrics = metrics or Metrics()
     pool = await create_pool(settings.database_url, min_size=settings.database_pool_min,
                              max_size=settings.database_pool_max)
     encoder = encoder or Encoder(settings.embedding_model, batch_size=settings.embedding_batch_size)
@@ -94,48 +101,73 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, enc
     llm = LLMCluster(settings.llm_node_urls, settings.llm_model, timeout_s=settings.llm_timeout_s,
                      connect_timeout_s=settings.llm_connect_timeout_s, cooldown_s=settings.llm_node_cooldown_s,
                      prompt_style=settings.llm_prompt_style)
-    knowledge = KnowledgeService(settings, pool, encoder, vector_store, clock)
-    metrics = metrics or Metrics()
     events = EventBus()
+    knowledge = KnowledgeService(settings, pool, encoder, vector_store, clock)
+    incidents = IncidentService(settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics,
+                                events=events)
     suggester = Suggester(llm, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
-    services = Container(
-        settings=settings, clock=clock, pool=pool, metrics=metrics, encoder=encoder,
-        vector_store=vector_store, llm=llm, knowledge=knowledge,
+    sla = build_sla(settings, pool=pool, clock=clock, events=events, incidents=incidents)
+    notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry,
+                          escalation_messages=EscalationMessageReader(pool))
+    container = Container(
+        settings=settings, clock=clock, pool=pool, metrics=metrics, encoder=encoder, vector_store=vector_store,
+        llm=llm, events=events, knowledge=knowledge,
         auth=build_auth(settings, pool=pool, clock=clock, events=events),
-        incidents=IncidentService(settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics,
-                                  events=events),
+        api_keys=ApiKeyService(settings=settings, pool=pool, clock=clock),
+        incidents=incidents,
         suggestions=SuggestionService(settings=settings, pool=pool, clock=clock, knowledge=knowledge,
                                       suggester=suggester, events=events, metrics=metrics),
-        events=events,
+        sla=sla.service, sla_reports=sla.reports, notify=notify,
+        alerts=AlertService(settings=settings, pool=pool, clock=clock, incidents=incidents, metrics=metrics),
+        backups=build_backups(settings, pool=pool, clock=clock, vector_store=vector_store, registry=metrics.registry),
+        db_gauges=DatabaseGauges(pool=pool, clock=clock, cache_s=settings.metrics_cache_s,
+                                 timeout_s=settings.metrics_db_timeout_s),
+        maintenance=MaintenanceService(pool=pool, clock=clock, settings=settings),
         scheduler=PeriodicScheduler(pool=pool, clock=clock),
     )
-    register_foundation_tasks(services)
-    register_auth_tasks(services)
-    services.api_keys = ApiKeyService(settings=settings, pool=pool, clock=clock)
-    services.notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry)
-    register_notify(services)
-    install_sla(services)
-    install_backups(services)
-    install_observability(services)
-    services.alerts = AlertService(settings=settings, pool=pool, clock=clock, incidents=services.incidents,
-                                   metrics=metrics)
-    return services
+    # Listeners of domain events, called inside the transaction that publishes them.
+    events.subscribe(notify.outbox)
+    events.subscribe(sla.timers)
+    # Scrape-time gauges: the database, the pool and every configured LLM node.
+    metrics.registry.register(container.db_gauges)
+    metrics.registry.register(PoolCollector(pool))
+    metrics.track_llm_nodes(settings.llm_node_urls)
+    _register_background_work(container)
+    return container
 
 
-def install_observability(services: Container) -> None:
-    """Scrape-time database gauges, pool usage and the LLM node gauge of every configured node."""
-    settings = services.settings
-    services.db_gauges = DatabaseGauges(pool=services.pool, clock=services.clock, cache_s=settings.metrics_cache_s,
-                                        timeout_s=settings.metrics_db_timeout_s)
-    services.metrics.registry.register(services.db_gauges)
-    services.metrics.registry.register(PoolCollector(services.pool))
-    services.metrics.track_llm_nodes(settings.llm_node_urls)
+def _register_background_work(c: Container) -> None:
+    """Every periodic task and long-running loop a worker runs, in one list (docs/jobs.md). Suggestion generation
+    is not here: the worker runs the suggestion dispatcher itself (backend/suggestions/dispatcher.py)."""
+    settings = c.settings
 
+    async def sync_vectors(_tick: datetime) -> int:
+        return await c.knowledge.sync_pending_vectors()
 
-def register_foundation_tasks(services: Container) -> None:
-    """Periodic upkeep of the foundation: vector-index sync (suggestion recovery is the dispatcher's)."""
+    async def destroy_retired_signing_keys(_tick: datetime) -> int:
+        return await c.auth.signing_keys.destroy_expired()
 
-    async def sync_vectors(_tick: object) -> int:
-        return await services.knowledge.sync_pending_vectors()
+    async def sweep(_tick: datetime) -> dict[str, Any]:
+        return (await c.sla.sweep()).as_dict()
 
-    services.scheduler.register(PeriodicTask("knowledge.sync_vectors", timedelta(seconds=30), sync_vectors))
+    async def maintain(_tick: datetime) -> dict[str, Any]:
+        return await c.maintenance.run()
+
+    c.scheduler.register(PeriodicTask(VECTOR_SYNC_TASK, timedelta(seconds=30), sync_vectors))
+    c.scheduler.register(PeriodicTask(SIGNING_KEY_TASK, timedelta(minutes=5), destroy_retired_signing_keys))
+    c.scheduler.register(PeriodicTask(NOTIFY_PURGE_TASK, timedelta(hours=1), c.notify.purge_old_log))
+    c.scheduler.register(PeriodicTask(SWEEP_TASK, timedelta(seconds=settings.sla_sweep_interval_s), sweep))
+    c.scheduler.register(PeriodicTask(MAINTENANCE_TASK, timedelta(seconds=settings.maintenance_interval_s), maintain))
+    c.worker_loops.append(c.notify.delivery.run)
+    c.worker_loops.append(lambda stop: c.backups.metrics.refresh_forever(c.pool, stop))
+    backups = c.backups.service
+    if backups is None:
+        return
+    c.scheduler.register(PeriodicTask(BACKUP_TASK, timedelta(hours=1), backups.scheduled_run))
+    anchors = backups.anchors
+    if anchors is not None:
+
+        async def anchor(_tick: datetime) -> dict[str, Any]:
+            return await anchor_audit_head(c.pool, anchors, reason="hourly")
+
+        c.scheduler.register(PeriodicTask(ANCHOR_TASK, timedelta(hours=1), anchor))

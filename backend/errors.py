@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class AppError(Exception):
@@ -57,3 +59,10 @@ class PayloadTooLarge(AppError):
 
 class ServiceUnavailable(AppError):
     status_code = 503
+
+
+def found(value: T | None, what: str) -> T:
+    """`value`, or NotFound "<what> not found" when it is None: the one load-or-404 of every service."""
+    if value is None:
+        raise NotFound(f"{what} not found")
+    return value

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from backend.auth.dependencies import context_for, get_container, require_role
+from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
 from backend.errors import Conflict, NotFound, ServiceUnavailable
 from backups.crypto import EncryptionKeyMissing

@@ -1,16 +1,18 @@
-"""Put backups into a Container container: the service (when storage is configured), metrics and periodic jobs."""
+"""The backup subsystem's typed constructor: metrics, and the service and audit anchors when storage is configured."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+
+from agent.store import ChromaVectorStore
 
 from backend.clock import Clock
 from backend.config import Settings
-from backend.jobs.scheduler import PeriodicTask
-from backups.anchors import AnchorStore, anchor_audit_head
+from backups.anchors import AnchorStore
 from backups.metrics import BackupMetrics
 from backups.service import BackupService
 from backups.storage import ObjectStore
@@ -18,7 +20,6 @@ from backups.storage import ObjectStore
 log = logging.getLogger(__name__)
 BACKUP_TASK = "backup.run"
 ANCHOR_TASK = "audit.anchor"
-SCHEDULE_INTERVAL = timedelta(hours=1)
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Backups:
     anchors: AnchorStore | None
 
 
-def build_backup_service(settings: Settings, *, pool: Any, clock: Clock, vector_store: Any,
+def build_backup_service(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, vector_store: ChromaVectorStore,
                          metrics: BackupMetrics | None) -> BackupService:
     """The backup service of configured storage (BackupsNotConfigured without an endpoint)."""
     store = ObjectStore.from_settings(settings)
@@ -39,22 +40,11 @@ def build_backup_service(settings: Settings, *, pool: Any, clock: Clock, vector_
                          metrics=metrics, anchors=anchors)
 
 
-def install_backups(services: Any) -> None:
-    """Metrics always; with storage configured, the hourly backup job and the hourly audit anchor."""
-    settings = services.settings
-    metrics = BackupMetrics(services.metrics.registry)
-    services.worker_loops.append(lambda stop: metrics.refresh_forever(services.pool, stop))
+def build_backups(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, vector_store: ChromaVectorStore,
+                  registry: CollectorRegistry) -> Backups:
+    """Metrics always; the service and the anchors only when storage is configured."""
+    metrics = BackupMetrics(registry)
     if not settings.backup_s3_endpoint:
-        services.backups = Backups(metrics=metrics, service=None, anchors=None)
-        return
-    service = build_backup_service(settings, pool=services.pool, clock=services.clock,
-                                   vector_store=services.vector_store, metrics=metrics)
-    services.backups = Backups(metrics=metrics, service=service, anchors=service.anchors)
-    services.scheduler.register(PeriodicTask(BACKUP_TASK, SCHEDULE_INTERVAL, service.scheduled_run))
-    if service.anchors is not None:
-        anchors = service.anchors
-
-        async def anchor(_tick: datetime) -> dict[str, Any]:
-            return await anchor_audit_head(services.pool, anchors, reason="hourly")
-
-        services.scheduler.register(PeriodicTask(ANCHOR_TASK, SCHEDULE_INTERVAL, anchor))
+        return Backups(metrics=metrics, service=None, anchors=None)
+    service = build_backup_service(settings, pool=pool, clock=clock, vector_store=vector_store, metrics=metrics)
+    return Backups(metrics=metrics, service=service, anchors=service.anchors)

@@ -18,6 +18,7 @@ from backend.context import RequestContext
 from backend.db import transaction
 from backend.errors import Conflict, NotFound
 from backend.incidents.schemas import DESCRIPTION_MAX, TAG_MAX, TITLE_MAX, IncidentCreate
+from backend.incidents.service import IncidentService
 from backend.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def incident_for_alert(alert: AlertmanagerAlert, placement: Placement, *, extern
 class AlertService:
     """Receives Alertmanager notifications on behalf of an API key."""
 
-    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, incidents: Any, metrics: Metrics):
+    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, incidents: IncidentService, metrics: Metrics):
         self.settings = settings
         self.pool = pool
         self.clock = clock

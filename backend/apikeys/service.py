@@ -24,7 +24,7 @@ from backend.clock import Clock
 from backend.config import Settings
 from backend.context import Principal, RequestContext
 from backend.db import transaction
-from backend.errors import AppError, Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from backend.errors import AppError, Conflict, Forbidden, Unauthorized, ValidationFailed, found
 
 KEY_PREFIX = "prs_live_"
 KEY_MAX_LENGTH = 128
@@ -139,9 +139,7 @@ class ApiKeyService:
     async def get(self, api_key_id: int) -> dict[str, Any]:
         """One key or NotFound."""
         async with self.pool.acquire() as conn:
-            row = await repository.get_api_key(conn, api_key_id)
-        if row is None:
-            raise NotFound(f"API key {api_key_id} not found")
+            row = found(await repository.get_api_key(conn, api_key_id), f"API key {api_key_id}")
         return self._view(row)
 
     async def revoke(self, ctx: RequestContext, api_key_id: int) -> dict[str, Any]:
@@ -174,9 +172,7 @@ class ApiKeyService:
         return self._view(row) | {"key": raw}
 
     async def _locked_live(self, conn: asyncpg.Connection, api_key_id: int) -> asyncpg.Record:
-        row = await repository.get_api_key(conn, api_key_id, for_update=True)
-        if row is None:
-            raise NotFound(f"API key {api_key_id} not found")
+        row = found(await repository.get_api_key(conn, api_key_id, for_update=True), f"API key {api_key_id}")
         if row["revoked_at"] is not None:
             raise Conflict(f"API key {api_key_id} is revoked")
         return row

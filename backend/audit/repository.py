@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from backend.sql import Query
+
 
 async def insert_audit_row(
     conn: asyncpg.Connection,
@@ -54,36 +56,31 @@ async def list_audit_rows(
     before_id: int | None, limit: int,
 ) -> list[asyncpg.Record]:
     """A page of audit rows, newest first, keyset-paginated on id; every filter is a bound parameter."""
-    where, args = [], []
-
-    def bind(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    query = Query()
+    bind, where = query.bind, query.where
     if actor:
-        where.append(f"(actor_name = {bind(actor)} OR actor_id = ${len(args)})")
+        placeholder = bind(actor)
+        where(f"(actor_name = {placeholder} OR actor_id = {placeholder})")
     if action:
         if action.endswith(".*"):
-            where.append(f"starts_with(action, {bind(action[:-1])})")
+            where(f"starts_with(action, {bind(action[:-1])})")
         else:
-            where.append(f"action = {bind(action)}")
+            where(f"action = {bind(action)}")
     if resource_type:
-        where.append(f"resource_type = {bind(resource_type)}")
+        where(f"resource_type = {bind(resource_type)}")
     if resource_id:
-        where.append(f"resource_id = {bind(resource_id)}")
+        where(f"resource_id = {bind(resource_id)}")
     if occurred_from is not None:
-        where.append(f"occurred_at >= {bind(occurred_from)}")
+        where(f"occurred_at >= {bind(occurred_from)}")
     if occurred_to is not None:
-        where.append(f"occurred_at < {bind(occurred_to)}")
+        where(f"occurred_at < {bind(occurred_to)}")
     if before_id is not None:
-        where.append(f"id < {bind(before_id)}")
+        where(f"id < {bind(before_id)}")
     sql = """SELECT id, seq, occurred_at, actor_kind, actor_id, actor_name, action, resource_type, resource_id,
                     before, after, client_ip, request_id, prev_hash, hash
                FROM audit_log"""
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY id DESC LIMIT {bind(limit)}"
-    return await conn.fetch(sql, *args)
+    sql += query.where_sql() + f" ORDER BY id DESC LIMIT {bind(limit)}"
+    return await conn.fetch(sql, *query.args)
 
 
 def chain_cursor(conn: asyncpg.Connection, *, prefetch: int = 1000):

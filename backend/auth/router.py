@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from backend.auth.dependencies import (
+from backend.deps import (
     anonymous_context, context_for, get_rate_limits, get_container, require_person_with_role, require_signed_in_person,
 )
 from backend.auth.schemas import (

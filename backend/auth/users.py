@@ -16,7 +16,7 @@ from backend.clock import Clock
 from backend.config import Settings
 from backend.context import Principal, RequestContext
 from backend.db import transaction
-from backend.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from backend.errors import BadRequest, Conflict, Forbidden, ValidationFailed, found
 
 
 def public_user(row: asyncpg.Record) -> dict[str, Any]:
@@ -68,9 +68,7 @@ class UserAdministration:
             self.lifecycle.check_policy(body.password, "password")
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            before = await repository.get_user(conn, user_id)
-            if before is None:
-                raise NotFound(f"user {user_id} not found")
+            before = found(await repository.get_user(conn, user_id), f"user {user_id}")
             if (body.password is not None or body.must_change_password) and before["source"] != "local":
                 raise ValidationFailed("directory accounts have no local password; change it in the directory",
                                        field="password" if body.password is not None else "must_change_password")
@@ -100,9 +98,7 @@ class UserAdministration:
         """End a lockout now and forget the failures counted (audited, published)."""
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            user = await repository.get_user(conn, user_id)
-            if user is None:
-                raise NotFound(f"user {user_id} not found")
+            user = found(await repository.get_user(conn, user_id), f"user {user_id}")
             await self.lifecycle.unlock(conn, ctx, user, now)
             return self.user_view(await repository.get_user(conn, user_id))
 
@@ -115,9 +111,7 @@ class UserAdministration:
         now = self.clock.now()
         wrong_current = False
         async with transaction(self.pool) as conn:
-            user = await repository.lock_user_with_hash(conn, principal.id)
-            if user is None:
-                raise NotFound(f"user {principal.id} not found")
+            user = found(await repository.lock_user_with_hash(conn, principal.id), f"user {principal.id}")
             if user["source"] != "local":
                 raise ValidationFailed("directory accounts change their password in the directory",
                                        field="new_password", extra={"rule": "directory_account"})
@@ -153,7 +147,5 @@ class UserAdministration:
     async def get_user(self, user_id: int) -> dict[str, Any]:
         """One account or NotFound."""
         async with self.pool.acquire() as conn:
-            row = await repository.get_user(conn, user_id)
-        if row is None:
-            raise NotFound(f"user {user_id} not found")
+            row = found(await repository.get_user(conn, user_id), f"user {user_id}")
         return self.user_view(row)

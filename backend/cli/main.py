@@ -270,6 +270,7 @@ def notify_worker() -> None:
     from backend.clock import SystemClock
     from backend.db import create_pool
     from backend.notify.wiring import build_notify
+    from backend.sla.service import EscalationMessageReader
 
     settings = _settings()
 
@@ -283,7 +284,8 @@ def notify_worker() -> None:
         try:
             metrics = Metrics()
             metrics.registry.register(PoolCollector(pool))
-            notify = build_notify(settings, pool=pool, clock=SystemClock(), registry=metrics.registry)
+            notify = build_notify(settings, pool=pool, clock=SystemClock(), registry=metrics.registry,
+                                  escalation_messages=EscalationMessageReader(pool))
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

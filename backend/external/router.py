@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from backend.auth.dependencies import context_for, get_container, require_api_key
+from backend.deps import context_for, get_container, require_api_key
 from backend.context import Principal
 from backend.external.schemas import (
     ExternalIncidentCreate, ExternalIncidentCreated, ExternalIncidentStatus, ExternalSearchOut,

@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from backend.sql import Query, update_by_id
+
 _SELECT_INCIDENT = """
     SELECT i.id, i.title, i.description, i.area, i.priority, i.status, i.category,
            i.reporter_id, i.reporter_name, i.customer_tier, i.external_ref, i.tags,
@@ -62,16 +64,9 @@ async def update_incident_fields(
     conn: asyncpg.Connection, incident_id: int, *, changes: dict[str, Any], now: datetime
 ) -> None:
     """Set the given whitelisted columns; column names never come from user input."""
-    assignments, args = [], [incident_id, now]
-    for column in UPDATABLE_COLUMNS:
-        if column in changes:
-            args.append(changes[column])
-            assignments.append(f"{column} = ${len(args)}")
-    if not assignments:
-        return
-    await conn.execute(
-        f"UPDATE incidents SET {', '.join(assignments)}, updated_at = $2 WHERE id = $1", *args
-    )
+    statement = update_by_id("incidents", columns=UPDATABLE_COLUMNS, changes=changes, row_id=incident_id, now=now)
+    if statement is not None:
+        await conn.execute(statement[0], *statement[1])
 
 
 async def set_assignee(conn: asyncpg.Connection, incident_id: int, assignee_id: int | None, now: datetime) -> None:
@@ -101,37 +96,30 @@ async def set_status(
 async def list_incidents(conn: asyncpg.Connection, *, filters: dict[str, Any], after: tuple[datetime, int] | None,
                          limit: int) -> list[asyncpg.Record]:
     """A page of incidents, newest first, keyset-paginated on (created_at, id)."""
-    where, args = [], []
-
-    def bind(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    query = Query()
+    bind, where = query.bind, query.where
     if filters.get("status"):
-        where.append(f"i.status = ANY({bind(filters['status'])}::text[])")
+        where(f"i.status = ANY({bind(filters['status'])}::text[])")
     if filters.get("priority"):
-        where.append(f"i.priority = ANY({bind(filters['priority'])}::text[])")
+        where(f"i.priority = ANY({bind(filters['priority'])}::text[])")
     if filters.get("area"):
-        where.append(f"i.area = {bind(filters['area'])}")
+        where(f"i.area = {bind(filters['area'])}")
     if filters.get("areas") is not None:
-        where.append(f"i.area = ANY({bind(filters['areas'])}::text[])")
+        where(f"i.area = ANY({bind(filters['areas'])}::text[])")
     if filters.get("assignee_id") is not None:
-        where.append(f"i.assignee_id = {bind(filters['assignee_id'])}")
+        where(f"i.assignee_id = {bind(filters['assignee_id'])}")
     if filters.get("reporter_id") is not None:
-        where.append(f"i.reporter_id = {bind(filters['reporter_id'])}")
+        where(f"i.reporter_id = {bind(filters['reporter_id'])}")
     if filters.get("text"):
-        where.append(f"i.search_vector @@ websearch_to_tsquery('simple', {bind(filters['text'])})")
+        where(f"i.search_vector @@ websearch_to_tsquery('simple', {bind(filters['text'])})")
     if filters.get("created_from"):
-        where.append(f"i.created_at >= {bind(filters['created_from'])}")
+        where(f"i.created_at >= {bind(filters['created_from'])}")
     if filters.get("created_to"):
-        where.append(f"i.created_at < {bind(filters['created_to'])}")
+        where(f"i.created_at < {bind(filters['created_to'])}")
     if after is not None:
-        where.append(f"(i.created_at, i.id) < ({bind(after[0])}, {bind(after[1])})")
-    sql = _SELECT_INCIDENT
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY i.created_at DESC, i.id DESC LIMIT {bind(limit)}"
-    return await conn.fetch(sql, *args)
+        where(f"(i.created_at, i.id) < ({bind(after[0])}, {bind(after[1])})")
+    sql = _SELECT_INCIDENT + query.where_sql() + f" ORDER BY i.created_at DESC, i.id DESC LIMIT {bind(limit)}"
+    return await conn.fetch(sql, *query.args)
 
 
 async def insert_comment(conn: asyncpg.Connection, *, incident_id: int, author_id: int | None,

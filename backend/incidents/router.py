@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.auth.dependencies import context_for, get_container, require_role
+from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
 from backend.incidents.schemas import (
     AssignRequest, CommentCreate, CommentOut, HistoryEntry, IncidentCreate, IncidentCreated, IncidentFilters,

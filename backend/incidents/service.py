@@ -16,7 +16,7 @@ from backend.config import Settings
 from backend.context import Principal, RequestContext
 from backend.db import transaction
 from backend.events import DomainEvent, EventBus
-from backend.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from backend.errors import BadRequest, Conflict, Forbidden, ValidationFailed, found
 from backend.incidents import repository
 from backend.incidents.schemas import IncidentCreate, IncidentFilters, IncidentUpdate
 from backend.observability.metrics import Metrics
@@ -140,10 +140,7 @@ class IncidentService:
     async def get(self, incident_id: int, *, viewer: Principal | None = None) -> dict[str, Any]:
         """One incident or NotFound (also when `viewer` may not see it)."""
         async with self.pool.acquire() as conn:
-            row = await repository.get_incident(conn, incident_id)
-        if row is None or not may_view(viewer, row):
-            raise NotFound(f"incident {incident_id} not found")
-        return incident_view(row)
+            return incident_view(await self.read_in(conn, incident_id, viewer=viewer))
 
     async def similar(self, incident_id: int, *, viewer: Principal | None = None) -> list[Any]:
         """Similar resolved incidents of an existing incident (itself excluded)."""
@@ -191,14 +188,7 @@ class IncidentService:
         now = self.clock.now()
         async with transaction(self.pool) as conn:
             before = await self._locked(conn, incident_id, viewer=ctx.principal)
-            if assignee_id is not None and await repository.get_assignable_user(conn, assignee_id) is None:
-                raise ValidationFailed(f"user {assignee_id} does not exist or cannot own incidents", field="assignee_id")
-            await repository.set_assignee(conn, incident_id, assignee_id, now)
-            after = await repository.get_incident(conn, incident_id)
-            await audit.record(conn, ctx, at=now, action="incident.assigned", resource_type="incident",
-                               resource_id=incident_id, before={"assignee_id": before["assignee_id"]},
-                               after={"assignee_id": assignee_id})
-            await self._publish(conn, ctx, "incident.assigned", incident_id, at=now, before=before, after=after)
+            after = await self.assign_in(conn, ctx, before, assignee_id, now)
         return incident_view(after)
 
     async def add_comment(self, ctx: RequestContext, incident_id: int, body: str) -> dict[str, Any]:
@@ -221,16 +211,13 @@ class IncidentService:
     async def comments(self, incident_id: int, *, viewer: Principal | None = None) -> list[dict[str, Any]]:
         """Comments of an incident `viewer` may see."""
         async with self.pool.acquire() as conn:
-            incident = await repository.get_incident(conn, incident_id)
-            if incident is None or not may_view(viewer, incident):
-                raise NotFound(f"incident {incident_id} not found")
+            await self.read_in(conn, incident_id, viewer=viewer)
             return [_comment_view(r) for r in await repository.list_comments(conn, incident_id)]
 
     async def history(self, incident_id: int) -> list[dict[str, Any]]:
         """The audit trail of an incident."""
         async with self.pool.acquire() as conn:
-            if await repository.get_incident(conn, incident_id) is None:
-                raise NotFound(f"incident {incident_id} not found")
+            await self.read_in(conn, incident_id)
             return await audit.resource_history(conn, resource_type="incident", resource_id=incident_id)
 
     async def change_status(self, ctx: RequestContext, incident_id: int, *, status: str,
@@ -289,6 +276,38 @@ class IncidentService:
                                resource_id=code, after=dict(row))
         return dict(row)
 
+    # For other domains (SLA escalation and sweeps), inside the caller's transaction.
+
+    async def read_in(self, conn: asyncpg.Connection, incident_id: int, *,
+                      viewer: Principal | None = None) -> asyncpg.Record:
+        """The incident's row, or NotFound (also when `viewer` may not see it)."""
+        row = await repository.get_incident(conn, incident_id)
+        return found(row if row is not None and may_view(viewer, row) else None, f"incident {incident_id}")
+
+    async def area_exists_in(self, conn: asyncpg.Connection, area: str) -> bool:
+        """Whether `area` is a known area code."""
+        return await repository.area_exists(conn, area)
+
+    async def assignable_user_in(self, conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+        """The active user who may own incidents, or None."""
+        return await repository.get_assignable_user(conn, user_id)
+
+    async def assign_in(self, conn: asyncpg.Connection, ctx: RequestContext, before: asyncpg.Record,
+                        assignee_id: int | None, now: datetime, *, reason: str | None = None) -> asyncpg.Record:
+        """The assignment rule, the one place it is written: the assignee must be able to own incidents; the
+        change is audited and published as `incident.assigned` (with `reason`, e.g. "escalation")."""
+        incident_id = before["id"]
+        if assignee_id is not None and await repository.get_assignable_user(conn, assignee_id) is None:
+            raise ValidationFailed(f"user {assignee_id} does not exist or cannot own incidents", field="assignee_id")
+        await repository.set_assignee(conn, incident_id, assignee_id, now)
+        after = await repository.get_incident(conn, incident_id)
+        await audit.record(conn, ctx, at=now, action="incident.assigned", resource_type="incident",
+                           resource_id=incident_id, before={"assignee_id": before["assignee_id"]},
+                           after={"assignee_id": assignee_id})
+        await self._publish(conn, ctx, "incident.assigned", incident_id, at=now, before=before, after=after,
+                            details={"reason": reason} if reason else None)
+        return after
+
     async def area_of(self, incident_id: int) -> str | None:
         """The area of an incident, or None when there is no such incident."""
         async with self.pool.acquire() as conn:
@@ -298,9 +317,8 @@ class IncidentService:
     async def _locked(self, conn: asyncpg.Connection, incident_id: int, *,
                       viewer: Principal | None = None) -> asyncpg.Record:
         row = await repository.get_incident(conn, incident_id, for_update=True)
-        if row is None or (viewer is not None and not viewer.may_see_area(row["area"])):
-            raise NotFound(f"incident {incident_id} not found")
-        return row
+        in_scope = row is not None and (viewer is None or viewer.may_see_area(row["area"]))
+        return found(row if in_scope else None, f"incident {incident_id}")
 
     async def _require_area(self, conn: asyncpg.Connection, area: str, *, viewer: Principal | None = None) -> None:
         # An area outside an API key's scope gets the same answer as one that does not exist.

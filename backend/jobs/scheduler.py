@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
+import asyncio
+
 import asyncpg
 
 from backend.clock import Clock
 from backend.jobs import scheduler_repository as repository
 
 log = logging.getLogger(__name__)
+# A long-running loop of the worker (e.g. notification delivery): runs until the event is set.
+WorkerLoop = Callable[[asyncio.Event], Awaitable[None]]
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 

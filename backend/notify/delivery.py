@@ -9,6 +9,7 @@ import os
 import random
 import socket
 from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -29,10 +30,11 @@ from backend.notify.outcome import AttemptResult
 from backend.notify.slack import slack_request
 from backend.notify.ssrf import OutboundPolicy
 from backend.notify.webhook import webhook_request
-from backend.sla import repository as sla_repository
 
 log = logging.getLogger(__name__)
 DRAIN_GRACE_S = 5.0
+# The messages an escalation wrote for its audiences (department, reporter), by escalation id: the SLA domain's.
+EscalationMessages = Callable[[int], Awaitable[dict[str, Any] | None]]
 
 
 class NotifyMetrics:
@@ -63,8 +65,9 @@ class DeliveryWorker:
 
     def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, secret_box: SecretBox,
                  policy: OutboundPolicy, metrics: NotifyMetrics | None = None, worker_name: str | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, escalation_messages: EscalationMessages | None = None):
         self.settings = settings
+        self.escalation_messages = escalation_messages
         self.pool = pool
         self.clock = clock
         self.secret_box = secret_box
@@ -204,10 +207,9 @@ class DeliveryWorker:
         if payload.get("type") != "incident.escalated":
             return None
         escalation_id = (payload.get("data", {}).get("escalation") or {}).get("escalation_id")
-        if not isinstance(escalation_id, int):
+        if not isinstance(escalation_id, int) or self.escalation_messages is None:
             return None
-        async with self.pool.acquire() as conn:
-            messages = await sla_repository.get_escalation_messages(conn, escalation_id)
+        messages = await self.escalation_messages(escalation_id)
         message = (messages or {}).get(audience)
         if not (isinstance(message, dict) and message.get("subject") and message.get("body")):
             return None

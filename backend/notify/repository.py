@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from backend.notify.catalog import REPORTER_TARGET
+from backend.sql import Query, update_by_id
 
 WAKE_CHANNEL = "prs_notify_deliveries"
 
@@ -20,13 +21,6 @@ _ENDPOINT_COLUMNS = """
 """
 
 UPDATABLE_ENDPOINT_COLUMNS = ("target", "description", "event_types", "areas", "priorities")
-
-
-def _binder(args: list[Any]):
-    def bind(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-    return bind
 
 
 # --- endpoints ---------------------------------------------------------------------------------------------------
@@ -64,12 +58,10 @@ async def list_endpoints(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 async def update_endpoint(conn: asyncpg.Connection, endpoint_id: int, *, changes: dict[str, Any],
                           now: datetime) -> None:
     """Set whitelisted columns; column names never come from input."""
-    args: list[Any] = [endpoint_id, now]
-    bind = _binder(args)
-    assignments = [f"{column} = {bind(changes[column])}" for column in UPDATABLE_ENDPOINT_COLUMNS if column in changes]
-    if assignments:
-        await conn.execute(f"UPDATE notify_endpoints SET {', '.join(assignments)}, updated_at = $2 WHERE id = $1",
-                           *args)
+    statement = update_by_id("notify_endpoints", columns=UPDATABLE_ENDPOINT_COLUMNS, changes=changes,
+                             row_id=endpoint_id, now=now)
+    if statement is not None:
+        await conn.execute(statement[0], *statement[1])
 
 
 async def delete_endpoint(conn: asyncpg.Connection, endpoint_id: int) -> bool:
@@ -204,23 +196,21 @@ async def get_event(conn: asyncpg.Connection, event_id: str) -> asyncpg.Record |
 async def list_events(conn: asyncpg.Connection, *, filters: dict[str, Any], before_seq: int | None,
                       limit: int) -> list[asyncpg.Record]:
     """Events, newest first, keyset-paginated on seq."""
-    args: list[Any] = []
-    bind = _binder(args)
-    where = []
+    query = Query()
+    bind, where = query.bind, query.where
     if filters.get("type"):
-        where.append(f"type = ANY({bind(filters['type'])}::text[])")
+        where(f"type = ANY({bind(filters['type'])}::text[])")
     if filters.get("incident_id") is not None:
-        where.append(f"incident_id = {bind(filters['incident_id'])}")
+        where(f"incident_id = {bind(filters['incident_id'])}")
     if filters.get("since"):
-        where.append(f"created_at >= {bind(filters['since'])}")
+        where(f"created_at >= {bind(filters['since'])}")
     if filters.get("until"):
-        where.append(f"created_at < {bind(filters['until'])}")
+        where(f"created_at < {bind(filters['until'])}")
     if before_seq is not None:
-        where.append(f"seq < {bind(before_seq)}")
+        where(f"seq < {bind(before_seq)}")
     sql = "SELECT id, seq, type, version, occurred_at, created_at, incident_id, area, priority, payload FROM notify_events"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return await conn.fetch(sql + f" ORDER BY seq DESC LIMIT {bind(limit)}", *args)
+    sql += query.where_sql()
+    return await conn.fetch(sql + f" ORDER BY seq DESC LIMIT {bind(limit)}", *query.args)
 
 
 # --- the delivery queue ------------------------------------------------------------------------------------------
@@ -321,57 +311,53 @@ async def finish_delivery(conn: asyncpg.Connection, *, delivery_id: int, worker:
 async def list_deliveries(conn: asyncpg.Connection, *, filters: dict[str, Any], before_id: int | None,
                           limit: int) -> list[asyncpg.Record]:
     """Deliveries with their event type, newest first."""
-    args: list[Any] = []
-    bind = _binder(args)
-    where = []
+    query = Query()
+    bind, where = query.bind, query.where
     if filters.get("endpoint_id") is not None:
-        where.append(f"d.endpoint_id = {bind(filters['endpoint_id'])}")
+        where(f"d.endpoint_id = {bind(filters['endpoint_id'])}")
     if filters.get("event_id"):
-        where.append(f"d.event_id = {bind(filters['event_id'])}")
+        where(f"d.event_id = {bind(filters['event_id'])}")
     if filters.get("event_type"):
-        where.append(f"ev.type = ANY({bind(filters['event_type'])}::text[])")
+        where(f"ev.type = ANY({bind(filters['event_type'])}::text[])")
     if filters.get("status"):
-        where.append(f"d.status = ANY({bind(filters['status'])}::text[])")
+        where(f"d.status = ANY({bind(filters['status'])}::text[])")
     if filters.get("since"):
-        where.append(f"d.created_at >= {bind(filters['since'])}")
+        where(f"d.created_at >= {bind(filters['since'])}")
     if filters.get("until"):
-        where.append(f"d.created_at < {bind(filters['until'])}")
+        where(f"d.created_at < {bind(filters['until'])}")
     if before_id is not None:
-        where.append(f"d.id < {bind(before_id)}")
+        where(f"d.id < {bind(before_id)}")
     sql = """SELECT d.id, d.event_id, ev.type AS event_type, d.endpoint_id, d.status, d.manual, d.attempts,
                     d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at
                FROM notify_deliveries d JOIN notify_events ev ON ev.id = d.event_id"""
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return await conn.fetch(sql + f" ORDER BY d.id DESC LIMIT {bind(limit)}", *args)
+    sql += query.where_sql()
+    return await conn.fetch(sql + f" ORDER BY d.id DESC LIMIT {bind(limit)}", *query.args)
 
 
 async def list_attempts(conn: asyncpg.Connection, *, filters: dict[str, Any], before_id: int | None,
                         limit: int) -> list[asyncpg.Record]:
     """The delivery log, newest first."""
-    args: list[Any] = []
-    bind = _binder(args)
-    where = []
+    query = Query()
+    bind, where = query.bind, query.where
     if filters.get("endpoint_id") is not None:
-        where.append(f"endpoint_id = {bind(filters['endpoint_id'])}")
+        where(f"endpoint_id = {bind(filters['endpoint_id'])}")
     if filters.get("event_id"):
-        where.append(f"event_id = {bind(filters['event_id'])}")
+        where(f"event_id = {bind(filters['event_id'])}")
     if filters.get("event_type"):
-        where.append(f"event_type = ANY({bind(filters['event_type'])}::text[])")
+        where(f"event_type = ANY({bind(filters['event_type'])}::text[])")
     if filters.get("outcome"):
-        where.append(f"outcome = ANY({bind(filters['outcome'])}::text[])")
+        where(f"outcome = ANY({bind(filters['outcome'])}::text[])")
     if filters.get("since"):
-        where.append(f"started_at >= {bind(filters['since'])}")
+        where(f"started_at >= {bind(filters['since'])}")
     if filters.get("until"):
-        where.append(f"started_at < {bind(filters['until'])}")
+        where(f"started_at < {bind(filters['until'])}")
     if before_id is not None:
-        where.append(f"id < {bind(before_id)}")
+        where(f"id < {bind(before_id)}")
     sql = """SELECT id, delivery_id, event_id, event_type, endpoint_id, attempt_no, worker, started_at, finished_at,
                     outcome, status_code, response_excerpt, error, duration_ms
                FROM notify_attempts"""
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return await conn.fetch(sql + f" ORDER BY id DESC LIMIT {bind(limit)}", *args)
+    sql += query.where_sql()
+    return await conn.fetch(sql + f" ORDER BY id DESC LIMIT {bind(limit)}", *query.args)
 
 
 async def delete_log_before(conn: asyncpg.Connection, *, before: datetime) -> dict[str, int]:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from backend.auth.dependencies import context_for, get_container, require_role
+from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
 from backend.notify.catalog import EVENT_TYPES
 from backend.notify.schemas import (

@@ -13,7 +13,7 @@ from backend.clock import Clock
 from backend.config import Settings
 from backend.context import RequestContext
 from backend.db import transaction
-from backend.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from backend.errors import BadRequest, Conflict, ValidationFailed, found
 from backend.notify import repository
 from backend.notify.catalog import INCIDENT_EVENTS, PING, REPORTER_TARGET
 from backend.notify.crypto import SecretBox
@@ -123,15 +123,11 @@ class NotifyService:
     async def get_endpoint(self, endpoint_id: int) -> dict[str, Any]:
         """One endpoint or NotFound."""
         async with self.pool.acquire() as conn:
-            row = await repository.get_endpoint(conn, endpoint_id)
-        if row is None:
-            raise NotFound(f"notification endpoint {endpoint_id} not found")
+            row = found(await repository.get_endpoint(conn, endpoint_id), f"notification endpoint {endpoint_id}")
         return endpoint_view(row)
 
     async def _locked(self, conn: asyncpg.Connection, endpoint_id: int) -> asyncpg.Record:
-        row = await repository.get_endpoint(conn, endpoint_id, for_update=True)
-        if row is None:
-            raise NotFound(f"notification endpoint {endpoint_id} not found")
+        row = found(await repository.get_endpoint(conn, endpoint_id, for_update=True), f"notification endpoint {endpoint_id}")
         return row
 
     async def update_endpoint(self, ctx: RequestContext, endpoint_id: int, body: EndpointUpdate) -> dict[str, Any]:
@@ -230,9 +226,7 @@ class NotifyService:
     async def get_event(self, event_id: str) -> dict[str, Any]:
         """One event with its deliveries."""
         async with self.pool.acquire() as conn:
-            row = await repository.get_event(conn, event_id)
-            if row is None:
-                raise NotFound(f"event {event_id} not found")
+            row = found(await repository.get_event(conn, event_id), f"event {event_id}")
             deliveries = await repository.list_deliveries(conn, filters={"event_id": event_id}, before_id=None,
                                                           limit=1000)
         return dict(row) | {"deliveries": [dict(d) for d in reversed(deliveries)]}
@@ -241,9 +235,7 @@ class NotifyService:
         """Queue the event again (same id, so consumers can recognise it) at the back of each endpoint's queue."""
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            event = await repository.get_event(conn, event_id)
-            if event is None:
-                raise NotFound(f"event {event_id} not found")
+            event = found(await repository.get_event(conn, event_id), f"event {event_id}")
             targets = await self._redelivery_targets(conn, event, endpoint_ids)
             delivery_ids = [await repository.insert_delivery(conn, event_id=event_id, endpoint_id=endpoint_id,
                                                              now=now, manual=True) for endpoint_id in targets]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from backend.auth.dependencies import get_container
+from backend.deps import get_container
 from backend.observability.monitoring import render_metrics
 
 router = APIRouter(tags=["operations"])

@@ -17,7 +17,7 @@ from backend.audit import service as audit
 from backend.context import RequestContext
 from backend.errors import ValidationFailed
 from backend.events import DomainEvent, EventBus
-from backend.incidents import repository as incidents_db
+from backend.incidents.service import IncidentService
 from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
 from backend.sla.calendars import BusinessCalendar
@@ -133,14 +133,15 @@ class EscalationOrder:
 class Escalator:
     """Records escalations, raises the level, reassigns, and publishes `incident.escalated`."""
 
-    def __init__(self, *, events: EventBus, default_language: str):
+    def __init__(self, *, events: EventBus, incidents: IncidentService, default_language: str):
         self.events = events
+        self.incidents = incidents
         self.default_language = default_language
 
     async def escalate(self, conn: asyncpg.Connection, ctx: RequestContext, incident_id: int,
                        order: EscalationOrder, now: datetime) -> asyncpg.Record | None:
         """Escalate a locked incident once; None when this (level, reason) was already recorded."""
-        before = await incidents_db.get_incident(conn, incident_id)
+        before = await self.incidents.read_in(conn, incident_id)
         state = await clocks_db.get_incident_state(conn, incident_id)
         previous_level = state["escalation_level"] if state else 0
         assignee = await self._reassignment_target(conn, before, order)
@@ -167,7 +168,7 @@ class Escalator:
                                                department=order.target_department, now=now)
         after = before
         if assignee is not None:
-            after = await self._reassign(conn, ctx, before, assignee["id"], now)
+            after = await self.incidents.assign_in(conn, ctx, before, assignee["id"], now, reason="escalation")
         await audit.record(conn, ctx, at=now, action="incident.escalated", resource_type="incident",
                            resource_id=incident_id, before={"escalation_level": previous_level},
                            after={"escalation_level": max(previous_level, order.level), "reason": order.reason,
@@ -190,7 +191,7 @@ class Escalator:
                                    order: EscalationOrder) -> asyncpg.Record | None:
         if order.reassign_to is None or order.reassign_to == incident["assignee_id"]:
             return None
-        user = await incidents_db.get_assignable_user(conn, order.reassign_to)
+        user = await self.incidents.assignable_user_in(conn, order.reassign_to)
         if user is None:
             if order.strict_reassign:
                 raise ValidationFailed(f"user {order.reassign_to} does not exist or cannot own incidents",
@@ -200,14 +201,3 @@ class Escalator:
                                "user_id": order.reassign_to})
         return user
 
-    async def _reassign(self, conn: asyncpg.Connection, ctx: RequestContext, before: asyncpg.Record,
-                        assignee_id: int, now: datetime) -> asyncpg.Record:
-        await incidents_db.set_assignee(conn, before["id"], assignee_id, now)
-        after = await incidents_db.get_incident(conn, before["id"])
-        await audit.record(conn, ctx, at=now, action="incident.assigned", resource_type="incident",
-                           resource_id=before["id"], before={"assignee_id": before["assignee_id"]},
-                           after={"assignee_id": assignee_id})
-        await self.events.publish(conn, DomainEvent(
-            name="incident.assigned", resource_type="incident", resource_id=before["id"], at=now, ctx=ctx,
-            before=dict(before), after=dict(after), details={"reason": "escalation"}))
-        return after

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from backend.auth.dependencies import get_container, require_metrics_reader
+from backend.deps import get_container, require_metrics_reader
 from backend.context import Principal
 
 router = APIRouter(prefix="/api/v1/sla/metrics", tags=["sla metrics"])

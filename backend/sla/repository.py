@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from backend.sql import update_by_id
+
 POLICY_COLUMNS = ("name", "description", "priorities", "customer_tiers", "areas", "precedence",
                   "first_response_minutes", "resolution_minutes", "calendar", "pause_statuses",
                   "warning_thresholds", "is_active")
@@ -30,12 +32,9 @@ async def _insert(conn: asyncpg.Connection, table: str, columns: tuple[str, ...]
 
 async def _update(conn: asyncpg.Connection, table: str, allowed: tuple[str, ...], row_id: int,
                   changes: dict[str, Any], now: datetime, select: str) -> asyncpg.Record | None:
-    assignments, args = [], [row_id, now]
-    for column in allowed:
-        if column in changes:
-            args.append(changes[column])
-            assignments.append(f"{column} = ${len(args)}")
-    await conn.execute(f"UPDATE {table} SET {', '.join(assignments + ['updated_at = $2'])} WHERE id = $1", *args)
+    statement = update_by_id(table, columns=allowed, changes=changes, row_id=row_id, now=now)
+    if statement is not None:
+        await conn.execute(statement[0], *statement[1])
     return await conn.fetchrow(select + " WHERE id = $1", row_id)
 
 

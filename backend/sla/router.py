@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from backend.auth.dependencies import context_for, get_container, require_role
+from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
 from backend.sla.schemas import (EscalationOut, EscalationRequest, IncidentSlaOut, PolicyCreate, PolicyOut,
                                  PolicyUpdate, RuleCreate, RuleOut, RuleUpdate)

@@ -11,9 +11,8 @@ from backend.audit import service as audit
 from backend.clock import Clock
 from backend.context import Principal, RequestContext
 from backend.db import transaction
-from backend.errors import Conflict, NotFound, ValidationFailed
-from backend.incidents import repository as incidents_db
-from backend.incidents.service import may_view
+from backend.errors import Conflict, ValidationFailed, found
+from backend.incidents.service import IncidentService
 from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
 from backend.sla.timers import load_readings
@@ -60,8 +59,10 @@ def _policy_values(body: PolicyCreate | PolicyUpdate, *, partial: bool) -> dict[
 class SlaService:
     """Everything the SLA endpoints do; one transaction per call."""
 
-    def __init__(self, *, pool: asyncpg.Pool, clock: Clock, escalator: Escalator, sweeper: SlaSweeper):
+    def __init__(self, *, pool: asyncpg.Pool, clock: Clock, escalator: Escalator, sweeper: SlaSweeper,
+                 incidents: IncidentService):
         self.pool = pool
+        self.incidents = incidents
         self.clock = clock
         self.escalator = escalator
         self.sweeper = sweeper
@@ -80,9 +81,7 @@ class SlaService:
     async def get_policy(self, policy_id: int) -> dict[str, Any]:
         """One policy or NotFound."""
         async with self.pool.acquire() as conn:
-            row = await repository.get_policy(conn, policy_id)
-        if row is None:
-            raise NotFound(f"SLA policy {policy_id} not found")
+            row = found(await repository.get_policy(conn, policy_id), f"SLA policy {policy_id}")
         return dict(row)
 
     async def create_policy(self, ctx: RequestContext, body: PolicyCreate) -> dict[str, Any]:
@@ -102,9 +101,7 @@ class SlaService:
         changes = _policy_values(body, partial=True)
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            before = await repository.get_policy(conn, policy_id, for_update=True)
-            if before is None:
-                raise NotFound(f"SLA policy {policy_id} not found")
+            before = found(await repository.get_policy(conn, policy_id, for_update=True), f"SLA policy {policy_id}")
             merged = dict(before) | changes
             self._check_targets(merged)
             await self._check_policy(conn, changes, policy_id=policy_id)
@@ -117,9 +114,7 @@ class SlaService:
         """Delete a policy no incident used; otherwise 409 (deactivate it instead)."""
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            before = await repository.get_policy(conn, policy_id, for_update=True)
-            if before is None:
-                raise NotFound(f"SLA policy {policy_id} not found")
+            before = found(await repository.get_policy(conn, policy_id, for_update=True), f"SLA policy {policy_id}")
             if await repository.policy_in_use(conn, policy_id):
                 raise Conflict("the policy has measured incidents; set is_active to false instead", field="id")
             await repository.delete_policy(conn, policy_id)
@@ -136,7 +131,7 @@ class SlaService:
         if "name" in values and await repository.policy_name_taken(conn, values["name"], except_id=policy_id):
             raise Conflict(f"an SLA policy named '{values['name']}' exists", field="name")
         for area in values.get("areas") or []:
-            if not await incidents_db.area_exists(conn, area):
+            if not await self.incidents.area_exists_in(conn, area):
                 raise ValidationFailed(f"unknown area '{area}'", field="areas")
 
     # Escalation rules
@@ -149,9 +144,7 @@ class SlaService:
     async def get_rule(self, rule_id: int) -> dict[str, Any]:
         """One rule or NotFound."""
         async with self.pool.acquire() as conn:
-            row = await repository.get_rule(conn, rule_id)
-        if row is None:
-            raise NotFound(f"escalation rule {rule_id} not found")
+            row = found(await repository.get_rule(conn, rule_id), f"escalation rule {rule_id}")
         return dict(row)
 
     async def create_rule(self, ctx: RequestContext, body: RuleCreate) -> dict[str, Any]:
@@ -170,9 +163,7 @@ class SlaService:
         changes = body.model_dump(exclude_unset=True)
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            before = await repository.get_rule(conn, rule_id, for_update=True)
-            if before is None:
-                raise NotFound(f"escalation rule {rule_id} not found")
+            before = found(await repository.get_rule(conn, rule_id, for_update=True), f"escalation rule {rule_id}")
             await self._check_rule(conn, changes, rule_id=rule_id)
             row = await repository.update_rule(conn, rule_id, changes=changes, now=now)
             await audit.record(conn, ctx, at=now, action="sla.rule_updated", resource_type="escalation_rule",
@@ -183,9 +174,7 @@ class SlaService:
         """Delete a rule; escalations it caused stay in the history with its name."""
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            before = await repository.get_rule(conn, rule_id, for_update=True)
-            if before is None:
-                raise NotFound(f"escalation rule {rule_id} not found")
+            before = found(await repository.get_rule(conn, rule_id, for_update=True), f"escalation rule {rule_id}")
             await repository.delete_rule(conn, rule_id)
             await audit.record(conn, ctx, at=now, action="sla.rule_deleted", resource_type="escalation_rule",
                                resource_id=rule_id, before=dict(before))
@@ -194,7 +183,7 @@ class SlaService:
         if "name" in values and await repository.rule_name_taken(conn, values["name"], except_id=rule_id):
             raise Conflict(f"an escalation rule named '{values['name']}' exists", field="name")
         if values.get("reassign_to") is not None and \
-                await incidents_db.get_assignable_user(conn, values["reassign_to"]) is None:
+                await self.incidents.assignable_user_in(conn, values["reassign_to"]) is None:
             raise ValidationFailed(f"user {values['reassign_to']} does not exist or cannot own incidents",
                                    field="reassign_to")
 
@@ -204,9 +193,7 @@ class SlaService:
         """An incident's policy, clocks (due, remaining, overdue, paused), recorded levels and escalation level."""
         now = self.clock.now()
         async with self.pool.acquire() as conn:
-            incident = await incidents_db.get_incident(conn, incident_id)
-            if incident is None or not may_view(viewer, incident):
-                raise NotFound(f"incident {incident_id} not found")
+            await self.incidents.read_in(conn, incident_id, viewer=viewer)
             state = await clocks_db.get_incident_state(conn, incident_id)
             readings = await load_readings(conn, incident_id, now)
             events = await clocks_db.recorded_levels(conn, incident_id)
@@ -230,9 +217,7 @@ class SlaService:
         """Escalate by hand, with a reason; not below the current level, not once resolved or closed."""
         now = self.clock.now()
         async with transaction(self.pool) as conn:
-            incident = await clocks_db.lock_incident(conn, incident_id)
-            if incident is None:
-                raise NotFound(f"incident {incident_id} not found")
+            incident = found(await clocks_db.lock_incident(conn, incident_id), f"incident {incident_id}")
             if incident["status"] in FINISHED_STATUSES:
                 raise Conflict(f"the incident is {incident['status']}; reopen it before escalating", field="status")
             state = await clocks_db.get_incident_state(conn, incident_id)
@@ -249,6 +234,17 @@ class SlaService:
     async def escalations(self, incident_id: int) -> list[dict[str, Any]]:
         """The escalation history of an incident, oldest first."""
         async with self.pool.acquire() as conn:
-            if await incidents_db.get_incident(conn, incident_id) is None:
-                raise NotFound(f"incident {incident_id} not found")
+            await self.incidents.read_in(conn, incident_id)
             return [escalation_view(r) for r in await repository.list_escalations(conn, incident_id)]
+
+
+class EscalationMessageReader:
+    """What the notification domain reads of an escalation: the messages it wrote for its audiences."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    async def __call__(self, escalation_id: int) -> dict[str, Any] | None:
+        """`{"department": {...}, "reporter": {...}}` of one escalation, or None."""
+        async with self.pool.acquire() as conn:
+            return await repository.get_escalation_messages(conn, escalation_id)

@@ -20,7 +20,7 @@ from backend.context import system_context
 from backend.db import transaction
 from backend.errors import AppError
 from backend.events import DomainEvent, EventBus
-from backend.incidents import repository as incidents_db
+from backend.incidents.service import IncidentService
 from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
 from backend.sla.timers import load_readings, save_readings
@@ -56,7 +56,8 @@ class SlaSweeper:
     """Finds incidents with something due and handles each in its own transaction."""
 
     def __init__(self, *, pool: asyncpg.Pool, clock: Clock, escalator: Escalator, events: EventBus,
-                 batch_size: int):
+                 incidents: IncidentService, batch_size: int):
+        self.incidents = incidents
         self.pool = pool
         self.clock = clock
         self.escalator = escalator
@@ -137,7 +138,7 @@ class SlaSweeper:
         })
         if inserted is None:
             return False
-        incident = await incidents_db.get_incident(conn, incident_id)
+        incident = await self.incidents.read_in(conn, incident_id)
         state = await clocks_db.get_incident_state(conn, incident_id)
         await self.events.publish(conn, DomainEvent(
             name="sla.breached" if level.kind == "breach" else "sla.warning", resource_type="incident",

@@ -1,39 +1,42 @@
-"""Put the SLA subsystem into a Container container: services, the clock listener and the periodic tasks."""
+"""The SLA domain's typed constructor: its services and the listener that keeps the timers."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
 
-from backend.jobs.scheduler import PeriodicTask
-from backend.sla.timers import SlaClockListener
+import asyncpg
+
+from backend.clock import Clock
+from backend.config import Settings
+from backend.events import EventBus
+from backend.incidents.service import IncidentService
 from backend.sla.escalation import Escalator
-from backend.sla.maintenance import MaintenanceService
 from backend.sla.reports import SlaReportService
 from backend.sla.service import SlaService
 from backend.sla.sweeps import SlaSweeper
+from backend.sla.timers import SlaClockListener
 
 SWEEP_TASK = "sla.sweep"
-MAINTENANCE_TASK = "maintenance.run"
 
 
-def install_sla(services: Any) -> None:
-    """Build the SLA services, subscribe the clock listener and register `sla.sweep` and `maintenance.run`."""
-    settings = services.settings
-    escalator = Escalator(events=services.events, default_language=settings.suggestion_language)
-    sweeper = SlaSweeper(pool=services.pool, clock=services.clock, escalator=escalator, events=services.events,
+@dataclass(frozen=True)
+class SlaDomain:
+    """The SLA services of one process: policies, clocks, sweeps and escalation; reports; the timer listener
+    (subscribed to domain events by the container)."""
+
+    service: SlaService
+    reports: SlaReportService
+    timers: SlaClockListener
+
+
+def build_sla(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, events: EventBus,
+              incidents: IncidentService) -> SlaDomain:
+    """The SLA domain on `pool`; escalation reassigns through the incidents service."""
+    escalator = Escalator(events=events, incidents=incidents, default_language=settings.suggestion_language)
+    sweeper = SlaSweeper(pool=pool, clock=clock, escalator=escalator, events=events, incidents=incidents,
                          batch_size=settings.sla_sweep_batch_size)
-    services.sla = SlaService(pool=services.pool, clock=services.clock, escalator=escalator, sweeper=sweeper)
-    services.sla_reports = SlaReportService(pool=services.pool, clock=services.clock)
-    services.maintenance = MaintenanceService(pool=services.pool, clock=services.clock, settings=settings)
-    services.events.subscribe(SlaClockListener(first_response_on=settings.sla_first_response_on))
-
-    async def sweep(_tick: object) -> dict[str, Any]:
-        return (await services.sla.sweep()).as_dict()
-
-    async def maintain(_tick: object) -> dict[str, Any]:
-        return await services.maintenance.run()
-
-    services.scheduler.register(PeriodicTask(SWEEP_TASK, timedelta(seconds=settings.sla_sweep_interval_s), sweep))
-    services.scheduler.register(PeriodicTask(MAINTENANCE_TASK, timedelta(seconds=settings.maintenance_interval_s),
-                                             maintain))
+    return SlaDomain(
+        service=SlaService(pool=pool, clock=clock, escalator=escalator, sweeper=sweeper, incidents=incidents),
+        reports=SlaReportService(pool=pool, clock=clock),
+        timers=SlaClockListener(first_response_on=settings.sla_first_response_on),
+    )

@@ -8,7 +8,7 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from backend.auth.dependencies import context_for, get_container, require_role
+from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
 from backend.suggestions.schemas import FeedbackRequest, RatingRequest, RegenerateRequest, SuggestionOut
 

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from backend.auth.dependencies import get_principal
+from backend.deps import get_principal
 from backend.context import Principal
 from backend.errors import ValidationFailed
 from backend.knowledge.router import router

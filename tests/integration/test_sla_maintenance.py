@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from backend.db import connect
-from backend.sla.maintenance import MaintenanceService
-from backend.sla.maintenance_repository import MAINTENANCE_LOCK_KEY
+from backend.jobs.maintenance import MaintenanceService
+from backend.jobs.maintenance_repository import MAINTENANCE_LOCK_KEY
 
 pytestmark = pytest.mark.asyncio
 

@@ -15,7 +15,7 @@ import asyncpg
 from backend.clock import Clock
 from backend.config import Settings
 from backend.jobs import scheduler_repository as ticks_db
-from backend.sla import maintenance_repository as repo
+from backend.jobs import maintenance_repository as repo
 
 log = logging.getLogger(__name__)
 
