@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from backend.apikeys.service import grants, permission_for_method
 from backend.auth.client_address import resolve_client_ip
 from backend.auth.rate_limits import RateLimits
+from backend.container import Container
 from backend.context import ROLE_ORDER, Principal, RequestContext, request_id_var
 from backend.errors import Forbidden, NotFound, Unauthorized
 
@@ -18,9 +19,10 @@ api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="The key of an external system (prs_live_...).")
 
 
-def get_container(request: Request):
+def get_container(request: Request) -> Container:
     """The application's service container."""
-    return request.app.state.container
+    container: Container = request.app.state.container
+    return container
 
 
 def get_rate_limits(request: Request) -> RateLimits:

@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import logging
 import random
+from typing import TYPE_CHECKING
 
-from backend.container import Container
 from backend.suggestions.dispatcher import SuggestionDispatcher
 from backend.suggestions.queue_metrics import queue_metrics_for
+
+if TYPE_CHECKING:  # the container lists the background work; the worker only runs it
+    from backend.container import Container
 
 log = logging.getLogger(__name__)
 SCHEDULER_POLL_S = 2.0
