@@ -333,6 +333,20 @@ def bench_webhooks(events: int = typer.Option(400, help="Events to deliver in th
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+@bench_app.command("jobs")
+def bench_jobs(events: int = typer.Option(400, help="Events to deliver."),
+               endpoints: int = typer.Option(4, help="Endpoints (each must see its events in order)."),
+               delivery_ms: float = typer.Option(7.0, help="Time one delivery takes (webhook bench median)."),
+               batch_size: int = typer.Option(10, help="Jobs a pgqueuer worker fetches at once.")) -> None:
+    """pgqueuer running webhook-style deliveries with per-endpoint order (serialised) and without, side by side, in
+    a throwaway database; compare with `prs bench webhooks` (docs/jobs.md). The last stdout line is JSON."""
+    from bench.jobs import run_jobs_bench
+
+    result = asyncio.run(run_jobs_bench(_settings(), events=events, endpoints=endpoints, delivery_ms=delivery_ms,
+                                        batch_size=batch_size))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
 @bench_app.command("suggestions-load")
 def bench_suggestions_load(
         incidents: int = typer.Option(300, help="Incidents reported in the burst."),
