@@ -6,15 +6,19 @@ import json
 import logging
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import AsyncIterator
+from typing import AsyncIterator, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 
 # Any fixed 64-bit number works; it only has to be the same in every replica.
 MIGRATION_LOCK_KEY = 0x505253_4D4947  # "PRS" "MIG"
+
+# What queries run on: a connection of its own (connect()) or one lent by the pool (a proxy that forwards to it).
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -35,7 +39,7 @@ async def connect(dsn: str) -> asyncpg.Connection:
 
 
 @asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Connection]:
     """Acquire a connection and run the block in one transaction."""
     async with pool.acquire() as conn:
         async with conn.transaction():

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import asyncpg
 
 from backend.context import RequestContext
+from backend.db import Connection
 
 INCIDENT_EVENTS = (
     "incident.created", "incident.updated", "incident.assigned", "incident.commented",
@@ -36,7 +36,7 @@ class DomainEvent:
 
 
 class EventListener(Protocol):
-    async def handle(self, conn: asyncpg.Connection, event: DomainEvent) -> None:
+    async def handle(self, conn: Connection, event: DomainEvent) -> None:
         """React to an event inside the publishing transaction."""
 
 
@@ -50,7 +50,7 @@ class EventBus:
         """Add a listener (at startup)."""
         self._listeners.append(listener)
 
-    async def publish(self, conn: asyncpg.Connection, event: DomainEvent) -> None:
+    async def publish(self, conn: Connection, event: DomainEvent) -> None:
         """Deliver the event to all listeners; an exception rolls the whole change back."""
         for listener in self._listeners:
             await listener.handle(conn, event)

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from backend.db import connect
+from backend.db import Connection, connect
 from backups import repository
 
 # Tables whose rows stay out of backups: the record of backup runs describes the backups themselves (they are
@@ -51,7 +51,7 @@ async def _run(argv: list[str], what: str) -> None:
         raise DatabaseToolError(f"{what} failed (exit {process.returncode}): {message}")
 
 
-async def snapshot_facts(conn: asyncpg.Connection) -> SnapshotFacts:
+async def snapshot_facts(conn: Connection) -> SnapshotFacts:
     """Counts and audit head as seen by the connection's current transaction."""
     counts = {table: 0 if table in EXCLUDED_DATA else await repository.row_count(conn, table)
               for table in await repository.public_tables(conn)}

@@ -7,37 +7,39 @@ from typing import Any
 
 import asyncpg
 
+from backend.db import Connection
 
-async def export_snapshot(conn: asyncpg.Connection) -> str:
+
+async def export_snapshot(conn: Connection) -> str:
     """Export the snapshot of the caller's REPEATABLE READ transaction for pg_dump --snapshot."""
     return str(await conn.fetchval("SELECT pg_export_snapshot()"))
 
 
-async def public_tables(conn: asyncpg.Connection) -> list[str]:
+async def public_tables(conn: Connection) -> list[str]:
     """Names of the ordinary tables in the public schema, sorted."""
     rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
     return [row["tablename"] for row in rows]
 
 
-async def row_count(conn: asyncpg.Connection, table: str) -> int:
+async def row_count(conn: Connection, table: str) -> int:
     """Exact row count of one public table (the name comes from pg_tables and is quoted by the server)."""
     quoted = await conn.fetchval("SELECT quote_ident($1)", table)
     return int(await conn.fetchval(f"SELECT count(*) FROM public.{quoted}"))
 
 
-async def audit_head(conn: asyncpg.Connection) -> dict[str, Any]:
+async def audit_head(conn: Connection) -> dict[str, Any]:
     """Sequence number and hash of the newest chained audit row ({seq: 0, hash: None} for an empty chain)."""
     row = await conn.fetchrow("SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
     return {"seq": 0, "hash": None} if row is None else {"seq": int(row["seq"]), "hash": row["hash"]}
 
 
-async def audit_hash_at(conn: asyncpg.Connection, seq: int) -> str | None:
+async def audit_hash_at(conn: Connection, seq: int) -> str | None:
     """The hash of the audit row with this sequence number, or None when there is none."""
     value = await conn.fetchval("SELECT hash FROM audit_log WHERE seq = $1", seq)
     return None if value is None else str(value)
 
 
-async def schema_level(conn: asyncpg.Connection) -> int:
+async def schema_level(conn: Connection) -> int:
     """The highest applied migration, 0 when none is recorded."""
     exists = await conn.fetchval("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
     if not exists:
@@ -45,19 +47,19 @@ async def schema_level(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
 
 
-async def entry_vector_ids(conn: asyncpg.Connection) -> list[str]:
+async def entry_vector_ids(conn: Connection) -> list[str]:
     """Vector ids of every knowledge entry."""
     return [row["vector_id"] for row in await conn.fetch("SELECT vector_id FROM knowledge_entries")]
 
 
-async def mark_vectors_present(conn: asyncpg.Connection, vector_ids: list[str]) -> int:
+async def mark_vectors_present(conn: Connection, vector_ids: list[str]) -> int:
     """After a restore: entries whose vector was restored are synced, the others wait for the vector sync."""
     result = await conn.execute(
         "UPDATE knowledge_entries SET vector_synced = (vector_id = ANY($1::text[]))", vector_ids)
     return int(result.split()[-1])
 
 
-async def start_run(conn: asyncpg.Connection, *, operation: str, tier: str | None, backup_id: str | None,
+async def start_run(conn: Connection, *, operation: str, tier: str | None, backup_id: str | None,
                     trigger: str, started_at: datetime) -> int:
     """Record a run that has begun; returns its id."""
     return int(await conn.fetchval(
@@ -66,7 +68,7 @@ async def start_run(conn: asyncpg.Connection, *, operation: str, tier: str | Non
         operation, tier, backup_id, trigger, started_at))
 
 
-async def finish_run(conn: asyncpg.Connection, run_id: int, *, status: str, finished_at: datetime,
+async def finish_run(conn: Connection, run_id: int, *, status: str, finished_at: datetime,
                      duration_s: float, attempts: int, backup_id: str | None, size_bytes: int | None,
                      error: str | None, detail: dict[str, Any] | None) -> None:
     """Record how a run ended."""
@@ -77,7 +79,7 @@ async def finish_run(conn: asyncpg.Connection, run_id: int, *, status: str, fini
         run_id, status, finished_at, duration_s, attempts, backup_id, size_bytes, error, detail)
 
 
-async def latest_runs(conn: asyncpg.Connection, *, limit: int) -> list[asyncpg.Record]:
+async def latest_runs(conn: Connection, *, limit: int) -> list[asyncpg.Record]:
     """The newest runs, newest first."""
     return await conn.fetch(
         """SELECT id, operation, tier, backup_id, status, trigger, attempts, started_at, finished_at, duration_s,
@@ -85,7 +87,7 @@ async def latest_runs(conn: asyncpg.Connection, *, limit: int) -> list[asyncpg.R
              FROM backup_runs ORDER BY started_at DESC, id DESC LIMIT $1""", limit)
 
 
-async def last_success_per_tier(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def last_success_per_tier(conn: Connection) -> list[asyncpg.Record]:
     """The newest successful backup of each tier (time, duration, size)."""
     return await conn.fetch(
         """SELECT DISTINCT ON (tier) tier, finished_at, duration_s, size_bytes
@@ -94,7 +96,7 @@ async def last_success_per_tier(conn: asyncpg.Connection) -> list[asyncpg.Record
             ORDER BY tier, finished_at DESC""")
 
 
-async def last_verify(conn: asyncpg.Connection) -> asyncpg.Record | None:
+async def last_verify(conn: Connection) -> asyncpg.Record | None:
     """The newest finished verify run."""
     return await conn.fetchrow(
         """SELECT id, backup_id, status, finished_at, duration_s, error, detail
@@ -103,7 +105,7 @@ async def last_verify(conn: asyncpg.Connection) -> asyncpg.Record | None:
             ORDER BY finished_at DESC, id DESC LIMIT 1""")
 
 
-async def seed_resolved_incidents(conn: asyncpg.Connection, *, count: int, at: datetime) -> list[int]:
+async def seed_resolved_incidents(conn: Connection, *, count: int, at: datetime) -> list[int]:
     """Benchmark data: `count` resolved incidents, each with a created and a resolved audit row and a knowledge
     entry (inserted directly; the audit rows are chained when the caller's transaction commits)."""
     ids = [row["id"] for row in await conn.fetch(

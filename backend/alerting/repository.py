@@ -6,15 +6,17 @@ from datetime import datetime
 
 import asyncpg
 
+from backend.db import Connection
+
 OPEN_STATUSES = ["open", "in_progress", "waiting"]
 
 
-async def lock_fingerprint(conn: asyncpg.Connection, fingerprint: str) -> None:
+async def lock_fingerprint(conn: Connection, fingerprint: str) -> None:
     """Serialise work on one fingerprint until the caller's transaction ends (duplicate deliveries race)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 14))", "alertmanager:" + fingerprint)
 
 
-async def open_link(conn: asyncpg.Connection, fingerprint: str) -> asyncpg.Record | None:
+async def open_link(conn: Connection, fingerprint: str) -> asyncpg.Record | None:
     """The newest link of this fingerprint whose incident is still open, if any."""
     return await conn.fetchrow(
         """SELECT a.incident_id, a.ends_at, a.notifications
@@ -26,7 +28,7 @@ async def open_link(conn: asyncpg.Connection, fingerprint: str) -> asyncpg.Recor
     )
 
 
-async def insert_link(conn: asyncpg.Connection, *, incident_id: int, fingerprint: str, alertname: str,
+async def insert_link(conn: Connection, *, incident_id: int, fingerprint: str, alertname: str,
                       labels: dict[str, str], annotations: dict[str, str], starts_at: datetime | None,
                       generator_url: str, now: datetime) -> None:
     """Record that this incident stands for the alert with this fingerprint."""
@@ -39,7 +41,7 @@ async def insert_link(conn: asyncpg.Connection, *, incident_id: int, fingerprint
     )
 
 
-async def mark_seen(conn: asyncpg.Connection, incident_id: int, *, now: datetime) -> None:
+async def mark_seen(conn: Connection, incident_id: int, *, now: datetime) -> None:
     """Count one more notification of a known alert."""
     await conn.execute(
         "UPDATE alert_incidents SET last_seen_at = $2, notifications = notifications + 1 WHERE incident_id = $1",
@@ -47,7 +49,7 @@ async def mark_seen(conn: asyncpg.Connection, incident_id: int, *, now: datetime
     )
 
 
-async def set_ends_at(conn: asyncpg.Connection, incident_id: int, *, ends_at: datetime | None,
+async def set_ends_at(conn: Connection, incident_id: int, *, ends_at: datetime | None,
                       now: datetime) -> None:
     """Record the alert's resolution time (None: it fires again)."""
     await conn.execute(
@@ -57,7 +59,7 @@ async def set_ends_at(conn: asyncpg.Connection, incident_id: int, *, ends_at: da
     )
 
 
-async def get_link(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
+async def get_link(conn: Connection, incident_id: int) -> asyncpg.Record | None:
     """The alert behind an incident, labels and annotations included."""
     return await conn.fetchrow(
         """SELECT incident_id, fingerprint, alertname, labels, annotations, starts_at, ends_at, generator_url,

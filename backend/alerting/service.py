@@ -15,7 +15,7 @@ from backend.alerting.schemas import AlertmanagerAlert, AlertmanagerNotification
 from backend.clock import Clock
 from backend.config import Settings
 from backend.context import RequestContext
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.errors import Conflict, NotFound
 from backend.incidents.schemas import DESCRIPTION_MAX, TAG_MAX, TITLE_MAX, IncidentCreate
 from backend.incidents.service import IncidentService
@@ -125,7 +125,7 @@ class AlertService:
         body = incident_for_alert(alert, place_alert(alert.labels, settings=self.settings, known_areas=known_areas),
                                   external_url=external_url)
 
-        async def link_alert(conn: asyncpg.Connection, incident_id: int) -> None:
+        async def link_alert(conn: Connection, incident_id: int) -> None:
             # Inside the incident's own transaction: a concurrent delivery of the same alert waits here until this
             # one commits, then finds the link and rolls its own incident back.
             await repository.lock_fingerprint(conn, alert.fingerprint)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 import asyncpg
 
+from backend.db import Connection
+
 _KEY_VIEW = """
     SELECT k.id, k.name, k.owner_email, k.permissions, k.rate_limit_per_minute,
            k.allowed_networks::text[] AS allowed_networks, k.allowed_origins, k.allowed_areas, k.expires_at,
@@ -20,7 +22,7 @@ _KEY_VIEW = """
 
 
 async def insert_api_key(
-    conn: asyncpg.Connection, *, name: str, owner_email: str, permissions: list[str], rate_limit_per_minute: int,
+    conn: Connection, *, name: str, owner_email: str, permissions: list[str], rate_limit_per_minute: int,
     allowed_networks: list[str], allowed_origins: list[str], expires_at: datetime | None, created_by: str,
     now: datetime, allowed_areas: list[str] | None = None,
 ) -> int | None:
@@ -36,7 +38,7 @@ async def insert_api_key(
     )
 
 
-async def insert_secret(conn: asyncpg.Connection, *, api_key_id: int, secret_hash: str, display_prefix: str,
+async def insert_secret(conn: Connection, *, api_key_id: int, secret_hash: str, display_prefix: str,
                         now: datetime) -> None:
     """Store the hash of a key's new secret."""
     await conn.execute(
@@ -46,7 +48,7 @@ async def insert_secret(conn: asyncpg.Connection, *, api_key_id: int, secret_has
     )
 
 
-async def retire_current_secrets(conn: asyncpg.Connection, api_key_id: int, *, now: datetime,
+async def retire_current_secrets(conn: Connection, api_key_id: int, *, now: datetime,
                                  valid_until: datetime) -> int:
     """Mark the key's current secret as replaced; it keeps working until valid_until."""
     result = await conn.execute(
@@ -57,25 +59,25 @@ async def retire_current_secrets(conn: asyncpg.Connection, api_key_id: int, *, n
     return int(result.split()[-1])
 
 
-async def get_api_key(conn: asyncpg.Connection, api_key_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
+async def get_api_key(conn: Connection, api_key_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """One key's settings and state (never a secret); optionally row-locked."""
     if for_update:
         await conn.execute("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE", api_key_id)
     return await conn.fetchrow(_KEY_VIEW + " WHERE k.id = $1", api_key_id)
 
 
-async def list_api_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_api_keys(conn: Connection) -> list[asyncpg.Record]:
     """Every key, newest first."""
     return await conn.fetch(_KEY_VIEW + " ORDER BY k.id DESC")
 
 
-async def revoke_api_key(conn: asyncpg.Connection, api_key_id: int, *, now: datetime, revoked_by: str) -> None:
+async def revoke_api_key(conn: Connection, api_key_id: int, *, now: datetime, revoked_by: str) -> None:
     """Revoke a key: every secret it has stops working at once."""
     await conn.execute("UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE id = $1 AND revoked_at IS NULL",
                        api_key_id, now, revoked_by)
 
 
-async def find_by_secret_hash(conn: asyncpg.Connection, secret_hash: str) -> asyncpg.Record | None:
+async def find_by_secret_hash(conn: Connection, secret_hash: str) -> asyncpg.Record | None:
     """The key a presented secret belongs to, with that secret's own state."""
     return await conn.fetchrow(
         """SELECT k.id, k.name, k.permissions, k.rate_limit_per_minute,
@@ -89,7 +91,7 @@ async def find_by_secret_hash(conn: asyncpg.Connection, secret_hash: str) -> asy
     )
 
 
-async def record_use(conn: asyncpg.Connection, api_key_id: int, *, now: datetime, client_ip: str | None) -> None:
+async def record_use(conn: Connection, api_key_id: int, *, now: datetime, client_ip: str | None) -> None:
     """Count one accepted request and remember when and from where."""
     await conn.execute(
         """UPDATE api_keys SET use_count = use_count + 1, last_used_at = greatest(last_used_at, $2),
@@ -99,7 +101,7 @@ async def record_use(conn: asyncpg.Connection, api_key_id: int, *, now: datetime
     )
 
 
-async def unknown_areas(conn: asyncpg.Connection, areas: list[str]) -> list[str]:
+async def unknown_areas(conn: Connection, areas: list[str]) -> list[str]:
     """The codes in `areas` that name no area."""
     rows = await conn.fetch("SELECT a FROM unnest($1::text[]) AS a WHERE NOT EXISTS "
                             "(SELECT 1 FROM areas WHERE code = a) ORDER BY a", areas)

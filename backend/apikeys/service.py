@@ -23,7 +23,7 @@ from backend.audit import service as audit
 from backend.clock import Clock
 from backend.config import Settings
 from backend.context import Principal, RequestContext
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.errors import AppError, Conflict, Forbidden, Unauthorized, ValidationFailed, found
 
 KEY_PREFIX = "prs_live_"
@@ -171,7 +171,7 @@ class ApiKeyService:
                                       "key_prefix": row["key_prefix"]})
         return self._view(row) | {"key": raw}
 
-    async def _locked_live(self, conn: asyncpg.Connection, api_key_id: int) -> asyncpg.Record:
+    async def _locked_live(self, conn: Connection, api_key_id: int) -> asyncpg.Record:
         row = found(await repository.get_api_key(conn, api_key_id, for_update=True), f"API key {api_key_id}")
         if row["revoked_at"] is not None:
             raise Conflict(f"API key {api_key_id} is revoked")

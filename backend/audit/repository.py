@@ -7,11 +7,12 @@ from typing import Any
 
 import asyncpg
 
+from backend.db import Connection
 from backend.sql import Query
 
 
 async def insert_audit_row(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     occurred_at: datetime,
     actor_kind: str,
@@ -37,7 +38,7 @@ async def insert_audit_row(
 
 
 async def list_resource_history(
-    conn: asyncpg.Connection, *, resource_type: str, resource_id: str, limit: int
+    conn: Connection, *, resource_type: str, resource_id: str, limit: int
 ) -> list[asyncpg.Record]:
     """Audit rows of one resource, oldest first."""
     return await conn.fetch(
@@ -51,7 +52,7 @@ async def list_resource_history(
 
 
 async def list_audit_rows(
-    conn: asyncpg.Connection, *, actor: str | None, action: str | None, resource_type: str | None,
+    conn: Connection, *, actor: str | None, action: str | None, resource_type: str | None,
     resource_id: str | None, occurred_from: datetime | None, occurred_to: datetime | None,
     before_id: int | None, limit: int,
 ) -> list[asyncpg.Record]:
@@ -83,7 +84,7 @@ async def list_audit_rows(
     return await conn.fetch(sql, *query.args)
 
 
-def chain_cursor(conn: asyncpg.Connection, *, prefetch: int = 1000):
+def chain_cursor(conn: Connection, *, prefetch: int = 1000):
     """Every row in chain order with its canonical text (unchained rows last); use inside a transaction."""
     return conn.cursor(
         """SELECT a.id, a.seq, a.prev_hash, a.hash, audit_log_canonical(a) AS canonical

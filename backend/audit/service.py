@@ -12,6 +12,7 @@ import asyncpg
 
 from backend.audit import repository
 from backend.context import RequestContext
+from backend.db import Connection
 from backend.errors import BadRequest, ValidationFailed
 
 # Never store these, whatever a caller passes in before/after (matched at any depth, case-insensitively).
@@ -38,7 +39,7 @@ def _scrub(values: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 async def record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     ctx: RequestContext,
     *,
     at: datetime,
@@ -74,7 +75,7 @@ async def record_alone(pool: asyncpg.Pool, ctx: RequestContext, **fields: Any) -
 
 
 async def resource_history(
-    conn: asyncpg.Connection, *, resource_type: str, resource_id: str | int, limit: int = 500
+    conn: Connection, *, resource_type: str, resource_id: str | int, limit: int = 500
 ) -> list[dict[str, Any]]:
     """The audit trail of one resource, oldest first."""
     rows = await repository.list_resource_history(

@@ -6,10 +6,12 @@ from datetime import datetime
 
 import asyncpg
 
+from backend.db import Connection
+
 _COLUMNS = ("kid, algorithm, secret_ciphertext, created_at, created_by, retired_at, verify_until, destroyed_at")
 
 
-async def live_keys(conn: asyncpg.Connection, *, purpose: str, kek_id: str) -> list[asyncpg.Record]:
+async def live_keys(conn: Connection, *, purpose: str, kek_id: str) -> list[asyncpg.Record]:
     """The keys whose secrets still exist: the current one and those still verifying."""
     return await conn.fetch(
         f"""SELECT {_COLUMNS} FROM signing_keys
@@ -18,14 +20,14 @@ async def live_keys(conn: asyncpg.Connection, *, purpose: str, kek_id: str) -> l
         purpose, kek_id)
 
 
-async def list_keys(conn: asyncpg.Connection, *, purpose: str, kek_id: str) -> list[asyncpg.Record]:
+async def list_keys(conn: Connection, *, purpose: str, kek_id: str) -> list[asyncpg.Record]:
     """Every key of one master secret, newest first."""
     return await conn.fetch(
         f"SELECT {_COLUMNS} FROM signing_keys WHERE purpose = $1 AND kek_id = $2 ORDER BY created_at DESC, kid",
         purpose, kek_id)
 
 
-async def insert_key(conn: asyncpg.Connection, *, kid: str, purpose: str, kek_id: str, ciphertext: bytes,
+async def insert_key(conn: Connection, *, kid: str, purpose: str, kek_id: str, ciphertext: bytes,
                      now: datetime, created_by: str) -> bool:
     """Store a new current key; False when another process made one first (one current key per purpose)."""
     result = await conn.execute(
@@ -36,12 +38,12 @@ async def insert_key(conn: asyncpg.Connection, *, kid: str, purpose: str, kek_id
     return result.endswith(" 1")
 
 
-async def lock_rotation(conn: asyncpg.Connection, *, kek_id: str) -> None:
+async def lock_rotation(conn: Connection, *, kek_id: str) -> None:
     """Serialise rotations of one master secret's keys until the transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('prs-signing-keys/' || $1, 0))", kek_id)
 
 
-async def lock_current(conn: asyncpg.Connection, *, purpose: str, kek_id: str) -> asyncpg.Record | None:
+async def lock_current(conn: Connection, *, purpose: str, kek_id: str) -> asyncpg.Record | None:
     """The current signing key, row-locked."""
     return await conn.fetchrow(
         f"""SELECT {_COLUMNS} FROM signing_keys
@@ -49,13 +51,13 @@ async def lock_current(conn: asyncpg.Connection, *, purpose: str, kek_id: str) -
         purpose, kek_id)
 
 
-async def retire(conn: asyncpg.Connection, kid: str, *, now: datetime, verify_until: datetime) -> None:
+async def retire(conn: Connection, kid: str, *, now: datetime, verify_until: datetime) -> None:
     """Stop signing with a key; it verifies until verify_until."""
     await conn.execute("UPDATE signing_keys SET retired_at = $2, verify_until = $3 WHERE kid = $1",
                        kid, now, verify_until)
 
 
-async def destroy_expired(conn: asyncpg.Connection, *, now: datetime) -> int:
+async def destroy_expired(conn: Connection, *, now: datetime) -> int:
     """Erase the secrets of retired keys past their verification period."""
     result = await conn.execute(
         """UPDATE signing_keys SET secret_ciphertext = NULL, destroyed_at = $1

@@ -15,6 +15,7 @@ from backend.auth import repository
 from backend.auth.passwords import check_password_policy, hash_password, verify_password
 from backend.config import Settings
 from backend.context import RequestContext
+from backend.db import Connection
 from backend.errors import ValidationFailed
 from backend.events import DomainEvent, EventBus
 
@@ -56,7 +57,7 @@ class AccountLifecycle:
         self.settings = settings
         self.events = events
 
-    async def count_failure(self, conn: asyncpg.Connection, ctx: RequestContext, user: asyncpg.Record,
+    async def count_failure(self, conn: Connection, ctx: RequestContext, user: asyncpg.Record,
                             now: datetime) -> bool:
         """Count one failed login of an account (any address, any replica); lock it at the threshold.
         Directory accounts are counted and audited, but locked by the directory unless configured otherwise.
@@ -82,11 +83,11 @@ class AccountLifecycle:
                                                     at=now, ctx=ctx, after=after | {"username": user["username"]}))
         return True
 
-    async def clear_failures(self, conn: asyncpg.Connection, user_id: int) -> None:
+    async def clear_failures(self, conn: Connection, user_id: int) -> None:
         """A successful login: the count and the growth of lock periods start over."""
         await repository.clear_lockout(conn, user_id)
 
-    async def unlock(self, conn: asyncpg.Connection, ctx: RequestContext, user: asyncpg.Record,
+    async def unlock(self, conn: Connection, ctx: RequestContext, user: asyncpg.Record,
                      now: datetime) -> None:
         """An admin ends a lock (and the failures counted so far)."""
         await repository.clear_lockout(conn, user["id"])
@@ -96,7 +97,7 @@ class AccountLifecycle:
         await self.events.publish(conn, DomainEvent(name="user.unlocked", resource_type="user",
                                                     resource_id=user["id"], at=now, ctx=ctx))
 
-    async def check_not_reused(self, conn: asyncpg.Connection, user_id: int, password: str) -> None:
+    async def check_not_reused(self, conn: Connection, user_id: int, password: str) -> None:
         """422 naming the rule when the password is one of the account's last N."""
         keep = self.settings.password_history
         if keep <= 0:
@@ -106,7 +107,7 @@ class AccountLifecycle:
                 raise ValidationFailed(f"the new password must differ from the last {keep} passwords of this account",
                                        field="new_password", extra={"rule": "password_history"})
 
-    async def store_password(self, conn: asyncpg.Connection, user_id: int, password: str, *, now: datetime,
+    async def store_password(self, conn: Connection, user_id: int, password: str, *, now: datetime,
                              must_change: bool) -> asyncpg.Record:
         """Set a password (policy already checked), remember it in the history and trim the history."""
         password_hash = hash_password(password)

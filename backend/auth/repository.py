@@ -7,35 +7,37 @@ from datetime import datetime
 
 import asyncpg
 
+from backend.db import Connection
+
 _USER_COLUMNS = ("id, username, display_name, email, role, source, is_active, created_at, updated_at, "
                  "last_login_at, failed_login_count, locked_until, lockouts, password_changed_at, must_change_password")
 
 
-async def get_user_by_username(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:
+async def get_user_by_username(conn: Connection, username: str) -> asyncpg.Record | None:
     """A user by case-insensitive username, with the password hash."""
     return await conn.fetchrow(
         f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)", username
     )
 
 
-async def get_user(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+async def get_user(conn: Connection, user_id: int) -> asyncpg.Record | None:
     """A user by id, without the password hash."""
     return await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
 
 
-async def lock_user_with_hash(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+async def lock_user_with_hash(conn: Connection, user_id: int) -> asyncpg.Record | None:
     """A user by id with the password hash, row-locked for a password change."""
     return await conn.fetchrow(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE id = $1 FOR UPDATE", user_id)
 
 
-async def session_is_revoked(conn: asyncpg.Connection, family_id: uuid.UUID) -> bool:
+async def session_is_revoked(conn: Connection, family_id: uuid.UUID) -> bool:
     """True once a login session was ended (logout, or a refresh token used twice)."""
     return await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL)", family_id)
 
 
 async def insert_user(
-    conn: asyncpg.Connection, *, username: str, display_name: str, email: str | None,
+    conn: Connection, *, username: str, display_name: str, email: str | None,
     password_hash: str | None, role: str, source: str, now: datetime, directory_dn: str | None = None,
     must_change_password: bool = False,
 ) -> asyncpg.Record:
@@ -51,7 +53,7 @@ async def insert_user(
 
 
 async def set_directory_profile(
-    conn: asyncpg.Connection, user_id: int, *, role: str, display_name: str,
+    conn: Connection, user_id: int, *, role: str, display_name: str,
     email: str | None, directory_dn: str, now: datetime,
 ) -> asyncpg.Record:
     """Overwrite what the directory decides about an account (it is the source of truth for those fields)."""
@@ -64,7 +66,7 @@ async def set_directory_profile(
 
 
 async def update_user(
-    conn: asyncpg.Connection, user_id: int, *, role: str | None, is_active: bool | None,
+    conn: Connection, user_id: int, *, role: str | None, is_active: bool | None,
     display_name: str | None, email: str | None, now: datetime, must_change_password: bool | None = None,
     clear_email: bool = False,
 ) -> asyncpg.Record | None:
@@ -82,7 +84,7 @@ async def update_user(
     )
 
 
-async def set_password(conn: asyncpg.Connection, user_id: int, *, password_hash: str, now: datetime,
+async def set_password(conn: Connection, user_id: int, *, password_hash: str, now: datetime,
                        must_change: bool) -> asyncpg.Record:
     """Store a new password hash; it counts as set now."""
     return await conn.fetchrow(
@@ -93,7 +95,7 @@ async def set_password(conn: asyncpg.Connection, user_id: int, *, password_hash:
         user_id, password_hash, now, must_change)
 
 
-async def add_password_history(conn: asyncpg.Connection, user_id: int, password_hash: str, *, now: datetime,
+async def add_password_history(conn: Connection, user_id: int, password_hash: str, *, now: datetime,
                                keep: int) -> None:
     """Remember a password hash and forget all but the newest `keep`."""
     await conn.execute("INSERT INTO password_history (user_id, password_hash, created_at) VALUES ($1, $2, $3)",
@@ -104,14 +106,14 @@ async def add_password_history(conn: asyncpg.Connection, user_id: int, password_
         user_id, keep)
 
 
-async def recent_password_hashes(conn: asyncpg.Connection, user_id: int, *, limit: int) -> list[str]:
+async def recent_password_hashes(conn: Connection, user_id: int, *, limit: int) -> list[str]:
     """The newest `limit` password hashes of an account (the current one first)."""
     rows = await conn.fetch("SELECT password_hash FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
                             user_id, limit)
     return [r["password_hash"] for r in rows]
 
 
-async def count_failed_login(conn: asyncpg.Connection, user_id: int, *, now: datetime,
+async def count_failed_login(conn: Connection, user_id: int, *, now: datetime,
                              window_start: datetime) -> asyncpg.Record:
     """Add one failed login, starting a new window when the last one began before `window_start`."""
     return await conn.fetchrow(
@@ -126,13 +128,13 @@ async def count_failed_login(conn: asyncpg.Connection, user_id: int, *, now: dat
         user_id, now, window_start)
 
 
-async def reset_failed_logins(conn: asyncpg.Connection, user_id: int) -> None:
+async def reset_failed_logins(conn: Connection, user_id: int) -> None:
     """Start counting failed logins afresh (the growth of lock periods is kept)."""
     await conn.execute("UPDATE users SET failed_login_count = 0, failed_login_window_start = NULL WHERE id = $1",
                        user_id)
 
 
-async def lock_account(conn: asyncpg.Connection, user_id: int, *, until: datetime) -> None:
+async def lock_account(conn: Connection, user_id: int, *, until: datetime) -> None:
     """Lock an account until `until`; the next lock will last longer."""
     await conn.execute(
         """UPDATE users SET locked_until = $2, lockouts = lockouts + 1, failed_login_count = 0,
@@ -141,7 +143,7 @@ async def lock_account(conn: asyncpg.Connection, user_id: int, *, until: datetim
         user_id, until)
 
 
-async def clear_lockout(conn: asyncpg.Connection, user_id: int) -> None:
+async def clear_lockout(conn: Connection, user_id: int) -> None:
     """No lock, no failures counted, lock periods back to the shortest."""
     await conn.execute(
         """UPDATE users SET locked_until = NULL, lockouts = 0, failed_login_count = 0, failed_login_window_start = NULL
@@ -149,7 +151,7 @@ async def clear_lockout(conn: asyncpg.Connection, user_id: int) -> None:
         user_id)
 
 
-async def revoke_other_sessions(conn: asyncpg.Connection, user_id: int, *, keep_family: uuid.UUID | None,
+async def revoke_other_sessions(conn: Connection, user_id: int, *, keep_family: uuid.UUID | None,
                                 now: datetime) -> int:
     """End every login session of an account but `keep_family`; return how many sessions ended."""
     result = await conn.fetchval(
@@ -162,23 +164,23 @@ async def revoke_other_sessions(conn: asyncpg.Connection, user_id: int, *, keep_
     return int(result or 0)
 
 
-async def list_users(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_users(conn: Connection) -> list[asyncpg.Record]:
     """All users by id."""
     return await conn.fetch(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")
 
 
-async def count_admins(conn: asyncpg.Connection) -> int:
+async def count_admins(conn: Connection) -> int:
     """Active admins."""
     return await conn.fetchval("SELECT count(*) FROM users WHERE role = 'admin' AND is_active")
 
 
-async def touch_last_login(conn: asyncpg.Connection, user_id: int, now: datetime) -> None:
+async def touch_last_login(conn: Connection, user_id: int, now: datetime) -> None:
     """Record a successful login."""
     await conn.execute("UPDATE users SET last_login_at = $2 WHERE id = $1", user_id, now)
 
 
 async def insert_refresh_token(
-    conn: asyncpg.Connection, *, token_id: uuid.UUID, user_id: int, family_id: uuid.UUID,
+    conn: Connection, *, token_id: uuid.UUID, user_id: int, family_id: uuid.UUID,
     token_hash: str, issued_at: datetime, expires_at: datetime,
 ) -> None:
     """Store a refresh token's hash."""
@@ -189,7 +191,7 @@ async def insert_refresh_token(
     )
 
 
-async def lock_refresh_token(conn: asyncpg.Connection, token_hash: str) -> asyncpg.Record | None:
+async def lock_refresh_token(conn: Connection, token_hash: str) -> asyncpg.Record | None:
     """The refresh token with this hash, locked for the rotation."""
     return await conn.fetchrow(
         """SELECT id, user_id, family_id, expires_at, used_at, revoked_at
@@ -198,12 +200,12 @@ async def lock_refresh_token(conn: asyncpg.Connection, token_hash: str) -> async
     )
 
 
-async def mark_refresh_token_used(conn: asyncpg.Connection, token_id: uuid.UUID, now: datetime) -> None:
+async def mark_refresh_token_used(conn: Connection, token_id: uuid.UUID, now: datetime) -> None:
     """A rotated token may never be used again."""
     await conn.execute("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1", token_id, now)
 
 
-async def revoke_refresh_family(conn: asyncpg.Connection, family_id: uuid.UUID, now: datetime) -> None:
+async def revoke_refresh_family(conn: Connection, family_id: uuid.UUID, now: datetime) -> None:
     """Revoke every token of one login session."""
     await conn.execute(
         "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL", family_id, now

@@ -21,7 +21,7 @@ from backend.auth.users import UserAdministration, principal_for_user, public_us
 from backend.clock import Clock
 from backend.config import Settings
 from backend.context import Principal, RequestContext
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.errors import Forbidden, Unauthorized
 from backend.events import EventBus
 
@@ -74,7 +74,7 @@ class AuthService(UserAdministration):
         # Locked or not, right password or not: one answer, so a guesser learns nothing from it.
         raise Unauthorized(LOGIN_REFUSED)
 
-    async def _signed_in(self, conn: asyncpg.Connection, ctx: RequestContext, user: asyncpg.Record, now: datetime,
+    async def _signed_in(self, conn: Connection, ctx: RequestContext, user: asyncpg.Record, now: datetime,
                          *, method: str | None = None) -> TokenPair:
         await self.lifecycle.clear_failures(conn, user["id"])
         await repository.touch_last_login(conn, user["id"], now)
@@ -177,7 +177,7 @@ class AuthService(UserAdministration):
                                after=failure | {"reason": "account_disabled" if user else "local_account_exists"})
         raise Unauthorized(LOGIN_REFUSED)
 
-    async def _sync_directory_account(self, conn: asyncpg.Connection, ctx: RequestContext, person: DirectoryPerson,
+    async def _sync_directory_account(self, conn: Connection, ctx: RequestContext, person: DirectoryPerson,
                                       role: str, now: datetime) -> asyncpg.Record | None:
         """Create the account on first login, else bring role and profile in line with the directory."""
         directory_ctx = RequestContext(Principal(kind="system", id=None, name="ldap", role="admin"),
@@ -201,7 +201,7 @@ class AuthService(UserAdministration):
                                before=public_user(user), after=public_user(after))
         return after
 
-    async def _issue_pair(self, conn: asyncpg.Connection, user: asyncpg.Record, *, family_id: uuid.UUID) -> TokenPair:
+    async def _issue_pair(self, conn: Connection, user: asyncpg.Record, *, family_id: uuid.UUID) -> TokenPair:
         now = self.clock.now()
         refresh = new_refresh_token()
         await repository.insert_refresh_token(

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from backend.db import Connection
 from backend.sql import Query, update_by_id
 
 _SELECT_INCIDENT = """
@@ -21,17 +22,17 @@ _SELECT_INCIDENT = """
 UPDATABLE_COLUMNS = ("title", "description", "area", "priority", "category", "customer_tier", "external_ref", "tags")
 
 
-async def area_exists(conn: asyncpg.Connection, code: str) -> bool:
+async def area_exists(conn: Connection, code: str) -> bool:
     """True when the area code is known."""
     return bool(await conn.fetchval("SELECT 1 FROM areas WHERE code = $1", code))
 
 
-async def list_areas(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_areas(conn: Connection) -> list[asyncpg.Record]:
     """All areas by code."""
     return await conn.fetch("SELECT code, name FROM areas ORDER BY code")
 
 
-async def insert_area(conn: asyncpg.Connection, *, code: str, name: str) -> asyncpg.Record | None:
+async def insert_area(conn: Connection, *, code: str, name: str) -> asyncpg.Record | None:
     """Create an area; None when the code exists."""
     return await conn.fetchrow(
         "INSERT INTO areas (code, name) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING RETURNING code, name",
@@ -39,7 +40,7 @@ async def insert_area(conn: asyncpg.Connection, *, code: str, name: str) -> asyn
     )
 
 
-async def insert_incident(conn: asyncpg.Connection, *, values: dict[str, Any], now: datetime) -> int:
+async def insert_incident(conn: Connection, *, values: dict[str, Any], now: datetime) -> int:
     """Insert a new open incident and return its id."""
     return await conn.fetchval(
         """INSERT INTO incidents (title, description, area, priority, category, reporter_id, reporter_name,
@@ -52,7 +53,7 @@ async def insert_incident(conn: asyncpg.Connection, *, values: dict[str, Any], n
     )
 
 
-async def get_incident(conn: asyncpg.Connection, incident_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
+async def get_incident(conn: Connection, incident_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """One incident with its assignee's name; optionally row-locked."""
     if for_update:
         # Lock the incident row only (the LEFT JOIN side cannot be locked FOR UPDATE).
@@ -61,7 +62,7 @@ async def get_incident(conn: asyncpg.Connection, incident_id: int, *, for_update
 
 
 async def update_incident_fields(
-    conn: asyncpg.Connection, incident_id: int, *, changes: dict[str, Any], now: datetime
+    conn: Connection, incident_id: int, *, changes: dict[str, Any], now: datetime
 ) -> None:
     """Set the given whitelisted columns; column names never come from user input."""
     statement = update_by_id("incidents", columns=UPDATABLE_COLUMNS, changes=changes, row_id=incident_id, now=now)
@@ -69,13 +70,13 @@ async def update_incident_fields(
         await conn.execute(statement[0], *statement[1])
 
 
-async def set_assignee(conn: asyncpg.Connection, incident_id: int, assignee_id: int | None, now: datetime) -> None:
+async def set_assignee(conn: Connection, incident_id: int, assignee_id: int | None, now: datetime) -> None:
     """Assign or unassign."""
     await conn.execute("UPDATE incidents SET assignee_id = $2, updated_at = $3 WHERE id = $1", incident_id, assignee_id, now)
 
 
 async def set_status(
-    conn: asyncpg.Connection, incident_id: int, *, status: str, now: datetime,
+    conn: Connection, incident_id: int, *, status: str, now: datetime,
     resolution: str | None = None, reopened: bool = False,
 ) -> None:
     """Move to a status, stamping resolved/closed times and counting reopenings."""
@@ -93,7 +94,7 @@ async def set_status(
     )
 
 
-async def list_incidents(conn: asyncpg.Connection, *, filters: dict[str, Any], after: tuple[datetime, int] | None,
+async def list_incidents(conn: Connection, *, filters: dict[str, Any], after: tuple[datetime, int] | None,
                          limit: int) -> list[asyncpg.Record]:
     """A page of incidents, newest first, keyset-paginated on (created_at, id)."""
     query = Query()
@@ -122,7 +123,7 @@ async def list_incidents(conn: asyncpg.Connection, *, filters: dict[str, Any], a
     return await conn.fetch(sql, *query.args)
 
 
-async def insert_comment(conn: asyncpg.Connection, *, incident_id: int, author_id: int | None,
+async def insert_comment(conn: Connection, *, incident_id: int, author_id: int | None,
                          author_name: str, body: str, now: datetime) -> asyncpg.Record:
     """Add a comment and return it."""
     return await conn.fetchrow(
@@ -133,7 +134,7 @@ async def insert_comment(conn: asyncpg.Connection, *, incident_id: int, author_i
     )
 
 
-async def list_comments(conn: asyncpg.Connection, incident_id: int) -> list[asyncpg.Record]:
+async def list_comments(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
     """Comments of one incident, oldest first."""
     return await conn.fetch(
         """SELECT id, incident_id, author_id, author_name, body, created_at
@@ -142,7 +143,7 @@ async def list_comments(conn: asyncpg.Connection, incident_id: int) -> list[asyn
     )
 
 
-async def get_assignable_user(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+async def get_assignable_user(conn: Connection, user_id: int) -> asyncpg.Record | None:
     """An active user who may own incidents (technician or above)."""
     return await conn.fetchrow(
         """SELECT id, username FROM users

@@ -14,7 +14,7 @@ from backend.audit import service as audit
 from backend.clock import Clock
 from backend.config import Settings
 from backend.context import Principal, RequestContext
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.events import DomainEvent, EventBus
 from backend.errors import BadRequest, Conflict, Forbidden, ValidationFailed, found
 from backend.incidents import repository
@@ -86,7 +86,7 @@ class IncidentService:
         self.metrics = metrics
         self.events = events
 
-    async def _publish(self, conn: asyncpg.Connection, ctx: RequestContext, name: str, incident_id: int, *,
+    async def _publish(self, conn: Connection, ctx: RequestContext, name: str, incident_id: int, *,
                        at: datetime, before: asyncpg.Record | None, after: asyncpg.Record | None,
                        details: dict[str, Any] | None = None) -> None:
         await self.events.publish(conn, DomainEvent(
@@ -96,7 +96,7 @@ class IncidentService:
         ))
 
     async def create(self, ctx: RequestContext, body: IncidentCreate, *,
-                     on_created: Callable[[asyncpg.Connection, int], Awaitable[None]] | None = None,
+                     on_created: Callable[[Connection, int], Awaitable[None]] | None = None,
                      with_similar: bool = True) -> dict[str, Any]:
         """Store a new incident, its audit row and its suggestion job; reply with similar past incidents.
 
@@ -278,21 +278,21 @@ class IncidentService:
 
     # For other domains (SLA escalation and sweeps), inside the caller's transaction.
 
-    async def read_in(self, conn: asyncpg.Connection, incident_id: int, *,
+    async def read_in(self, conn: Connection, incident_id: int, *,
                       viewer: Principal | None = None) -> asyncpg.Record:
         """The incident's row, or NotFound (also when `viewer` may not see it)."""
         row = await repository.get_incident(conn, incident_id)
         return found(row if row is not None and may_view(viewer, row) else None, f"incident {incident_id}")
 
-    async def area_exists_in(self, conn: asyncpg.Connection, area: str) -> bool:
+    async def area_exists_in(self, conn: Connection, area: str) -> bool:
         """Whether `area` is a known area code."""
         return await repository.area_exists(conn, area)
 
-    async def assignable_user_in(self, conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+    async def assignable_user_in(self, conn: Connection, user_id: int) -> asyncpg.Record | None:
         """The active user who may own incidents, or None."""
         return await repository.get_assignable_user(conn, user_id)
 
-    async def assign_in(self, conn: asyncpg.Connection, ctx: RequestContext, before: asyncpg.Record,
+    async def assign_in(self, conn: Connection, ctx: RequestContext, before: asyncpg.Record,
                         assignee_id: int | None, now: datetime, *, reason: str | None = None) -> asyncpg.Record:
         """The assignment rule, the one place it is written: the assignee must be able to own incidents; the
         change is audited and published as `incident.assigned` (with `reason`, e.g. "escalation")."""
@@ -314,13 +314,13 @@ class IncidentService:
             row = await repository.get_incident(conn, incident_id)
         return row["area"] if row is not None else None
 
-    async def _locked(self, conn: asyncpg.Connection, incident_id: int, *,
+    async def _locked(self, conn: Connection, incident_id: int, *,
                       viewer: Principal | None = None) -> asyncpg.Record:
         row = await repository.get_incident(conn, incident_id, for_update=True)
         in_scope = row is not None and (viewer is None or viewer.may_see_area(row["area"]))
         return found(row if in_scope else None, f"incident {incident_id}")
 
-    async def _require_area(self, conn: asyncpg.Connection, area: str, *, viewer: Principal | None = None) -> None:
+    async def _require_area(self, conn: Connection, area: str, *, viewer: Principal | None = None) -> None:
         # An area outside an API key's scope gets the same answer as one that does not exist.
         if not await repository.area_exists(conn, area) or (viewer is not None and not viewer.may_see_area(area)):
             known = [r["code"] for r in await repository.list_areas(conn)]

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import asyncpg
 
+from backend.db import Connection
+
 # Any fixed 64-bit number; the same in every replica. Serialises writes to the vector store.
 VECTOR_SYNC_LOCK_KEY = 0x505253_564543  # "PRS" "VEC"
 
@@ -16,7 +18,7 @@ POSTING_COLUMNS = ["term", "entry_id", "kind", "area", "tf", "doc_length"]
 # --- entries and postings ----------------------------------------------------------------------
 
 
-async def insert_entries(conn: asyncpg.Connection, entries: Sequence[dict[str, Any]]) -> list[int]:
+async def insert_entries(conn: Connection, entries: Sequence[dict[str, Any]]) -> list[int]:
     """Insert many entries in one statement; their ids, in input order."""
     if not entries:
         return []
@@ -39,18 +41,18 @@ async def insert_entries(conn: asyncpg.Connection, entries: Sequence[dict[str, A
     return [by_vector_id[e["vector_id"]] for e in entries]
 
 
-async def copy_postings(conn: asyncpg.Connection, rows: Sequence[tuple[str, int, str, str, int, int]]) -> None:
+async def copy_postings(conn: Connection, rows: Sequence[tuple[str, int, str, str, int, int]]) -> None:
     """Bulk-write postings rows (term, entry_id, kind, area, tf, doc_length) with COPY."""
     if rows:
         await conn.copy_records_to_table("knowledge_postings", records=rows, columns=POSTING_COLUMNS)
 
 
-async def incident_entry_id(conn: asyncpg.Connection, incident_id: int) -> int | None:
+async def incident_entry_id(conn: Connection, incident_id: int) -> int | None:
     """Id of a resolved incident's entry, locked for this transaction; None when it has none."""
     return await conn.fetchval("SELECT id FROM knowledge_entries WHERE incident_id = $1 FOR UPDATE", incident_id)
 
 
-async def document_entry_ids(conn: asyncpg.Connection, document_id: int) -> list[int]:
+async def document_entry_ids(conn: Connection, document_id: int) -> list[int]:
     """Ids of a document's chunk entries, locked for this transaction."""
     rows = await conn.fetch(
         "SELECT id FROM knowledge_entries WHERE document_id = $1 ORDER BY id FOR UPDATE", document_id
@@ -58,7 +60,7 @@ async def document_entry_ids(conn: asyncpg.Connection, document_id: int) -> list
     return [row["id"] for row in rows]
 
 
-async def delete_entries(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> list[str]:
+async def delete_entries(conn: Connection, entry_ids: Sequence[int]) -> list[str]:
     """Delete entries (their postings cascade); their vector ids."""
     rows = await conn.fetch(
         "DELETE FROM knowledge_entries WHERE id = ANY($1::bigint[]) RETURNING vector_id", list(entry_ids)
@@ -66,7 +68,7 @@ async def delete_entries(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> 
     return [row["vector_id"] for row in rows]
 
 
-async def add_tombstones(conn: asyncpg.Connection, vector_ids: Sequence[str], now: datetime) -> None:
+async def add_tombstones(conn: Connection, vector_ids: Sequence[str], now: datetime) -> None:
     """Record vector ids that must leave the vector store."""
     if vector_ids:
         await conn.execute(
@@ -75,7 +77,7 @@ async def add_tombstones(conn: asyncpg.Connection, vector_ids: Sequence[str], no
         )
 
 
-async def entries_by_vector_ids(conn: asyncpg.Connection, vector_ids: Sequence[str]) -> list[asyncpg.Record]:
+async def entries_by_vector_ids(conn: Connection, vector_ids: Sequence[str]) -> list[asyncpg.Record]:
     """Entries with these vector ids, with their document's title for chunks."""
     return await conn.fetch(
         """SELECT e.id, e.kind, e.vector_id, e.area, e.title, e.body, e.heading, e.resolution,
@@ -87,7 +89,7 @@ async def entries_by_vector_ids(conn: asyncpg.Connection, vector_ids: Sequence[s
     )
 
 
-async def count_entries(conn: asyncpg.Connection) -> dict[str, int]:
+async def count_entries(conn: Connection) -> dict[str, int]:
     """Entries per kind, and how many still wait for their vector."""
     row = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE kind = 'incident') AS incidents,
@@ -102,7 +104,7 @@ async def count_entries(conn: asyncpg.Connection) -> dict[str, int]:
 
 
 async def bm25_search(
-    conn: asyncpg.Connection,
+    conn: Connection,
     terms: Sequence[str],
     *,
     area: str | None,
@@ -165,7 +167,7 @@ async def bm25_search(
 # --- BM25 statistics ---------------------------------------------------------------------------
 
 
-async def statistics_of_entries(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> tuple[list, list]:
+async def statistics_of_entries(conn: Connection, entry_ids: Sequence[int]) -> tuple[list, list]:
     """What these entries add to the statistics: (term, kind, entries) and (kind, entries, total_length)."""
     terms = await conn.fetch(
         """SELECT term, kind, count(*)::integer AS entries FROM knowledge_postings
@@ -181,7 +183,7 @@ async def statistics_of_entries(conn: asyncpg.Connection, entry_ids: Sequence[in
 
 
 async def apply_statistics(
-    conn: asyncpg.Connection, term_deltas: Sequence[tuple[str, str, int]], kind_deltas: Sequence[tuple[str, int, int]]
+    conn: Connection, term_deltas: Sequence[tuple[str, str, int]], kind_deltas: Sequence[tuple[str, int, int]]
 ) -> None:
     """Add (term, kind, df change) and (kind, entries change, length change) to the statistics.
 
@@ -205,7 +207,7 @@ async def apply_statistics(
         )
 
 
-async def recompute_statistics(conn: asyncpg.Connection) -> None:
+async def recompute_statistics(conn: Connection) -> None:
     """Rebuild the statistics from the postings and entries (after a reindex)."""
     await conn.execute("DELETE FROM knowledge_term_stats")
     await conn.execute(
@@ -222,12 +224,12 @@ async def recompute_statistics(conn: asyncpg.Connection) -> None:
 # --- vector sync -------------------------------------------------------------------------------
 
 
-async def lock_vector_sync(conn: asyncpg.Connection) -> None:
+async def lock_vector_sync(conn: Connection) -> None:
     """Wait for the vector-sync lock, held until the current transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", VECTOR_SYNC_LOCK_KEY)
 
 
-async def pending_vector_entries(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def pending_vector_entries(conn: Connection, limit: int) -> list[asyncpg.Record]:
     """Entries whose vector is not in the store yet, oldest first, with their document title."""
     return await conn.fetch(
         """SELECT e.id, e.kind, e.vector_id, e.area, e.title, e.body, e.heading, e.incident_id,
@@ -241,7 +243,7 @@ async def pending_vector_entries(conn: asyncpg.Connection, limit: int) -> list[a
     )
 
 
-async def lock_unsynced_entries(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> list[int]:
+async def lock_unsynced_entries(conn: Connection, entry_ids: Sequence[int]) -> list[int]:
     """Of these entries, lock and return those that still exist and still wait for a vector."""
     rows = await conn.fetch(
         """SELECT id FROM knowledge_entries
@@ -252,18 +254,18 @@ async def lock_unsynced_entries(conn: asyncpg.Connection, entry_ids: Sequence[in
     return [row["id"] for row in rows]
 
 
-async def mark_vectors_synced(conn: asyncpg.Connection, entry_ids: Sequence[int]) -> None:
+async def mark_vectors_synced(conn: Connection, entry_ids: Sequence[int]) -> None:
     """Record that these entries' vectors are in the store."""
     await conn.execute("UPDATE knowledge_entries SET vector_synced = true WHERE id = ANY($1::bigint[])", list(entry_ids))
 
 
-async def mark_all_vectors_unsynced(conn: asyncpg.Connection) -> int:
+async def mark_all_vectors_unsynced(conn: Connection) -> int:
     """Mark every entry as waiting for its vector (before a rebuild); return how many."""
     status = await conn.execute("UPDATE knowledge_entries SET vector_synced = false")
     return int(status.split()[-1])
 
 
-async def pending_tombstones(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def pending_tombstones(conn: Connection, limit: int) -> list[asyncpg.Record]:
     """Tombstones to apply, with whether a live entry took the vector id back meanwhile."""
     return await conn.fetch(
         """SELECT t.id, t.vector_id,
@@ -275,12 +277,12 @@ async def pending_tombstones(conn: asyncpg.Connection, limit: int) -> list[async
     )
 
 
-async def delete_tombstones(conn: asyncpg.Connection, tombstone_ids: Sequence[int]) -> None:
+async def delete_tombstones(conn: Connection, tombstone_ids: Sequence[int]) -> None:
     """Forget applied tombstones."""
     await conn.execute("DELETE FROM knowledge_vector_tombstones WHERE id = ANY($1::bigint[])", list(tombstone_ids))
 
 
-async def clear_tombstones(conn: asyncpg.Connection) -> None:
+async def clear_tombstones(conn: Connection) -> None:
     """Forget every tombstone (the vector store is being rebuilt from scratch)."""
     await conn.execute("DELETE FROM knowledge_vector_tombstones")
 
@@ -288,12 +290,12 @@ async def clear_tombstones(conn: asyncpg.Connection) -> None:
 # --- rebuilding postings -----------------------------------------------------------------------
 
 
-async def delete_all_postings(conn: asyncpg.Connection) -> None:
+async def delete_all_postings(conn: Connection) -> None:
     """Empty the postings table (DELETE, not TRUNCATE: searches keep reading the old rows meanwhile)."""
     await conn.execute("DELETE FROM knowledge_postings")
 
 
-async def entries_after(conn: asyncpg.Connection, after_id: int, limit: int) -> list[asyncpg.Record]:
+async def entries_after(conn: Connection, after_id: int, limit: int) -> list[asyncpg.Record]:
     """A page of entries by id, with the text their postings come from."""
     return await conn.fetch(
         """SELECT id, kind, area, title, body, heading, resolution FROM knowledge_entries
@@ -302,12 +304,12 @@ async def entries_after(conn: asyncpg.Connection, after_id: int, limit: int) -> 
     )
 
 
-async def set_entry_length(conn: asyncpg.Connection, lengths: Sequence[tuple[int, int]]) -> None:
+async def set_entry_length(conn: Connection, lengths: Sequence[tuple[int, int]]) -> None:
     """Store recomputed token counts as (entry_id, doc_length)."""
     await conn.executemany("UPDATE knowledge_entries SET doc_length = $2 WHERE id = $1", lengths)
 
 
-async def vacuum_knowledge_tables(conn: asyncpg.Connection) -> None:
+async def vacuum_knowledge_tables(conn: Connection) -> None:
     """After a bulk load: planner statistics, and a visibility map so BM25 reads its index only.
 
     VACUUM cannot run inside a transaction: call on a connection outside one.
@@ -320,7 +322,7 @@ async def vacuum_knowledge_tables(conn: asyncpg.Connection) -> None:
 DOCUMENT_COLUMNS = "id, title, filename, area, content_sha256, size_bytes, chunk_count, created_at"
 
 
-async def insert_document(conn: asyncpg.Connection, document: dict[str, Any]) -> asyncpg.Record:
+async def insert_document(conn: Connection, document: dict[str, Any]) -> asyncpg.Record:
     """Store a knowledge document's text and return its row (without the text)."""
     return await conn.fetchrow(
         f"""INSERT INTO knowledge_documents
@@ -332,12 +334,12 @@ async def insert_document(conn: asyncpg.Connection, document: dict[str, Any]) ->
     )
 
 
-async def list_documents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_documents(conn: Connection) -> list[asyncpg.Record]:
     """Every knowledge document, newest first, without its text."""
     return await conn.fetch(f"SELECT {DOCUMENT_COLUMNS} FROM knowledge_documents ORDER BY created_at DESC, id DESC")
 
 
-async def delete_document(conn: asyncpg.Connection, document_id: int) -> bool:
+async def delete_document(conn: Connection, document_id: int) -> bool:
     """Delete a document (its entries cascade); False when it did not exist."""
     deleted = await conn.fetchval("DELETE FROM knowledge_documents WHERE id = $1 RETURNING id", document_id)
     return deleted is not None
@@ -346,12 +348,12 @@ async def delete_document(conn: asyncpg.Connection, document_id: int) -> bool:
 # --- areas and imported incidents --------------------------------------------------------------
 
 
-async def area_codes(conn: asyncpg.Connection) -> set[str]:
+async def area_codes(conn: Connection) -> set[str]:
     """Codes of the known areas."""
     return {row["code"] for row in await conn.fetch("SELECT code FROM areas")}
 
 
-async def insert_areas(conn: asyncpg.Connection, codes: Sequence[str], now: datetime) -> None:
+async def insert_areas(conn: Connection, codes: Sequence[str], now: datetime) -> None:
     """Create areas named by their code; existing ones are left alone."""
     await conn.execute(
         """INSERT INTO areas (code, name, created_at) SELECT code, code, $2 FROM unnest($1::text[]) AS code
@@ -364,7 +366,7 @@ async def insert_areas(conn: asyncpg.Connection, codes: Sequence[str], now: date
 TAG_SEPARATOR = "\x1f"
 
 
-async def insert_imported_incidents(conn: asyncpg.Connection, incidents: Sequence[dict[str, Any]]) -> list[asyncpg.Record]:
+async def insert_imported_incidents(conn: Connection, incidents: Sequence[dict[str, Any]]) -> list[asyncpg.Record]:
     """Insert closed incidents from an import; those whose key was imported before are skipped.
 
     Returns (id, external_ref) of the rows inserted now.

@@ -24,7 +24,7 @@ from agent.store import VectorStore, VectorStoreUnavailable
 from agent.types import CaseForPrompt, ScoredEntry
 from backend.clock import Clock
 from backend.config import Settings
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.errors import NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from backend.knowledge import repository
 from backend.knowledge.entries import (
@@ -153,7 +153,7 @@ class KnowledgeService:
     # --- resolved incidents --------------------------------------------------------------------
 
     async def stage_incident(
-        self, conn: asyncpg.Connection, *, incident_id: int, title: str, description: str, area: str,
+        self, conn: Connection, *, incident_id: int, title: str, description: str, area: str,
         category: str | None, resolution: str | None, created_at: Any,
     ) -> None:
         """Write a resolved incident's entry and postings in the caller's transaction (vector pending)."""
@@ -167,7 +167,7 @@ class KnowledgeService:
         await self._add_entries(conn, [entry], delta)
         await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
 
-    async def unstage_incident(self, conn: asyncpg.Connection, incident_id: int) -> None:
+    async def unstage_incident(self, conn: Connection, incident_id: int) -> None:
         """Take a reopened incident out of the knowledge base in the caller's transaction."""
         entry_id = await repository.incident_entry_id(conn, incident_id)
         if entry_id is None:
@@ -177,7 +177,7 @@ class KnowledgeService:
         await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
         await repository.add_tombstones(conn, vector_ids, self.clock.now())
 
-    async def _add_entries(self, conn: asyncpg.Connection, entries: list[dict[str, Any]], delta: IndexDelta) -> None:
+    async def _add_entries(self, conn: Connection, entries: list[dict[str, Any]], delta: IndexDelta) -> None:
         entry_ids = await repository.insert_entries(conn, entries)
         await repository.copy_postings(
             conn, [row for entry_id, entry in zip(entry_ids, entries) for row in postings_rows(entry_id, entry)]
@@ -185,7 +185,7 @@ class KnowledgeService:
         for entry in entries:
             delta.add_entry(entry)
 
-    async def _remove_entries(self, conn: asyncpg.Connection, entry_ids: list[int], delta: IndexDelta) -> list[str]:
+    async def _remove_entries(self, conn: Connection, entry_ids: list[int], delta: IndexDelta) -> list[str]:
         delta.remove(*await repository.statistics_of_entries(conn, entry_ids))
         return await repository.delete_entries(conn, entry_ids)
 
@@ -213,7 +213,7 @@ class KnowledgeService:
                 await repository.mark_vectors_synced(conn, [row["id"] for row in rows])
             return len(keep)
 
-    async def _apply_tombstones(self, conn: asyncpg.Connection) -> None:
+    async def _apply_tombstones(self, conn: Connection) -> None:
         while tombstones := await repository.pending_tombstones(conn, 1000):
             # A vector id taken back by a live entry (re-resolved incident) is upserted, not deleted.
             gone = [row["vector_id"] for row in tombstones if not row["reused"]]

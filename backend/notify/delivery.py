@@ -19,7 +19,7 @@ from backend.audit import service as audit
 from backend.clock import Clock
 from backend.config import Settings
 from backend.context import system_context
-from backend.db import connect, transaction
+from backend.db import Connection, connect, transaction
 from backend.notify import repository
 from backend.notify.catalog import ENDPOINT_DISABLED, REPORTER_TARGET
 from backend.notify.crypto import SecretBox, SecretDecryptionError
@@ -84,7 +84,7 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; LISTEN/NOTIFY cuts latency, polling guarantees progress."""
         in_flight: set[asyncio.Task] = set()
-        listener: asyncpg.Connection | None = None
+        listener: Connection | None = None
         try:
             while not stop.is_set():
                 listener = await self._ensure_listener(listener)
@@ -117,7 +117,7 @@ class DeliveryWorker:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _ensure_listener(self, listener: asyncpg.Connection | None) -> asyncpg.Connection | None:
+    async def _ensure_listener(self, listener: Connection | None) -> Connection | None:
         if listener is not None and not listener.is_closed():
             return listener
         try:
@@ -262,7 +262,7 @@ class DeliveryWorker:
             self.metrics.disabled.inc()
 
 
-async def disable_failing_endpoint(conn: asyncpg.Connection, *, endpoint_id: int, kind: str, failures: int,
+async def disable_failing_endpoint(conn: Connection, *, endpoint_id: int, kind: str, failures: int,
                                    last_error: str | None, now: datetime) -> None:
     """Disable an endpoint that keeps failing, audit it, and tell admins through a notification event."""
     reason = f"disabled automatically after {failures} consecutive failed attempts; last error: {last_error or '-'}"

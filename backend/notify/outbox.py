@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 
 from backend.clock import Clock
+from backend.db import Connection
 from backend.events import DomainEvent
 from backend.notify import repository
 from backend.notify.catalog import version_of
@@ -28,7 +28,7 @@ class WrittenEvent:
     delivery_ids: list[int]
 
 
-async def write_event(conn: asyncpg.Connection, *, event_type: str, occurred_at: datetime, now: datetime,
+async def write_event(conn: Connection, *, event_type: str, occurred_at: datetime, now: datetime,
                       data: dict[str, Any], incident_id: int | None = None, area: str | None = None,
                       priority: str | None = None, only_endpoint_id: int | None = None) -> WrittenEvent:
     """Store one event and its deliveries (to every matching endpoint, or to one) inside the caller's transaction."""
@@ -62,14 +62,14 @@ class OutboxListener:
     def __init__(self, *, clock: Clock):
         self.clock = clock
 
-    async def _incident_row(self, conn: asyncpg.Connection, event: DomainEvent,
+    async def _incident_row(self, conn: Connection, event: DomainEvent,
                             incident_id: int) -> dict[str, Any] | None:
         if event.resource_type == "incident" and event.after and "title" in event.after and "area" in event.after:
             return event.after
         row = await repository.get_incident_for_event(conn, incident_id)
         return dict(row) if row is not None else None
 
-    async def handle(self, conn: asyncpg.Connection, event: DomainEvent) -> None:
+    async def handle(self, conn: Connection, event: DomainEvent) -> None:
         """Write the outbox row (and deliveries) for events consumers can subscribe to; ignore the rest."""
         event_type = DOMAIN_TO_EVENT.get(event.name)
         if event_type is None:

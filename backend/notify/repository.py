@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from backend.db import Connection
 from backend.notify.catalog import REPORTER_TARGET
 from backend.sql import Query, update_by_id
 
@@ -25,7 +26,7 @@ UPDATABLE_ENDPOINT_COLUMNS = ("target", "description", "event_types", "areas", "
 
 # --- endpoints ---------------------------------------------------------------------------------------------------
 
-async def insert_endpoint(conn: asyncpg.Connection, *, kind: str, target: str, description: str, enabled: bool,
+async def insert_endpoint(conn: Connection, *, kind: str, target: str, description: str, enabled: bool,
                           event_types: list[str], areas: list[str], priorities: list[str],
                           secret_encrypted: bytes | None, now: datetime) -> int:
     """Create an endpoint and return its id."""
@@ -37,25 +38,25 @@ async def insert_endpoint(conn: asyncpg.Connection, *, kind: str, target: str, d
     )
 
 
-async def lock_endpoint_state(conn: asyncpg.Connection, endpoint_id: int) -> asyncpg.Record | None:
+async def lock_endpoint_state(conn: Connection, endpoint_id: int) -> asyncpg.Record | None:
     """Row-lock an endpoint and read its kind, enabled flag and failure streak."""
     return await conn.fetchrow(
         "SELECT kind, enabled, consecutive_failures FROM notify_endpoints WHERE id = $1 FOR UPDATE", endpoint_id)
 
 
-async def get_endpoint(conn: asyncpg.Connection, endpoint_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
+async def get_endpoint(conn: Connection, endpoint_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """One endpoint's public columns; optionally row-locked first."""
     if for_update:
         await conn.execute("SELECT 1 FROM notify_endpoints WHERE id = $1 FOR UPDATE", endpoint_id)
     return await conn.fetchrow(f"SELECT {_ENDPOINT_COLUMNS} FROM notify_endpoints e WHERE e.id = $1", endpoint_id)
 
 
-async def list_endpoints(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_endpoints(conn: Connection) -> list[asyncpg.Record]:
     """Every endpoint, oldest first."""
     return await conn.fetch(f"SELECT {_ENDPOINT_COLUMNS} FROM notify_endpoints e ORDER BY e.id")
 
 
-async def update_endpoint(conn: asyncpg.Connection, endpoint_id: int, *, changes: dict[str, Any],
+async def update_endpoint(conn: Connection, endpoint_id: int, *, changes: dict[str, Any],
                           now: datetime) -> None:
     """Set whitelisted columns; column names never come from input."""
     statement = update_by_id("notify_endpoints", columns=UPDATABLE_ENDPOINT_COLUMNS, changes=changes,
@@ -64,12 +65,12 @@ async def update_endpoint(conn: asyncpg.Connection, endpoint_id: int, *, changes
         await conn.execute(statement[0], *statement[1])
 
 
-async def delete_endpoint(conn: asyncpg.Connection, endpoint_id: int) -> bool:
+async def delete_endpoint(conn: Connection, endpoint_id: int) -> bool:
     """Remove an endpoint with its deliveries and their log; False when it did not exist."""
     return await conn.fetchval("DELETE FROM notify_endpoints WHERE id = $1 RETURNING true", endpoint_id) is not None
 
 
-async def set_endpoint_enabled(conn: asyncpg.Connection, endpoint_id: int, *, enabled: bool, reason: str | None,
+async def set_endpoint_enabled(conn: Connection, endpoint_id: int, *, enabled: bool, reason: str | None,
                                now: datetime) -> None:
     """Enable (clearing the failure streak) or disable with a reason."""
     await conn.execute(
@@ -83,14 +84,14 @@ async def set_endpoint_enabled(conn: asyncpg.Connection, endpoint_id: int, *, en
     )
 
 
-async def get_endpoint_secrets(conn: asyncpg.Connection, endpoint_id: int) -> asyncpg.Record | None:
+async def get_endpoint_secrets(conn: Connection, endpoint_id: int) -> asyncpg.Record | None:
     """The encrypted secrets of an endpoint."""
     return await conn.fetchrow(
         """SELECT secret_encrypted, previous_secret_encrypted, previous_secret_expires_at
              FROM notify_endpoints WHERE id = $1""", endpoint_id)
 
 
-async def rotate_secret(conn: asyncpg.Connection, endpoint_id: int, *, new_encrypted: bytes,
+async def rotate_secret(conn: Connection, endpoint_id: int, *, new_encrypted: bytes,
                         previous_encrypted: bytes | None, previous_expires_at: datetime | None, now: datetime) -> None:
     """Install a new secret and keep the old one until `previous_expires_at`."""
     await conn.execute(
@@ -102,13 +103,13 @@ async def rotate_secret(conn: asyncpg.Connection, endpoint_id: int, *, new_encry
     )
 
 
-async def existing_areas(conn: asyncpg.Connection, codes: list[str]) -> set[str]:
+async def existing_areas(conn: Connection, codes: list[str]) -> set[str]:
     """Which of these area codes exist."""
     rows = await conn.fetch("SELECT code FROM areas WHERE code = ANY($1::text[])", codes)
     return {row["code"] for row in rows}
 
 
-async def get_incident_for_event(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
+async def get_incident_for_event(conn: Connection, incident_id: int) -> asyncpg.Record | None:
     """The incident columns an event payload may carry."""
     return await conn.fetchrow(
         """SELECT id, title, description, area, priority, status, category, external_ref, tags, assignee_id,
@@ -116,7 +117,7 @@ async def get_incident_for_event(conn: asyncpg.Connection, incident_id: int) -> 
              FROM incidents WHERE id = $1""", incident_id)
 
 
-async def incident_reporter_email(conn: asyncpg.Connection, incident_id: int) -> str | None:
+async def incident_reporter_email(conn: Connection, incident_id: int) -> str | None:
     """The e-mail address of an incident's reporter, when their account has one."""
     return await conn.fetchval(
         """SELECT nullif(btrim(u.email), '') FROM incidents i JOIN users u ON u.id = i.reporter_id
@@ -125,7 +126,7 @@ async def incident_reporter_email(conn: asyncpg.Connection, incident_id: int) ->
 
 # --- outbox ------------------------------------------------------------------------------------------------------
 
-async def insert_event(conn: asyncpg.Connection, *, event_id: str, event_type: str, version: int,
+async def insert_event(conn: Connection, *, event_id: str, event_type: str, version: int,
                        occurred_at: datetime, now: datetime, incident_id: int | None, area: str | None,
                        priority: str | None, payload: dict[str, Any]) -> None:
     """Write one outbox row."""
@@ -136,7 +137,7 @@ async def insert_event(conn: asyncpg.Connection, *, event_id: str, event_type: s
     )
 
 
-async def insert_deliveries_for_matching(conn: asyncpg.Connection, *, event_id: str, event_type: str,
+async def insert_deliveries_for_matching(conn: Connection, *, event_id: str, event_type: str,
                                          area: str | None, priority: str | None, now: datetime) -> list[int]:
     """One pending delivery per enabled endpoint whose filter matches; area/priority filters ignore events without them."""
     rows = await conn.fetch(
@@ -159,7 +160,7 @@ async def insert_deliveries_for_matching(conn: asyncpg.Connection, *, event_id: 
     return [row["id"] for row in rows]
 
 
-async def insert_delivery(conn: asyncpg.Connection, *, event_id: str, endpoint_id: int, now: datetime,
+async def insert_delivery(conn: Connection, *, event_id: str, endpoint_id: int, now: datetime,
                           manual: bool) -> int:
     """One pending delivery of an event to one endpoint, at the back of that endpoint's queue."""
     return await conn.fetchval(
@@ -169,7 +170,7 @@ async def insert_delivery(conn: asyncpg.Connection, *, event_id: str, endpoint_i
     )
 
 
-async def matching_endpoint_ids(conn: asyncpg.Connection, *, event_type: str, area: str | None,
+async def matching_endpoint_ids(conn: Connection, *, event_type: str, area: str | None,
                                 priority: str | None) -> list[int]:
     """Enabled endpoints whose filter matches an event."""
     rows = await conn.fetch(
@@ -181,19 +182,19 @@ async def matching_endpoint_ids(conn: asyncpg.Connection, *, event_type: str, ar
     return [row["id"] for row in rows]
 
 
-async def wake_workers(conn: asyncpg.Connection) -> None:
+async def wake_workers(conn: Connection) -> None:
     """Tell listening workers there is work; Postgres sends it only if the transaction commits."""
     await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
 
 
-async def get_event(conn: asyncpg.Connection, event_id: str) -> asyncpg.Record | None:
+async def get_event(conn: Connection, event_id: str) -> asyncpg.Record | None:
     """One outbox event."""
     return await conn.fetchrow(
         """SELECT id, seq, type, version, occurred_at, created_at, incident_id, area, priority, payload
              FROM notify_events WHERE id = $1""", event_id)
 
 
-async def list_events(conn: asyncpg.Connection, *, filters: dict[str, Any], before_seq: int | None,
+async def list_events(conn: Connection, *, filters: dict[str, Any], before_seq: int | None,
                       limit: int) -> list[asyncpg.Record]:
     """Events, newest first, keyset-paginated on seq."""
     query = Query()
@@ -262,7 +263,7 @@ SELECT claimed.id AS delivery_id, claimed.attempts AS attempt_no, started.id AS 
 """
 
 
-async def claim_deliveries(conn: asyncpg.Connection, *, worker: str, now: datetime, lease_until: datetime,
+async def claim_deliveries(conn: Connection, *, worker: str, now: datetime, lease_until: datetime,
                            limit: int) -> list[asyncpg.Record]:
     """Lease up to `limit` due queue heads (one per endpoint) and open an attempt row for each (one statement,
     atomic on its own)."""
@@ -296,7 +297,7 @@ SELECT EXISTS (SELECT 1 FROM delivery) AS still_ours,
 """
 
 
-async def finish_delivery(conn: asyncpg.Connection, *, delivery_id: int, worker: str, attempt_no: int,
+async def finish_delivery(conn: Connection, *, delivery_id: int, worker: str, attempt_no: int,
                           attempt_id: int, outcome: str, status: str, next_attempt_at: datetime | None,
                           status_code: int | None, excerpt: str | None, error: str | None, duration_ms: int,
                           succeeded: bool, now: datetime) -> asyncpg.Record:
@@ -308,7 +309,7 @@ async def finish_delivery(conn: asyncpg.Connection, *, delivery_id: int, worker:
     )
 
 
-async def list_deliveries(conn: asyncpg.Connection, *, filters: dict[str, Any], before_id: int | None,
+async def list_deliveries(conn: Connection, *, filters: dict[str, Any], before_id: int | None,
                           limit: int) -> list[asyncpg.Record]:
     """Deliveries with their event type, newest first."""
     query = Query()
@@ -334,7 +335,7 @@ async def list_deliveries(conn: asyncpg.Connection, *, filters: dict[str, Any], 
     return await conn.fetch(sql + f" ORDER BY d.id DESC LIMIT {bind(limit)}", *query.args)
 
 
-async def list_attempts(conn: asyncpg.Connection, *, filters: dict[str, Any], before_id: int | None,
+async def list_attempts(conn: Connection, *, filters: dict[str, Any], before_id: int | None,
                         limit: int) -> list[asyncpg.Record]:
     """The delivery log, newest first."""
     query = Query()
@@ -360,7 +361,7 @@ async def list_attempts(conn: asyncpg.Connection, *, filters: dict[str, Any], be
     return await conn.fetch(sql + f" ORDER BY id DESC LIMIT {bind(limit)}", *query.args)
 
 
-async def delete_log_before(conn: asyncpg.Connection, *, before: datetime) -> dict[str, int]:
+async def delete_log_before(conn: Connection, *, before: datetime) -> dict[str, int]:
     """Retention: old attempts, finished deliveries, and events no pending delivery still needs."""
     attempts = await conn.execute("DELETE FROM notify_attempts WHERE started_at < $1 AND outcome <> 'in_flight'",
                                   before)

@@ -12,7 +12,7 @@ from backend.audit import service as audit
 from backend.clock import Clock
 from backend.config import Settings
 from backend.context import RequestContext
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.errors import BadRequest, Conflict, ValidationFailed, found
 from backend.notify import repository
 from backend.notify.catalog import INCIDENT_EVENTS, PING, REPORTER_TARGET
@@ -93,7 +93,7 @@ class NotifyService:
             raise ValidationFailed(f"an endpoint whose target is '{REPORTER_TARGET}' takes only events about an "
                                    f"incident; not {', '.join(other)}", field="event_types")
 
-    async def _check_areas(self, conn: asyncpg.Connection, areas: list[str]) -> None:
+    async def _check_areas(self, conn: Connection, areas: list[str]) -> None:
         unknown = sorted(set(areas) - await repository.existing_areas(conn, areas))
         if unknown:
             raise ValidationFailed(f"unknown area(s): {', '.join(unknown)}", field="areas")
@@ -126,7 +126,7 @@ class NotifyService:
             row = found(await repository.get_endpoint(conn, endpoint_id), f"notification endpoint {endpoint_id}")
         return endpoint_view(row)
 
-    async def _locked(self, conn: asyncpg.Connection, endpoint_id: int) -> asyncpg.Record:
+    async def _locked(self, conn: Connection, endpoint_id: int) -> asyncpg.Record:
         row = found(await repository.get_endpoint(conn, endpoint_id, for_update=True), f"notification endpoint {endpoint_id}")
         return row
 
@@ -244,7 +244,7 @@ class NotifyService:
                                resource_id=event_id, after={"endpoint_ids": targets, "delivery_ids": delivery_ids})
         return {"event_id": event_id, "delivery_ids": delivery_ids}
 
-    async def _redelivery_targets(self, conn: asyncpg.Connection, event: asyncpg.Record,
+    async def _redelivery_targets(self, conn: Connection, event: asyncpg.Record,
                                   endpoint_ids: list[int] | None) -> list[int]:
         if endpoint_ids is None:
             if event["type"] == PING:

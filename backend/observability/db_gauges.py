@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from backend.clock import Clock
+from backend.db import Connection
 from backend.observability import repository
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class DatabaseSnapshot:
     notify: dict[str, tuple[int, int, float]] = field(default_factory=dict)
 
 
-async def read_snapshot(conn: asyncpg.Connection, clock: Clock) -> DatabaseSnapshot:
+async def read_snapshot(conn: Connection, clock: Clock) -> DatabaseSnapshot:
     """Read every database gauge in one repeatable-read transaction."""
     now = clock.now()
     async with conn.transaction(isolation="repeatable_read", readonly=True):

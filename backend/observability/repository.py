@@ -6,10 +6,12 @@ from datetime import datetime
 
 import asyncpg
 
+from backend.db import Connection
+
 OPEN_STATUSES = ("open", "in_progress", "waiting")
 
 
-async def open_incidents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def open_incidents(conn: Connection) -> list[asyncpg.Record]:
     """Open incidents counted by status, priority and area."""
     return await conn.fetch(
         """
@@ -22,7 +24,7 @@ async def open_incidents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
-async def sla_clock_states(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def sla_clock_states(conn: Connection) -> list[asyncpg.Record]:
     """Clocks of open incidents per kind: breached, and at risk (a warning recorded, not yet breached)."""
     return await conn.fetch(
         """
@@ -41,7 +43,7 @@ async def sla_clock_states(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
-async def resolutions(conn: asyncpg.Connection) -> asyncpg.Record:
+async def resolutions(conn: Connection) -> asyncpg.Record:
     """Incidents reported here (not imported) that are resolved now, and their summed time to resolution."""
     return await conn.fetchrow(
         """
@@ -52,19 +54,19 @@ async def resolutions(conn: asyncpg.Connection) -> asyncpg.Record:
     )
 
 
-async def sla_clocks_stopped(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def sla_clocks_stopped(conn: Connection) -> list[asyncpg.Record]:
     """Stopped SLA clocks per kind: met or breached (the basis of compliance)."""
     return await conn.fetch(
         "SELECT kind, breached, count(*) AS n FROM sla_clocks WHERE state = 'stopped' GROUP BY kind, breached"
     )
 
 
-async def sla_breaches_recorded(conn: asyncpg.Connection) -> int:
+async def sla_breaches_recorded(conn: Connection) -> int:
     """Every SLA breach ever recorded (a breach is recorded once per clock)."""
     return int(await conn.fetchval("SELECT count(*) FROM sla_events WHERE kind = 'breach'"))
 
 
-async def escalations_by_rule(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def escalations_by_rule(conn: Connection) -> list[asyncpg.Record]:
     """Escalations recorded per rule name; manual escalations under 'manual'."""
     return await conn.fetch(
         """
@@ -76,14 +78,14 @@ async def escalations_by_rule(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
-async def suggestion_feedback(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def suggestion_feedback(conn: Connection) -> list[asyncpg.Record]:
     """Suggestions by status and by the feedback people gave (accepted, rejected, none)."""
     return await conn.fetch(
         "SELECT status, coalesce(feedback, 'none') AS feedback, count(*) AS n FROM suggestions GROUP BY 1, 2"
     )
 
 
-async def knowledge_entries(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def knowledge_entries(conn: Connection) -> list[asyncpg.Record]:
     """Knowledge-base entries per kind, and how many still wait for the vector index."""
     return await conn.fetch(
         "SELECT kind, count(*) AS n, count(*) FILTER (WHERE NOT vector_synced) AS unsynced "
@@ -91,7 +93,7 @@ async def knowledge_entries(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
-async def job_queues(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
+async def job_queues(conn: Connection, *, now: datetime) -> list[asyncpg.Record]:
     """Work queues: the suggestions waiting for generation (the suggestions table is their queue), with the
     ones being generated and the age of the oldest that is due (retries waiting for their time excluded)."""
     return await conn.fetch(
@@ -110,7 +112,7 @@ async def job_queues(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg
     )
 
 
-async def notification_backlog(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
+async def notification_backlog(conn: Connection, *, now: datetime) -> list[asyncpg.Record]:
     """Deliveries per endpoint type: pending, dead letters kept in the log, and the oldest pending age."""
     return await conn.fetch(
         """

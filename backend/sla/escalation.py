@@ -15,6 +15,7 @@ import asyncpg
 
 from backend.audit import service as audit
 from backend.context import RequestContext
+from backend.db import Connection
 from backend.errors import ValidationFailed
 from backend.events import DomainEvent, EventBus
 from backend.incidents.service import IncidentService
@@ -138,7 +139,7 @@ class Escalator:
         self.incidents = incidents
         self.default_language = default_language
 
-    async def escalate(self, conn: asyncpg.Connection, ctx: RequestContext, incident_id: int,
+    async def escalate(self, conn: Connection, ctx: RequestContext, incident_id: int,
                        order: EscalationOrder, now: datetime) -> asyncpg.Record | None:
         """Escalate a locked incident once; None when this (level, reason) was already recorded."""
         before = await self.incidents.read_in(conn, incident_id)
@@ -187,7 +188,7 @@ class Escalator:
                                               "trigger": order.trigger})
         return row
 
-    async def _reassignment_target(self, conn: asyncpg.Connection, incident: asyncpg.Record,
+    async def _reassignment_target(self, conn: Connection, incident: asyncpg.Record,
                                    order: EscalationOrder) -> asyncpg.Record | None:
         if order.reassign_to is None or order.reassign_to == incident["assignee_id"]:
             return None

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 import asyncpg
 
 from backend.clock import Clock
+from backend.db import Connection
 from backend.errors import ValidationFailed
 from backend.sla import timer_repository as clocks_db
 from backend.sla import reports_repository
@@ -166,7 +167,7 @@ class SlaReportService:
                             if r["all_areas"] and not r["all_priorities"]],
         }
 
-    async def _outcomes(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
+    async def _outcomes(self, conn: Connection, rows: list[asyncpg.Record],
                         now: datetime) -> list[ClockOutcome]:
         running_ids = sorted({r["incident_id"] for r in rows if r["state"] != "stopped"})
         spans: dict[int, list[asyncpg.Record]] = defaultdict(list)

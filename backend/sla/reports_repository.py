@@ -6,6 +6,8 @@ from datetime import datetime
 
 import asyncpg
 
+from backend.db import Connection
+
 _CLOCK_SELECT = """
     SELECT c.incident_id, c.kind, c.policy_id, p.name AS policy_name, c.target_minutes, c.calendar,
            c.pause_statuses, c.warning_thresholds, c.started_at, c.state, c.elapsed_seconds,
@@ -17,18 +19,18 @@ _CLOCK_SELECT = """
 """
 
 
-async def clocks_created_between(conn: asyncpg.Connection, *, date_from: datetime,
+async def clocks_created_between(conn: Connection, *, date_from: datetime,
                                  date_to: datetime) -> list[asyncpg.Record]:
     """Clocks of incidents created in [date_from, date_to)."""
     return await conn.fetch(_CLOCK_SELECT + " WHERE i.created_at >= $1 AND i.created_at < $2", date_from, date_to)
 
 
-async def clocks_of_open_incidents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def clocks_of_open_incidents(conn: Connection) -> list[asyncpg.Record]:
     """Clocks of every incident not resolved or closed (for at-risk-now)."""
     return await conn.fetch(_CLOCK_SELECT + " WHERE i.status NOT IN ('resolved', 'closed') AND c.state <> 'stopped'")
 
 
-async def quality_figures(conn: asyncpg.Connection, *, date_from: datetime, date_to: datetime) -> list[asyncpg.Record]:
+async def quality_figures(conn: Connection, *, date_from: datetime, date_to: datetime) -> list[asyncpg.Record]:
     """Quality counts for incidents created in the period: overall, by area and by priority (GROUPING SETS)."""
     return await conn.fetch(
         """WITH scope AS (

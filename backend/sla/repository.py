@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from backend.db import Connection
 from backend.sql import update_by_id
 
 POLICY_COLUMNS = ("name", "description", "priorities", "customer_tiers", "areas", "precedence",
@@ -19,7 +20,7 @@ _SELECT_POLICY = f"SELECT id, {', '.join(POLICY_COLUMNS)}, created_at, updated_a
 _SELECT_RULE = f"SELECT id, {', '.join(RULE_COLUMNS)}, created_at, updated_at FROM escalation_rules"
 
 
-async def _insert(conn: asyncpg.Connection, table: str, columns: tuple[str, ...], values: dict[str, Any],
+async def _insert(conn: Connection, table: str, columns: tuple[str, ...], values: dict[str, Any],
                   now: datetime, select: str) -> asyncpg.Record:
     # `table` and `columns` are module constants, never input.
     args = [values[c] for c in columns] + [now]
@@ -30,7 +31,7 @@ async def _insert(conn: asyncpg.Connection, table: str, columns: tuple[str, ...]
     return await conn.fetchrow(select + " WHERE id = $1", new_id)
 
 
-async def _update(conn: asyncpg.Connection, table: str, allowed: tuple[str, ...], row_id: int,
+async def _update(conn: Connection, table: str, allowed: tuple[str, ...], row_id: int,
                   changes: dict[str, Any], now: datetime, select: str) -> asyncpg.Record | None:
     statement = update_by_id(table, columns=allowed, changes=changes, row_id=row_id, now=now)
     if statement is not None:
@@ -38,34 +39,34 @@ async def _update(conn: asyncpg.Connection, table: str, allowed: tuple[str, ...]
     return await conn.fetchrow(select + " WHERE id = $1", row_id)
 
 
-async def insert_policy(conn: asyncpg.Connection, *, values: dict[str, Any], now: datetime) -> asyncpg.Record:
+async def insert_policy(conn: Connection, *, values: dict[str, Any], now: datetime) -> asyncpg.Record:
     """Create a policy and return it."""
     return await _insert(conn, "sla_policies", POLICY_COLUMNS, values, now, _SELECT_POLICY)
 
 
-async def update_policy(conn: asyncpg.Connection, policy_id: int, *, changes: dict[str, Any],
+async def update_policy(conn: Connection, policy_id: int, *, changes: dict[str, Any],
                         now: datetime) -> asyncpg.Record | None:
     """Change whitelisted policy columns and return the policy."""
     return await _update(conn, "sla_policies", POLICY_COLUMNS, policy_id, changes, now, _SELECT_POLICY)
 
 
-async def get_policy(conn: asyncpg.Connection, policy_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
+async def get_policy(conn: Connection, policy_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """One policy."""
     return await conn.fetchrow(_SELECT_POLICY + " WHERE id = $1" + (" FOR UPDATE" if for_update else ""), policy_id)
 
 
-async def policy_name_taken(conn: asyncpg.Connection, name: str, *, except_id: int | None = None) -> bool:
+async def policy_name_taken(conn: Connection, name: str, *, except_id: int | None = None) -> bool:
     """True when another policy has this name (case-insensitive)."""
     return bool(await conn.fetchval(
         "SELECT 1 FROM sla_policies WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2", name, except_id))
 
 
-async def list_policies(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_policies(conn: Connection) -> list[asyncpg.Record]:
     """All policies in matching order."""
     return await conn.fetch(_SELECT_POLICY + " ORDER BY precedence, id")
 
 
-async def policy_in_use(conn: asyncpg.Connection, policy_id: int) -> bool:
+async def policy_in_use(conn: Connection, policy_id: int) -> bool:
     """True when a clock or an incident refers to the policy."""
     return bool(await conn.fetchval(
         """SELECT EXISTS (SELECT 1 FROM sla_clocks WHERE policy_id = $1)
@@ -73,12 +74,12 @@ async def policy_in_use(conn: asyncpg.Connection, policy_id: int) -> bool:
                OR EXISTS (SELECT 1 FROM sla_events WHERE policy_id = $1)""", policy_id))
 
 
-async def delete_policy(conn: asyncpg.Connection, policy_id: int) -> bool:
+async def delete_policy(conn: Connection, policy_id: int) -> bool:
     """Delete an unused policy."""
     return (await conn.execute("DELETE FROM sla_policies WHERE id = $1", policy_id)) != "DELETE 0"
 
 
-async def matching_policy(conn: asyncpg.Connection, *, priority: str, customer_tier: str | None,
+async def matching_policy(conn: Connection, *, priority: str, customer_tier: str | None,
                           area: str) -> asyncpg.Record | None:
     """The active policy for these attributes: lowest precedence, then most conditions, then oldest."""
     return await conn.fetchrow(
@@ -95,40 +96,40 @@ async def matching_policy(conn: asyncpg.Connection, *, priority: str, customer_t
         priority, customer_tier, area)
 
 
-async def insert_rule(conn: asyncpg.Connection, *, values: dict[str, Any], now: datetime) -> asyncpg.Record:
+async def insert_rule(conn: Connection, *, values: dict[str, Any], now: datetime) -> asyncpg.Record:
     """Create an escalation rule and return it."""
     return await _insert(conn, "escalation_rules", RULE_COLUMNS, values, now, _SELECT_RULE)
 
 
-async def update_rule(conn: asyncpg.Connection, rule_id: int, *, changes: dict[str, Any],
+async def update_rule(conn: Connection, rule_id: int, *, changes: dict[str, Any],
                       now: datetime) -> asyncpg.Record | None:
     """Change whitelisted rule columns and return the rule."""
     return await _update(conn, "escalation_rules", RULE_COLUMNS, rule_id, changes, now, _SELECT_RULE)
 
 
-async def get_rule(conn: asyncpg.Connection, rule_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
+async def get_rule(conn: Connection, rule_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """One escalation rule."""
     return await conn.fetchrow(_SELECT_RULE + " WHERE id = $1" + (" FOR UPDATE" if for_update else ""), rule_id)
 
 
-async def rule_name_taken(conn: asyncpg.Connection, name: str, *, except_id: int | None = None) -> bool:
+async def rule_name_taken(conn: Connection, name: str, *, except_id: int | None = None) -> bool:
     """True when another rule has this name (case-insensitive)."""
     return bool(await conn.fetchval(
         "SELECT 1 FROM escalation_rules WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2", name, except_id))
 
 
-async def list_rules(conn: asyncpg.Connection, *, active_only: bool = False) -> list[asyncpg.Record]:
+async def list_rules(conn: Connection, *, active_only: bool = False) -> list[asyncpg.Record]:
     """Escalation rules, lowest level first."""
     where = " WHERE is_active" if active_only else ""
     return await conn.fetch(_SELECT_RULE + where + " ORDER BY level, id")
 
 
-async def delete_rule(conn: asyncpg.Connection, rule_id: int) -> bool:
+async def delete_rule(conn: Connection, rule_id: int) -> bool:
     """Delete a rule; escalations it caused keep its name."""
     return (await conn.execute("DELETE FROM escalation_rules WHERE id = $1", rule_id)) != "DELETE 0"
 
 
-async def insert_escalation(conn: asyncpg.Connection, *, values: dict[str, Any]) -> asyncpg.Record | None:
+async def insert_escalation(conn: Connection, *, values: dict[str, Any]) -> asyncpg.Record | None:
     """Record an escalation once per (incident, level, reason key); None when it was already recorded."""
     return await conn.fetchrow(
         """INSERT INTO sla_escalations (incident_id, level, previous_level, trigger, reason_key, reason, rule_id,
@@ -144,29 +145,29 @@ async def insert_escalation(conn: asyncpg.Connection, *, values: dict[str, Any])
     )
 
 
-async def list_escalations(conn: asyncpg.Connection, incident_id: int) -> list[asyncpg.Record]:
+async def list_escalations(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
     """Escalations of one incident, oldest first."""
     return await conn.fetch("SELECT * FROM sla_escalations WHERE incident_id = $1 ORDER BY created_at, id",
                             incident_id)
 
 
-async def get_escalation_messages(conn: asyncpg.Connection, escalation_id: int) -> dict[str, Any] | None:
+async def get_escalation_messages(conn: Connection, escalation_id: int) -> dict[str, Any] | None:
     """The rendered messages of one escalation ({"reporter": {...}, "department": {...}}), or None."""
     return await conn.fetchval("SELECT messages FROM sla_escalations WHERE id = $1", escalation_id)
 
 
-async def fired_rule_keys(conn: asyncpg.Connection, incident_id: int) -> set[tuple[int, str]]:
+async def fired_rule_keys(conn: Connection, incident_id: int) -> set[tuple[int, str]]:
     """(level, reason key) pairs already recorded for an incident."""
     rows = await conn.fetch("SELECT level, reason_key FROM sla_escalations WHERE incident_id = $1", incident_id)
     return {(r["level"], r["reason_key"]) for r in rows}
 
 
-async def incident_language(conn: asyncpg.Connection, incident_id: int) -> str | None:
+async def incident_language(conn: Connection, incident_id: int) -> str | None:
     """The language the reporter asked for (that of the incident's suggestion)."""
     return await conn.fetchval("SELECT language FROM suggestions WHERE incident_id = $1", incident_id)
 
 
-async def steps_tried(conn: asyncpg.Connection, incident_id: int, *, comment_limit: int = 10) -> dict[str, Any]:
+async def steps_tried(conn: Connection, incident_id: int, *, comment_limit: int = 10) -> dict[str, Any]:
     """What has been tried: the suggestion and its verdict, the latest comments, earlier escalations."""
     suggestion = await conn.fetchrow(
         "SELECT status, text, feedback, rating FROM suggestions WHERE incident_id = $1", incident_id)

@@ -10,7 +10,7 @@ import asyncpg
 from backend.audit import service as audit
 from backend.clock import Clock
 from backend.context import Principal, RequestContext
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.errors import Conflict, ValidationFailed, found
 from backend.incidents.service import IncidentService
 from backend.sla import timer_repository as clocks_db
@@ -127,7 +127,7 @@ class SlaService:
             raise ValidationFailed("first_response_minutes must not exceed resolution_minutes",
                                    field="first_response_minutes")
 
-    async def _check_policy(self, conn: asyncpg.Connection, values: dict[str, Any], *, policy_id: int | None) -> None:
+    async def _check_policy(self, conn: Connection, values: dict[str, Any], *, policy_id: int | None) -> None:
         if "name" in values and await repository.policy_name_taken(conn, values["name"], except_id=policy_id):
             raise Conflict(f"an SLA policy named '{values['name']}' exists", field="name")
         for area in values.get("areas") or []:
@@ -179,7 +179,7 @@ class SlaService:
             await audit.record(conn, ctx, at=now, action="sla.rule_deleted", resource_type="escalation_rule",
                                resource_id=rule_id, before=dict(before))
 
-    async def _check_rule(self, conn: asyncpg.Connection, values: dict[str, Any], *, rule_id: int | None) -> None:
+    async def _check_rule(self, conn: Connection, values: dict[str, Any], *, rule_id: int | None) -> None:
         if "name" in values and await repository.rule_name_taken(conn, values["name"], except_id=rule_id):
             raise Conflict(f"an escalation rule named '{values['name']}' exists", field="name")
         if values.get("reassign_to") is not None and \

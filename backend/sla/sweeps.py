@@ -17,7 +17,7 @@ import asyncpg
 
 from backend.clock import Clock
 from backend.context import system_context
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.errors import AppError
 from backend.events import DomainEvent, EventBus
 from backend.incidents.service import IncidentService
@@ -89,7 +89,7 @@ class SlaSweeper:
             raise SweepIncomplete(f"sla sweep failed for incidents {report.failed_incidents}")
         return report
 
-    async def _incidents_with_due_rules(self, conn: asyncpg.Connection, rules: list[dict[str, Any]],
+    async def _incidents_with_due_rules(self, conn: Connection, rules: list[dict[str, Any]],
                                         now: datetime) -> set[int]:
         """Open incidents for which some rule matches and has not fired (read-only; rechecked under lock)."""
         found: set[int] = set()
@@ -125,7 +125,7 @@ class SlaSweeper:
                         escalated += 1
             return recorded, escalated
 
-    async def _record_level(self, conn: asyncpg.Connection, incident_id: int, clock_row: asyncpg.Record,
+    async def _record_level(self, conn: Connection, incident_id: int, clock_row: asyncpg.Record,
                             reading: ClockReading, level: Level, now: datetime) -> bool:
         """Insert a crossed warning or breach once and publish sla.warning / sla.breached; False if already there."""
         overdue = round(reading.overdue.total_seconds() / 60, 2) if level.kind == "breach" else 0.0

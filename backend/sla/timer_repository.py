@@ -7,10 +7,12 @@ from typing import Any
 
 import asyncpg
 
+from backend.db import Connection
+
 _OPEN_STATUSES_SQL = "i.status NOT IN ('resolved', 'closed')"
 
 
-async def ensure_incident_state(conn: asyncpg.Connection, *, incident_id: int, status: str, since: datetime,
+async def ensure_incident_state(conn: Connection, *, incident_id: int, status: str, since: datetime,
                                 now: datetime) -> None:
     """Create the SLA state row and the first status span of an incident if missing."""
     await conn.execute(
@@ -23,12 +25,12 @@ async def ensure_incident_state(conn: asyncpg.Connection, *, incident_id: int, s
         incident_id, status, since)
 
 
-async def get_incident_state(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
+async def get_incident_state(conn: Connection, incident_id: int) -> asyncpg.Record | None:
     """The SLA state row of an incident."""
     return await conn.fetchrow("SELECT * FROM sla_incidents WHERE incident_id = $1", incident_id)
 
 
-async def set_incident_policy(conn: asyncpg.Connection, incident_id: int, *, policy: asyncpg.Record | None,
+async def set_incident_policy(conn: Connection, incident_id: int, *, policy: asyncpg.Record | None,
                               now: datetime) -> None:
     """Remember which policy (and calendar snapshot) applies to the incident."""
     await conn.execute(
@@ -39,7 +41,7 @@ async def set_incident_policy(conn: asyncpg.Connection, incident_id: int, *, pol
         policy["calendar"] if policy else None, now)
 
 
-async def record_first_response(conn: asyncpg.Connection, incident_id: int, *, at: datetime, by: str) -> bool:
+async def record_first_response(conn: Connection, incident_id: int, *, at: datetime, by: str) -> bool:
     """Set the first response once; False when it was already set."""
     result = await conn.execute(
         """UPDATE sla_incidents SET first_response_at = $2, first_response_by = $3, updated_at = $2
@@ -47,14 +49,14 @@ async def record_first_response(conn: asyncpg.Connection, incident_id: int, *, a
     return result != "UPDATE 0"
 
 
-async def count_assignee_change(conn: asyncpg.Connection, incident_id: int, now: datetime) -> None:
+async def count_assignee_change(conn: Connection, incident_id: int, now: datetime) -> None:
     """One more hand-over to an assignee."""
     await conn.execute(
         "UPDATE sla_incidents SET assignee_changes = assignee_changes + 1, updated_at = $2 WHERE incident_id = $1",
         incident_id, now)
 
 
-async def set_consecutive_rejections(conn: asyncpg.Connection, incident_id: int, *, rejected: bool,
+async def set_consecutive_rejections(conn: Connection, incident_id: int, *, rejected: bool,
                                      now: datetime) -> None:
     """Count a rejected suggestion, or reset the count on an accepted one."""
     await conn.execute(
@@ -63,7 +65,7 @@ async def set_consecutive_rejections(conn: asyncpg.Connection, incident_id: int,
             WHERE incident_id = $1""", incident_id, rejected, now)
 
 
-async def raise_escalation_level(conn: asyncpg.Connection, incident_id: int, *, level: int,
+async def raise_escalation_level(conn: Connection, incident_id: int, *, level: int,
                                  department: str | None, now: datetime) -> None:
     """Escalation level only goes up; the department is the latest one named."""
     await conn.execute(
@@ -73,21 +75,21 @@ async def raise_escalation_level(conn: asyncpg.Connection, incident_id: int, *, 
             WHERE incident_id = $1""", incident_id, level, department, now)
 
 
-async def list_spans(conn: asyncpg.Connection, incident_id: int) -> list[asyncpg.Record]:
+async def list_spans(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
     """The status timeline of an incident, in order."""
     return await conn.fetch(
         "SELECT seq, status, started_at, ended_at FROM sla_status_spans WHERE incident_id = $1 ORDER BY seq",
         incident_id)
 
 
-async def spans_of(conn: asyncpg.Connection, incident_ids: list[int]) -> list[asyncpg.Record]:
+async def spans_of(conn: Connection, incident_ids: list[int]) -> list[asyncpg.Record]:
     """Status timelines of several incidents."""
     return await conn.fetch(
         """SELECT incident_id, seq, status, started_at, ended_at FROM sla_status_spans
             WHERE incident_id = ANY ($1::bigint[]) ORDER BY incident_id, seq""", incident_ids)
 
 
-async def change_status_span(conn: asyncpg.Connection, incident_id: int, *, status: str, at: datetime) -> None:
+async def change_status_span(conn: Connection, incident_id: int, *, status: str, at: datetime) -> None:
     """Close the open span and open one for the new status."""
     await conn.execute(
         "UPDATE sla_status_spans SET ended_at = $2 WHERE incident_id = $1 AND ended_at IS NULL", incident_id, at)
@@ -97,12 +99,12 @@ async def change_status_span(conn: asyncpg.Connection, incident_id: int, *, stat
         incident_id, status, at)
 
 
-async def list_clocks(conn: asyncpg.Connection, incident_id: int) -> list[asyncpg.Record]:
+async def list_clocks(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
     """The clocks of one incident."""
     return await conn.fetch("SELECT * FROM sla_clocks WHERE incident_id = $1 ORDER BY kind", incident_id)
 
 
-async def replace_clocks(conn: asyncpg.Connection, incident_id: int, *, policy: asyncpg.Record | None,
+async def replace_clocks(conn: Connection, incident_id: int, *, policy: asyncpg.Record | None,
                          started_at: datetime, now: datetime) -> None:
     """Drop the incident's clocks and, with a policy, start both from its creation with the policy's snapshot."""
     await conn.execute("DELETE FROM sla_clocks WHERE incident_id = $1", incident_id)
@@ -118,7 +120,7 @@ async def replace_clocks(conn: asyncpg.Connection, incident_id: int, *, policy: 
             policy["warning_thresholds"], started_at, now)
 
 
-async def save_clock_reading(conn: asyncpg.Connection, incident_id: int, kind: str, *, values: dict[str, Any]) -> None:
+async def save_clock_reading(conn: Connection, incident_id: int, kind: str, *, values: dict[str, Any]) -> None:
     """Store the derived columns of one clock."""
     await conn.execute(
         """UPDATE sla_clocks
@@ -129,7 +131,7 @@ async def save_clock_reading(conn: asyncpg.Connection, incident_id: int, kind: s
         values["breached"], values["next_check_at"], values["computed_at"])
 
 
-async def recorded_levels(conn: asyncpg.Connection, incident_id: int) -> list[asyncpg.Record]:
+async def recorded_levels(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
     """Warnings and breaches already recorded for an incident."""
     return await conn.fetch(
         """SELECT id, clock_kind, kind, threshold_percent, policy_id, occurred_at, recorded_at, elapsed_minutes,
@@ -137,7 +139,7 @@ async def recorded_levels(conn: asyncpg.Connection, incident_id: int) -> list[as
              FROM sla_events WHERE incident_id = $1 ORDER BY occurred_at, id""", incident_id)
 
 
-async def insert_level_event(conn: asyncpg.Connection, *, values: dict[str, Any]) -> asyncpg.Record | None:
+async def insert_level_event(conn: Connection, *, values: dict[str, Any]) -> asyncpg.Record | None:
     """Record a warning or breach once; None when it was already recorded."""
     return await conn.fetchrow(
         """INSERT INTO sla_events (incident_id, clock_kind, kind, threshold_percent, policy_id, occurred_at,
@@ -150,7 +152,7 @@ async def insert_level_event(conn: asyncpg.Connection, *, values: dict[str, Any]
         values["minutes_overdue"])
 
 
-async def incidents_with_due_checks(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[int]:
+async def incidents_with_due_checks(conn: Connection, *, now: datetime, limit: int) -> list[int]:
     """Open incidents with a clock whose next check time has come."""
     rows = await conn.fetch(
         f"""SELECT c.incident_id, min(c.next_check_at) AS first_check
@@ -176,18 +178,18 @@ _FACTS_SELECT = """
 """
 
 
-async def open_incident_facts(conn: asyncpg.Connection, *, after_id: int, limit: int) -> list[asyncpg.Record]:
+async def open_incident_facts(conn: Connection, *, after_id: int, limit: int) -> list[asyncpg.Record]:
     """What escalation rules look at, for a page of open incidents (keyset on id)."""
     return await conn.fetch(
         _FACTS_SELECT + f" WHERE {_OPEN_STATUSES_SQL} AND i.id > $1 ORDER BY i.id LIMIT $2", after_id, limit)
 
 
-async def incident_facts(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
+async def incident_facts(conn: Connection, incident_id: int) -> asyncpg.Record | None:
     """What escalation rules look at, for one incident."""
     return await conn.fetchrow(_FACTS_SELECT + " WHERE i.id = $1", incident_id)
 
 
-async def lock_incident(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
+async def lock_incident(conn: Connection, incident_id: int) -> asyncpg.Record | None:
     """Row-lock an incident (the same lock every incident change takes) and return its SLA-relevant columns."""
     return await conn.fetchrow(
         """SELECT id, status, priority, area, customer_tier, created_at, reopened_count, assignee_id, source

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from backend.audit import service as audit
+from backend.db import Connection
 from backend.events import DomainEvent
 from backend.sla import timer_repository as clocks_db
 from backend.sla import repository as policies_db
@@ -49,7 +50,7 @@ def rules_for_clock(row: asyncpg.Record, first_response_at: datetime | None) -> 
     )
 
 
-async def load_readings(conn: asyncpg.Connection, incident_id: int,
+async def load_readings(conn: Connection, incident_id: int,
                         now: datetime) -> list[tuple[asyncpg.Record, ClockReading]]:
     """Every clock of an incident read as of `now` (nothing is written)."""
     rows = await clocks_db.list_clocks(conn, incident_id)
@@ -61,7 +62,7 @@ async def load_readings(conn: asyncpg.Connection, incident_id: int,
     return [(row, read_clock(rules_for_clock(row, first_response_at), spans, now)) for row in rows]
 
 
-async def save_readings(conn: asyncpg.Connection, incident_id: int,
+async def save_readings(conn: Connection, incident_id: int,
                         readings: list[tuple[asyncpg.Record, ClockReading]], now: datetime) -> None:
     """Store derived clock columns, with the next time a sweep must look (unrecorded levels only)."""
     recorded = {(r["clock_kind"], r["kind"], r["threshold_percent"])
@@ -75,7 +76,7 @@ async def save_readings(conn: asyncpg.Connection, incident_id: int,
         })
 
 
-async def refresh_clocks(conn: asyncpg.Connection, incident_id: int,
+async def refresh_clocks(conn: Connection, incident_id: int,
                          now: datetime) -> list[tuple[asyncpg.Record, ClockReading]]:
     """Recompute and store an incident's clocks as of `now`."""
     readings = await load_readings(conn, incident_id, now)
@@ -93,7 +94,7 @@ def snapshot_differs(policy: asyncpg.Record, clock_rows: list[asyncpg.Record]) -
                or list(row["warning_thresholds"]) != list(policy["warning_thresholds"]) for row in clock_rows)
 
 
-async def apply_policy(conn: asyncpg.Connection, incident: dict[str, Any], now: datetime) -> asyncpg.Record | None:
+async def apply_policy(conn: Connection, incident: dict[str, Any], now: datetime) -> asyncpg.Record | None:
     """Find the policy for the incident's attributes and (re)build its clocks from the creation time."""
     policy = await policies_db.matching_policy(conn, priority=incident["priority"],
                                                customer_tier=incident.get("customer_tier"), area=incident["area"])
@@ -109,7 +110,7 @@ class SlaClockListener:
         self.count_comments = first_response_on in ("comment", "comment_or_assignment")
         self.count_assignments = first_response_on in ("assignment", "comment_or_assignment")
 
-    async def handle(self, conn: asyncpg.Connection, event: DomainEvent) -> None:
+    async def handle(self, conn: Connection, event: DomainEvent) -> None:
         """React to incident and suggestion events inside the publishing transaction."""
         if event.resource_type != "incident":
             return
@@ -138,13 +139,13 @@ class SlaClockListener:
         if changed:
             await refresh_clocks(conn, event.resource_id, event.at)
 
-    async def _ensure_state(self, conn: asyncpg.Connection, event: DomainEvent) -> None:
+    async def _ensure_state(self, conn: Connection, event: DomainEvent) -> None:
         before = event.before or event.after or {}
         await clocks_db.ensure_incident_state(conn, incident_id=event.resource_id,
                                               status=before.get("status", "open"),
                                               since=before.get("updated_at") or event.at, now=event.at)
 
-    async def _on_created(self, conn: asyncpg.Connection, event: DomainEvent) -> None:
+    async def _on_created(self, conn: Connection, event: DomainEvent) -> None:
         incident = event.after or {}
         await clocks_db.ensure_incident_state(conn, incident_id=event.resource_id, status=incident["status"],
                                               since=incident["created_at"], now=event.at)
@@ -153,7 +154,7 @@ class SlaClockListener:
         await apply_policy(conn, incident, event.at)
         await refresh_clocks(conn, event.resource_id, event.at)
 
-    async def _on_assigned(self, conn: asyncpg.Connection, event: DomainEvent) -> bool:
+    async def _on_assigned(self, conn: Connection, event: DomainEvent) -> bool:
         before, after = event.before or {}, event.after or {}
         assignee = after.get("assignee_id")
         if assignee is None or assignee == before.get("assignee_id"):
@@ -164,7 +165,7 @@ class SlaClockListener:
         return await clocks_db.record_first_response(conn, event.resource_id, at=event.at,
                                                      by=f"assignment by {event.ctx.principal.name}")
 
-    async def _on_commented(self, conn: asyncpg.Connection, event: DomainEvent) -> bool:
+    async def _on_commented(self, conn: Connection, event: DomainEvent) -> bool:
         details = event.details
         if not (self.count_comments and details.get("author_kind") == "user"
                 and details.get("author_role") in STAFF_ROLES):
@@ -172,7 +173,7 @@ class SlaClockListener:
         return await clocks_db.record_first_response(conn, event.resource_id, at=event.at,
                                                      by=f"comment by {event.ctx.principal.name}")
 
-    async def _on_attributes_changed(self, conn: asyncpg.Connection, event: DomainEvent) -> bool:
+    async def _on_attributes_changed(self, conn: Connection, event: DomainEvent) -> bool:
         incident = event.after or {}
         state = await clocks_db.get_incident_state(conn, event.resource_id)
         policy = await policies_db.matching_policy(conn, priority=incident["priority"],
@@ -190,7 +191,7 @@ class SlaClockListener:
         log.info("sla policy recalculated", extra={"incident_id": event.resource_id, "policy_id": new_id})
         return True
 
-    async def _on_feedback(self, conn: asyncpg.Connection, event: DomainEvent) -> None:
+    async def _on_feedback(self, conn: Connection, event: DomainEvent) -> None:
         new = (event.after or {}).get("feedback")
         old = (event.before or {}).get("feedback")
         if new == "rejected" and old != "rejected":

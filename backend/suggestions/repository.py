@@ -6,6 +6,8 @@ from datetime import datetime
 
 import asyncpg
 
+from backend.db import Connection
+
 _COLUMNS = """incident_id, status, language, text, citations, retrieved, model, node, attempts, next_attempt_at,
               lease_expires_at, last_error, feedback, feedback_at, rating, rated_at, created_at, updated_at,
               completed_at, priority_rank, queued_at, watched_until"""
@@ -13,7 +15,7 @@ _COLUMNS = """incident_id, status, language, text, citations, retrieved, model, 
 PRIORITY_RANKS = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
-async def upsert_pending(conn: asyncpg.Connection, *, incident_id: int, language: str, priority: str,
+async def upsert_pending(conn: Connection, *, incident_id: int, language: str, priority: str,
                          now: datetime) -> None:
     """Create the suggestion row, or reset it to pending for a regeneration; either way it joins the queue now."""
     await conn.execute(
@@ -30,12 +32,12 @@ async def upsert_pending(conn: asyncpg.Connection, *, incident_id: int, language
     )
 
 
-async def get(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
+async def get(conn: Connection, incident_id: int) -> asyncpg.Record | None:
     """One suggestion."""
     return await conn.fetchrow(f"SELECT {_COLUMNS} FROM suggestions WHERE incident_id = $1", incident_id)
 
 
-async def next_pending_for_update(conn: asyncpg.Connection, *, now: datetime) -> int | None:
+async def next_pending_for_update(conn: Connection, *, now: datetime) -> int | None:
     """The incident whose suggestion goes next, locked (SKIP LOCKED): watched ones first, then by priority, then
     the longest waiting; only those whose retry time has come."""
     return await conn.fetchval(
@@ -49,7 +51,7 @@ async def next_pending_for_update(conn: asyncpg.Connection, *, now: datetime) ->
     )
 
 
-async def mark_generating(conn: asyncpg.Connection, incident_id: int, *, node: str, now: datetime,
+async def mark_generating(conn: Connection, incident_id: int, *, node: str, now: datetime,
                           lease_until: datetime) -> asyncpg.Record | None:
     """Start an attempt on `node` (the caller holds the row lock and a slot of that node)."""
     return await conn.fetchrow(
@@ -62,7 +64,7 @@ async def mark_generating(conn: asyncpg.Connection, incident_id: int, *, node: s
     )
 
 
-async def renew_lease(conn: asyncpg.Connection, incident_id: int, *, lease_until: datetime) -> None:
+async def renew_lease(conn: Connection, incident_id: int, *, lease_until: datetime) -> None:
     """Keep a running attempt's lease alive."""
     await conn.execute(
         "UPDATE suggestions SET lease_expires_at = $2 WHERE incident_id = $1 AND status = 'generating'",
@@ -70,7 +72,7 @@ async def renew_lease(conn: asyncpg.Connection, incident_id: int, *, lease_until
     )
 
 
-async def return_to_queue(conn: asyncpg.Connection, incident_id: int, *, now: datetime) -> None:
+async def return_to_queue(conn: Connection, incident_id: int, *, now: datetime) -> None:
     """An attempt that was interrupted (the worker stopped): back in line, the attempt not counted."""
     await conn.execute(
         """UPDATE suggestions SET status = 'pending', text = '', attempts = greatest(attempts - 1, 0),
@@ -80,7 +82,7 @@ async def return_to_queue(conn: asyncpg.Connection, incident_id: int, *, now: da
     )
 
 
-async def requeue_expired(conn: asyncpg.Connection, *, now: datetime) -> int:
+async def requeue_expired(conn: Connection, *, now: datetime) -> int:
     """Attempts whose lease ran out (their worker died) go back in line; returns how many."""
     result = await conn.execute(
         """UPDATE suggestions SET status = 'pending', text = '', lease_expires_at = NULL, next_attempt_at = $1,
@@ -91,7 +93,7 @@ async def requeue_expired(conn: asyncpg.Connection, *, now: datetime) -> int:
     return int(result.split()[-1])
 
 
-async def skip_backlog(conn: asyncpg.Connection, *, now: datetime, queued_before: datetime,
+async def skip_backlog(conn: Connection, *, now: datetime, queued_before: datetime,
                        ranks: list[int], reason: str) -> list[int]:
     """Skip pending suggestions of these priority ranks that have waited since before `queued_before` and nobody
     is watching; returns their incident ids."""
@@ -107,7 +109,7 @@ async def skip_backlog(conn: asyncpg.Connection, *, now: datetime, queued_before
     return [r["incident_id"] for r in rows]
 
 
-async def mark_watched(conn: asyncpg.Connection, incident_id: int, *, until: datetime) -> None:
+async def mark_watched(conn: Connection, incident_id: int, *, until: datetime) -> None:
     """Someone has the suggestion open until `until`: it goes ahead of its priority while pending."""
     await conn.execute(
         "UPDATE suggestions SET watched_until = greatest(coalesce(watched_until, $2), $2) WHERE incident_id = $1",
@@ -115,7 +117,7 @@ async def mark_watched(conn: asyncpg.Connection, incident_id: int, *, until: dat
     )
 
 
-async def queue_by_priority(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def queue_by_priority(conn: Connection) -> list[asyncpg.Record]:
     """Pending suggestions per priority rank: how many, and when the longest waiting one joined the queue."""
     return await conn.fetch(
         """SELECT priority_rank, count(*) AS depth, min(queued_at) AS oldest_queued_at
@@ -123,12 +125,12 @@ async def queue_by_priority(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
-async def oldest_pending_queued_at(conn: asyncpg.Connection) -> datetime | None:
+async def oldest_pending_queued_at(conn: Connection) -> datetime | None:
     """When the longest waiting pending suggestion joined the queue."""
     return await conn.fetchval("SELECT min(queued_at) FROM suggestions WHERE status = 'pending'")
 
 
-async def save_progress(conn: asyncpg.Connection, incident_id: int, *, text: str, now: datetime) -> None:
+async def save_progress(conn: Connection, incident_id: int, *, text: str, now: datetime) -> None:
     """Store the partial text while generating (read by the SSE stream)."""
     await conn.execute(
         "UPDATE suggestions SET text = $2, updated_at = $3 WHERE incident_id = $1 AND status = 'generating'",
@@ -136,7 +138,7 @@ async def save_progress(conn: asyncpg.Connection, incident_id: int, *, text: str
     )
 
 
-async def mark_ready(conn: asyncpg.Connection, incident_id: int, *, text: str, citations: list[int],
+async def mark_ready(conn: Connection, incident_id: int, *, text: str, citations: list[int],
                      retrieved: list[int], model: str, node: str, now: datetime) -> None:
     """Store the finished, grounded suggestion."""
     await conn.execute(
@@ -148,7 +150,7 @@ async def mark_ready(conn: asyncpg.Connection, incident_id: int, *, text: str, c
     )
 
 
-async def mark_retry(conn: asyncpg.Connection, incident_id: int, *, error: str, next_attempt_at: datetime,
+async def mark_retry(conn: Connection, incident_id: int, *, error: str, next_attempt_at: datetime,
                      now: datetime) -> None:
     """Back to pending after a failed attempt."""
     await conn.execute(
@@ -160,7 +162,7 @@ async def mark_retry(conn: asyncpg.Connection, incident_id: int, *, error: str, 
     )
 
 
-async def mark_failed(conn: asyncpg.Connection, incident_id: int, *, error: str, now: datetime) -> None:
+async def mark_failed(conn: Connection, incident_id: int, *, error: str, now: datetime) -> None:
     """Give up after the maximum number of attempts."""
     await conn.execute(
         """UPDATE suggestions SET status = 'failed', last_error = $2, lease_expires_at = NULL, next_attempt_at = NULL,
@@ -170,7 +172,7 @@ async def mark_failed(conn: asyncpg.Connection, incident_id: int, *, error: str,
     )
 
 
-async def set_feedback(conn: asyncpg.Connection, incident_id: int, *, decision: str, user_id: int | None,
+async def set_feedback(conn: Connection, incident_id: int, *, decision: str, user_id: int | None,
                        now: datetime) -> None:
     """Accept or reject."""
     await conn.execute(
@@ -179,7 +181,7 @@ async def set_feedback(conn: asyncpg.Connection, incident_id: int, *, decision: 
     )
 
 
-async def set_rating(conn: asyncpg.Connection, incident_id: int, *, rating: int, user_id: int | None,
+async def set_rating(conn: Connection, incident_id: int, *, rating: int, user_id: int | None,
                      now: datetime) -> None:
     """Rate 1-5."""
     await conn.execute(
@@ -188,7 +190,7 @@ async def set_rating(conn: asyncpg.Connection, incident_id: int, *, rating: int,
     )
 
 
-async def lock_for_feedback(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
+async def lock_for_feedback(conn: Connection, incident_id: int) -> asyncpg.Record | None:
     """The suggestion and its incident's reporter, locked."""
     return await conn.fetchrow(
         """SELECT s.status, s.feedback, s.rating, i.reporter_id
@@ -198,11 +200,11 @@ async def lock_for_feedback(conn: asyncpg.Connection, incident_id: int) -> async
     )
 
 
-async def incident_for_prompt(conn: asyncpg.Connection, incident_id: int) -> asyncpg.Record | None:
+async def incident_for_prompt(conn: Connection, incident_id: int) -> asyncpg.Record | None:
     """The text the suggestion is about."""
     return await conn.fetchrow("SELECT id, title, description, area FROM incidents WHERE id = $1", incident_id)
 
 
-async def incident_priority(conn: asyncpg.Connection, incident_id: int) -> str | None:
+async def incident_priority(conn: Connection, incident_id: int) -> str | None:
     """The incident's priority (it orders the suggestion queue)."""
     return await conn.fetchval("SELECT priority FROM incidents WHERE id = $1", incident_id)

@@ -18,7 +18,7 @@ from backend.audit import service as audit
 from backend.clock import Clock
 from backend.config import Settings
 from backend.context import RequestContext, system_context
-from backend.db import transaction
+from backend.db import Connection, transaction
 from backend.events import DomainEvent, EventBus
 from backend.errors import Conflict, Forbidden, NotFound
 from backend.observability.metrics import Metrics
@@ -29,7 +29,7 @@ PROGRESS_INTERVAL_S = 0.3
 SKIPPED_BACKLOG = "skipped: backlog (ask for it again with regenerate)"
 
 
-async def schedule(conn: asyncpg.Connection, *, incident_id: int, language: str, now: datetime) -> None:
+async def schedule(conn: Connection, *, incident_id: int, language: str, now: datetime) -> None:
     """Put the incident's suggestion in the queue (pending), inside the caller's transaction; a worker admits it
     to an LLM node when a slot is free (backend/suggestions/dispatcher.py)."""
     priority = await repository.incident_priority(conn, incident_id) or "medium"

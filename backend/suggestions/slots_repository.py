@@ -6,8 +6,10 @@ from datetime import datetime
 
 import asyncpg
 
+from backend.db import Connection
 
-async def sync_node_slots(conn: asyncpg.Connection, *, node_url: str, slots: int) -> None:
+
+async def sync_node_slots(conn: Connection, *, node_url: str, slots: int) -> None:
     """Make `node_url` have exactly `slots` slot rows; surplus rows go only when free (a busy one goes later)."""
     await conn.execute(
         """INSERT INTO llm_slots (node_url, slot) SELECT $1, s FROM generate_series(0, $2 - 1) AS s
@@ -18,12 +20,12 @@ async def sync_node_slots(conn: asyncpg.Connection, *, node_url: str, slots: int
                        node_url, slots)
 
 
-async def forget_other_nodes(conn: asyncpg.Connection, *, node_urls: list[str]) -> None:
+async def forget_other_nodes(conn: Connection, *, node_urls: list[str]) -> None:
     """Remove the free slots of nodes that are no longer configured."""
     await conn.execute("DELETE FROM llm_slots WHERE NOT (node_url = ANY($1::text[])) AND holder IS NULL", node_urls)
 
 
-async def lease_free_slot(conn: asyncpg.Connection, *, node_urls: list[str], holder: str, incident_id: int,
+async def lease_free_slot(conn: Connection, *, node_urls: list[str], holder: str, incident_id: int,
                           now: datetime, lease_until: datetime) -> asyncpg.Record | None:
     """Take a free slot (or one whose lease ran out) of one of `node_urls`, the least busy node first."""
     return await conn.fetchrow(
@@ -44,7 +46,7 @@ async def lease_free_slot(conn: asyncpg.Connection, *, node_urls: list[str], hol
     )
 
 
-async def renew_slot(conn: asyncpg.Connection, *, node_url: str, slot: int, holder: str,
+async def renew_slot(conn: Connection, *, node_url: str, slot: int, holder: str,
                      lease_until: datetime) -> None:
     """Keep a held slot's lease alive."""
     await conn.execute(
@@ -53,7 +55,7 @@ async def renew_slot(conn: asyncpg.Connection, *, node_url: str, slot: int, hold
     )
 
 
-async def release_slot(conn: asyncpg.Connection, *, node_url: str, slot: int, holder: str) -> None:
+async def release_slot(conn: Connection, *, node_url: str, slot: int, holder: str) -> None:
     """Give a slot back (only the holder can)."""
     await conn.execute(
         """UPDATE llm_slots SET holder = NULL, incident_id = NULL, leased_until = NULL, started_at = NULL
@@ -62,7 +64,7 @@ async def release_slot(conn: asyncpg.Connection, *, node_url: str, slot: int, ho
     )
 
 
-async def in_flight_by_node(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
+async def in_flight_by_node(conn: Connection, *, now: datetime) -> list[asyncpg.Record]:
     """Per node: its slots and how many are held by a live lease."""
     return await conn.fetch(
         """SELECT node_url, count(*) AS slots,
