@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import TypeVar
+
+R = TypeVar("R")
 
 
 class Query:
@@ -37,3 +40,11 @@ def update_by_id(table: str, *, columns: Iterable[str], changes: Mapping[str, ob
     if not assignments:
         return None
     return f"UPDATE {table} SET {', '.join(assignments)}, updated_at = $2 WHERE id = $1", query.args
+
+
+def expect_row(row: R | None) -> R:
+    """The row of a statement that always returns one (INSERT ... RETURNING, an aggregate, a read of a row this
+    transaction has just written or locked): asyncpg types every fetchrow as optional."""
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row

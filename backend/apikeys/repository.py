@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
 import asyncpg
 
@@ -22,12 +24,12 @@ _KEY_VIEW = """
 
 
 async def insert_api_key(
-    conn: Connection, *, name: str, owner_email: str, permissions: list[str], rate_limit_per_minute: int,
+    conn: Connection, *, name: str, owner_email: str, permissions: Sequence[str], rate_limit_per_minute: int,
     allowed_networks: list[str], allowed_origins: list[str], expires_at: datetime | None, created_by: str,
     now: datetime, allowed_areas: list[str] | None = None,
 ) -> int | None:
     """Create a key's settings and return its id; None when a live key already has this name."""
-    return await conn.fetchval(
+    return cast(int | None, await conn.fetchval(
         """INSERT INTO api_keys (name, owner_email, permissions, rate_limit_per_minute, allowed_networks,
                                  allowed_origins, expires_at, created_by, created_at, allowed_areas)
            VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9, $10)
@@ -35,7 +37,7 @@ async def insert_api_key(
            RETURNING id""",
         name, owner_email, permissions, rate_limit_per_minute, allowed_networks, allowed_origins, expires_at,
         created_by, now, allowed_areas or [],
-    )
+    ))
 
 
 async def insert_secret(conn: Connection, *, api_key_id: int, secret_hash: str, display_prefix: str,

@@ -22,15 +22,17 @@ from backend.apikeys.schemas import ApiKeyCreate, normalise_origin
 from backend.audit import service as audit
 from backend.clock import Clock
 from backend.config import Settings
-from backend.context import Principal, RequestContext
+from backend.context import Principal, RequestContext, Role
 from backend.db import Connection, transaction
 from backend.errors import AppError, Conflict, Forbidden, Unauthorized, ValidationFailed, found
+from backend.sql import expect_row
 
 KEY_PREFIX = "prs_live_"
 KEY_MAX_LENGTH = 128
 DISPLAY_PREFIX_LENGTH = len(KEY_PREFIX) + 6
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_ROLE_BY_PERMISSION = (("admin", "admin"), ("escalate", "supervisor"), ("write", "technician"), ("read", "reporter"))
+_ROLE_BY_PERMISSION: tuple[tuple[str, Role], ...] = (
+    ("admin", "admin"), ("escalate", "supervisor"), ("write", "technician"), ("read", "reporter"))
 
 
 def hash_key(raw_key: str) -> str:
@@ -53,7 +55,7 @@ def permission_for_method(method: str) -> str:
     return "read" if method.upper() in SAFE_METHODS else "write"
 
 
-def role_for_permissions(permissions: frozenset[str]) -> str:
+def role_for_permissions(permissions: frozenset[str]) -> Role:
     """The role an API key acts with on the internal API: the highest its permissions imply."""
     for permission, role in _ROLE_BY_PERMISSION:
         if permission in permissions:
@@ -126,7 +128,7 @@ class ApiKeyService:
                                field="name")
             await repository.insert_secret(conn, api_key_id=key_id, secret_hash=hash_key(raw),
                                            display_prefix=raw[:DISPLAY_PREFIX_LENGTH], now=now)
-            row = await repository.get_api_key(conn, key_id)
+            row = expect_row(await repository.get_api_key(conn, key_id))
             await audit.record(conn, ctx, at=now, action="api_key.created", resource_type="api_key",
                                resource_id=key_id, after=_audit_state(row))
         return self._view(row) | {"key": raw}
@@ -148,7 +150,7 @@ class ApiKeyService:
         async with transaction(self.pool) as conn:
             before = await self._locked_live(conn, api_key_id)
             await repository.revoke_api_key(conn, api_key_id, now=now, revoked_by=ctx.principal.name)
-            after = await repository.get_api_key(conn, api_key_id)
+            after = expect_row(await repository.get_api_key(conn, api_key_id))
             await audit.record(conn, ctx, at=now, action="api_key.revoked", resource_type="api_key",
                                resource_id=api_key_id, before=_audit_state(before), after=_audit_state(after))
         return self._view(after)
@@ -164,7 +166,7 @@ class ApiKeyService:
             await repository.retire_current_secrets(conn, api_key_id, now=now, valid_until=now + grace)
             await repository.insert_secret(conn, api_key_id=api_key_id, secret_hash=hash_key(raw),
                                            display_prefix=raw[:DISPLAY_PREFIX_LENGTH], now=now)
-            row = await repository.get_api_key(conn, api_key_id)
+            row = expect_row(await repository.get_api_key(conn, api_key_id))
             await audit.record(conn, ctx, at=now, action="api_key.rotated", resource_type="api_key",
                                resource_id=api_key_id,
                                after={"grace_minutes": int(grace.total_seconds() // 60),

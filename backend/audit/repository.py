@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+from asyncpg.cursor import CursorFactory
 
 from backend.db import Connection
 from backend.sql import Query
@@ -27,14 +28,14 @@ async def insert_audit_row(
     request_id: str | None,
 ) -> int:
     """Append one audit row and return its id."""
-    return await conn.fetchval(
+    return cast(int, await conn.fetchval(
         """INSERT INTO audit_log (occurred_at, actor_kind, actor_id, actor_name, action,
                                   resource_type, resource_id, before, after, client_ip, request_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
            RETURNING id""",
         occurred_at, actor_kind, actor_id, actor_name, action,
         resource_type, resource_id, before, after, client_ip, request_id,
-    )
+    ))
 
 
 async def list_resource_history(
@@ -84,7 +85,7 @@ async def list_audit_rows(
     return await conn.fetch(sql, *query.args)
 
 
-def chain_cursor(conn: Connection, *, prefetch: int = 1000):
+def chain_cursor(conn: Connection, *, prefetch: int = 1000) -> CursorFactory[asyncpg.Record]:
     """Every row in chain order with its canonical text (unchained rows last); use inside a transaction."""
     return conn.cursor(
         """SELECT a.id, a.seq, a.prev_hash, a.hash, audit_log_canonical(a) AS canonical

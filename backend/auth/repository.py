@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import cast
 
 import asyncpg
 
 from backend.db import Connection
+from backend.sql import expect_row
 
 _USER_COLUMNS = ("id, username, display_name, email, role, source, is_active, created_at, updated_at, "
                  "last_login_at, failed_login_count, locked_until, lockouts, password_changed_at, must_change_password")
@@ -32,8 +34,8 @@ async def lock_user_with_hash(conn: Connection, user_id: int) -> asyncpg.Record 
 
 async def session_is_revoked(conn: Connection, family_id: uuid.UUID) -> bool:
     """True once a login session was ended (logout, or a refresh token used twice)."""
-    return await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL)", family_id)
+    return cast(bool, await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL)", family_id))
 
 
 async def insert_user(
@@ -42,14 +44,14 @@ async def insert_user(
     must_change_password: bool = False,
 ) -> asyncpg.Record:
     """Create a user and return it (a password counts as set now)."""
-    return await conn.fetchrow(
+    return expect_row(await conn.fetchrow(
         f"""INSERT INTO users (username, display_name, email, password_hash, role, source, created_at, updated_at,
                                directory_dn, password_changed_at, must_change_password)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, CASE WHEN $4::text IS NULL THEN NULL ELSE $7::timestamptz END,
                     $9)
             RETURNING {_USER_COLUMNS}""",
         username, display_name, email, password_hash, role, source, now, directory_dn, must_change_password,
-    )
+    ))
 
 
 async def set_directory_profile(
@@ -57,12 +59,12 @@ async def set_directory_profile(
     email: str | None, directory_dn: str, now: datetime,
 ) -> asyncpg.Record:
     """Overwrite what the directory decides about an account (it is the source of truth for those fields)."""
-    return await conn.fetchrow(
+    return expect_row(await conn.fetchrow(
         f"""UPDATE users SET role = $2, display_name = $3, email = $4, directory_dn = $5, updated_at = $6
              WHERE id = $1
          RETURNING {_USER_COLUMNS}""",
         user_id, role, display_name, email, directory_dn, now,
-    )
+    ))
 
 
 async def update_user(
@@ -87,12 +89,12 @@ async def update_user(
 async def set_password(conn: Connection, user_id: int, *, password_hash: str, now: datetime,
                        must_change: bool) -> asyncpg.Record:
     """Store a new password hash; it counts as set now."""
-    return await conn.fetchrow(
+    return expect_row(await conn.fetchrow(
         f"""UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3,
                              must_change_password = $4
              WHERE id = $1
          RETURNING {_USER_COLUMNS}""",
-        user_id, password_hash, now, must_change)
+        user_id, password_hash, now, must_change))
 
 
 async def add_password_history(conn: Connection, user_id: int, password_hash: str, *, now: datetime,
@@ -116,7 +118,7 @@ async def recent_password_hashes(conn: Connection, user_id: int, *, limit: int) 
 async def count_failed_login(conn: Connection, user_id: int, *, now: datetime,
                              window_start: datetime) -> asyncpg.Record:
     """Add one failed login, starting a new window when the last one began before `window_start`."""
-    return await conn.fetchrow(
+    return expect_row(await conn.fetchrow(
         """UPDATE users SET
                failed_login_count = CASE WHEN failed_login_window_start IS NULL OR failed_login_window_start < $3
                                          THEN 1 ELSE failed_login_count + 1 END,
@@ -125,7 +127,7 @@ async def count_failed_login(conn: Connection, user_id: int, *, now: datetime,
                                                 THEN $2 ELSE failed_login_window_start END
             WHERE id = $1
         RETURNING failed_login_count, lockouts""",
-        user_id, now, window_start)
+        user_id, now, window_start))
 
 
 async def reset_failed_logins(conn: Connection, user_id: int) -> None:
@@ -171,7 +173,7 @@ async def list_users(conn: Connection) -> list[asyncpg.Record]:
 
 async def count_admins(conn: Connection) -> int:
     """Active admins."""
-    return await conn.fetchval("SELECT count(*) FROM users WHERE role = 'admin' AND is_active")
+    return cast(int, await conn.fetchval("SELECT count(*) FROM users WHERE role = 'admin' AND is_active"))
 
 
 async def touch_last_login(conn: Connection, user_id: int, now: datetime) -> None:

@@ -17,6 +17,7 @@ from backend.config import Settings
 from backend.context import Principal, RequestContext
 from backend.db import transaction
 from backend.errors import BadRequest, Conflict, Forbidden, ValidationFailed, found
+from backend.sql import expect_row
 
 
 def public_user(row: asyncpg.Record) -> dict[str, Any]:
@@ -100,7 +101,7 @@ class UserAdministration:
         async with transaction(self.pool) as conn:
             user = found(await repository.get_user(conn, user_id), f"user {user_id}")
             await self.lifecycle.unlock(conn, ctx, user, now)
-            return self.user_view(await repository.get_user(conn, user_id))
+            return self.user_view(expect_row(await repository.get_user(conn, user_id)))
 
     async def change_own_password(self, ctx: RequestContext, body: PasswordChange) -> dict[str, Any]:
         """Self-service change: the current password, the policy and the history are checked; every other session

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from backend.db import Connection
-from backend.sql import Query, update_by_id
+from backend.sql import Query, expect_row, update_by_id
 
 _SELECT_INCIDENT = """
     SELECT i.id, i.title, i.description, i.area, i.priority, i.status, i.category,
@@ -42,7 +42,7 @@ async def insert_area(conn: Connection, *, code: str, name: str) -> asyncpg.Reco
 
 async def insert_incident(conn: Connection, *, values: dict[str, Any], now: datetime) -> int:
     """Insert a new open incident and return its id."""
-    return await conn.fetchval(
+    return cast(int, await conn.fetchval(
         """INSERT INTO incidents (title, description, area, priority, category, reporter_id, reporter_name,
                                   customer_tier, external_ref, tags, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
@@ -50,7 +50,7 @@ async def insert_incident(conn: Connection, *, values: dict[str, Any], now: date
         values["title"], values["description"], values["area"], values["priority"], values.get("category"),
         values.get("reporter_id"), values.get("reporter_name", ""), values.get("customer_tier"),
         values.get("external_ref"), values.get("tags", []), now,
-    )
+    ))
 
 
 async def get_incident(conn: Connection, incident_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
@@ -126,12 +126,12 @@ async def list_incidents(conn: Connection, *, filters: dict[str, Any], after: tu
 async def insert_comment(conn: Connection, *, incident_id: int, author_id: int | None,
                          author_name: str, body: str, now: datetime) -> asyncpg.Record:
     """Add a comment and return it."""
-    return await conn.fetchrow(
+    return expect_row(await conn.fetchrow(
         """INSERT INTO incident_comments (incident_id, author_id, author_name, body, created_at)
            VALUES ($1, $2, $3, $4, $5)
            RETURNING id, incident_id, author_id, author_name, body, created_at""",
         incident_id, author_id, author_name, body, now,
-    )
+    ))
 
 
 async def list_comments(conn: Connection, incident_id: int) -> list[asyncpg.Record]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import logging
 from datetime import datetime
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeGuard
 
 import asyncpg
 
@@ -21,6 +22,7 @@ from backend.incidents import repository
 from backend.incidents.schemas import IncidentCreate, IncidentFilters, IncidentUpdate
 from backend.observability.metrics import Metrics
 from backend.incidents.states import check_transition, is_reopen
+from backend.sql import expect_row
 from backend.suggestions import service as suggestions
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise BadRequest("cursor is not valid; use next_cursor from a previous page", field="cursor") from None
 
 
-def sees_only_own_incidents(viewer: Principal | None) -> bool:
+def sees_only_own_incidents(viewer: Principal | None) -> TypeGuard[Principal]:
     """Read policy: people with the reporter role see only incidents they reported; other roles and API keys
     see all. (None: an internal caller, no restriction.)"""
     return viewer is not None and viewer.kind == "user" and viewer.role == "reporter"
@@ -114,7 +116,7 @@ class IncidentService:
             incident_id = await repository.insert_incident(conn, values=values, now=now)
             if on_created is not None:
                 await on_created(conn, incident_id)
-            row = await repository.get_incident(conn, incident_id)
+            row = expect_row(await repository.get_incident(conn, incident_id))
             await audit.record(conn, ctx, at=now, action="incident.created", resource_type="incident",
                                resource_id=incident_id, after=_audit_state(row))
             await suggestions.schedule(conn, incident_id=incident_id,
@@ -176,7 +178,7 @@ class IncidentService:
             if "area" in changes:
                 await self._require_area(conn, changes["area"], viewer=ctx.principal)
             await repository.update_incident_fields(conn, incident_id, changes=changes, now=now)
-            after = await repository.get_incident(conn, incident_id)
+            after = expect_row(await repository.get_incident(conn, incident_id))
             await audit.record(conn, ctx, at=now, action="incident.updated", resource_type="incident",
                                resource_id=incident_id, before=_audit_state(before), after=_audit_state(after))
             await self._publish(conn, ctx, "incident.updated", incident_id, at=now, before=before, after=after,
@@ -208,13 +210,13 @@ class IncidentService:
                                          "author_role": ctx.principal.role})
         return _comment_view(row)
 
-    async def comments(self, incident_id: int, *, viewer: Principal | None = None) -> list[dict[str, Any]]:
+    async def comments(self, incident_id: int, *, viewer: Principal | None = None) -> builtins.list[dict[str, Any]]:
         """Comments of an incident `viewer` may see."""
         async with self.pool.acquire() as conn:
             await self.read_in(conn, incident_id, viewer=viewer)
             return [_comment_view(r) for r in await repository.list_comments(conn, incident_id)]
 
-    async def history(self, incident_id: int) -> list[dict[str, Any]]:
+    async def history(self, incident_id: int) -> builtins.list[dict[str, Any]]:
         """The audit trail of an incident."""
         async with self.pool.acquire() as conn:
             await self.read_in(conn, incident_id)
@@ -232,7 +234,7 @@ class IncidentService:
             reopened = is_reopen(before["status"], status)
             await repository.set_status(conn, incident_id, status=status, now=now,
                                         resolution=solution.strip() if solution else None, reopened=reopened)
-            after = await repository.get_incident(conn, incident_id)
+            after = expect_row(await repository.get_incident(conn, incident_id))
             action = {"resolved": "incident.resolved", "closed": "incident.closed"}.get(status, "incident.status_changed")
             if reopened:
                 action = "incident.reopened"
@@ -260,7 +262,7 @@ class IncidentService:
         except Exception:  # the entry is staged in Postgres; the periodic sync will finish it
             log.warning("vector index sync deferred to the worker", exc_info=True)
 
-    async def list_areas(self) -> list[dict[str, Any]]:
+    async def list_areas(self) -> builtins.list[dict[str, Any]]:
         """Known areas."""
         async with self.pool.acquire() as conn:
             return [dict(r) for r in await repository.list_areas(conn)]
@@ -300,7 +302,7 @@ class IncidentService:
         if assignee_id is not None and await repository.get_assignable_user(conn, assignee_id) is None:
             raise ValidationFailed(f"user {assignee_id} does not exist or cannot own incidents", field="assignee_id")
         await repository.set_assignee(conn, incident_id, assignee_id, now)
-        after = await repository.get_incident(conn, incident_id)
+        after = expect_row(await repository.get_incident(conn, incident_id))
         await audit.record(conn, ctx, at=now, action="incident.assigned", resource_type="incident",
                            resource_id=incident_id, before={"assignee_id": before["assignee_id"]},
                            after={"assignee_id": assignee_id})

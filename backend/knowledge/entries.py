@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
+
+import asyncpg
 
 from agent.chunking import Chunk
 from agent.lexical import document_tokens, term_frequencies
 from agent.store import document_chunk_vector_id, incident_vector_id
+
+# An entry as built here, or as a row read back from the database.
+Entry: TypeAlias = Mapping[str, Any] | asyncpg.Record
 
 # The vector store cannot hold null metadata; "" marks a document that applies to every area.
 ALL_AREAS = ""
@@ -77,7 +82,7 @@ def _with_terms(entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def lexical_tokens(entry: Mapping[str, Any]) -> list[str]:
+def lexical_tokens(entry: Entry) -> list[str]:
     """What BM25 indexes: title (boosted) and heading, then the body and, for incidents, the solution.
 
     The solution is indexed because a new report often shares words with how the old one was
@@ -88,19 +93,19 @@ def lexical_tokens(entry: Mapping[str, Any]) -> list[str]:
     return document_tokens(title, body)
 
 
-def embedding_text(entry: Mapping[str, Any]) -> str:
+def embedding_text(entry: Entry) -> str:
     """What the encoder sees: the problem as reported (title and description), or a chunk under its heading."""
     if entry["kind"] == "document":
         return f"{entry['heading']}\n{entry['body']}" if entry.get("heading") else entry["body"]
     return f"{entry['title']}\n{entry['body']}"
 
 
-def vector_metadata(entry: Mapping[str, Any]) -> dict[str, str]:
+def vector_metadata(entry: Entry) -> dict[str, str]:
     """Filterable fields stored with the vector."""
     return {"kind": entry["kind"], "area": entry["area"] or ALL_AREAS}
 
 
-def postings_rows(entry_id: int, entry: Mapping[str, Any]) -> list[tuple[str, int, str, str, int, int]]:
+def postings_rows(entry_id: int, entry: Entry) -> list[tuple[str, int, str, str, int, int]]:
     """BM25 postings rows of one entry: (term, entry_id, kind, area or ALL_AREAS, tf, doc_length)."""
     if "term_frequencies" in entry:
         frequencies, length = entry["term_frequencies"], entry["doc_length"]

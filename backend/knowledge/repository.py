@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import asyncpg
 
 from backend.db import Connection
+from backend.sql import expect_row
 
 # Any fixed 64-bit number; the same in every replica. Serialises writes to the vector store.
 VECTOR_SYNC_LOCK_KEY = 0x505253_564543  # "PRS" "VEC"
@@ -49,7 +50,8 @@ async def copy_postings(conn: Connection, rows: Sequence[tuple[str, int, str, st
 
 async def incident_entry_id(conn: Connection, incident_id: int) -> int | None:
     """Id of a resolved incident's entry, locked for this transaction; None when it has none."""
-    return await conn.fetchval("SELECT id FROM knowledge_entries WHERE incident_id = $1 FOR UPDATE", incident_id)
+    return cast(int | None, await conn.fetchval(
+        "SELECT id FROM knowledge_entries WHERE incident_id = $1 FOR UPDATE", incident_id))
 
 
 async def document_entry_ids(conn: Connection, document_id: int) -> list[int]:
@@ -97,7 +99,7 @@ async def count_entries(conn: Connection) -> dict[str, int]:
                   count(*) FILTER (WHERE NOT vector_synced) AS vectors_pending
            FROM knowledge_entries"""
     )
-    return dict(row)
+    return dict(expect_row(row))
 
 
 # --- BM25 --------------------------------------------------------------------------------------
@@ -167,7 +169,8 @@ async def bm25_search(
 # --- BM25 statistics ---------------------------------------------------------------------------
 
 
-async def statistics_of_entries(conn: Connection, entry_ids: Sequence[int]) -> tuple[list, list]:
+async def statistics_of_entries(conn: Connection,
+                                entry_ids: Sequence[int]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """What these entries add to the statistics: (term, kind, entries) and (kind, entries, total_length)."""
     terms = await conn.fetch(
         """SELECT term, kind, count(*)::integer AS entries FROM knowledge_postings
@@ -324,14 +327,14 @@ DOCUMENT_COLUMNS = "id, title, filename, area, content_sha256, size_bytes, chunk
 
 async def insert_document(conn: Connection, document: dict[str, Any]) -> asyncpg.Record:
     """Store a knowledge document's text and return its row (without the text)."""
-    return await conn.fetchrow(
+    return expect_row(await conn.fetchrow(
         f"""INSERT INTO knowledge_documents
                 (title, filename, area, content, content_sha256, size_bytes, chunk_count, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             RETURNING {DOCUMENT_COLUMNS}""",
         document["title"], document["filename"], document["area"], document["content"],
         document["content_sha256"], document["size_bytes"], document["chunk_count"], document["created_at"],
-    )
+    ))
 
 
 async def list_documents(conn: Connection) -> list[asyncpg.Record]:

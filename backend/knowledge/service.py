@@ -200,7 +200,7 @@ class KnowledgeService:
             # One writer at a time: the store then always reflects a committed state of Postgres.
             await repository.lock_vector_sync(conn)
             await self._apply_tombstones(conn)
-            if not pending:
+            if not pending or vectors is None:
                 return 0
             live = set(await repository.lock_unsynced_entries(conn, [row["id"] for row in pending]))
             keep = [index for index, row in enumerate(pending) if row["id"] in live]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from backend.db import Connection
 from backend.notify.catalog import REPORTER_TARGET
-from backend.sql import Query, update_by_id
+from backend.sql import Query, expect_row, update_by_id
 
 WAKE_CHANNEL = "prs_notify_deliveries"
 
@@ -30,12 +30,12 @@ async def insert_endpoint(conn: Connection, *, kind: str, target: str, descripti
                           event_types: list[str], areas: list[str], priorities: list[str],
                           secret_encrypted: bytes | None, now: datetime) -> int:
     """Create an endpoint and return its id."""
-    return await conn.fetchval(
+    return cast(int, await conn.fetchval(
         """INSERT INTO notify_endpoints (kind, target, description, enabled, event_types, areas, priorities,
                                          secret_encrypted, secret_rotated_at, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9) RETURNING id""",
         kind, target, description, enabled, event_types, areas, priorities, secret_encrypted, now,
-    )
+    ))
 
 
 async def lock_endpoint_state(conn: Connection, endpoint_id: int) -> asyncpg.Record | None:
@@ -119,9 +119,9 @@ async def get_incident_for_event(conn: Connection, incident_id: int) -> asyncpg.
 
 async def incident_reporter_email(conn: Connection, incident_id: int) -> str | None:
     """The e-mail address of an incident's reporter, when their account has one."""
-    return await conn.fetchval(
+    return cast(str | None, await conn.fetchval(
         """SELECT nullif(btrim(u.email), '') FROM incidents i JOIN users u ON u.id = i.reporter_id
-            WHERE i.id = $1""", incident_id)
+            WHERE i.id = $1""", incident_id))
 
 
 # --- outbox ------------------------------------------------------------------------------------------------------
@@ -163,11 +163,11 @@ async def insert_deliveries_for_matching(conn: Connection, *, event_id: str, eve
 async def insert_delivery(conn: Connection, *, event_id: str, endpoint_id: int, now: datetime,
                           manual: bool) -> int:
     """One pending delivery of an event to one endpoint, at the back of that endpoint's queue."""
-    return await conn.fetchval(
+    return cast(int, await conn.fetchval(
         """INSERT INTO notify_deliveries (event_id, endpoint_id, manual, next_attempt_at, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $4, $4) RETURNING id""",
         event_id, endpoint_id, manual, now,
-    )
+    ))
 
 
 async def matching_endpoint_ids(conn: Connection, *, event_type: str, area: str | None,
@@ -303,10 +303,10 @@ async def finish_delivery(conn: Connection, *, delivery_id: int, worker: str, at
                           succeeded: bool, now: datetime) -> asyncpg.Record:
     """In one statement: close the attempt row, move the delivery on if this worker still holds its lease, and
     reset or extend the endpoint's failure streak. Returns still_ours, consecutive_failures and enabled."""
-    return await conn.fetchrow(
+    return expect_row(await conn.fetchrow(
         _FINISH, delivery_id, worker, attempt_no, attempt_id, outcome, status_code, excerpt, error, duration_ms,
         status, now, next_attempt_at, succeeded,
-    )
+    ))
 
 
 async def list_deliveries(conn: Connection, *, filters: dict[str, Any], before_id: int | None,

@@ -22,6 +22,7 @@ from backend.notify.outbox import OutboxListener, write_event
 from backend.notify.schemas import EndpointCreate, EndpointUpdate, LogFilters
 from backend.notify.signing import new_signing_secret
 from backend.notify.ssrf import OutboundPolicy, OutboundRefused
+from backend.sql import expect_row
 
 PING_MESSAGE = "Test message from PR-System. If you can read this, the endpoint works."
 
@@ -110,7 +111,7 @@ class NotifyService:
                 conn, kind=body.kind, target=target, description=body.description, enabled=body.enabled,
                 event_types=list(body.event_types), areas=body.areas, priorities=list(body.priorities),
                 secret_encrypted=self.secret_box.encrypt(secret) if secret else None, now=now)
-            row = await repository.get_endpoint(conn, endpoint_id)
+            row = expect_row(await repository.get_endpoint(conn, endpoint_id))
             await audit.record(conn, ctx, at=now, action="notify.endpoint.created", resource_type="notify_endpoint",
                                resource_id=endpoint_id, after=_audit_view(row))
         return endpoint_view(row) | {"secret": secret}
@@ -144,7 +145,7 @@ class NotifyService:
             if "areas" in changes:
                 await self._check_areas(conn, changes["areas"])
             await repository.update_endpoint(conn, endpoint_id, changes=changes, now=now)
-            after = await repository.get_endpoint(conn, endpoint_id)
+            after = expect_row(await repository.get_endpoint(conn, endpoint_id))
             await audit.record(conn, ctx, at=now, action="notify.endpoint.updated", resource_type="notify_endpoint",
                                resource_id=endpoint_id, before=_audit_view(before), after=_audit_view(after))
         return endpoint_view(after)
@@ -165,7 +166,7 @@ class NotifyService:
             before = await self._locked(conn, endpoint_id)
             reason = None if enabled else f"disabled by {ctx.principal.name}"
             await repository.set_endpoint_enabled(conn, endpoint_id, enabled=enabled, reason=reason, now=now)
-            after = await repository.get_endpoint(conn, endpoint_id)
+            after = expect_row(await repository.get_endpoint(conn, endpoint_id))
             await audit.record(conn, ctx, at=now, action="notify.endpoint." + ("enabled" if enabled else "disabled"),
                                resource_type="notify_endpoint", resource_id=endpoint_id,
                                before={"enabled": before["enabled"], "disabled_reason": before["disabled_reason"]},
@@ -183,7 +184,7 @@ class NotifyService:
             endpoint = await self._locked(conn, endpoint_id)
             if endpoint["kind"] != "webhook":
                 raise Conflict(f"only webhook endpoints sign their messages; this one is '{endpoint['kind']}'")
-            current = await repository.get_endpoint_secrets(conn, endpoint_id)
+            current = expect_row(await repository.get_endpoint_secrets(conn, endpoint_id))
             keep_old = grace > 0 and current["secret_encrypted"] is not None
             expires = now + timedelta(seconds=grace) if keep_old else None
             await repository.rotate_secret(conn, endpoint_id, new_encrypted=self.secret_box.encrypt(secret),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from backend.db import Connection
-from backend.sql import update_by_id
+from backend.sql import expect_row, update_by_id
 
 POLICY_COLUMNS = ("name", "description", "priorities", "customer_tiers", "areas", "precedence",
                   "first_response_minutes", "resolution_minutes", "calendar", "pause_statuses",
@@ -28,7 +28,7 @@ async def _insert(conn: Connection, table: str, columns: tuple[str, ...], values
     new_id = await conn.fetchval(
         f"INSERT INTO {table} ({', '.join(columns)}, created_at, updated_at) "
         f"VALUES ({placeholders}, ${len(args)}, ${len(args)}) RETURNING id", *args)
-    return await conn.fetchrow(select + " WHERE id = $1", new_id)
+    return expect_row(await conn.fetchrow(select + " WHERE id = $1", new_id))
 
 
 async def _update(conn: Connection, table: str, allowed: tuple[str, ...], row_id: int,
@@ -153,7 +153,8 @@ async def list_escalations(conn: Connection, incident_id: int) -> list[asyncpg.R
 
 async def get_escalation_messages(conn: Connection, escalation_id: int) -> dict[str, Any] | None:
     """The rendered messages of one escalation ({"reporter": {...}, "department": {...}}), or None."""
-    return await conn.fetchval("SELECT messages FROM sla_escalations WHERE id = $1", escalation_id)
+    return cast(dict[str, Any] | None,
+                await conn.fetchval("SELECT messages FROM sla_escalations WHERE id = $1", escalation_id))
 
 
 async def fired_rule_keys(conn: Connection, incident_id: int) -> set[tuple[int, str]]:
@@ -164,7 +165,7 @@ async def fired_rule_keys(conn: Connection, incident_id: int) -> set[tuple[int, 
 
 async def incident_language(conn: Connection, incident_id: int) -> str | None:
     """The language the reporter asked for (that of the incident's suggestion)."""
-    return await conn.fetchval("SELECT language FROM suggestions WHERE incident_id = $1", incident_id)
+    return cast(str | None, await conn.fetchval("SELECT language FROM suggestions WHERE incident_id = $1", incident_id))
 
 
 async def steps_tried(conn: Connection, incident_id: int, *, comment_limit: int = 10) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from backend.sla.escalation import EscalationOrder, Escalator
 from backend.sla.schemas import EscalationRequest, PolicyCreate, PolicyUpdate, RuleCreate, RuleUpdate
 from backend.sla.sweeps import SlaSweeper, SweepReport
 from backend.sla.timeline import FINISHED_STATUSES, ClockReading
+from backend.sql import expect_row
 
 
 def _minutes(delta: Any) -> float:
@@ -105,7 +106,7 @@ class SlaService:
             merged = dict(before) | changes
             self._check_targets(merged)
             await self._check_policy(conn, changes, policy_id=policy_id)
-            row = await repository.update_policy(conn, policy_id, changes=changes, now=now)
+            row = expect_row(await repository.update_policy(conn, policy_id, changes=changes, now=now))
             await audit.record(conn, ctx, at=now, action="sla.policy_updated", resource_type="sla_policy",
                                resource_id=policy_id, before=dict(before), after=dict(row))
         return dict(row)
@@ -165,7 +166,7 @@ class SlaService:
         async with transaction(self.pool) as conn:
             before = found(await repository.get_rule(conn, rule_id, for_update=True), f"escalation rule {rule_id}")
             await self._check_rule(conn, changes, rule_id=rule_id)
-            row = await repository.update_rule(conn, rule_id, changes=changes, now=now)
+            row = expect_row(await repository.update_rule(conn, rule_id, changes=changes, now=now))
             await audit.record(conn, ctx, at=now, action="sla.rule_updated", resource_type="escalation_rule",
                                resource_id=rule_id, before=dict(before), after=dict(row))
         return dict(row)
@@ -228,7 +229,8 @@ class SlaService:
             order = EscalationOrder(level=body.level, reason=body.reason, reason_key=f"manual:{uuid.uuid4()}",
                                     trigger="manual", target_department=body.target_department,
                                     reassign_to=body.assignee_id, strict_reassign=True)
-            row = await self.escalator.escalate(conn, ctx, incident_id, order, now)
+            # A fresh reason key: never recorded before, so the escalation happens.
+            row = expect_row(await self.escalator.escalate(conn, ctx, incident_id, order, now))
         return escalation_view(row)
 
     async def escalations(self, incident_id: int) -> list[dict[str, Any]]:

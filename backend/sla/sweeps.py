@@ -26,6 +26,7 @@ from backend.sla import repository
 from backend.sla.timers import load_readings, save_readings
 from backend.sla.escalation import Escalator, IncidentFacts, due_rules, order_for_rule
 from backend.sla.timeline import FINISHED_STATUSES, ClockReading, Level
+from backend.sql import expect_row
 
 log = logging.getLogger(__name__)
 SWEEP_CONTEXT = system_context("sla-sweep")
@@ -119,7 +120,7 @@ class SlaSweeper:
             await save_readings(conn, incident_id, readings, now)
             escalated = 0
             if rules:
-                facts = IncidentFacts.from_record(await clocks_db.incident_facts(conn, incident_id))
+                facts = IncidentFacts.from_record(expect_row(await clocks_db.incident_facts(conn, incident_id)))
                 for rule in due_rules(rules, facts, now):
                     if await self.escalator.escalate(conn, SWEEP_CONTEXT, incident_id, order_for_rule(rule), now):
                         escalated += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import asyncpg
 
@@ -40,7 +41,7 @@ async def get(conn: Connection, incident_id: int) -> asyncpg.Record | None:
 async def next_pending_for_update(conn: Connection, *, now: datetime) -> int | None:
     """The incident whose suggestion goes next, locked (SKIP LOCKED): watched ones first, then by priority, then
     the longest waiting; only those whose retry time has come."""
-    return await conn.fetchval(
+    return cast(int | None, await conn.fetchval(
         """SELECT incident_id FROM suggestions
             WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
             ORDER BY (watched_until IS NOT NULL AND watched_until > $1) DESC, priority_rank DESC, queued_at,
@@ -48,7 +49,7 @@ async def next_pending_for_update(conn: Connection, *, now: datetime) -> int | N
             LIMIT 1
             FOR UPDATE SKIP LOCKED""",
         now,
-    )
+    ))
 
 
 async def mark_generating(conn: Connection, incident_id: int, *, node: str, now: datetime,
@@ -127,7 +128,7 @@ async def queue_by_priority(conn: Connection) -> list[asyncpg.Record]:
 
 async def oldest_pending_queued_at(conn: Connection) -> datetime | None:
     """When the longest waiting pending suggestion joined the queue."""
-    return await conn.fetchval("SELECT min(queued_at) FROM suggestions WHERE status = 'pending'")
+    return cast(datetime | None, await conn.fetchval("SELECT min(queued_at) FROM suggestions WHERE status = 'pending'"))
 
 
 async def save_progress(conn: Connection, incident_id: int, *, text: str, now: datetime) -> None:
@@ -207,4 +208,4 @@ async def incident_for_prompt(conn: Connection, incident_id: int) -> asyncpg.Rec
 
 async def incident_priority(conn: Connection, incident_id: int) -> str | None:
     """The incident's priority (it orders the suggestion queue)."""
-    return await conn.fetchval("SELECT priority FROM incidents WHERE id = $1", incident_id)
+    return cast(str | None, await conn.fetchval("SELECT priority FROM incidents WHERE id = $1", incident_id))

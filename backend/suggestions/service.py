@@ -22,6 +22,7 @@ from backend.db import Connection, transaction
 from backend.events import DomainEvent, EventBus
 from backend.errors import Conflict, Forbidden, NotFound
 from backend.observability.metrics import Metrics
+from backend.sql import expect_row
 from backend.suggestions import repository
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class SuggestionService:
             await audit.record(conn, ctx, at=now, action="suggestion.ready", resource_type="incident",
                                resource_id=incident_id, after={"citations": suggestion.citations,
                                                                "model": suggestion.model})
-            ready = await repository.get(conn, incident_id)
+            ready = expect_row(await repository.get(conn, incident_id))
             await self.events.publish(conn, DomainEvent(
                 name="suggestion.ready", resource_type="incident", resource_id=incident_id, at=now, ctx=ctx,
                 after=suggestion_view(ready)))
@@ -206,7 +207,7 @@ class SuggestionService:
             await schedule(conn, incident_id=incident_id, language=language or current["language"], now=now)
             await audit.record(conn, ctx, at=now, action="suggestion.regenerate_requested", resource_type="incident",
                                resource_id=incident_id)
-            row = await repository.get(conn, incident_id)
+            row = expect_row(await repository.get(conn, incident_id))
         return suggestion_view(row)
 
     async def record_feedback(self, ctx: RequestContext, incident_id: int, decision: str) -> dict[str, Any]:
@@ -230,15 +231,19 @@ class SuggestionService:
             if principal.role == "reporter" and row["reporter_id"] != principal.id:
                 raise Forbidden("reporters may only rate suggestions of incidents they reported")
             user_id = principal.id if principal.kind == "user" else None
+            before: dict[str, Any]
+            after: dict[str, Any]
             if decision is not None:
                 await repository.set_feedback(conn, incident_id, decision=decision, user_id=user_id, now=now)
                 before, after = {"feedback": row["feedback"]}, {"feedback": decision}
+            elif rating is None:
+                raise ValueError("a judgement is a decision or a rating")
             else:
                 await repository.set_rating(conn, incident_id, rating=rating, user_id=user_id, now=now)
                 before, after = {"rating": row["rating"]}, {"rating": rating}
             await audit.record(conn, ctx, at=now, action=action, resource_type="incident", resource_id=incident_id,
                                before=before, after=after)
-            updated = await repository.get(conn, incident_id)
+            updated = expect_row(await repository.get(conn, incident_id))
             await self.events.publish(conn, DomainEvent(
                 name=action, resource_type="incident", resource_id=incident_id, at=now, ctx=ctx,
                 before=before, after=suggestion_view(updated)))
