@@ -27,12 +27,13 @@ def get_container(request: Request) -> Container:
 
 def get_rate_limits(request: Request) -> RateLimits:
     """This app's rate limits (shared with other replicas through their storage)."""
-    return request.app.state.rate_limits
+    limits: RateLimits = request.app.state.rate_limits
+    return limits
 
 
 def client_ip(request: Request) -> str | None:
     """The caller's address: the socket peer, or what trusted reverse proxies say it is."""
-    cached = getattr(request.state, "client_ip", None)
+    cached: str | None = getattr(request.state, "client_ip", None)
     if cached is not None:
         return cached
     peer = request.client.host if request.client else None
@@ -45,7 +46,7 @@ def client_ip(request: Request) -> str | None:
 async def authenticate(request: Request, token: str | None = Depends(oauth2_scheme),
                        api_key: str | None = Depends(api_key_scheme)) -> Principal:
     """Authenticate the request by its bearer token or its X-API-Key header (a pending password change allowed)."""
-    cached = getattr(request.state, "principal", None)
+    cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
     if api_key is not None and token:

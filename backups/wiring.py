@@ -31,8 +31,8 @@ class Backups:
     anchors: AnchorStore | None
 
 
-def build_backup_service(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, vector_store: ChromaVectorStore,
-                         metrics: BackupMetrics | None) -> BackupService:
+def build_backup_service(settings: Settings, *, pool: asyncpg.Pool, clock: Clock,
+                         vector_store: ChromaVectorStore | None, metrics: BackupMetrics | None) -> BackupService:
     """The backup service of configured storage (BackupsNotConfigured without an endpoint)."""
     store = ObjectStore.from_settings(settings)
     anchors = AnchorStore.from_settings(settings, store, clock) if settings.backup_anchor_bucket else None

@@ -13,7 +13,7 @@ from typing import Callable, TypeVar
 from limits import RateLimitItem, RateLimitItemPerMinute, parse
 from limits.errors import StorageError
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from redis.exceptions import RedisError
 from slowapi import Limiter
 
@@ -88,7 +88,7 @@ class RateLimits:
         stats = await self._run(lambda s: s.get_window_stats(item, self._prefix, *identifiers))
         return max(1, math.ceil(stats.reset_time - time.time()))
 
-    async def _run(self, call: Callable[[MovingWindowRateLimiter], T]) -> T:
+    async def _run(self, call: Callable[[RateLimiter], T]) -> T:
         strategy = self._slowapi.limiter
         try:
             if self._blocking_io:

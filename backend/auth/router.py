@@ -63,6 +63,7 @@ async def logout(request: Request, body: RefreshRequest) -> None:
                         "(API keys: 403).",
             responses={401: {"description": "Not signed in"}, 403: {"description": "An API key"}})
 async def me(request: Request, principal: Principal = Depends(require_signed_in_person)) -> dict:
+    assert principal.id is not None  # a signed-in person: a user, never an API key or the system
     return await get_container(request).auth.get_user(principal.id)
 
 

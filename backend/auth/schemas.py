@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.schema_fields import omitted
+
 RoleName = Literal["reporter", "technician", "supervisor", "admin", "auditor"]
 PasswordChangeReason = Literal["must_change", "expired"]
 
@@ -85,13 +87,13 @@ class UserUpdate(BaseModel):
     removes the address."""
 
     model_config = ConfigDict(extra="forbid")
-    role: RoleName = Field(default=None)
-    is_active: bool = Field(default=None)
-    display_name: DisplayName = Field(default=None)
+    role: RoleName = omitted()
+    is_active: bool = omitted()
+    display_name: DisplayName = omitted()
     email: Email = None
-    password: Password = Field(default=None, description="A new password; it must be changed at the next login "
-                                                          "unless must_change_password is false.")
-    must_change_password: bool = Field(default=None, description="Require a new password at the next login.")
+    password: Password = omitted(description="A new password; it must be changed at the next login "
+                                             "unless must_change_password is false.")
+    must_change_password: bool = omitted(description="Require a new password at the next login.")
 
 
 class SigningKeyOut(BaseModel):

@@ -8,7 +8,7 @@ import secrets
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import typer
 
@@ -141,8 +141,8 @@ def user_create(username: str = typer.Option(...), password: str = typer.Option(
 
     settings = _settings()
     try:
-        body = UserCreate(username=username, password=password, role=role, display_name=display_name,
-                          must_change_password=must_change)
+        body = UserCreate.model_validate({"username": username, "password": password, "role": role,
+                                          "display_name": display_name, "must_change_password": must_change})
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -250,13 +250,13 @@ def bench_retrieval(task: str = typer.Argument(..., help="jira or dell"),
                     kb: Path = typer.Option(..., exists=True, dir_okay=False, help="knowledge-base file"),
                     queries: Path = typer.Option(..., exists=True, dir_okay=False, help="queries file")) -> None:
     """Retrieval quality and speed on the eval data; the last stdout line is one JSON object."""
-    from bench.retrieval import run_retrieval_bench
+    from bench.retrieval import Task, run_retrieval_bench
 
     if task not in ("jira", "dell"):
         typer.echo("task must be jira or dell", err=True)
         raise typer.Exit(2)
     settings = _settings()
-    result = asyncio.run(run_retrieval_bench(settings, task, kb, queries))
+    result = asyncio.run(run_retrieval_bench(settings, cast(Task, task), kb, queries))  # checked just above
     sys.stdout.write(json.dumps(result) + "\n")
 
 

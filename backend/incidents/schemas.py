@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from backend.schema_fields import omitted
+
 Priority = Literal["low", "medium", "high", "critical"]
 Status = Literal["open", "in_progress", "waiting", "resolved", "closed"]
 Language = Literal["es", "en"]
@@ -58,14 +60,14 @@ class IncidentUpdate(BaseModel):
     accepted only where the incident allows it (category, customer_tier, external_ref: null clears them)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: Title = Field(default=None)
-    description: Description = Field(default=None)
-    area: AreaCode = Field(default=None)
-    priority: Priority = Field(default=None)
+    title: Title = omitted()
+    description: Description = omitted()
+    area: AreaCode = omitted()
+    priority: Priority = omitted()
     category: Category = None
     customer_tier: CustomerTier = None
     external_ref: ExternalRef = None
-    tags: Tags = Field(default=None)
+    tags: Tags = omitted()
 
 
 class AssignRequest(BaseModel):

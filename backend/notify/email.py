@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Literal
 
 from backend.config import Settings
 from backend.notify.outcome import AttemptResult, excerpt_of
@@ -116,7 +116,7 @@ class EmailSender:
                                            timeout=self.timeout_s)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
-            outcome = "fail" if all(code >= 500 for code in codes) else "retry"
+            outcome: Literal["fail", "retry"] = "fail" if all(code >= 500 for code in codes) else "retry"
             return AttemptResult(outcome, status_code=max(codes) if codes else None, duration_ms=elapsed_ms(),
                                  error=excerpt_of(f"recipients refused: {exc.recipients}"))
         except smtplib.SMTPResponseException as exc:

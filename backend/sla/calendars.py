@@ -199,6 +199,7 @@ class BusinessCalendar:
         cursor = start
         while cursor < end:
             offset = cursor.astimezone(zone).utcoffset()
+            assert offset is not None  # an aware datetime always has one
             probe = cursor
             segment_end = end
             while probe < end:

@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import asyncpg
 
@@ -107,7 +107,7 @@ def _grouped(outcomes: list[ClockOutcome], at_risk: list[ClockOutcome], key: Cal
             for k in sorted(set(groups) | set(risky), key=str)]
 
 
-def _quality_view(row: asyncpg.Record) -> dict[str, Any]:
+def _quality_view(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     return {
         "total_incidents": row["total_incidents"], "resolved": row["resolved"],
         "resolution_rate": _ratio(row["resolved"], row["total_incidents"]),

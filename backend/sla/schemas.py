@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend.incidents.schemas import Priority
+from backend.schema_fields import omitted
 from backend.sla.calendars import WEEKDAYS, BusinessCalendar, CalendarError
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -80,6 +81,10 @@ WarningThresholds = Annotated[list[Annotated[int, Field(ge=1, le=99)]], Field(
     AfterValidator(_unique_sorted_thresholds)]
 
 
+def _default_pause_statuses() -> list[PausableStatus]:
+    return ["waiting"]
+
+
 class PolicyCreate(BaseModel):
     """A new SLA policy."""
 
@@ -93,7 +98,7 @@ class PolicyCreate(BaseModel):
     first_response_minutes: TargetMinutes = Field(examples=[15])
     resolution_minutes: TargetMinutes = Field(examples=[240])
     calendar: CalendarSpec | None = Field(default=None, description="Business calendar; null: 24/7.")
-    pause_statuses: PauseStatuses = Field(default_factory=lambda: ["waiting"])
+    pause_statuses: PauseStatuses = Field(default_factory=_default_pause_statuses)
     warning_thresholds: WarningThresholds = Field(default_factory=lambda: [75, 90])
     is_active: bool = True
 
@@ -103,18 +108,18 @@ class PolicyUpdate(BaseModel):
     is; null is accepted only for `calendar` (24/7)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: PolicyName = Field(default=None)
-    description: PolicyDescription = Field(default=None)
-    priorities: PolicyPriorities = Field(default=None)
-    customer_tiers: CustomerTiers = Field(default=None)
-    areas: PolicyAreas = Field(default=None)
-    precedence: Precedence = Field(default=None)
-    first_response_minutes: TargetMinutes = Field(default=None)
-    resolution_minutes: TargetMinutes = Field(default=None)
+    name: PolicyName = omitted()
+    description: PolicyDescription = omitted()
+    priorities: PolicyPriorities = omitted()
+    customer_tiers: CustomerTiers = omitted()
+    areas: PolicyAreas = omitted()
+    precedence: Precedence = omitted()
+    first_response_minutes: TargetMinutes = omitted()
+    resolution_minutes: TargetMinutes = omitted()
     calendar: CalendarSpec | None = Field(default=None, description="Business calendar; null: 24/7.")
-    pause_statuses: PauseStatuses = Field(default=None)
-    warning_thresholds: WarningThresholds = Field(default=None)
-    is_active: bool = Field(default=None)
+    pause_statuses: PauseStatuses = omitted()
+    warning_thresholds: WarningThresholds = omitted()
+    is_active: bool = omitted()
 
 
 class PolicyOut(BaseModel):
@@ -218,15 +223,15 @@ class RuleUpdate(BaseModel):
     `target_department` and `reassign_to` (null clears them)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: RuleName = Field(default=None)
-    description: RuleDescription = Field(default=None)
-    combine: Combine = Field(default=None)
-    conditions: Conditions = Field(default=None)
-    level: Level = Field(default=None)
+    name: RuleName = omitted()
+    description: RuleDescription = omitted()
+    combine: Combine = omitted()
+    conditions: Conditions = omitted()
+    level: Level = omitted()
     target_department: Department = None
     reassign_to: ReassignTo = None
-    notify: Notify = Field(default=None)
-    is_active: bool = Field(default=None)
+    notify: Notify = omitted()
+    is_active: bool = omitted()
 
 
 class RuleOut(BaseModel):
