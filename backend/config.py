@@ -151,7 +151,6 @@ class Settings(BaseSettings):
     sla_sweep_batch_size: int = 500  # incidents with a due clock handled per sweep; the rest wait for the next
     sla_first_response_on: Literal["comment_or_assignment", "comment", "assignment"] = "comment_or_assignment"
     maintenance_interval_s: float = 3600.0  # how often retention clean-up and ANALYZE run
-    maintenance_job_log_retention_days: int = 30  # pgqueuer log and statistics rows older than this are deleted
     maintenance_tick_retention_days: int = 7  # periodic_ticks rows older than this are deleted
 
     # Backups to S3-compatible storage (MinIO) and audit anchors: see docs/backups.md
@@ -202,7 +201,7 @@ class Settings(BaseSettings):
         return value.expanduser().resolve()
 
     @field_validator("sla_sweep_interval_s", "sla_sweep_batch_size", "maintenance_interval_s",
-                     "maintenance_job_log_retention_days", "maintenance_tick_retention_days")
+                     "maintenance_tick_retention_days")
     @classmethod
     def _positive_sla_numbers(cls, value: float) -> float:
         if value <= 0:

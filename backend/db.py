@@ -126,20 +126,9 @@ async def migrate(dsn: str) -> list[str]:
                     )
                 applied.append(name)
                 log.info("migration applied", extra={"migration": name})
-            await _install_job_queue(conn)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     finally:
         await conn.close()
     return applied
 
-
-async def _install_job_queue(conn: asyncpg.Connection) -> None:
-    """Install or upgrade pgqueuer's own schema (it manages its tables itself)."""
-    from pgqueuer import Queries
-
-    queries = Queries.from_asyncpg_connection(conn)
-    if not await queries.schema_is_installed():
-        await queries.install()
-    else:
-        await queries.upgrade()

@@ -17,6 +17,7 @@ from backend.apikeys.router import router as apikeys_router
 from backend.audit.router import router as audit_router
 from backend.auth.router import router as auth_router
 from backend.config import Settings
+from backend.container import Container, build_container
 from backend.errors import AppError
 from backend.external.router import router as external_router
 from backend.incidents.router import router as incidents_router
@@ -86,19 +87,18 @@ def install_error_handlers(app: FastAPI) -> None:
                                                                  "request id"}, status_code=500)
 
 
-def create_app(settings: Settings, *, services: Any = None, run_worker: bool | None = None) -> FastAPI:
-    """The ASGI app. Pass `services` to share a container (tests); otherwise it is built at startup."""
-    metrics = services.metrics if services is not None else Metrics()
+def create_app(settings: Settings, *, container: Container | None = None, run_worker: bool | None = None) -> FastAPI:
+    """The ASGI app. Pass `container` to share one (tests); otherwise it is built at startup."""
+    metrics = container.metrics if container is not None else Metrics()
     start_worker = settings.embedded_worker if run_worker is None else run_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from backend.observability.monitoring import watch_llm_nodes
-        from backend.container import build_container
         from backend.jobs.worker import run_worker as worker_loop
 
-        owned = services is None
-        app.state.container = services or await build_container(settings, metrics=metrics)
+        owned = container is None
+        app.state.container = container or await build_container(settings, metrics=metrics)
         if owned:
             seconds = await app.state.container.knowledge.warm_up()
             log.info("knowledge warmed up", extra={"seconds": round(seconds, 2)})
@@ -119,8 +119,8 @@ def create_app(settings: Settings, *, services: Any = None, run_worker: bool | N
 
     app = FastAPI(title="PR-System", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
-    if services is not None:
-        app.state.container = services
+    if container is not None:
+        app.state.container = container
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     install_access_controls(app, settings)

@@ -73,6 +73,11 @@ async def run_jobs_bench(settings: Settings, *, events: int, endpoints: int, del
     await ensure_database(dsn)
     try:
         await migrate(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await Queries(AsyncpgDriver(conn)).install()  # pgqueuer's own schema, only in this scratch database
+        finally:
+            await conn.close()
         common = {"events": events, "endpoints": endpoints, "delivery_s": delivery_ms / 1000, "batch_size": batch_size}
         ordered = await _run_mode(dsn, ordered=True, **common)
         unordered = await _run_mode(dsn, ordered=False, **common)

@@ -1,4 +1,4 @@
-"""Periodic maintenance: retention of old job-log and tick rows (plus steps other subsystems register), ANALYZE.
+"""Periodic maintenance: retention of old scheduler tick rows (plus steps other subsystems register), ANALYZE.
 
 Safe on any replica: the periodic task runs once per tick across workers, and a session advisory lock makes a run
 that overlaps a slow previous one step aside. Every step is idempotent.
@@ -14,14 +14,12 @@ import asyncpg
 
 from backend.clock import Clock
 from backend.config import Settings
-from backend.jobs import scheduler_repository as ticks_db
 from backend.jobs import maintenance_repository as repo
 
 log = logging.getLogger(__name__)
 
 ANALYZE_TABLES = ("incidents", "incident_comments", "suggestions", "audit_log", "periodic_ticks",
-                  "sla_status_spans", "sla_clocks", "sla_events", "sla_escalations", "sla_incidents",
-                  "pgqueuer", "pgqueuer_log", "pgqueuer_statistics")
+                  "sla_status_spans", "sla_clocks", "sla_events", "sla_escalations", "sla_incidents", "llm_slots")
 DELETE_BATCH = 5000
 
 # A retention step of another subsystem (e.g. notification delivery rows): fn(conn, now) -> rows removed.
@@ -63,11 +61,8 @@ class MaintenanceService:
     async def _run_locked(self, conn: asyncpg.Connection, now: datetime) -> dict[str, Any]:
         removed: dict[str, int] = {}
         tick_cutoff = now - timedelta(days=self.settings.maintenance_tick_retention_days)
-        removed["periodic_ticks"] = await ticks_db.delete_ticks_before(conn, before=tick_cutoff)
-        job_cutoff = now - timedelta(days=self.settings.maintenance_job_log_retention_days)
-        for table in repo.RETENTION_TABLES:
-            if await repo.table_exists(conn, table):
-                removed[table] = await repo.delete_older_than(conn, table, before=job_cutoff, batch=DELETE_BATCH)
+        removed["periodic_ticks"] = await repo.delete_older_than(conn, "periodic_ticks", before=tick_cutoff,
+                                                                 batch=DELETE_BATCH)
         for name, step in self.retention_steps:
             removed[name] = await step(conn, now)
         analyzed = []

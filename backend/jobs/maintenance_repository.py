@@ -11,8 +11,7 @@ MAINTENANCE_LOCK_KEY = 0x505253_4D4E54  # "PRS" "MNT"
 
 # Tables whose old rows are deleted by age, with the timestamp column that ages them (constants, never input).
 RETENTION_TABLES = {
-    "pgqueuer_log": "created",
-    "pgqueuer_statistics": "created",
+    "periodic_ticks": "tick",
 }
 
 

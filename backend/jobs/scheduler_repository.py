@@ -23,8 +23,3 @@ async def finish_tick(conn: asyncpg.Connection, *, task: str, tick: datetime, no
         "UPDATE periodic_ticks SET finished_at = $3, error = $4 WHERE task = $1 AND tick = $2", task, tick, now, error,
     )
 
-
-async def delete_ticks_before(conn: asyncpg.Connection, *, before: datetime) -> int:
-    """Retention of old tick rows."""
-    result = await conn.execute("DELETE FROM periodic_ticks WHERE tick < $1", before)
-    return int(result.split()[-1])

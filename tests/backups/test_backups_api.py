@@ -19,7 +19,7 @@ PASSWORD = "Correct-Horse-9-Battery"
 
 @pytest_asyncio.fixture
 async def client(backup_world: BackupWorld) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(backup_world.settings, services=backup_world.services, run_worker=False)
+    app = create_app(backup_world.settings, container=backup_world.services, run_worker=False)
     transport = httpx.ASGITransport(app=app, client=("10.9.8.7", 4444))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

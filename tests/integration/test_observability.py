@@ -32,7 +32,7 @@ async def test_readiness_is_degraded_not_down_when_no_llm_node_answers(app_setti
     settings = app_settings.model_copy(update={"llm_nodes": llm_node_factory.unused_url()})
     services = await build_container(settings, encoder=encoder)
     try:
-        app = create_app(settings, services=services, run_worker=False)
+        app = create_app(settings, container=services, run_worker=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             reply = await client.get("/health/ready")
         body = reply.json()
@@ -49,7 +49,7 @@ async def test_readiness_is_503_when_the_database_is_unreachable(app_settings, e
                                                "database_pool_min": 0})
     services = await build_container(settings, encoder=encoder)
     try:
-        app = create_app(settings, services=services, run_worker=False)
+        app = create_app(settings, container=services, run_worker=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             reply = await client.get("/health/ready")
         assert reply.status_code == 503 and reply.json()["status"] == "down"

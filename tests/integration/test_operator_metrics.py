@@ -104,7 +104,7 @@ async def test_scrape_while_postgres_is_down_answers_at_once_with_stale_gauges(a
                                                "database_pool_min": 0, "metrics_db_timeout_s": 1.0})
     down = await build_container(settings, encoder=encoder)
     try:
-        async with client_for(create_app(settings, services=down, run_worker=False)) as client:
+        async with client_for(create_app(settings, container=down, run_worker=False)) as client:
             started = time.perf_counter()
             page = await scrape(client)
             elapsed = time.perf_counter() - started
@@ -164,7 +164,7 @@ async def test_llm_node_gauge_is_kept_by_the_background_check(app_settings, enco
     try:
         assert watched.metrics.llm_node_up.labels(llm_node_url)._value.get() == 0  # declared, down until checked
         watcher = asyncio.create_task(watch_llm_nodes(watched.llm, watched.metrics, interval_s=0.2, stop=stop))
-        async with client_for(create_app(settings, services=watched, run_worker=False)) as client:
+        async with client_for(create_app(settings, container=watched, run_worker=False)) as client:
             for _ in range(100):
                 page = await scrape(client)
                 if value(page, "prs_llm_node_up", node=llm_node_url) == 1:

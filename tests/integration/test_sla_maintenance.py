@@ -13,54 +13,44 @@ from backend.jobs.maintenance_repository import MAINTENANCE_LOCK_KEY
 pytestmark = pytest.mark.asyncio
 
 
-async def seed_old_and_new_rows(sla) -> None:
-    now = sla.clock.now()
-    old, recent = now - timedelta(days=45), now - timedelta(hours=1)
+async def seed_ticks(sla, label: str, count: int, *, age: timedelta) -> None:
+    """`count` finished ticks of a test task, the newest `age` old."""
+    newest = sla.clock.now() - age
     async with sla.services.pool.acquire() as conn:
-        for moment, label in ((old, "old"), (recent, "recent")):
-            await conn.execute(
-                "INSERT INTO periodic_ticks (task, tick, claimed_by, claimed_at) VALUES ($1, $2, $3, $2)",
-                f"test.{label}", moment, "test")
-            await conn.execute(
-                """INSERT INTO pgqueuer_log (created, job_id, status, priority, entrypoint)
-                   SELECT $1, g, 'successful', 0, 'suggestion.generate' FROM generate_series(1, 30) g""", moment)
-            await conn.execute(
-                """INSERT INTO pgqueuer_statistics (created, count, priority, status, entrypoint)
-                   VALUES ($1, 7, 0, 'successful', 'suggestion.generate')""", moment)
+        await conn.execute(
+            """INSERT INTO periodic_ticks (task, tick, claimed_by, claimed_at, finished_at)
+               SELECT $1, $2::timestamptz - g * interval '1 minute', 'test', $2, $2 FROM generate_series(0, $3 - 1) g""",
+            f"test.{label}", newest, count)
 
 
-async def remaining(sla, table: str) -> int:
-    return await sla.count(f"SELECT count(*) FROM {table} WHERE entrypoint = 'suggestion.generate'"
-                           if table.startswith("pgqueuer") else f"SELECT count(*) FROM {table}")
+async def seed_old_and_new_rows(sla) -> None:
+    await seed_ticks(sla, "old", 30, age=timedelta(days=45))
+    await seed_ticks(sla, "recent", 30, age=timedelta(hours=1))
+
+
+async def remaining(sla, label: str) -> int:
+    return await sla.count(f"SELECT count(*) FROM periodic_ticks WHERE task = 'test.{label}'")
 
 
 class TestMaintenance:
     async def test_rows_past_retention_are_deleted_and_recent_ones_kept(self, sla):
         await seed_old_and_new_rows(sla)
         report = await sla.services.maintenance.run()
-        assert report["removed"]["periodic_ticks"] == 1
-        assert report["removed"]["pgqueuer_log"] == 30
-        assert report["removed"]["pgqueuer_statistics"] == 1
-        assert await sla.count("SELECT count(*) FROM periodic_ticks WHERE task = 'test.recent'") == 1
-        assert await remaining(sla, "pgqueuer_log") == 30
-        assert await remaining(sla, "pgqueuer_statistics") == 1
-        assert {"incidents", "sla_clocks", "sla_events", "pgqueuer_log"} <= set(report["analyzed"])
+        assert report["removed"]["periodic_ticks"] == 30
+        assert await remaining(sla, "old") == 0
+        assert await remaining(sla, "recent") == 30
+        assert {"incidents", "sla_clocks", "sla_events", "periodic_ticks"} <= set(report["analyzed"])
         analyzed = await sla.count("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'sla_clocks' "
                                    "AND last_analyze IS NOT NULL")
         assert analyzed == 1
         again = await sla.services.maintenance.run()
-        assert again["removed"]["pgqueuer_log"] == 0 and again["removed"]["periodic_ticks"] == 0
+        assert again["removed"]["periodic_ticks"] == 0
 
     async def test_deletes_in_batches_until_done(self, sla):
-        now = sla.clock.now()
-        async with sla.services.pool.acquire() as conn:
-            await conn.execute(
-                """INSERT INTO pgqueuer_log (created, job_id, status, priority, entrypoint)
-                   SELECT $1, g, 'exception', 0, 'suggestion.generate' FROM generate_series(1, 12000) g""",
-                now - timedelta(days=90))
+        await seed_ticks(sla, "ancient", 12000, age=timedelta(days=90))
         report = await sla.services.maintenance.run()
-        assert report["removed"]["pgqueuer_log"] == 12000
-        assert await remaining(sla, "pgqueuer_log") == 0
+        assert report["removed"]["periodic_ticks"] == 12000
+        assert await remaining(sla, "ancient") == 0
 
     async def test_a_second_replica_steps_aside_while_one_runs(self, sla):
         await seed_old_and_new_rows(sla)
@@ -69,10 +59,10 @@ class TestMaintenance:
             assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", MAINTENANCE_LOCK_KEY)
             report = await sla.services.maintenance.run()
             assert report == {"skipped": True}
-            assert await remaining(sla, "pgqueuer_log") == 60
+            assert await remaining(sla, "old") == 30
         finally:
             await holder.close()
-        assert (await sla.services.maintenance.run())["removed"]["pgqueuer_log"] == 30
+        assert (await sla.services.maintenance.run())["removed"]["periodic_ticks"] == 30
 
     async def test_other_subsystems_add_retention_steps(self, sla):
         service = MaintenanceService(pool=sla.services.pool, clock=sla.clock, settings=sla.services.settings)

@@ -71,7 +71,7 @@ class Burst:
 @pytest.fixture
 async def burst(burst_services, make_account):
     tech = await make_account("technician")
-    app = create_app(burst_services.settings, services=burst_services, run_worker=False)
+    app = create_app(burst_services.settings, container=burst_services, run_worker=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         yield Burst(burst_services, tech.headers, client)
 
@@ -161,7 +161,7 @@ async def test_a_node_failure_fails_over_to_an_up_node_at_once(app_settings, enc
     task = asyncio.create_task(build_dispatcher(services).run(stop))
     try:
         tech = await make_account("technician")
-        app = create_app(settings, services=services, run_worker=False)
+        app = create_app(settings, container=services, run_worker=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             incident = (await client.post("/api/v1/incidents", json=_report(1, "high"), headers=tech.headers)).json()
 

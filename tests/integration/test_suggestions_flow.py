@@ -109,7 +109,7 @@ async def test_llm_outage_keeps_incident_and_similar_spends_no_attempts_and_comp
     try:
         tech = await make_account("technician")
         past_id = await resolved_past_incident(api, tech.headers)
-        app = create_app(settings, services=outage_services, run_worker=False)
+        app = create_app(settings, container=outage_services, run_worker=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             reply = await client.post("/api/v1/incidents", json=NEW, headers=tech.headers)
             assert reply.status_code == 201
