@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 def bundled_model_path() -> str:
@@ -23,12 +26,12 @@ class Encoder:
         self.model_name_or_path = model_name_or_path or bundled_model_path()
         self.batch_size = batch_size
         self.device = device
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
         # torch modules are not documented as safe for concurrent forward passes; one at a time.
         self._encode_lock = threading.Lock()
 
-    def _loaded_model(self):
+    def _loaded_model(self) -> SentenceTransformer:
         if self._model is None:
             with self._load_lock:
                 if self._model is None:
@@ -63,7 +66,7 @@ class Encoder:
         with self._encode_lock:
             model_limit = model.max_seq_length
             if max_tokens is not None:
-                model.max_seq_length = min(model_limit, max_tokens)
+                model.max_seq_length = max_tokens if model_limit is None else min(model_limit, max_tokens)
             try:
                 vectors = model.encode(
                     list(texts),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -13,6 +13,7 @@ import httpx
 import ollama
 
 PromptStyle = Literal["completion", "chat"]
+Options = dict[str, Any]  # Ollama's generation options
 _Reply = ollama.GenerateResponse | ollama.ChatResponse
 _HEALTH_TIMEOUT_S = 5.0
 
@@ -79,12 +80,12 @@ StreamEvent = TokenEvent | RestartEvent | DoneEvent
 class LanguageModel(Protocol):
     """What the agent needs from an LLM: whole answers and streamed answers."""
 
-    async def generate(self, prompt: str, *, options: dict | None = None, system: str | None = None) -> Generation:
+    async def generate(self, prompt: str, *, options: Options | None = None, system: str | None = None) -> Generation:
         """Answer `prompt` in one piece."""
         ...
 
     def stream(
-        self, prompt: str, *, options: dict | None = None, system: str | None = None
+        self, prompt: str, *, options: Options | None = None, system: str | None = None
     ) -> AsyncIterator[StreamEvent]:
         """Answer `prompt` piece by piece."""
         ...
@@ -146,7 +147,7 @@ class LLMCluster:
             for url in node_urls
         ]
 
-    async def generate(self, prompt: str, *, options: dict | None = None, system: str | None = None) -> Generation:
+    async def generate(self, prompt: str, *, options: Options | None = None, system: str | None = None) -> Generation:
         """Answer `prompt` on the first node that can; raises LLMUnavailable if none can."""
         errors: dict[str, str] = {}
         candidates = self._candidates()
@@ -162,7 +163,7 @@ class LLMCluster:
         raise LLMUnavailable(errors)
 
     async def stream(
-        self, prompt: str, *, options: dict | None = None, system: str | None = None
+        self, prompt: str, *, options: Options | None = None, system: str | None = None
     ) -> AsyncIterator[StreamEvent]:
         """Stream the answer; a node failing mid-answer yields RestartEvent and the next node starts over.
 
@@ -188,6 +189,7 @@ class LLMCluster:
                     yield RestartEvent(node=node.url, reason=reason)
                 continue
             self._mark_up(node)
+            assert final_reply is not None  # _stream_on ends with the final reply or raises
             yield DoneEvent(
                 node=node.url, model=final_reply.model or self.model, completion_tokens=final_reply.eval_count or 0
             )
@@ -223,13 +225,15 @@ class LLMCluster:
     async def advertised_parallel(self, url: str) -> int | None:
         """The parallel generations the node says it runs (`parallel` in /api/version), if it says."""
         try:
-            reply = await self._node(url).health_client._request_raw("GET", "/api/version")
+            # ollama leaves its raw request (there is no public version call) untyped
+            client = self._node(url).health_client
+            reply = await client._request_raw("GET", "/api/version")  # type: ignore[no-untyped-call]
             value = reply.json().get("parallel")
         except _NODE_ERRORS:
             return None
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
-    async def stream_on(self, url: str, prompt: str, *, options: dict | None = None, system: str | None = None,
+    async def stream_on(self, url: str, prompt: str, *, options: Options | None = None, system: str | None = None,
                         first_token_timeout_s: float, token_timeout_s: float) -> AsyncIterator[StreamEvent]:
         """Stream the answer on one node, without failover; LLMUnavailable when it fails or stalls.
 
@@ -304,8 +308,8 @@ class LLMCluster:
     async def aclose(self) -> None:
         """Close every node's HTTP connections."""
         for node in self._nodes:
-            await node.client.close()
-            await node.health_client.close()
+            await node.client.close()  # type: ignore[no-untyped-call]  # untyped in ollama
+            await node.health_client.close()  # type: ignore[no-untyped-call]
 
     def _candidates(self) -> list[_Node]:
         """Nodes out of cooldown, in configured order; all of them if every node is cooling down."""
@@ -313,7 +317,8 @@ class LLMCluster:
         ready = [node for node in self._nodes if node.down_until is None or now >= node.down_until]
         return ready or list(self._nodes)
 
-    async def _generate_on(self, node: _Node, prompt: str, options: dict | None, system: str | None) -> Generation:
+    async def _generate_on(self, node: _Node, prompt: str, options: Options | None, system: str | None) -> Generation:
+        reply: _Reply
         if self.prompt_style == "chat":
             reply = await node.client.chat(self.model, _chat_messages(prompt, system), stream=False, options=options)
             text = reply.message.content or ""
@@ -331,18 +336,20 @@ class LLMCluster:
         )
 
     async def _stream_on(
-        self, node: _Node, prompt: str, options: dict | None, system: str | None
-    ) -> AsyncIterator[str | _Reply]:
+        self, node: _Node, prompt: str, options: Options | None, system: str | None
+    ) -> AsyncGenerator[str | _Reply, None]:
         """Each non-empty text piece, then the final reply object; raises if the stream breaks off."""
+        replies: AsyncIterator[_Reply]
         if self.prompt_style == "chat":
             replies = await node.client.chat(self.model, _chat_messages(prompt, system), stream=True, options=options)
         else:
             replies = await node.client.generate(
                 self.model, _completion_prompt(prompt, system), raw=True, stream=True, options=options
             )
-        async with contextlib.aclosing(replies):
+        # ollama types the stream as an AsyncIterator; it is an async generator
+        async with contextlib.aclosing(replies):  # type: ignore[type-var]
             async for reply in replies:
-                text = (reply.message.content if self.prompt_style == "chat" else reply.response) or ""
+                text = (reply.message.content if isinstance(reply, ollama.ChatResponse) else reply.response) or ""
                 if text:
                     yield text
                 if reply.done:
@@ -355,16 +362,17 @@ class LLMCluster:
         started = time.perf_counter()
         try:
             listing = await node.health_client.list()
-            # The client has no public version call; its raw request keeps the same error types.
-            version_reply = await node.health_client._request_raw("GET", "/api/version")
+            # The client has no public version call; its raw request (untyped) keeps the same error types.
+            version_reply = await node.health_client._request_raw(  # type: ignore[no-untyped-call]
+                "GET", "/api/version")
             version = version_reply.json().get("version")
         except _NODE_ERRORS as error:
             return NodeHealth(node.url, False, None, [], None, _describe(error)[0])
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         models = [entry.model for entry in listing.models if entry.model]
         if not any(_same_model(self.model, name) for name in models):
-            error = f"model '{self.model}' not available on this node"
-            return NodeHealth(node.url, False, version, models, latency_ms, error)
+            missing = f"model '{self.model}' not available on this node"
+            return NodeHealth(node.url, False, version, models, latency_ms, missing)
         return NodeHealth(node.url, True, version, models, latency_ms, None)
 
     def _record_failure(self, node: _Node, error: BaseException, errors: dict[str, str], *, more_to_try: bool) -> str:
@@ -400,7 +408,7 @@ class PinnedNode:
         """The node's URL."""
         return self.node.url
 
-    async def generate(self, prompt: str, *, options: dict | None = None, system: str | None = None) -> Generation:
+    async def generate(self, prompt: str, *, options: Options | None = None, system: str | None = None) -> Generation:
         """Answer `prompt` in one piece on this node."""
         text, model, tokens = "", self.cluster.model, 0
         async for event in self.stream(prompt, options=options, system=system):
@@ -411,7 +419,7 @@ class PinnedNode:
         return Generation(text=text, node=self.node.url, model=model, prompt_tokens=0, completion_tokens=tokens)
 
     def stream(
-        self, prompt: str, *, options: dict | None = None, system: str | None = None
+        self, prompt: str, *, options: Options | None = None, system: str | None = None
     ) -> AsyncIterator[StreamEvent]:
         """Answer `prompt` piece by piece on this node only."""
         return self.cluster.stream_on(self.node.url, prompt, options=options, system=system,

@@ -23,7 +23,7 @@ from typing import Protocol, Sequence
 
 from agent.embeddings import Encoder
 from agent.lexical import tokenize
-from agent.store import VectorStore, VectorStoreUnavailable
+from agent.store import Scalar, VectorStore, VectorStoreUnavailable
 from agent.types import ScoredEntry
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class Retriever:
 
     async def _dense(self, text: str, area: str | None, kinds: Sequence[str]) -> list[tuple[str, float]] | None:
         vector = (await self.encoder.encode_async([text], max_tokens=self.params.query_max_tokens))[0]
-        where: dict = {"kind": list(kinds)}
+        where: dict[str, list[Scalar]] = {"kind": list(kinds)}
         if area is not None:
             where["area"] = [area, ""]  # "" marks documents that apply to every area
         try:

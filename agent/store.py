@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import Any, Mapping, Protocol, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, TypeVar, cast
 from urllib.parse import urlsplit
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.collection_configuration import CreateHNSWConfiguration
+    from chromadb.api.models.Collection import Collection
+
+T = TypeVar("T")
 Scalar = str | int | float | bool
 Metadata = Mapping[str, Scalar]
 # A filter: each key must equal the value, or be one of the values when a list is given.
 Where = Mapping[str, Scalar | list[Scalar]]
 
 # HNSW parameters: wider than Chroma's defaults for near-exact recall at knowledge-base sizes.
-HNSW_CONFIGURATION = {
+HNSW_CONFIGURATION: CreateHNSWConfiguration = {
     "space": "cosine",
     "ef_construction": 200,
     "ef_search": 200,
@@ -85,18 +92,18 @@ class ChromaVectorStore:
     of each partition searched.
     """
 
-    def __init__(self, client_factory, collection: str):
+    def __init__(self, client_factory: Callable[[], ClientAPI], collection: str) -> None:
         self._client_factory = client_factory
         self._name = collection
-        self._client = None
-        self._collections: dict[str, Any] = {}
+        self._client: ClientAPI | None = None
+        self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def persistent(cls, path: str, collection: str) -> "ChromaVectorStore":
+    def persistent(cls, path: str | PathLike[str], collection: str) -> "ChromaVectorStore":
         """A store in a local folder (the embedded default)."""
 
-        def factory():
+        def factory() -> ClientAPI:
             import chromadb
             from chromadb.config import Settings as ChromaSettings
 
@@ -110,14 +117,14 @@ class ChromaVectorStore:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not a Chroma server URL: {url!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 8000)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 8000)
 
-        def factory():
+        def factory() -> ClientAPI:
             import chromadb
             from chromadb.config import Settings as ChromaSettings
 
             return chromadb.HttpClient(
-                host=parts.hostname, port=port, ssl=parts.scheme == "https",
+                host=host, port=port, ssl=parts.scheme == "https",
                 settings=ChromaSettings(anonymized_telemetry=False),
             )
 
@@ -129,13 +136,13 @@ class ChromaVectorStore:
         """Collection name of one (kind, area) partition; hex keeps any area code a valid name."""
         return f"{self._name}-{kind}-{area.encode('utf-8').hex() if area else 'global'}"
 
-    def _client_or_connect(self):
+    def _client_or_connect(self) -> ClientAPI:
         with self._lock:
             if self._client is None:
                 self._client = self._client_factory()
             return self._client
 
-    def _partition(self, name: str, *, create: bool):
+    def _partition(self, name: str, *, create: bool) -> Collection | None:
         """A partition's collection, or None when it does not exist and create is False."""
         with self._lock:
             cached = self._collections.get(name)
@@ -144,7 +151,7 @@ class ChromaVectorStore:
         client = self._client_or_connect()
         if create:
             collection = client.get_or_create_collection(
-                name, configuration={"hnsw": dict(HNSW_CONFIGURATION)}, embedding_function=None
+                name, configuration={"hnsw": HNSW_CONFIGURATION.copy()}, embedding_function=None
             )
         else:
             # Another replica may have created it since we last looked: ask the store each time.
@@ -157,10 +164,11 @@ class ChromaVectorStore:
 
     def _partition_names(self, kind: str | None = None) -> list[str]:
         prefix = f"{self._name}-{kind}-" if kind else f"{self._name}-"
-        names = [getattr(c, "name", c) for c in self._client_or_connect().list_collections()]
+        # Chroma 0.6 lists names, other versions collections.
+        names = [c if isinstance(c, str) else c.name for c in self._client_or_connect().list_collections()]
         return sorted(name for name in names if name.startswith(prefix))
 
-    def _call(self, operation):
+    def _call(self, operation: Callable[[], T]) -> T:
         try:
             return operation()
         except VectorStoreUnavailable:
@@ -184,7 +192,7 @@ class ChromaVectorStore:
         for position, metadata in enumerate(metadatas):
             groups[self.partition_name(str(metadata["kind"]), str(metadata["area"]))].append(position)
 
-        def write():
+        def write() -> None:
             for name, positions in groups.items():
                 kind = str(metadatas[positions[0]]["kind"])
                 moved = [ids[p] for p in positions]
@@ -193,6 +201,7 @@ class ChromaVectorStore:
                     if stale is not None:
                         stale.delete(ids=moved)
                 collection = self._partition(name, create=True)
+                assert collection is not None  # created when missing
                 for start in range(0, len(positions), UPSERT_BATCH):
                     batch = positions[start : start + UPSERT_BATCH]
                     collection.upsert(ids=[ids[p] for p in batch], embeddings=vectors[batch],
@@ -202,7 +211,7 @@ class ChromaVectorStore:
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove vectors by id from every partition; unknown ids are ignored."""
-        def remove():
+        def remove() -> None:
             for name in self._partition_names():
                 collection = self._partition(name, create=False)
                 if collection is not None:
@@ -219,7 +228,7 @@ class ChromaVectorStore:
         vector = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         chroma_where = _chroma_where(where)
 
-        def search():
+        def search() -> list[tuple[str, float]]:
             if areas is None:  # every area: every partition of the kinds asked for
                 names = [n for n in self._partition_names() if kinds is None or n.split("-")[-2] in kinds]
             else:
@@ -231,6 +240,7 @@ class ChromaVectorStore:
                     continue
                 result = collection.query(query_embeddings=vector, n_results=k, where=chroma_where,
                                           include=["distances"])
+                assert result["distances"] is not None  # asked for in include
                 distances = zip(result["ids"][0], result["distances"][0])
                 found.extend((entry_id, 1.0 - float(distance)) for entry_id, distance in distances)
             return sorted(found, key=lambda item: (-item[1], item[0]))[:k]
@@ -239,7 +249,7 @@ class ChromaVectorStore:
 
     def count(self) -> int:
         """How many vectors are stored, over every partition."""
-        def total():
+        def total() -> int:
             partitions = (self._partition(name, create=False) for name in self._partition_names())
             return sum(collection.count() for collection in partitions if collection is not None)
 
@@ -248,7 +258,7 @@ class ChromaVectorStore:
     def export_all(self, batch: int = UPSERT_BATCH) -> tuple[list[str], np.ndarray, list[dict[str, Scalar]]]:
         """Every stored vector with its id and metadata (for backups), partition by partition."""
 
-        def read():
+        def read() -> tuple[list[str], np.ndarray, list[dict[str, Scalar]]]:
             ids: list[str] = []
             vectors: list[np.ndarray] = []
             metadatas: list[dict[str, Scalar]] = []
@@ -260,7 +270,9 @@ class ChromaVectorStore:
                     page = collection.get(include=["embeddings", "metadatas"], limit=batch, offset=offset)
                     ids.extend(page["ids"])
                     vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
-                    metadatas.extend(dict(m or {}) for m in page["metadatas"])
+                    assert page["metadatas"] is not None  # asked for in include
+                    # upsert writes only Metadata, whose values are scalars
+                    metadatas.extend(cast(dict[str, Scalar], dict(m or {})) for m in page["metadatas"])
             width = vectors[0].shape[1] if vectors else 0
             return ids, (np.concatenate(vectors) if vectors else np.zeros((0, width), dtype=np.float32)), metadatas
 
@@ -269,7 +281,7 @@ class ChromaVectorStore:
     def reset(self) -> None:
         """Drop every partition."""
 
-        def drop():
+        def drop() -> None:
             client = self._client_or_connect()
             for name in self._partition_names():
                 client.delete_collection(name)
