@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-
 from backend.clock import Clock
 from backend.db import Connection
 from backend.events import DomainEvent
