@@ -35,7 +35,7 @@ async def _run_mode(dsn: str, *, events: int, endpoints: int, delivery_s: float,
     try:
         await enqueue_conn.execute("TRUNCATE pgqueuer")
         queries = Queries(AsyncpgDriver(enqueue_conn))
-        payloads = [f"{n % endpoints}:{n // endpoints}".encode() for n in range(events)]
+        payloads: list[bytes | None] = [f"{n % endpoints}:{n // endpoints}".encode() for n in range(events)]
         await queries.enqueue([ENTRYPOINT] * events, payloads, [0] * events)
         manager = QueueManager(Queries(AsyncpgDriver(worker_conn)))
         started: dict[int, list[int]] = defaultdict(list)
@@ -78,9 +78,10 @@ async def run_jobs_bench(settings: Settings, *, events: int, endpoints: int, del
             await Queries(AsyncpgDriver(conn)).install()  # pgqueuer's own schema, only in this scratch database
         finally:
             await conn.close()
-        common = {"events": events, "endpoints": endpoints, "delivery_s": delivery_ms / 1000, "batch_size": batch_size}
-        ordered = await _run_mode(dsn, ordered=True, **common)
-        unordered = await _run_mode(dsn, ordered=False, **common)
+        ordered = await _run_mode(dsn, events=events, endpoints=endpoints, delivery_s=delivery_ms / 1000,
+                                  ordered=True, batch_size=batch_size)
+        unordered = await _run_mode(dsn, events=events, endpoints=endpoints, delivery_s=delivery_ms / 1000,
+                                    ordered=False, batch_size=batch_size)
     finally:
         await drop_database(dsn)
     return {"engine": "pgqueuer", "events": events, "endpoints": endpoints, "delivery_ms": delivery_ms,

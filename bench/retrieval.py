@@ -73,7 +73,8 @@ async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, 
                 out.write(json.dumps(record) + "\n")
     report = await service.ingest_incidents_jsonl(kb_file, create_areas=True, mapping="jira")
     async with service.pool.acquire() as conn:
-        ids_by_key = dict(await conn.fetch("SELECT external_ref, id FROM incidents WHERE source = 'import'"))
+        rows = await conn.fetch("SELECT external_ref, id FROM incidents WHERE source = 'import'")
+        ids_by_key: dict[str, int] = {row["external_ref"]: row["id"] for row in rows}
 
     results: dict[str, Any] = {"kb_size": report["inserted"], "ingest_per_s": round(report["inserted"] / report["seconds"], 1)}
     for setting in ("same_area", "all_areas"):

@@ -161,7 +161,7 @@ async def run_webhook_bench(settings: Settings, *, events: int, endpoints: int, 
             await pool.close()
         await drop_database(dsn)
         shutil.rmtree(data_dir, ignore_errors=True)
-    result = {
+    result: dict[str, Any] = {
         "bench": "webhooks", "at": datetime.now(timezone.utc).isoformat(), "endpoints": endpoints,
         "workers": workers, "cpu_count": os.cpu_count(),
         "throughput": {"deliveries": events * endpoints, "seconds": round(drained, 3),

@@ -14,6 +14,7 @@ import asyncpg
 
 from backend.clock import Clock
 from backend.config import Settings
+from backend.db import Connection
 from backend.jobs import maintenance_repository as repo
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ ANALYZE_TABLES = ("incidents", "incident_comments", "suggestions", "audit_log", 
 DELETE_BATCH = 5000
 
 # A retention step of another subsystem (e.g. notification delivery rows): fn(conn, now) -> rows removed.
-RetentionStep = Callable[[asyncpg.Connection, datetime], Awaitable[int]]
+RetentionStep = Callable[[Connection, datetime], Awaitable[int]]
 
 
 class MaintenanceService:
@@ -58,7 +59,7 @@ class MaintenanceService:
         log.info("maintenance finished", extra=report)
         return report
 
-    async def _run_locked(self, conn: asyncpg.Connection, now: datetime) -> dict[str, Any]:
+    async def _run_locked(self, conn: Connection, now: datetime) -> dict[str, Any]:
         removed: dict[str, int] = {}
         tick_cutoff = now - timedelta(days=self.settings.maintenance_tick_retention_days)
         removed["periodic_ticks"] = await repo.delete_older_than(conn, "periodic_ticks", before=tick_cutoff,

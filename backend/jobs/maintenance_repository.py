@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
+from backend.db import Connection
 
 # Any fixed 64-bit number works; it only has to be the same in every replica.
 MAINTENANCE_LOCK_KEY = 0x505253_4D4E54  # "PRS" "MNT"
@@ -15,22 +15,22 @@ RETENTION_TABLES = {
 }
 
 
-async def try_lock(conn: asyncpg.Connection) -> bool:
+async def try_lock(conn: Connection) -> bool:
     """Take the maintenance lock for this session, without waiting."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", MAINTENANCE_LOCK_KEY))
 
 
-async def unlock(conn: asyncpg.Connection) -> None:
+async def unlock(conn: Connection) -> None:
     """Release the maintenance lock."""
     await conn.execute("SELECT pg_advisory_unlock($1)", MAINTENANCE_LOCK_KEY)
 
 
-async def table_exists(conn: asyncpg.Connection, table: str) -> bool:
+async def table_exists(conn: Connection, table: str) -> bool:
     """True when a table of that name is visible."""
-    return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table)
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table))
 
 
-async def delete_older_than(conn: asyncpg.Connection, table: str, *, before: datetime, batch: int) -> int:
+async def delete_older_than(conn: Connection, table: str, *, before: datetime, batch: int) -> int:
     """Delete rows of a retention table older than `before`, in batches so no lock is held for long."""
     column = RETENTION_TABLES[table]
     removed = 0
@@ -44,7 +44,7 @@ async def delete_older_than(conn: asyncpg.Connection, table: str, *, before: dat
             return removed
 
 
-async def analyze(conn: asyncpg.Connection, table: str) -> None:
+async def analyze(conn: Connection, table: str) -> None:
     """Refresh the planner statistics of one table (a name from the caller's constant list)."""
     quoted = await conn.fetchval("SELECT quote_ident($1)", table)
     await conn.execute(f"ANALYZE {quoted}")

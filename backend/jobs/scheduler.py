@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable
-
-import asyncio
+from typing import Any, Awaitable, Callable, Coroutine
 
 import asyncpg
 
@@ -18,7 +17,7 @@ from backend.jobs import scheduler_repository as repository
 
 log = logging.getLogger(__name__)
 # A long-running loop of the worker (e.g. notification delivery): runs until the event is set.
-WorkerLoop = Callable[[asyncio.Event], Awaitable[None]]
+WorkerLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 

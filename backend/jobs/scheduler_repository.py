@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
+from backend.db import Connection
 
 
-async def claim_tick(conn: asyncpg.Connection, *, task: str, tick: datetime, worker: str, now: datetime) -> bool:
+async def claim_tick(conn: Connection, *, task: str, tick: datetime, worker: str, now: datetime) -> bool:
     """True for exactly one caller per (task, tick)."""
     claimed = await conn.fetchval(
         """INSERT INTO periodic_ticks (task, tick, claimed_by, claimed_at) VALUES ($1, $2, $3, $4)
@@ -17,7 +17,7 @@ async def claim_tick(conn: asyncpg.Connection, *, task: str, tick: datetime, wor
     return bool(claimed)
 
 
-async def finish_tick(conn: asyncpg.Connection, *, task: str, tick: datetime, now: datetime, error: str | None) -> None:
+async def finish_tick(conn: Connection, *, task: str, tick: datetime, now: datetime, error: str | None) -> None:
     """Record how a tick ended."""
     await conn.execute(
         "UPDATE periodic_ticks SET finished_at = $3, error = $4 WHERE task = $1 AND tick = $2", task, tick, now, error,
