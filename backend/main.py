@@ -94,8 +94,8 @@ def create_app(settings: Settings, *, container: Container | None = None, run_wo
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from backend.observability.monitoring import watch_llm_nodes
         from backend.jobs.worker import run_worker as worker_loop
+        from backend.observability.monitoring import watch_llm_nodes
 
         owned = container is None
         app.state.container = container or await build_container(settings, metrics=metrics)

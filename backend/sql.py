@@ -26,6 +26,15 @@ class Query:
         """AND a condition (written with placeholders from `bind`)."""
         self.conditions.append(condition)
 
+    def where_present(self, filters: Mapping[str, object], conditions: Mapping[str, str]) -> None:
+        """AND `conditions[name]` for every filter that is present (not None, not an empty text or list); `{}` in
+        the condition stands for the filter's bound value."""
+        for name, condition in conditions.items():
+            value = filters.get(name)
+            if value is None or (isinstance(value, (str, list, tuple)) and not value):
+                continue
+            self.where(condition.format(self.bind(value)))
+
     def where_sql(self) -> str:
         """` WHERE a AND b ...`, or nothing without conditions."""
         return " WHERE " + " AND ".join(self.conditions) if self.conditions else ""

@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from backend.alerting.schemas import AlertmanagerNotification, AlertmanagerReceipt
 from backend.alerting.service import AlertService
 from backend.apikeys.service import KEY_PREFIX, grants
-from backend.deps import api_key_scheme, context_for, get_container, principal_from_api_key
 from backend.context import Principal
+from backend.deps import api_key_scheme, context_for, get_container, principal_from_api_key
 from backend.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1/external/alerts", tags=["external"])

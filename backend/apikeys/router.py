@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request, status
 
 from backend.apikeys.schemas import ApiKeyCreate, ApiKeyOut, ApiKeyRotate, ApiKeyWithSecret
-from backend.deps import context_for, get_container, require_person_with_role
 from backend.context import Principal
+from backend.deps import context_for, get_container, require_person_with_role
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
 admin_person = require_person_with_role("admin")

@@ -52,6 +52,16 @@ async def list_resource_history(
     )
 
 
+# Filters of the audit log: the condition of each, `{}` its bound value.
+AUDIT_FILTERS = {
+    "resource_type": "resource_type = {}",
+    "resource_id": "resource_id = {}",
+    "occurred_from": "occurred_at >= {}",
+    "occurred_to": "occurred_at < {}",
+    "before_id": "id < {}",
+}
+
+
 async def list_audit_rows(
     conn: Connection, *, actor: str | None, action: str | None, resource_type: str | None,
     resource_id: str | None, occurred_from: datetime | None, occurred_to: datetime | None,
@@ -68,16 +78,8 @@ async def list_audit_rows(
             where(f"starts_with(action, {bind(action[:-1])})")
         else:
             where(f"action = {bind(action)}")
-    if resource_type:
-        where(f"resource_type = {bind(resource_type)}")
-    if resource_id:
-        where(f"resource_id = {bind(resource_id)}")
-    if occurred_from is not None:
-        where(f"occurred_at >= {bind(occurred_from)}")
-    if occurred_to is not None:
-        where(f"occurred_at < {bind(occurred_to)}")
-    if before_id is not None:
-        where(f"id < {bind(before_id)}")
+    query.where_present({"resource_type": resource_type, "resource_id": resource_id, "occurred_from": occurred_from,
+                         "occurred_to": occurred_to, "before_id": before_id}, AUDIT_FILTERS)
     sql = """SELECT id, seq, occurred_at, actor_kind, actor_id, actor_name, action, resource_type, resource_id,
                     before, after, client_ip, request_id, prev_hash, hash
                FROM audit_log"""

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from backend.audit import service as audit
 from backend.audit.schemas import AuditPage, ChainReport
-from backend.deps import get_container, require_audit_reader
 from backend.context import Principal
+from backend.deps import get_container, require_audit_reader
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

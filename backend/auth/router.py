@@ -5,14 +5,26 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from backend.deps import (
-    anonymous_context, context_for, get_rate_limits, get_container, require_person_with_role, require_signed_in_person,
-)
 from backend.auth.schemas import (
-    PasswordChange, PasswordChanged, RefreshRequest, SigningKeyOut, SigningKeyRotated, TokenPair, UserCreate, UserOut,
+    PasswordChange,
+    PasswordChanged,
+    RefreshRequest,
+    SigningKeyOut,
+    SigningKeyRotated,
+    TokenPair,
+    UserCreate,
+    UserOut,
     UserUpdate,
 )
 from backend.context import Principal
+from backend.deps import (
+    anonymous_context,
+    context_for,
+    get_container,
+    get_rate_limits,
+    require_person_with_role,
+    require_signed_in_person,
+)
 from backend.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])

@@ -15,7 +15,12 @@ from backend.auth.passwords import verify_password
 from backend.auth.schemas import TokenPair
 from backend.auth.signing_keys import SigningKeyRing
 from backend.auth.tokens import (
-    AccessClaims, decode_access_token, hash_refresh_token, issue_access_token, new_refresh_token, token_key_id,
+    AccessClaims,
+    decode_access_token,
+    hash_refresh_token,
+    issue_access_token,
+    new_refresh_token,
+    token_key_id,
 )
 from backend.auth.users import UserAdministration, principal_for_user, public_user
 from backend.clock import Clock

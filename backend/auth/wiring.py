@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import asyncpg
 
 from backend.auth.service import AuthService

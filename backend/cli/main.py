@@ -45,7 +45,8 @@ async def _with_services(settings: Settings, action):
 @app.command()
 def migrate() -> None:
     """Create the database if missing and apply pending migrations (safe to run from many replicas at once)."""
-    from backend.db import ensure_database, migrate as run_migrations
+    from backend.db import ensure_database
+    from backend.db import migrate as run_migrations
 
     settings = _settings()
 

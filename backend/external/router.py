@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from backend.deps import context_for, get_container, require_api_key
 from backend.context import Principal
+from backend.deps import context_for, get_container, require_api_key
 from backend.external.schemas import (
-    ExternalIncidentCreate, ExternalIncidentCreated, ExternalIncidentStatus, ExternalSearchOut,
+    ExternalIncidentCreate,
+    ExternalIncidentCreated,
+    ExternalIncidentStatus,
+    ExternalSearchOut,
 )
 from backend.external.service import ExternalApi
 

@@ -8,7 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.incidents.schemas import (
-    DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, Language, Priority, SimilarIncidentOut, Status,
+    DESCRIPTION_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+    Language,
+    Priority,
+    SimilarIncidentOut,
+    Status,
 )
 from backend.knowledge.schemas import KnowledgeHitOut
 

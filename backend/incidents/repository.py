@@ -94,29 +94,27 @@ async def set_status(
     )
 
 
+# Filters of the incident list: the condition of each, `{}` its bound value.
+INCIDENT_FILTERS = {
+    "status": "i.status = ANY({}::text[])",
+    "priority": "i.priority = ANY({}::text[])",
+    "area": "i.area = {}",
+    "assignee_id": "i.assignee_id = {}",
+    "reporter_id": "i.reporter_id = {}",
+    "text": "i.search_vector @@ websearch_to_tsquery('simple', {})",
+    "created_from": "i.created_at >= {}",
+    "created_to": "i.created_at < {}",
+}
+
+
 async def list_incidents(conn: Connection, *, filters: dict[str, Any], after: tuple[datetime, int] | None,
                          limit: int) -> list[asyncpg.Record]:
     """A page of incidents, newest first, keyset-paginated on (created_at, id)."""
     query = Query()
     bind, where = query.bind, query.where
-    if filters.get("status"):
-        where(f"i.status = ANY({bind(filters['status'])}::text[])")
-    if filters.get("priority"):
-        where(f"i.priority = ANY({bind(filters['priority'])}::text[])")
-    if filters.get("area"):
-        where(f"i.area = {bind(filters['area'])}")
-    if filters.get("areas") is not None:
+    query.where_present(filters, INCIDENT_FILTERS)
+    if filters.get("areas") is not None:  # an empty list is a caller who may see no area: nothing matches
         where(f"i.area = ANY({bind(filters['areas'])}::text[])")
-    if filters.get("assignee_id") is not None:
-        where(f"i.assignee_id = {bind(filters['assignee_id'])}")
-    if filters.get("reporter_id") is not None:
-        where(f"i.reporter_id = {bind(filters['reporter_id'])}")
-    if filters.get("text"):
-        where(f"i.search_vector @@ websearch_to_tsquery('simple', {bind(filters['text'])})")
-    if filters.get("created_from"):
-        where(f"i.created_at >= {bind(filters['created_from'])}")
-    if filters.get("created_to"):
-        where(f"i.created_at < {bind(filters['created_to'])}")
     if after is not None:
         where(f"(i.created_at, i.id) < ({bind(after[0])}, {bind(after[1])})")
     sql = _SELECT_INCIDENT + query.where_sql() + f" ORDER BY i.created_at DESC, i.id DESC LIMIT {bind(limit)}"

@@ -7,12 +7,25 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
+from backend.deps import context_for, get_container, require_role
 from backend.incidents.schemas import (
-    AssignRequest, CommentCreate, CommentOut, HistoryEntry, IncidentCreate, IncidentCreated, IncidentFilters,
-    IncidentOut, IncidentPage, IncidentUpdate, Priority, ReopenRequest, ResolveRequest, SimilarIncidentOut,
-    Status, StatusChange,
+    AssignRequest,
+    CommentCreate,
+    CommentOut,
+    HistoryEntry,
+    IncidentCreate,
+    IncidentCreated,
+    IncidentFilters,
+    IncidentOut,
+    IncidentPage,
+    IncidentUpdate,
+    Priority,
+    ReopenRequest,
+    ResolveRequest,
+    SimilarIncidentOut,
+    Status,
+    StatusChange,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])

@@ -6,6 +6,7 @@ import base64
 import builtins
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Awaitable, Callable, TypeGuard
 
@@ -16,12 +17,13 @@ from backend.clock import Clock
 from backend.config import Settings
 from backend.context import Principal, RequestContext
 from backend.db import Connection, transaction
-from backend.events import DomainEvent, EventBus
 from backend.errors import BadRequest, Conflict, Forbidden, ValidationFailed, found
+from backend.events import DomainEvent, EventBus
 from backend.incidents import repository
 from backend.incidents.schemas import IncidentCreate, IncidentFilters, IncidentUpdate
-from backend.observability.metrics import Metrics
 from backend.incidents.states import check_transition, is_reopen
+from backend.knowledge.service import KnowledgeService
+from backend.observability.metrics import Metrics
 from backend.sql import expect_row
 from backend.suggestions import service as suggestions
 
@@ -76,17 +78,16 @@ def may_view(viewer: Principal | None, incident: asyncpg.Record) -> bool:
     return not sees_only_own_incidents(viewer) or incident["reporter_id"] == viewer.id
 
 
+@dataclass(kw_only=True, eq=False)
 class IncidentService:
     """Everything that changes or reads incidents; one transaction per call."""
 
-    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, knowledge: Any, metrics: Metrics,
-                 events: EventBus):
-        self.settings = settings
-        self.pool = pool
-        self.clock = clock
-        self.knowledge = knowledge
-        self.metrics = metrics
-        self.events = events
+    settings: Settings
+    pool: asyncpg.Pool
+    clock: Clock
+    knowledge: KnowledgeService
+    metrics: Metrics
+    events: EventBus
 
     async def _publish(self, conn: Connection, ctx: RequestContext, name: str, incident_id: int, *,
                        at: datetime, before: asyncpg.Record | None, after: asyncpg.Record | None,

@@ -6,8 +6,8 @@ from pathlib import PurePath
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
 
-from backend.deps import get_container, require_role
 from backend.context import Principal
+from backend.deps import get_container, require_role
 from backend.errors import PayloadTooLarge, ValidationFailed
 from backend.knowledge.schemas import ALL_KINDS, DocumentOut, EntryKind, KnowledgeHitOut, KnowledgeSearchOut
 

@@ -8,8 +8,8 @@ import logging
 import os
 import random
 import socket
-from datetime import datetime, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg

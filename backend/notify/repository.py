@@ -194,19 +194,37 @@ async def get_event(conn: Connection, event_id: str) -> asyncpg.Record | None:
              FROM notify_events WHERE id = $1""", event_id)
 
 
+# Filters of the event, delivery and attempt lists: the condition of each, `{}` its bound value.
+EVENT_FILTERS = {
+    "type": "type = ANY({}::text[])",
+    "incident_id": "incident_id = {}",
+    "since": "created_at >= {}",
+    "until": "created_at < {}",
+}
+DELIVERY_FILTERS = {
+    "endpoint_id": "d.endpoint_id = {}",
+    "event_id": "d.event_id = {}",
+    "event_type": "ev.type = ANY({}::text[])",
+    "status": "d.status = ANY({}::text[])",
+    "since": "d.created_at >= {}",
+    "until": "d.created_at < {}",
+}
+ATTEMPT_FILTERS = {
+    "endpoint_id": "endpoint_id = {}",
+    "event_id": "event_id = {}",
+    "event_type": "event_type = ANY({}::text[])",
+    "outcome": "outcome = ANY({}::text[])",
+    "since": "started_at >= {}",
+    "until": "started_at < {}",
+}
+
+
 async def list_events(conn: Connection, *, filters: dict[str, Any], before_seq: int | None,
                       limit: int) -> list[asyncpg.Record]:
     """Events, newest first, keyset-paginated on seq."""
     query = Query()
     bind, where = query.bind, query.where
-    if filters.get("type"):
-        where(f"type = ANY({bind(filters['type'])}::text[])")
-    if filters.get("incident_id") is not None:
-        where(f"incident_id = {bind(filters['incident_id'])}")
-    if filters.get("since"):
-        where(f"created_at >= {bind(filters['since'])}")
-    if filters.get("until"):
-        where(f"created_at < {bind(filters['until'])}")
+    query.where_present(filters, EVENT_FILTERS)
     if before_seq is not None:
         where(f"seq < {bind(before_seq)}")
     sql = "SELECT id, seq, type, version, occurred_at, created_at, incident_id, area, priority, payload FROM notify_events"
@@ -314,18 +332,7 @@ async def list_deliveries(conn: Connection, *, filters: dict[str, Any], before_i
     """Deliveries with their event type, newest first."""
     query = Query()
     bind, where = query.bind, query.where
-    if filters.get("endpoint_id") is not None:
-        where(f"d.endpoint_id = {bind(filters['endpoint_id'])}")
-    if filters.get("event_id"):
-        where(f"d.event_id = {bind(filters['event_id'])}")
-    if filters.get("event_type"):
-        where(f"ev.type = ANY({bind(filters['event_type'])}::text[])")
-    if filters.get("status"):
-        where(f"d.status = ANY({bind(filters['status'])}::text[])")
-    if filters.get("since"):
-        where(f"d.created_at >= {bind(filters['since'])}")
-    if filters.get("until"):
-        where(f"d.created_at < {bind(filters['until'])}")
+    query.where_present(filters, DELIVERY_FILTERS)
     if before_id is not None:
         where(f"d.id < {bind(before_id)}")
     sql = """SELECT d.id, d.event_id, ev.type AS event_type, d.endpoint_id, d.status, d.manual, d.attempts,
@@ -340,18 +347,7 @@ async def list_attempts(conn: Connection, *, filters: dict[str, Any], before_id:
     """The delivery log, newest first."""
     query = Query()
     bind, where = query.bind, query.where
-    if filters.get("endpoint_id") is not None:
-        where(f"endpoint_id = {bind(filters['endpoint_id'])}")
-    if filters.get("event_id"):
-        where(f"event_id = {bind(filters['event_id'])}")
-    if filters.get("event_type"):
-        where(f"event_type = ANY({bind(filters['event_type'])}::text[])")
-    if filters.get("outcome"):
-        where(f"outcome = ANY({bind(filters['outcome'])}::text[])")
-    if filters.get("since"):
-        where(f"started_at >= {bind(filters['since'])}")
-    if filters.get("until"):
-        where(f"started_at < {bind(filters['until'])}")
+    query.where_present(filters, ATTEMPT_FILTERS)
     if before_id is not None:
         where(f"id < {bind(before_id)}")
     sql = """SELECT id, delivery_id, event_id, event_type, endpoint_id, attempt_no, worker, started_at, finished_at,

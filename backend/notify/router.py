@@ -6,13 +6,29 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
+from backend.deps import context_for, get_container, require_role
 from backend.notify.catalog import EVENT_TYPES
 from backend.notify.schemas import (
-    AttemptOutcome, AttemptPage, DeliveryPage, DeliveryStatus, EndpointCreate, EndpointCreated, EndpointOut,
-    EndpointUpdate, EventDetail, EventPage, EventTypeName, EventTypeOut, LogFilters, PingQueued, Redelivered,
-    RedeliverRequest, RotateSecretRequest, SecretRotated, ToggleRequest,
+    AttemptOutcome,
+    AttemptPage,
+    DeliveryPage,
+    DeliveryStatus,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointOut,
+    EndpointUpdate,
+    EventDetail,
+    EventPage,
+    EventTypeName,
+    EventTypeOut,
+    LogFilters,
+    PingQueued,
+    Redelivered,
+    RedeliverRequest,
+    RotateSecretRequest,
+    SecretRotated,
+    ToggleRequest,
 )
 
 router = APIRouter(prefix="/api/v1/notify", tags=["notifications"])

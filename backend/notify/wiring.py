@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import asyncpg
 from prometheus_client import CollectorRegistry
 
@@ -12,7 +11,6 @@ from backend.notify.crypto import SecretBox, resolve_notify_key
 from backend.notify.delivery import DeliveryWorker, EscalationMessages, NotifyMetrics
 from backend.notify.service import NotifyService
 from backend.notify.ssrf import OutboundPolicy
-
 
 
 def build_notify(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, registry: CollectorRegistry | None,

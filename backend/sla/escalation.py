@@ -19,8 +19,8 @@ from backend.db import Connection
 from backend.errors import ValidationFailed
 from backend.events import DomainEvent, EventBus
 from backend.incidents.service import IncidentService
-from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
+from backend.sla import timer_repository as clocks_db
 from backend.sla.calendars import BusinessCalendar
 from backend.sla.messages import describe_rule, render_escalation_messages
 

@@ -19,10 +19,10 @@ import asyncpg
 from backend.clock import Clock
 from backend.db import Connection
 from backend.errors import ValidationFailed
-from backend.sla import timer_repository as clocks_db
 from backend.sla import reports_repository
-from backend.sla.timers import rules_for_clock, spans_from_rows
+from backend.sla import timer_repository as clocks_db
 from backend.sla.timeline import read_clock
+from backend.sla.timers import rules_for_clock, spans_from_rows
 
 MAX_PERIOD = timedelta(days=400)
 DEFAULT_PERIOD = timedelta(days=30)

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from backend.deps import get_container, require_metrics_reader
 from backend.context import Principal
+from backend.deps import get_container, require_metrics_reader
 
 router = APIRouter(prefix="/api/v1/sla/metrics", tags=["sla metrics"])
 

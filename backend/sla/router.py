@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
-from backend.sla.schemas import (EscalationOut, EscalationRequest, IncidentSlaOut, PolicyCreate, PolicyOut,
-                                 PolicyUpdate, RuleCreate, RuleOut, RuleUpdate)
+from backend.deps import context_for, get_container, require_role
+from backend.sla.schemas import (
+    EscalationOut,
+    EscalationRequest,
+    IncidentSlaOut,
+    PolicyCreate,
+    PolicyOut,
+    PolicyUpdate,
+    RuleCreate,
+    RuleOut,
+    RuleUpdate,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["sla"])
 

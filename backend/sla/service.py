@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -13,13 +14,13 @@ from backend.context import Principal, RequestContext
 from backend.db import Connection, transaction
 from backend.errors import Conflict, ValidationFailed, found
 from backend.incidents.service import IncidentService
-from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
-from backend.sla.timers import load_readings
+from backend.sla import timer_repository as clocks_db
 from backend.sla.escalation import EscalationOrder, Escalator
 from backend.sla.schemas import EscalationRequest, PolicyCreate, PolicyUpdate, RuleCreate, RuleUpdate
 from backend.sla.sweeps import SlaSweeper, SweepReport
 from backend.sla.timeline import FINISHED_STATUSES, ClockReading
+from backend.sla.timers import load_readings
 from backend.sql import expect_row
 
 
@@ -57,16 +58,15 @@ def _policy_values(body: PolicyCreate | PolicyUpdate, *, partial: bool) -> dict[
     return values
 
 
+@dataclass(kw_only=True, eq=False)
 class SlaService:
     """Everything the SLA endpoints do; one transaction per call."""
 
-    def __init__(self, *, pool: asyncpg.Pool, clock: Clock, escalator: Escalator, sweeper: SlaSweeper,
-                 incidents: IncidentService):
-        self.pool = pool
-        self.incidents = incidents
-        self.clock = clock
-        self.escalator = escalator
-        self.sweeper = sweeper
+    pool: asyncpg.Pool
+    clock: Clock
+    escalator: Escalator
+    sweeper: SlaSweeper
+    incidents: IncidentService
 
     async def sweep(self) -> SweepReport:
         """Run one SLA sweep now (the periodic task calls this)."""

@@ -21,11 +21,11 @@ from backend.db import Connection, transaction
 from backend.errors import AppError
 from backend.events import DomainEvent, EventBus
 from backend.incidents.service import IncidentService
-from backend.sla import timer_repository as clocks_db
 from backend.sla import repository
-from backend.sla.timers import load_readings, save_readings
+from backend.sla import timer_repository as clocks_db
 from backend.sla.escalation import Escalator, IncidentFacts, due_rules, order_for_rule
 from backend.sla.timeline import FINISHED_STATUSES, ClockReading, Level
+from backend.sla.timers import load_readings, save_readings
 from backend.sql import expect_row
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,16 @@ class SweepReport:
                 "escalations": self.escalations, "failed_incidents": self.failed_incidents}
 
 
+@dataclass(kw_only=True, eq=False)
 class SlaSweeper:
     """Finds incidents with something due and handles each in its own transaction."""
 
-    def __init__(self, *, pool: asyncpg.Pool, clock: Clock, escalator: Escalator, events: EventBus,
-                 incidents: IncidentService, batch_size: int):
-        self.incidents = incidents
-        self.pool = pool
-        self.clock = clock
-        self.escalator = escalator
-        self.events = events
-        self.batch_size = batch_size
+    pool: asyncpg.Pool
+    clock: Clock
+    escalator: Escalator
+    events: EventBus
+    incidents: IncidentService
+    batch_size: int
 
     async def sweep(self) -> SweepReport:
         """One pass as of the clock's now; raises SweepIncomplete (after finishing the rest) if any incident failed."""

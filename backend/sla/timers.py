@@ -22,11 +22,10 @@ import asyncpg
 from backend.audit import service as audit
 from backend.db import Connection
 from backend.events import DomainEvent
-from backend.sla import timer_repository as clocks_db
 from backend.sla import repository as policies_db
+from backend.sla import timer_repository as clocks_db
 from backend.sla.calendars import BusinessCalendar
-from backend.sla.timeline import (FINISHED_STATUSES, ClockReading, ClockRules, StatusSpan, next_check_at,
-                                  read_clock)
+from backend.sla.timeline import FINISHED_STATUSES, ClockReading, ClockRules, StatusSpan, next_check_at, read_clock
 
 log = logging.getLogger(__name__)
 

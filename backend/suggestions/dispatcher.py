@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
@@ -48,21 +48,20 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{id(object()):x}"
 
 
+@dataclass(kw_only=True, eq=False)
 class SuggestionDispatcher:
     """Admits waiting suggestions to free LLM slots and runs them; one per worker process."""
 
-    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, llm: LLMCluster,
-                 suggestions: SuggestionService, metrics: QueueMetrics | None = None, holder: str | None = None):
-        self.settings = settings
-        self.pool = pool
-        self.clock = clock
-        self.llm = llm
-        self.suggestions = suggestions
-        self.metrics = metrics
-        self.holder = holder or worker_identity()
-        self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
-        self._last_housekeeping = 0.0
+    settings: Settings
+    pool: asyncpg.Pool
+    clock: Clock
+    llm: LLMCluster
+    suggestions: SuggestionService
+    metrics: QueueMetrics | None = None
+    holder: str = field(default_factory=worker_identity)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _running: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _last_housekeeping: float = field(default=0.0, init=False)
 
     async def sync_slots(self) -> dict[str, int]:
         """Make `llm_slots` match the configured (or advertised) parallel slots of every node."""

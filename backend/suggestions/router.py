@@ -8,8 +8,8 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
+from backend.deps import context_for, get_container, require_role
 from backend.suggestions.schemas import FeedbackRequest, RatingRequest, RegenerateRequest, SuggestionOut
 
 router = APIRouter(prefix="/api/v1/incidents/{incident_id}/suggestion", tags=["suggestions"])

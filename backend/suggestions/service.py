@@ -19,8 +19,9 @@ from backend.clock import Clock
 from backend.config import Settings
 from backend.context import RequestContext, system_context
 from backend.db import Connection, transaction
-from backend.events import DomainEvent, EventBus
 from backend.errors import Conflict, Forbidden, NotFound
+from backend.events import DomainEvent, EventBus
+from backend.knowledge.service import KnowledgeService
 from backend.observability.metrics import Metrics
 from backend.sql import expect_row
 from backend.suggestions import repository
@@ -60,18 +61,17 @@ class AttemptTiming:
     first_token_at: float | None = None
 
 
+@dataclass(kw_only=True, eq=False)
 class SuggestionService:
     """Generates and serves suggestions."""
 
-    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, knowledge: Any, suggester: Suggester,
-                 events: EventBus, metrics: Metrics | None = None):
-        self.events = events
-        self.metrics = metrics
-        self.settings = settings
-        self.pool = pool
-        self.clock = clock
-        self.knowledge = knowledge
-        self.suggester = suggester
+    settings: Settings
+    pool: asyncpg.Pool
+    clock: Clock
+    knowledge: KnowledgeService
+    suggester: Suggester
+    events: EventBus
+    metrics: Metrics | None = None
 
     async def get(self, incident_id: int) -> dict[str, Any]:
         """The suggestion of an incident, or NotFound."""
