@@ -7,10 +7,14 @@ import json
 import secrets
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Optional, cast
+from typing import TYPE_CHECKING, Any, Literal, Optional, cast
 
 import typer
+
+if TYPE_CHECKING:
+    from backend.container import Container
 
 from backend.config import Settings, load_settings
 from backend.observability.logging import configure_logging
@@ -32,14 +36,20 @@ def _settings() -> Settings:
     return settings
 
 
-async def _with_services(settings: Settings, action):
+async def _with_container(settings: Settings, action: Callable[[Container], Awaitable[Any]]) -> Any:
+    """Build the container, run `action` with it, close it."""
     from backend.container import build_container
 
-    services = await build_container(settings)
+    container = await build_container(settings)
     try:
-        return await action(services)
+        return await action(container)
     finally:
-        await services.aclose()
+        await container.aclose()
+
+
+def _print_json(action: Callable[[Container], Awaitable[Any]], settings: Settings | None = None) -> None:
+    """Run `action` with a container and print what it returns as one JSON line."""
+    typer.echo(json.dumps(asyncio.run(_with_container(settings or _settings(), action)), default=str))
 
 
 @app.command()
@@ -103,7 +113,7 @@ def worker_command() -> None:
             if server is not None:
                 server.close()
 
-    asyncio.run(_with_services(settings, run))
+    asyncio.run(_with_container(settings, run))
 
 
 async def _metrics_server(settings: Settings, render):
@@ -152,7 +162,7 @@ def user_create(username: str = typer.Option(...), password: str = typer.Option(
         return await services.auth.create_user(system_context("cli"), body)
 
     try:
-        user = asyncio.run(_with_services(settings, run))
+        user = asyncio.run(_with_container(settings, run))
     except AppError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2)
@@ -177,7 +187,7 @@ def user_ensure_admin(username: str = typer.Option("admin")) -> None:
                                                    must_change_password=True))
         return password
 
-    password = asyncio.run(_with_services(settings, run))
+    password = asyncio.run(_with_container(settings, run))
     secret_file = settings.ensure_data_dir() / "initial-admin-password"
     if password is not None:
         secret_file.write_text(f"{username} {password}\n")
@@ -192,7 +202,7 @@ def user_ensure_admin(username: str = typer.Option("admin")) -> None:
 def reindex() -> None:
     """Rebuild the vector index from Postgres (the source of truth)."""
     settings = _settings()
-    report = asyncio.run(_with_services(settings, lambda s: s.knowledge.reindex()))
+    report = asyncio.run(_with_container(settings, lambda s: s.knowledge.reindex()))
     typer.echo(json.dumps(report, default=str))
 
 
@@ -201,10 +211,10 @@ def ingest_incidents(path: Path = typer.Argument(..., exists=True, dir_okay=Fals
                      mapping: str = typer.Option("prs", help="prs (our JSONL fields) or jira (the eval data set)"),
                      create_areas: bool = typer.Option(True, help="Create unknown areas instead of failing.")) -> None:
     """Import past resolved incidents from JSONL (idempotent on their key)."""
-    settings = _settings()
-    report = asyncio.run(_with_services(
-        settings, lambda s: s.knowledge.ingest_incidents_jsonl(path, create_areas=create_areas, mapping=mapping)))
-    typer.echo(json.dumps(report, default=str))
+    if mapping not in ("prs", "jira"):
+        raise typer.BadParameter("use prs or jira", param_hint="--mapping")
+    fields = cast(Literal["prs", "jira"], mapping)
+    _print_json(lambda c: c.knowledge.ingest_incidents_jsonl(path, create_areas=create_areas, mapping=fields))
 
 
 @ingest_app.command("documents")
@@ -221,7 +231,7 @@ def ingest_documents(paths: list[Path] = typer.Argument(..., exists=True, dir_ok
             added.append(doc)
         return added
 
-    typer.echo(json.dumps(asyncio.run(_with_services(settings, run)), default=str))
+    _print_json(run, settings)
 
 
 @demo_app.command("load")
@@ -243,7 +253,7 @@ def demo_load() -> None:
                 documents += 1
         return {"incidents": incidents, "documents_added": documents}
 
-    typer.echo(json.dumps(asyncio.run(_with_services(settings, run)), default=str))
+    _print_json(run, settings)
 
 
 @bench_app.command("retrieval")
@@ -412,23 +422,13 @@ def keys_rotate() -> None:
     """Make a new JWT signing key; the old one verifies until its tokens have expired (no one is signed out)."""
     from backend.context import system_context
 
-    settings = _settings()
-
-    async def run(services) -> dict:
-        return await services.auth.signing_keys.rotate(system_context("cli"))
-
-    typer.echo(json.dumps(asyncio.run(_with_services(settings, run)), default=str))
+    _print_json(lambda c: c.auth.signing_keys.rotate(system_context("cli")))
 
 
 @keys_app.command("list")
 def keys_list() -> None:
     """Print the JWT signing keys of this PRS_JWT_SECRET and their state (never a secret)."""
-    settings = _settings()
-
-    async def run(services) -> list:
-        return await services.auth.signing_keys.list()
-
-    typer.echo(json.dumps(asyncio.run(_with_services(settings, run)), default=str))
+    _print_json(lambda c: c.auth.signing_keys.list())
 
 
 sla_app = typer.Typer(help="SLAs, escalation and maintenance (normally run by the workers).", no_args_is_help=True)
@@ -438,23 +438,16 @@ app.add_typer(sla_app, name="sla")
 @sla_app.command("sweep")
 def sla_sweep() -> None:
     """Run one SLA sweep now (record crossed warnings/breaches, apply escalation rules) and print what it did."""
-    settings = _settings()
+    async def sweep(c: Container) -> dict[str, Any]:
+        return (await c.sla.sweep()).as_dict()
 
-    async def run(services) -> dict:
-        return (await services.sla.sweep()).as_dict()
-
-    typer.echo(json.dumps(asyncio.run(_with_services(settings, run))))
+    _print_json(sweep)
 
 
 @sla_app.command("maintenance")
 def sla_maintenance() -> None:
     """Run the maintenance job now (retention clean-up of old job and tick rows, ANALYZE) and print the report."""
-    settings = _settings()
-
-    async def run(services) -> dict:
-        return await services.maintenance.run()
-
-    typer.echo(json.dumps(asyncio.run(_with_services(settings, run))))
+    _print_json(lambda c: c.maintenance.run())
 
 
 def _add_backup_commands() -> None:

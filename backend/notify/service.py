@@ -3,6 +3,7 @@ retention. One transaction per call."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,9 @@ from backend.notify.schemas import EndpointCreate, EndpointUpdate, LogFilters
 from backend.notify.signing import new_signing_secret
 from backend.notify.ssrf import OutboundPolicy, OutboundRefused
 from backend.sql import expect_row
+
+# A page of the delivery log: repository.list_deliveries or list_attempts.
+LogFetch = Callable[..., Awaitable[list[asyncpg.Record]]]
 
 PING_MESSAGE = "Test message from PR-System. If you can read this, the endpoint works."
 
@@ -267,22 +271,17 @@ class NotifyService:
 
     async def list_deliveries(self, filters: LogFilters) -> dict[str, Any]:
         """Deliveries (one per event and endpoint), newest first."""
-        self._check_period(filters)
-        async with self.pool.acquire() as conn:
-            rows = await repository.list_deliveries(
-                conn, filters=filters.model_dump(include={"endpoint_id", "event_id", "event_type", "status", "since",
-                                                          "until"}),
-                before_id=_cursor(filters.cursor), limit=filters.limit + 1)
-        return _page(rows, filters.limit, "id")
+        return await self._log_page(filters, repository.list_deliveries, repository.DELIVERY_FILTERS)
 
     async def list_attempts(self, filters: LogFilters) -> dict[str, Any]:
         """The delivery log: every attempt, newest first."""
+        return await self._log_page(filters, repository.list_attempts, repository.ATTEMPT_FILTERS)
+
+    async def _log_page(self, filters: LogFilters, fetch: LogFetch, accepted: Mapping[str, str]) -> dict[str, Any]:
         self._check_period(filters)
         async with self.pool.acquire() as conn:
-            rows = await repository.list_attempts(
-                conn, filters=filters.model_dump(include={"endpoint_id", "event_id", "event_type", "outcome", "since",
-                                                          "until"}),
-                before_id=_cursor(filters.cursor), limit=filters.limit + 1)
+            rows = await fetch(conn, filters=filters.model_dump(include=set(accepted)),
+                               before_id=_cursor(filters.cursor), limit=filters.limit + 1)
         return _page(rows, filters.limit, "id")
 
     @staticmethod

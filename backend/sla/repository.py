@@ -39,6 +39,14 @@ async def _update(conn: Connection, table: str, allowed: tuple[str, ...], row_id
     return await conn.fetchrow(select + " WHERE id = $1", row_id)
 
 
+async def _get(conn: Connection, select: str, row_id: int, for_update: bool) -> asyncpg.Record | None:
+    return await conn.fetchrow(select + " WHERE id = $1" + (" FOR UPDATE" if for_update else ""), row_id)
+
+
+async def _name_taken(conn: Connection, table: str, name: str, except_id: int | None) -> bool:
+    return bool(await conn.fetchval(
+        f"SELECT 1 FROM {table} WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2", name, except_id))
+
 async def insert_policy(conn: Connection, *, values: dict[str, Any], now: datetime) -> asyncpg.Record:
     """Create a policy and return it."""
     return await _insert(conn, "sla_policies", POLICY_COLUMNS, values, now, _SELECT_POLICY)
@@ -52,13 +60,12 @@ async def update_policy(conn: Connection, policy_id: int, *, changes: dict[str, 
 
 async def get_policy(conn: Connection, policy_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """One policy."""
-    return await conn.fetchrow(_SELECT_POLICY + " WHERE id = $1" + (" FOR UPDATE" if for_update else ""), policy_id)
+    return await _get(conn, _SELECT_POLICY, policy_id, for_update)
 
 
 async def policy_name_taken(conn: Connection, name: str, *, except_id: int | None = None) -> bool:
     """True when another policy has this name (case-insensitive)."""
-    return bool(await conn.fetchval(
-        "SELECT 1 FROM sla_policies WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2", name, except_id))
+    return await _name_taken(conn, "sla_policies", name, except_id)
 
 
 async def list_policies(conn: Connection) -> list[asyncpg.Record]:
@@ -109,13 +116,12 @@ async def update_rule(conn: Connection, rule_id: int, *, changes: dict[str, Any]
 
 async def get_rule(conn: Connection, rule_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """One escalation rule."""
-    return await conn.fetchrow(_SELECT_RULE + " WHERE id = $1" + (" FOR UPDATE" if for_update else ""), rule_id)
+    return await _get(conn, _SELECT_RULE, rule_id, for_update)
 
 
 async def rule_name_taken(conn: Connection, name: str, *, except_id: int | None = None) -> bool:
     """True when another rule has this name (case-insensitive)."""
-    return bool(await conn.fetchval(
-        "SELECT 1 FROM escalation_rules WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2", name, except_id))
+    return await _name_taken(conn, "escalation_rules", name, except_id)
 
 
 async def list_rules(conn: Connection, *, active_only: bool = False) -> list[asyncpg.Record]:
