@@ -23,6 +23,7 @@ from backend.config import Settings
 from backend.db import create_pool
 from backend.events import EventBus
 from backend.scheduler.service import PeriodicScheduler, PeriodicTask
+from backend.idempotency.wiring import register_idempotency_tasks
 from backend.incidents.service import IncidentService
 from backend.knowledge.service import KnowledgeService
 from backend.notify.wiring import build_notify, register_notify
@@ -111,6 +112,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     )
     register_foundation_tasks(services)
     register_auth_tasks(services)
+    register_idempotency_tasks(services)
     services.api_keys = ApiKeyService(settings=settings, pool=pool, clock=clock)
     services.notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry)
     register_notify(services)
