@@ -21,6 +21,7 @@ from backend.auth.wiring import build_auth, register_auth_tasks
 from backend.clock import Clock, SystemClock
 from backend.config import Settings
 from backend.db import create_pool
+from backend.db_routing import open_read_routing, route_reads
 from backend.events import EventBus
 from backend.scheduler.service import PeriodicScheduler, PeriodicTask
 from backend.idempotency.wiring import register_idempotency_tasks
@@ -32,6 +33,7 @@ from backend.observability.metrics import Metrics, PoolCollector
 from backend.sla.wiring import install_sla
 from backend.suggestions.service import SuggestionService
 from backups.wiring import install_backups
+from backend.vector_store_lock import lock_embedded_vector_store
 
 
 @dataclass
@@ -67,10 +69,14 @@ class Services:
     db_gauges: DatabaseGauges | None = None
     # Alertmanager alerts that become incidents (backend/alerting).
     alerts: Any = None
+    # Reads that may come from a standby (PRS_DATABASE_READ_URL), the primary as fallback (backend/db_routing).
+    reads: Any = None
 
     async def aclose(self) -> None:
         """Release connections."""
         await self.llm.aclose()
+        if self.reads is not None:
+            await self.reads.close()
         await self.pool.close()
 
 
@@ -78,7 +84,9 @@ def build_vector_store(settings: Settings) -> Any:
     """Chroma over HTTP when a server URL is configured, else embedded in the data folder."""
     if settings.chroma_url:
         return ChromaVectorStore.http(settings.chroma_url, settings.chroma_collection)
-    return ChromaVectorStore.persistent(settings.ensure_data_dir() / "chroma", settings.chroma_collection)
+    folder = settings.ensure_data_dir() / "chroma"
+    return ChromaVectorStore.persistent(folder, settings.chroma_collection,
+                                        before_open=lambda: lock_embedded_vector_store(folder))
 
 
 async def build_services(settings: Settings, *, clock: Clock | None = None, encoder: Encoder | None = None,
@@ -90,6 +98,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     clock = clock or SystemClock()
     pool = await create_pool(settings.database_url, min_size=settings.database_pool_min,
                              max_size=settings.database_pool_max)
+    reads = await open_read_routing(pool, read_url=settings.database_read_url,
+                                    cooldown_s=settings.database_read_cooldown_s,
+                                    min_size=settings.database_pool_min, max_size=settings.database_pool_max)
     encoder = encoder or Encoder(settings.embedding_model, batch_size=settings.embedding_batch_size)
     vector_store = build_vector_store(settings)
     llm = LLMCluster(settings.llm_node_urls, settings.llm_model, timeout_s=settings.llm_timeout_s,
@@ -104,11 +115,12 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
         vector_store=vector_store, llm=llm, knowledge=knowledge,
         auth=build_auth(settings, pool=pool, clock=clock, events=events),
         incidents=IncidentService(settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics,
-                                  events=events),
+                                  events=events, reads=reads),
         suggestions=SuggestionService(settings=settings, pool=pool, clock=clock, knowledge=knowledge,
                                       suggester=suggester, events=events, metrics=metrics),
         events=events,
         scheduler=PeriodicScheduler(pool=pool, clock=clock),
+        reads=reads,
     )
     register_foundation_tasks(services)
     register_auth_tasks(services)
@@ -119,6 +131,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     install_sla(services)
     install_backups(services)
     install_observability(services)
+    route_reads(services)
     services.alerts = AlertService(settings=settings, pool=pool, clock=clock, incidents=services.incidents,
                                    metrics=metrics)
     return services

@@ -15,6 +15,7 @@ from backend.clock import Clock
 from backend.config import Settings
 from backend.context import Principal, RequestContext
 from backend.db import transaction
+from backend.db_routing import ReadRouting
 from backend.events import DomainEvent, EventBus
 from backend.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationFailed
 from backend.idempotency.service import IdempotencyService, IdempotentRequest, KeyAlreadyClaimed
@@ -79,9 +80,11 @@ class IncidentService:
     """Everything that changes or reads incidents; one transaction per call."""
 
     def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, knowledge: Any, metrics: Metrics,
-                 events: EventBus):
+                 events: EventBus, reads: ReadRouting | None = None):
         self.settings = settings
         self.pool = pool
+        # Lists may come from a standby; one incident (what a person just wrote) is always read from the primary.
+        self.reads = reads or ReadRouting(pool, None, cooldown_s=settings.database_read_cooldown_s)
         self.clock = clock
         self.knowledge = knowledge
         self.metrics = metrics
@@ -189,8 +192,8 @@ class IncidentService:
             conditions["reporter_id"] = viewer.id
         if viewer is not None and viewer.areas is not None:
             conditions["areas"] = sorted(viewer.areas)
-        async with self.pool.acquire() as conn:
-            rows = await repository.list_incidents(conn, filters=conditions, after=after, limit=filters.limit + 1)
+        rows = await self.reads.run(
+            lambda conn: repository.list_incidents(conn, filters=conditions, after=after, limit=filters.limit + 1))
         items = [incident_view(r) for r in rows[: filters.limit]]
         next_cursor = None
         if len(rows) > filters.limit:
