@@ -85,6 +85,7 @@ class Settings(BaseSettings):
 
     # HA deployment: see docs/deployment.md
     database_read_url: str = ""  # standby (or prefer-standby multi-host DSN) for lists and reports; empty: primary
+    database_connect_timeout_s: float = 5.0  # one connection attempt (per host of a multi-host DSN)
     database_read_cooldown_s: float = 10.0  # after the read pool fails, reads go to the primary this long
     database_retry_after_s: int = 2  # Retry-After of the 503 answered while the database switches over
     idempotency_retention_hours: float = 24.0  # how long an Idempotency-Key and its first answer are kept (>= 24)

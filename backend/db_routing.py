@@ -107,12 +107,12 @@ class ReadRouting:
 
 
 async def open_read_routing(primary: asyncpg.Pool, *, read_url: str, cooldown_s: float, min_size: int,
-                            max_size: int) -> ReadRouting:
+                            max_size: int, connect_timeout_s: float = 60.0) -> ReadRouting:
     """The read routing of PRS_DATABASE_READ_URL; a standby that is down at start is retried lazily."""
     if not read_url:
         return ReadRouting(primary, None, cooldown_s=cooldown_s)
     # min_size=0: the pool opens even while the standby is down; connections are made on first use.
-    replica = await create_pool(read_url, min_size=0, max_size=max_size)
+    replica = await create_pool(read_url, min_size=0, max_size=max_size, connect_timeout_s=connect_timeout_s)
     return ReadRouting(primary, replica, cooldown_s=cooldown_s)
 
 

@@ -97,10 +97,11 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     clock = clock or SystemClock()
     pool = await create_pool(settings.database_url, min_size=settings.database_pool_min,
-                             max_size=settings.database_pool_max)
+                             max_size=settings.database_pool_max, connect_timeout_s=settings.database_connect_timeout_s)
     reads = await open_read_routing(pool, read_url=settings.database_read_url,
                                     cooldown_s=settings.database_read_cooldown_s,
-                                    min_size=settings.database_pool_min, max_size=settings.database_pool_max)
+                                    min_size=settings.database_pool_min, max_size=settings.database_pool_max,
+                                    connect_timeout_s=settings.database_connect_timeout_s)
     encoder = encoder or Encoder(settings.embedding_model, batch_size=settings.embedding_batch_size)
     vector_store = build_vector_store(settings)
     llm = LLMCluster(settings.llm_node_urls, settings.llm_model, timeout_s=settings.llm_timeout_s,
