@@ -386,7 +386,8 @@ async def reader(client: httpx.AsyncClient, load: Load, headers: dict, stop: asy
 
 def recovery_seconds(load: Load, fault_at: float, window_end: float) -> float:
     """Seconds from the fault until requests succeed again: to the first success after the last failed attempt."""
-    window = [a for a in load.attempts if fault_at <= a.started < window_end or fault_at <= a.ended < window_end]
+    # Attempts that ran within this fault's window; one still running at the next fault belongs to that one.
+    window = [a for a in load.attempts if a.ended >= fault_at and a.started < window_end and a.ended < window_end]
     failures = [a.ended for a in window if not a.ok]
     if not failures:
         return 0.0
