@@ -100,11 +100,15 @@ class ChromaVectorStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def persistent(cls, path: str | PathLike[str], collection: str) -> "ChromaVectorStore":
-        """A store in a local folder (the embedded default)."""
+    def persistent(cls, path: str | PathLike[str], collection: str, *,
+                   before_open: Callable[[], object] | None = None) -> "ChromaVectorStore":
+        """A store in a local folder (the embedded default); `before_open()` runs first (e.g. takes a lock)."""
 
         def factory() -> ClientAPI:
             import chromadb
+
+            if before_open is not None:
+                before_open()
             from chromadb.config import Settings as ChromaSettings
 
             return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))

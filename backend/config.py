@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     # Worker
     embedded_worker: bool = True  # `prs serve` runs the job worker in the same process
 
+    # HA deployment: see docs/deployment.md
+    database_read_url: str = ""  # standby (or prefer-standby multi-host DSN) for lists and reports; empty: primary
+    database_connect_timeout_s: float = 5.0  # one connection attempt (per host of a multi-host DSN)
+    database_read_cooldown_s: float = 10.0  # after the read pool fails, reads go to the primary this long
+    database_retry_after_s: int = 2  # Retry-After of the 503 answered while the database switches over
+    idempotency_retention_hours: float = 24.0  # how long an Idempotency-Key and its first answer are kept (>= 24)
+    shutdown_drain_s: float = 0.0  # on SIGTERM `prs serve` reports not-ready this long before it stops accepting
+    shutdown_timeout_s: float = 30.0  # then waits at most this long for in-flight requests
+
     # Knowledge documents (text limits of incidents are fixed in the schemas and documented)
     document_max_bytes: int = 2_000_000
 
@@ -206,6 +215,13 @@ class Settings(BaseSettings):
     def _positive_sla_numbers(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be greater than zero")
+        return value
+
+    @field_validator("idempotency_retention_hours")
+    @classmethod
+    def _idempotency_kept_a_day(cls, value: float) -> float:
+        if value < 24:
+            raise ValueError("idempotency keys must be kept at least 24 hours")
         return value
 
     @field_validator("alertmanager_priorities")

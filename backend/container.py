@@ -23,6 +23,7 @@ from backend.auth.wiring import build_auth
 from backend.clock import Clock, SystemClock
 from backend.config import Settings
 from backend.db import create_pool
+from backend.db_routing import ReadRouting, open_read_routing
 from backend.events import EventBus
 from backend.incidents.service import IncidentService
 from backend.jobs.maintenance import MaintenanceService
@@ -36,6 +37,7 @@ from backend.sla.reports import SlaReportService
 from backend.sla.service import EscalationMessageReader, SlaService
 from backend.sla.wiring import SWEEP_TASK, build_sla
 from backend.suggestions.service import SuggestionService
+from backend.vector_store_lock import lock_embedded_vector_store
 from backups.anchors import anchor_audit_head
 from backups.wiring import ANCHOR_TASK, BACKUP_TASK, Backups, build_backups
 
@@ -43,6 +45,7 @@ MAINTENANCE_TASK = "maintenance.run"
 VECTOR_SYNC_TASK = "knowledge.sync_vectors"
 SIGNING_KEY_TASK = "auth.destroy_retired_signing_keys"
 NOTIFY_PURGE_TASK = "notify.purge_log"
+IDEMPOTENCY_PURGE_TASK = "idempotency.purge_expired"
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Container:
     settings: Settings
     clock: Clock
     pool: asyncpg.Pool
+    # Reads that may come from a standby (PRS_DATABASE_READ_URL), the primary as fallback (backend/db_routing.py).
+    reads: ReadRouting
     metrics: Metrics
     encoder: Encoder
     vector_store: ChromaVectorStore
@@ -76,6 +81,7 @@ class Container:
     async def aclose(self) -> None:
         """Release connections."""
         await self.llm.aclose()
+        await self.reads.close()
         await self.pool.close()
 
 
@@ -83,7 +89,10 @@ def build_vector_store(settings: Settings) -> ChromaVectorStore:
     """Chroma over HTTP when a server URL is configured, else embedded in the data folder."""
     if settings.chroma_url:
         return ChromaVectorStore.http(settings.chroma_url, settings.chroma_collection)
-    return ChromaVectorStore.persistent(settings.ensure_data_dir() / "chroma", settings.chroma_collection)
+    folder = settings.ensure_data_dir() / "chroma"
+    # One process per embedded folder: a second one refuses to start, naming PRS_CHROMA_URL.
+    return ChromaVectorStore.persistent(folder, settings.chroma_collection,
+                                        before_open=lambda: lock_embedded_vector_store(folder))
 
 
 async def build_container(settings: Settings, *, clock: Clock | None = None, encoder: Encoder | None = None,
@@ -95,7 +104,11 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, enc
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
     pool = await create_pool(settings.database_url, min_size=settings.database_pool_min,
-                             max_size=settings.database_pool_max)
+                             max_size=settings.database_pool_max, connect_timeout_s=settings.database_connect_timeout_s)
+    reads = await open_read_routing(pool, read_url=settings.database_read_url,
+                                    cooldown_s=settings.database_read_cooldown_s,
+                                    min_size=settings.database_pool_min, max_size=settings.database_pool_max,
+                                    connect_timeout_s=settings.database_connect_timeout_s)
     encoder = encoder or Encoder(settings.embedding_model, batch_size=settings.embedding_batch_size)
     vector_store = build_vector_store(settings)
     llm = LLMCluster(settings.llm_node_urls, settings.llm_model, timeout_s=settings.llm_timeout_s,
@@ -104,13 +117,13 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, enc
     events = EventBus()
     knowledge = KnowledgeService(settings, pool, encoder, vector_store, clock)
     incidents = IncidentService(settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics,
-                                events=events)
+                                events=events, reads=reads)
     suggester = Suggester(llm, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
-    sla = build_sla(settings, pool=pool, clock=clock, events=events, incidents=incidents)
+    sla = build_sla(settings, pool=pool, reads=reads, clock=clock, events=events, incidents=incidents)
     notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry,
                           escalation_messages=EscalationMessageReader(pool))
     container = Container(
-        settings=settings, clock=clock, pool=pool, metrics=metrics, encoder=encoder, vector_store=vector_store,
+        settings=settings, clock=clock, pool=pool, reads=reads, metrics=metrics, encoder=encoder, vector_store=vector_store,
         llm=llm, events=events, knowledge=knowledge,
         auth=build_auth(settings, pool=pool, clock=clock, events=events),
         api_keys=ApiKeyService(settings=settings, pool=pool, clock=clock),
@@ -120,7 +133,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, enc
         sla=sla.service, sla_reports=sla.reports, notify=notify,
         alerts=AlertService(settings=settings, pool=pool, clock=clock, incidents=incidents, metrics=metrics),
         backups=build_backups(settings, pool=pool, clock=clock, vector_store=vector_store, registry=metrics.registry),
-        db_gauges=DatabaseGauges(pool=pool, clock=clock, cache_s=settings.metrics_cache_s,
+        db_gauges=DatabaseGauges(pool=reads, clock=clock, cache_s=settings.metrics_cache_s,
                                  timeout_s=settings.metrics_db_timeout_s),
         maintenance=MaintenanceService(pool=pool, clock=clock, settings=settings),
         scheduler=PeriodicScheduler(pool=pool, clock=clock),
@@ -147,6 +160,9 @@ def _register_background_work(c: Container) -> None:
     async def destroy_retired_signing_keys(_tick: datetime) -> int:
         return await c.auth.signing_keys.destroy_expired()
 
+    async def purge_idempotency_keys(_tick: datetime) -> int:
+        return await c.incidents.idempotency.purge_expired()
+
     async def sweep(_tick: datetime) -> dict[str, Any]:
         return (await c.sla.sweep()).as_dict()
 
@@ -156,6 +172,7 @@ def _register_background_work(c: Container) -> None:
     c.scheduler.register(PeriodicTask(VECTOR_SYNC_TASK, timedelta(seconds=30), sync_vectors))
     c.scheduler.register(PeriodicTask(SIGNING_KEY_TASK, timedelta(minutes=5), destroy_retired_signing_keys))
     c.scheduler.register(PeriodicTask(NOTIFY_PURGE_TASK, timedelta(hours=1), c.notify.purge_old_log))
+    c.scheduler.register(PeriodicTask(IDEMPOTENCY_PURGE_TASK, timedelta(hours=1), purge_idempotency_keys))
     c.scheduler.register(PeriodicTask(SWEEP_TASK, timedelta(seconds=settings.sla_sweep_interval_s), sweep))
     c.scheduler.register(PeriodicTask(MAINTENANCE_TASK, timedelta(seconds=settings.maintenance_interval_s), maintain))
     c.worker_loops.append(c.notify.delivery.run)

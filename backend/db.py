@@ -26,9 +26,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Open the connection pool with JSON codecs installed."""
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
+                      connect_timeout_s: float = 60.0) -> asyncpg.Pool:
+    """Open the connection pool with JSON codecs installed; each connection attempt waits at most
+    `connect_timeout_s` (per host of a multi-host DSN)."""
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                                     timeout=connect_timeout_s)
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

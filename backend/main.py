@@ -18,6 +18,7 @@ from backend.audit.router import router as audit_router
 from backend.auth.router import router as auth_router
 from backend.config import Settings
 from backend.container import Container, build_container
+from backend.db_routing import UNAVAILABLE_ERRORS, database_unavailable, heal_after
 from backend.errors import AppError
 from backend.external.router import router as external_router
 from backend.incidents.router import router as incidents_router
@@ -72,6 +73,25 @@ def install_error_handlers(app: FastAPI) -> None:
         details = [{"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors]
         return JSONResponse({"error": "ValidationFailed", "detail": f"{field}: {first.get('msg', 'invalid')}",
                              "field": field, "errors": details}, status_code=422)
+
+    async def database_unavailable_error(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+            return JSONResponse({"error": "InternalError", "detail": "internal error; see the server log with the "
+                                 "request id"}, status_code=500)
+        services = getattr(request.app.state, "services", None)
+        if services is not None:
+            await heal_after(services.pool, exc)
+        retry_after = services.settings.database_retry_after_s if services is not None else 2
+        log.warning("database unavailable; answered 503", extra={"path": request.url.path,
+                                                                 "error": type(exc).__name__})
+        return JSONResponse({"error": "ServiceUnavailable", "reason": "database_unavailable",
+                             "detail": "the database is switching over or unreachable; retry after "
+                                       f"{retry_after} s (with the same Idempotency-Key for a POST)"},
+                            status_code=503, headers={"Retry-After": str(retry_after)})
+
+    for error_type in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, database_unavailable_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -42,8 +42,8 @@ def _settings() -> Settings:
 @asynccontextmanager
 async def open_backup_service(settings: Settings, *, with_vectors: bool = True) -> AsyncIterator[BackupService]:
     """A backup service on its own small pool (the CLI does not need the whole container)."""
-    from backend.db import create_pool
     from backend.container import build_vector_store
+    from backend.db import create_pool
     from backups.metrics import BackupMetrics
     from backups.wiring import build_backup_service
 

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from backend.deps import context_for, get_container, require_role
 from backend.context import Principal
+from backend.deps import context_for, get_container, require_role
 from backend.errors import Conflict, NotFound, ServiceUnavailable
 from backups.crypto import EncryptionKeyMissing
 from backups.database import DatabaseToolError

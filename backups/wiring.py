@@ -9,7 +9,6 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 
 from agent.store import ChromaVectorStore
-
 from backend.clock import Clock
 from backend.config import Settings
 from backups.anchors import AnchorStore

@@ -36,6 +36,19 @@ def _settings() -> Settings:
     return settings
 
 
+def _claim_embedded_vector_store(settings: Settings) -> None:
+    """Refuse to start a second process on the same embedded vector-store folder (exit 2, naming PRS_CHROMA_URL)."""
+    from backend.vector_store_lock import VectorStoreInUse, lock_embedded_vector_store
+
+    if settings.chroma_url:
+        return
+    try:
+        lock_embedded_vector_store(settings.chroma_path)
+    except VectorStoreInUse as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+
+
 async def _with_container(settings: Settings, action: Callable[[Container], Awaitable[Any]]) -> Any:
     """Build the container, run `action` with it, close it."""
     from backend.container import build_container
@@ -74,17 +87,15 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind."),
           worker: Optional[bool] = typer.Option(None, "--worker/--no-worker",
                                                 help="Run the job worker in this process (default: PRS_EMBEDDED_WORKER).")) -> None:
     """Run the HTTP API (and, on embedded defaults, the job worker)."""
-    import uvicorn
-
     from backend.main import create_app
+    from backend.serving import serve_http
 
     settings = _settings()
+    _claim_embedded_vector_store(settings)
     application = create_app(settings, run_worker=worker)
-    # h11 drops request heads over twice PRS_MAX_REQUEST_HEADER_BYTES (400) before anything is parsed; the app
-    # answers 431 above the limit itself. Client addresses behind proxies are resolved by the app from
-    # PRS_TRUSTED_PROXIES, not by uvicorn.
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
-                http="h11", h11_max_incomplete_event_size=2 * settings.max_request_header_bytes)
+    # On SIGTERM: not-ready for PRS_SHUTDOWN_DRAIN_S, then finish in-flight requests (backend/serving.py).
+    serve_http(application, host=host, port=port, drain_s=settings.shutdown_drain_s,
+               shutdown_timeout_s=settings.shutdown_timeout_s, max_header_bytes=settings.max_request_header_bytes)
 
 
 @app.command("worker")
@@ -93,6 +104,7 @@ def worker_command() -> None:
     from backend.jobs.worker import run_worker
 
     settings = _settings()
+    _claim_embedded_vector_store(settings)
 
     async def run(services) -> None:
         from backend.observability.monitoring import render_metrics, watch_llm_nodes

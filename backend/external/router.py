@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from backend.context import Principal
 from backend.deps import context_for, get_container, require_api_key
@@ -13,6 +13,7 @@ from backend.external.schemas import (
     ExternalSearchOut,
 )
 from backend.external.service import ExternalApi
+from backend.idempotency.http import IDEMPOTENCY_KEY_DESCRIPTION, IDEMPOTENCY_KEY_PATTERN, answer_idempotently
 
 router = APIRouter(prefix="/api/v1/external", tags=["external"])
 
@@ -27,10 +28,19 @@ def external_api(request: Request) -> ExternalApi:
              summary="Report an incident from an external system",
              description="API keys with the `write` permission. `title`, `description` and `area` are required; "
                          "the key's name is recorded as the reporter. The reply carries the most similar resolved "
-                         "incidents; the suggestion follows in the background (poll `GET /incidents/{id}`).")
-async def report_incident(request: Request, body: ExternalIncidentCreate,
+                         "incidents; the suggestion follows in the background (poll `GET /incidents/{id}`). Send "
+                         "an `Idempotency-Key` header to make retries safe: a repeat within 24 h answers the same "
+                         "incident (`Idempotent-Replayed: true`) and creates nothing; the same key with another body "
+                         "is a 422 naming the header.")
+async def report_incident(request: Request, response: Response, body: ExternalIncidentCreate,
+                          idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", min_length=1,
+                                                               max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
+                                                               description=IDEMPOTENCY_KEY_DESCRIPTION),
                           principal: Principal = Depends(require_api_key("write"))) -> dict:
-    return await external_api(request).report_incident(context_for(request, principal), body)
+    return await answer_idempotently(
+        response, endpoint="POST /api/v1/external/incidents", principal=principal, key=idempotency_key, body=body,
+        create=lambda idempotency: external_api(request).report_incident(context_for(request, principal), body,
+                                                                         idempotency=idempotency))
 
 
 @router.get("/incidents/{incident_id}", response_model=ExternalIncidentStatus, summary="Status of an incident",

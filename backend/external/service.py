@@ -28,11 +28,15 @@ class ExternalApi:
         self.suggestions = suggestions
         self.knowledge = knowledge
 
-    async def report_incident(self, ctx: RequestContext, body: ExternalIncidentCreate) -> dict[str, Any]:
-        """Create the incident through the incident service; the calling system is recorded as its reporter."""
-        created = await self.incidents.create(ctx, IncidentCreate(**body.model_dump()))
+    async def report_incident(self, ctx: RequestContext, body: ExternalIncidentCreate, *,
+                              idempotency: Any = None) -> dict[str, Any]:
+        """Create the incident through the incident service; the calling system is recorded as its reporter.
+        A replayed `idempotency` key answers the same incident (its suggestion as it is now), marked `replayed`."""
+        created = await self.incidents.create(ctx, IncidentCreate(**body.model_dump()), idempotency=idempotency)
         view = _status_view(created, await self._suggestion(created["id"]))
         view["similar"] = created["similar"]
+        if created.get("replayed"):
+            view["replayed"] = True
         return view
 
     async def incident_status(self, incident_id: int, *, viewer: Principal | None = None) -> dict[str, Any]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.context import Principal
 from backend.deps import context_for, get_container, require_role
+from backend.idempotency.http import IDEMPOTENCY_KEY_DESCRIPTION, IDEMPOTENCY_KEY_PATTERN, answer_idempotently
 from backend.incidents.schemas import (
     AssignRequest,
     CommentCreate,
@@ -35,10 +36,19 @@ router = APIRouter(prefix="/api/v1", tags=["incidents"])
              summary="Report an incident",
              description="Any authenticated role. Stores the incident, its audit row and the suggestion job in one "
                          "transaction and answers with the most similar resolved incidents (`similar`). The LLM "
-                         "suggestion is generated in the background: see `GET /incidents/{id}/suggestion`.")
-async def create_incident(request: Request, body: IncidentCreate,
+                         "suggestion is generated in the background: see `GET /incidents/{id}/suggestion`. "
+                         "With an `Idempotency-Key` header the request may be repeated safely: a repeat within 24 h "
+                         "gets the first answer again (header `Idempotent-Replayed: true`), the same key with another "
+                         "body a 422 naming the header.")
+async def create_incident(request: Request, response: Response, body: IncidentCreate,
+                          idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", min_length=1,
+                                                               max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
+                                                               description=IDEMPOTENCY_KEY_DESCRIPTION),
                           principal: Principal = Depends(require_role("reporter"))) -> dict:
-    return await get_container(request).incidents.create(context_for(request, principal), body)
+    return await answer_idempotently(
+        response, endpoint="POST /api/v1/incidents", principal=principal, key=idempotency_key, body=body,
+        create=lambda idempotency: get_container(request).incidents.create(context_for(request, principal), body,
+                                                                           idempotency=idempotency))
 
 
 @router.get("/incidents", response_model=IncidentPage, summary="List incidents",

@@ -6,7 +6,6 @@ import base64
 import builtins
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Awaitable, Callable, TypeGuard
 
@@ -17,8 +16,10 @@ from backend.clock import Clock
 from backend.config import Settings
 from backend.context import Principal, RequestContext
 from backend.db import Connection, transaction
-from backend.errors import BadRequest, Conflict, Forbidden, ValidationFailed, found
+from backend.db_routing import ReadRouting
+from backend.errors import BadRequest, Conflict, Forbidden, ServiceUnavailable, ValidationFailed, found
 from backend.events import DomainEvent, EventBus
+from backend.idempotency.service import IdempotencyService, IdempotentRequest, KeyAlreadyClaimed
 from backend.incidents import repository
 from backend.incidents.schemas import IncidentCreate, IncidentFilters, IncidentUpdate
 from backend.incidents.states import check_transition, is_reopen
@@ -78,16 +79,21 @@ def may_view(viewer: Principal | None, incident: asyncpg.Record) -> bool:
     return not sees_only_own_incidents(viewer) or incident["reporter_id"] == viewer.id
 
 
-@dataclass(kw_only=True, eq=False)
 class IncidentService:
     """Everything that changes or reads incidents; one transaction per call."""
 
-    settings: Settings
-    pool: asyncpg.Pool
-    clock: Clock
-    knowledge: KnowledgeService
-    metrics: Metrics
-    events: EventBus
+    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, knowledge: KnowledgeService,
+                 metrics: Metrics, events: EventBus, reads: ReadRouting | None = None):
+        self.settings = settings
+        self.pool = pool
+        # Lists may come from a standby; one incident (what a person just wrote) is always read from the primary.
+        self.reads = reads or ReadRouting(pool, None, cooldown_s=settings.database_read_cooldown_s)
+        self.clock = clock
+        self.knowledge = knowledge
+        self.metrics = metrics
+        self.events = events
+        self.idempotency = IdempotencyService(pool=pool, clock=clock,
+                                              retention_hours=settings.idempotency_retention_hours)
 
     async def _publish(self, conn: Connection, ctx: RequestContext, name: str, incident_id: int, *,
                        at: datetime, before: asyncpg.Record | None, after: asyncpg.Record | None,
@@ -100,12 +106,32 @@ class IncidentService:
 
     async def create(self, ctx: RequestContext, body: IncidentCreate, *,
                      on_created: Callable[[Connection, int], Awaitable[None]] | None = None,
-                     with_similar: bool = True) -> dict[str, Any]:
+                     with_similar: bool = True, idempotency: IdempotentRequest | None = None) -> dict[str, Any]:
         """Store a new incident, its audit row and its suggestion job; reply with similar past incidents.
 
         `on_created(conn, incident_id)` runs inside the creating transaction (e.g. to link an alert to it);
         `with_similar=False` skips the reply's retrieval for callers that do not show it (the suggestion job and
-        the incident page retrieve on their own)."""
+        the incident page retrieve on their own). With `idempotency` the key is claimed in the same transaction:
+        a repeat gets the first answer (marked `replayed`), another body under the key a 422."""
+        if idempotency is not None:
+            first = await self.idempotency.replay(idempotency)
+            if first is not None:
+                return {**first[1], "replayed": True}
+            try:
+                return await self._create(ctx, body, on_created=on_created, with_similar=with_similar,
+                                          idempotency=idempotency)
+            except KeyAlreadyClaimed:
+                # A concurrent request with the same key committed first: answer what it answered.
+                first = await self.idempotency.replay(idempotency)
+                if first is None:
+                    raise ServiceUnavailable("a request with the same Idempotency-Key is being processed; retry",
+                                             field="Idempotency-Key") from None
+                return {**first[1], "replayed": True}
+        return await self._create(ctx, body, on_created=on_created, with_similar=with_similar, idempotency=None)
+
+    async def _create(self, ctx: RequestContext, body: IncidentCreate, *,
+                      on_created: Callable[[Connection, int], Awaitable[None]] | None,
+                      with_similar: bool, idempotency: IdempotentRequest | None) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
             await self._require_area(conn, body.area, viewer=ctx.principal)
         similar = await self.similar_for_text(f"{body.title}\n{body.description}", body.area) if with_similar else []
@@ -114,6 +140,8 @@ class IncidentService:
         values["reporter_id"] = ctx.principal.id if ctx.principal.kind == "user" else None
         values["reporter_name"] = ctx.principal.name
         async with transaction(self.pool) as conn:
+            if idempotency is not None:
+                await self.idempotency.claim(conn, idempotency)
             incident_id = await repository.insert_incident(conn, values=values, now=now)
             if on_created is not None:
                 await on_created(conn, incident_id)
@@ -123,10 +151,13 @@ class IncidentService:
             await suggestions.schedule(conn, incident_id=incident_id,
                                        language=body.language or self.settings.suggestion_language, now=now)
             await self._publish(conn, ctx, "incident.created", incident_id, at=now, before=None, after=row)
+            view = incident_view(row)
+            view["similar"] = similar
+            view["suggestion_status"] = "pending"
+            if idempotency is not None:
+                await self.idempotency.record_answer(conn, idempotency, resource_id=incident_id, status_code=201,
+                                                     response=view)
         self.metrics.incidents_created.labels(body.area, body.priority).inc()
-        view = incident_view(row)
-        view["similar"] = similar
-        view["suggestion_status"] = "pending"
         return view
 
     async def similar_for_text(self, text: str, area: str, *, exclude_incident_id: int | None = None) -> list[Any]:
@@ -161,8 +192,8 @@ class IncidentService:
             conditions["reporter_id"] = viewer.id
         if viewer is not None and viewer.areas is not None:
             conditions["areas"] = sorted(viewer.areas)
-        async with self.pool.acquire() as conn:
-            rows = await repository.list_incidents(conn, filters=conditions, after=after, limit=filters.limit + 1)
+        rows = await self.reads.run(
+            lambda conn: repository.list_incidents(conn, filters=conditions, after=after, limit=filters.limit + 1))
         items = [incident_view(r) for r in rows[: filters.limit]]
         next_cursor = None
         if len(rows) > filters.limit:

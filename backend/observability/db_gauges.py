@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from backend.clock import Clock
 from backend.db import Connection
+from backend.db_routing import ReadRouting
 from backend.observability import repository
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ async def read_snapshot(conn: Connection, clock: Clock) -> DatabaseSnapshot:
 class DatabaseGauges(Collector):
     """A collector serving the last snapshot; `refresh()` (awaited by /metrics) renews it when it is old."""
 
-    def __init__(self, *, pool: asyncpg.Pool, clock: Clock, cache_s: float, timeout_s: float):
+    def __init__(self, *, pool: asyncpg.Pool | ReadRouting, clock: Clock, cache_s: float, timeout_s: float):
         self.pool = pool
         self.clock = clock
         self.cache_s = cache_s

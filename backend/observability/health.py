@@ -64,8 +64,12 @@ async def live() -> dict[str, str]:
                         "suggestion has waited longer than PRS_SUGGESTION_BACKLOG_DEGRADED_S; 200 `degraded` "
                         "otherwise while the database answers (incidents are still accepted, retrieval falls back "
                         "to lexical, suggestions wait), with `reasons` such as `backlog`; 503 `down` when the "
-                        "database does not answer.")
+                        "database does not answer; 503 `draining` after SIGTERM while the replica finishes its "
+                        "requests.")
 async def ready(request: Request) -> JSONResponse:
+    if getattr(request.app.state, "draining", False):
+        # SIGTERM received: leave the rotation while in-flight and new requests are still served.
+        return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     services = get_container(request)
     database, vectors, llm, backlog = await asyncio.gather(
         _check_database(services), _check_vector_store(services), _check_llm(services),

@@ -18,6 +18,7 @@ import asyncpg
 
 from backend.clock import Clock
 from backend.db import Connection
+from backend.db_routing import ReadRouting
 from backend.errors import ValidationFailed
 from backend.sla import reports_repository
 from backend.sla import timer_repository as clocks_db
@@ -127,7 +128,7 @@ def _quality_view(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
 class SlaReportService:
     """Compliance per policy, quality figures, each broken down by area and priority."""
 
-    def __init__(self, *, pool: asyncpg.Pool, clock: Clock):
+    def __init__(self, *, pool: asyncpg.Pool | ReadRouting, clock: Clock):
         self.pool = pool
         self.clock = clock
 

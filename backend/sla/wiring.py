@@ -8,6 +8,7 @@ import asyncpg
 
 from backend.clock import Clock
 from backend.config import Settings
+from backend.db_routing import ReadRouting
 from backend.events import EventBus
 from backend.incidents.service import IncidentService
 from backend.sla.escalation import Escalator
@@ -29,14 +30,15 @@ class SlaDomain:
     timers: SlaClockListener
 
 
-def build_sla(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, events: EventBus,
+def build_sla(settings: Settings, *, pool: asyncpg.Pool, reads: ReadRouting, clock: Clock, events: EventBus,
               incidents: IncidentService) -> SlaDomain:
-    """The SLA domain on `pool`; escalation reassigns through the incidents service."""
+    """The SLA domain on `pool` (reports read through `reads`, a standby when configured); escalation reassigns
+    through the incidents service."""
     escalator = Escalator(events=events, incidents=incidents, default_language=settings.suggestion_language)
     sweeper = SlaSweeper(pool=pool, clock=clock, escalator=escalator, events=events, incidents=incidents,
                          batch_size=settings.sla_sweep_batch_size)
     return SlaDomain(
         service=SlaService(pool=pool, clock=clock, escalator=escalator, sweeper=sweeper, incidents=incidents),
-        reports=SlaReportService(pool=pool, clock=clock),
+        reports=SlaReportService(pool=reads, clock=clock),
         timers=SlaClockListener(first_response_on=settings.sla_first_response_on),
     )

@@ -27,9 +27,10 @@ ensure_debian_packages() {
   # nginx (the shipped reverse-proxy configuration in front of API replicas), chromium (the web pages in a
   # real headless browser), prometheus + prometheus-alertmanager (promtool and amtool check the shipped rules and
   # configuration; the alerting end-to-end test runs both servers), postgresql-client (pg_dump and pg_restore of
-  # `prs backup`, also where PostgreSQL runs on another machine).
+  # `prs backup`, also where PostgreSQL runs on another machine), patroni + etcd-server (the HA drill
+  # deploy/ha/drill.sh and tests/ha/), docker-compose (checks docker-compose.ha.yml with `config -q`).
   local wanted=(slapd ldap-utils redis-server nginx-light chromium prometheus prometheus-alertmanager
-                postgresql-client) missing=() pkg
+                postgresql-client patroni etcd-server docker-compose) missing=() pkg
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done

@@ -10,8 +10,8 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from backend.deps import get_principal
 from backend.context import Principal
+from backend.deps import get_principal
 from backend.errors import ValidationFailed
 from backend.knowledge.router import router
 from backend.main import install_error_handlers

@@ -15,10 +15,10 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from backend.clock import SystemClock
-from llm_node.metrics import NodeMetrics
 from backend.notify.delivery import NotifyMetrics
 from backend.observability.db_gauges import DatabaseGauges
 from backend.observability.metrics import Metrics
+from llm_node.metrics import NodeMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.fixtures.app import PASSWORD
-from tests.fixtures.processes import free_port, wait_until_serving
 from tests.fixtures.notify_receivers import make_pki
+from tests.fixtures.processes import free_port, wait_until_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NGINX_DIR = REPO_ROOT / "nginx"
@@ -33,8 +33,10 @@ def _replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def nginx_config_for_test(folder: Path, *, http_port: int, https_port: int, replicas: list[int], pki) -> Path:
+def nginx_config_for_test(folder: Path, *, http_port: int, https_port: int, replicas: list[int], pki,
+                          internal_port: int | None = None) -> Path:
     """nginx/nginx.conf as shipped, with loopback ports, the test certificate and files in `folder`."""
+    internal_port = internal_port or free_port()
     text = (NGINX_DIR / "nginx.conf").read_text()
     text = _replace(text, "include mime.types;", "include /etc/nginx/mime.types;")
     text = _replace(text, "/var/log/nginx/access.log", str(folder / "access.log"))
@@ -43,6 +45,7 @@ def nginx_config_for_test(folder: Path, *, http_port: int, https_port: int, repl
         text = _replace(text, f"server {name}:8000", f"server 127.0.0.1:{port}")
     text = _replace(text, "listen 80;", f"listen 127.0.0.1:{http_port};")
     text = _replace(text, "listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
+    text = _replace(text, "listen 8081;", f"listen 127.0.0.1:{internal_port};")
     text = _replace(text, "/etc/nginx/tls/prs.crt", str(pki.cert_file))
     text = _replace(text, "/etc/nginx/tls/prs.key", str(pki.key_file))
     # Which replica answered (tests only), and proxy.conf from the repository as shipped.

@@ -7,11 +7,10 @@ import logging
 
 import httpx
 
+from backend.container import build_container
 from backend.context import request_id_var
 from backend.main import create_app
 from backend.observability.logging import JsonFormatter
-from backend.container import build_container
-
 
 
 async def test_liveness_needs_no_auth(api):

@@ -15,6 +15,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from backend.container import build_container
 from backend.context import system_context
 from backend.db import create_pool
 from backend.incidents.schemas import IncidentCreate
@@ -22,7 +23,6 @@ from backend.main import create_app
 from backend.observability.db_gauges import DatabaseGauges
 from backend.observability.metrics import Metrics
 from backend.observability.monitoring import render_metrics, watch_llm_nodes
-from backend.container import build_container
 from tests.fixtures.app import wait_for
 from tests.fixtures.processes import free_port, wait_until_serving
 from tests.fixtures.security import app_with, client_for, settings_with

@@ -10,7 +10,6 @@ from backend.config import Settings
 from backend.main import create_app
 from tests.fixtures.guards import declared_guards
 
-
 PUBLIC = {("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/refresh"), ("POST", "/api/v1/auth/logout")}
 
 # (method, path, the lowest role allowed)

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.main import create_app
 from backend.container import build_container
+from backend.jobs.worker import build_dispatcher
+from backend.main import create_app
 from backend.suggestions import repository
 from backend.suggestions.dispatcher import SuggestionDispatcher
-from backend.jobs.worker import build_dispatcher
 from tests.fixtures.app import wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]

@@ -8,9 +8,9 @@ import json
 import httpx
 import pytest
 
-from backend.main import create_app
 from backend.container import build_container
 from backend.jobs.worker import run_worker
+from backend.main import create_app
 from tests.fixtures.app import wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]

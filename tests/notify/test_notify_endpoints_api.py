@@ -107,10 +107,10 @@ class TestBadInput:
         await create_endpoint(notify_api, admin, target=receiver.url())
 
     async def test_production_refuses_plain_http(self, services, notify, admin, receiver):
+        from backend.context import system_context
+        from backend.errors import ValidationFailed
         from backend.notify.schemas import EndpointCreate
         from backend.notify.wiring import build_notify
-        from backend.errors import ValidationFailed
-        from backend.context import system_context
 
         production = build_notify(notify.settings.model_copy(update={"environment": "production"}),
                                   pool=services.pool, clock=services.clock, registry=None)
