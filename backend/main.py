@@ -57,7 +57,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
-        services = getattr(request.app.state, "services", None)
+        services = getattr(request.app.state, "container", None)
         if services is not None:
             services.metrics.count_refusal(exc.status_code, exc.extra.get("reason"))
         return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
@@ -79,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
             return JSONResponse({"error": "InternalError", "detail": "internal error; see the server log with the "
                                  "request id"}, status_code=500)
-        services = getattr(request.app.state, "services", None)
+        services = getattr(request.app.state, "container", None)
         if services is not None:
             await heal_after(services.pool, exc)
         retry_after = services.settings.database_retry_after_s if services is not None else 2
