@@ -66,10 +66,14 @@ class Services:
     db_gauges: DatabaseGauges | None = None
     # Alertmanager alerts that become incidents (backend/alerting).
     alerts: Any = None
+    # Live incident changes for the web pages' SSE streams (backend/live).
+    live: Any = None
 
     async def aclose(self) -> None:
         """Release connections."""
         await self.llm.aclose()
+        if self.live is not None:
+            await self.live.aclose()
         await self.pool.close()
 
 
@@ -117,6 +121,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     install_sla(services)
     install_backups(services)
     install_observability(services)
+    install_live(services)
     services.alerts = AlertService(settings=settings, pool=pool, clock=clock, incidents=services.incidents,
                                    metrics=metrics)
     return services
@@ -130,6 +135,14 @@ def install_observability(services: Services) -> None:
     services.metrics.registry.register(services.db_gauges)
     services.metrics.registry.register(PoolCollector(services.pool))
     services.metrics.track_llm_nodes(settings.llm_node_urls)
+
+
+def install_live(services: Services) -> None:
+    """Live updates: incident events NOTIFY at commit; one LISTEN connection per process feeds the SSE streams."""
+    from backend.live.hub import LiveHub, LivePublisher
+
+    services.events.subscribe(LivePublisher())
+    services.live = LiveHub(services.settings.database_url)
 
 
 def register_foundation_tasks(services: Services) -> None:

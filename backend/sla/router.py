@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from backend.auth.dependencies import context_for, get_services, require_role
 from backend.context import Principal
-from backend.sla.schemas import (EscalationOut, EscalationRequest, IncidentSlaOut, PolicyCreate, PolicyOut,
-                                 PolicyUpdate, RuleCreate, RuleOut, RuleUpdate)
+from backend.errors import ValidationFailed
+from backend.sla.calendars import BusinessCalendar, CalendarError
+from backend.sla.schemas import (DuePreviewOut, DuePreviewRequest, EscalationOut, EscalationRequest, IncidentSlaOut,
+                                 PolicyCreate, PolicyOut, PolicyUpdate, RuleCreate, RuleOut, RuleUpdate)
 
 router = APIRouter(prefix="/api/v1", tags=["sla"])
 
@@ -27,6 +31,23 @@ async def list_policies(request: Request, _: Principal = Depends(require_role("t
 async def create_policy(request: Request, body: PolicyCreate,
                         principal: Principal = Depends(require_role("supervisor"))) -> dict:
     return await get_services(request).sla.create_policy(context_for(request, principal), body)
+
+
+@router.post("/sla/preview", response_model=DuePreviewOut, summary="Preview a due date in business time",
+             description="Technicians and above. Adds `minutes` of business time of `calendar` (24/7 when null) to "
+                         "`start`, the way an SLA clock does: working hours per weekday in the calendar's zone, "
+                         "holidays skipped, daylight-saving changes followed. Nothing is stored.")
+async def preview_due(body: DuePreviewRequest, _: Principal = Depends(require_role("technician"))) -> dict:
+    calendar = BusinessCalendar.from_spec(body.calendar.as_spec() if body.calendar else None)
+    try:
+        due_at = calendar.add_business_time(body.start, timedelta(minutes=body.minutes))
+    except CalendarError as exc:
+        raise ValidationFailed(str(exc), field="calendar") from None
+    zone = calendar.zone if body.calendar else None
+    return {"start": body.start, "minutes": body.minutes, "due_at": due_at,
+            "timezone": body.calendar.timezone if body.calendar else "UTC",
+            "due_local": (due_at.astimezone(zone) if zone else due_at).isoformat(),
+            "wall_minutes": (due_at - body.start).total_seconds() / 60}
 
 
 @router.get("/sla/policies/{policy_id}", response_model=PolicyOut, summary="Get an SLA policy",
