@@ -19,7 +19,7 @@ function shorten(text, max) {
 // A horizontal bar chart. rows: [{label, values: [number|null, ...]}]; series: [{name}]; format(value) -> text.
 // `description` is the chart's accessible name. Bars of one row are grouped, one per series.
 export function barChart({ rows, series, format = (value) => String(value), description, max }) {
-  const labelWidth = 150;
+  const labelWidth = 170;
   const valueWidth = 64;
   const plotWidth = 360;
   const barHeight = 16;
@@ -35,7 +35,7 @@ export function barChart({ rows, series, format = (value) => String(value), desc
   rows.forEach((row, rowIndex) => {
     const y0 = rowGap + rowIndex * (groupHeight + rowGap);
     chart.append(svg("text", { x: labelWidth - 8, y: y0 + groupHeight / 2 + 4, "text-anchor": "end",
-      class: "chart-label" }, shorten(row.label, 22)));
+      class: "chart-label" }, shorten(row.label, 24)));
     row.values.forEach((value, seriesIndex) => {
       const y = y0 + seriesIndex * (barHeight + gap);
       const length = value ? Math.max(2, (value / top) * plotWidth) : 0;

@@ -6,6 +6,7 @@ import { readEventStream } from "./sse.js";
 
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 15000;
+const IDLE_CLOSE_MS = 10000; // a page change keeps the stream: the next page subscribes within this time
 
 const listeners = new Set();
 const stateListeners = new Set();
@@ -13,6 +14,7 @@ let controller = null;
 let state = "off"; // off | connecting | live | reconnecting
 let retryTimer = null;
 let retryMs = RETRY_MIN_MS;
+let idleTimer = null;
 
 function setState(next) {
   if (state !== next) {
@@ -85,13 +87,22 @@ function stop() {
 // changes may have been missed) until the returned function is called.
 export function subscribeLive(listener) {
   listeners.add(listener);
+  if (idleTimer !== null) {
+    window.clearTimeout(idleTimer);
+    idleTimer = null;
+  }
   if (state === "off") {
     connect();
   }
   return () => {
     listeners.delete(listener);
-    if (listeners.size === 0) {
-      stop();
+    if (listeners.size === 0 && idleTimer === null) {
+      idleTimer = window.setTimeout(() => {
+        idleTimer = null;
+        if (listeners.size === 0) {
+          stop();
+        }
+      }, IDLE_CLOSE_MS);
     }
   };
 }
