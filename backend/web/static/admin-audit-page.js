@@ -5,7 +5,7 @@ import {
   actionButton, dataTable, dateText, formField, handleSubmit, localToIso, pageFrame, say, simpleForm, statusLine,
   textInput,
 } from "./admin-kit.js";
-import { el } from "./dom.js";
+import { describeError, el } from "./dom.js";
 import { t } from "./i18n.js";
 
 function jsonBlock(label, value) {
@@ -80,7 +80,7 @@ export function renderAuditPage(container) {
   }
 
   handleSubmit(form, submit, () => search(true));
-  more.addEventListener("click", () => search(false).catch((error) => say(line, error.message, true)));
+  more.addEventListener("click", () => search(false).catch((error) => say(line, describeError(error), true)));
   const verify = actionButton(t("audit.verify"), line, async () => {
     const report = await apiRequest("/audit/verify");
     verifyResult.replaceChildren(report.ok
@@ -96,5 +96,5 @@ export function renderAuditPage(container) {
     el("section", { class: "card" }, el("h2", {}, t("audit.filtersTitle")), form, line, results,
       el("div", { class: "load-more" }, more)),
     detail);
-  search(true).catch((error) => say(line, error.message, true));
+  search(true).catch((error) => say(line, describeError(error), true));
 }

@@ -6,7 +6,7 @@ import {
   actionButton, checkboxGroup, checkedValues, confirmButton, dataTable, dateText, formField, handleSubmit, lines,
   localToIso, pageFrame, say, secretOnce, simpleForm, statusLine, textInput,
 } from "./admin-kit.js";
-import { el } from "./dom.js";
+import { describeError, el } from "./dom.js";
 import { t } from "./i18n.js";
 
 const PERMISSIONS = ["read", "write", "escalate", "admin"];
@@ -86,5 +86,5 @@ export function renderApiKeysPage(container, { areas }) {
       await load();
     })),
     el("section", { class: "card" }, el("h2", {}, t("keys.listTitle")), line, tableBox));
-  load().catch((error) => say(line, error.message, true));
+  load().catch((error) => say(line, describeError(error), true));
 }

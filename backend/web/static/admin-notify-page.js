@@ -6,7 +6,7 @@ import {
   actionButton, checkboxGroup, checkedValues, confirmButton, dataTable, dateText, formField, handleSubmit,
   pageFrame, say, secretOnce, simpleForm, statusLine, text, textInput,
 } from "./admin-kit.js";
-import { el, selectControl } from "./dom.js";
+import { describeError, el, selectControl } from "./dom.js";
 import { t } from "./i18n.js";
 import { PRIORITIES } from "./incident-list-page.js";
 
@@ -142,11 +142,11 @@ export function renderNotificationsPage(container, { areas }) {
       }
       await load();
     }));
-  }).catch((error) => say(line, error.message, true));
+  }).catch((error) => say(line, describeError(error), true));
 
   page.append(secretBox,
     el("section", { class: "card" }, el("h2", {}, t("notify.createTitle")), formBox),
     el("section", { class: "card" }, el("h2", {}, t("notify.listTitle")), line, endpointsBox),
     logBox);
-  load().catch((error) => say(line, error.message, true));
+  load().catch((error) => say(line, describeError(error), true));
 }

@@ -5,7 +5,7 @@ import {
   actionButton, checkbox, dataTable, dateText, formField, handleSubmit, pageFrame, say, simpleForm, statusLine,
   textInput,
 } from "./admin-kit.js";
-import { el, selectControl } from "./dom.js";
+import { describeError, el, selectControl } from "./dom.js";
 import { t } from "./i18n.js";
 
 export const ROLES = ["reporter", "technician", "supervisor", "admin", "auditor"];
@@ -126,5 +126,5 @@ export function renderUsersPage(container) {
     }), line),
     editBox,
     el("section", { class: "card" }, el("h2", {}, t("users.listTitle")), tableBox));
-  load().catch((error) => say(line, error.message, true));
+  load().catch((error) => say(line, describeError(error), true));
 }
