@@ -153,8 +153,14 @@ async def test_an_admin_creates_a_user_changes_the_role_disables_it_and_resets_t
     assert user["must_change_password"] is True and user["password_changed_at"] is not None
 
 
-async def test_an_api_key_is_shown_once_never_stored_then_rotated_and_revoked(api, make_account, new_page):
+async def test_an_api_key_is_shown_once_never_stored_then_rotated_and_revoked(api, web_server, make_account,
+                                                                               new_page):
     admin = await make_account("admin")
+    used = await api.post("/api/v1/api-keys", headers=admin.headers, json={
+        "name": "SCADA hall 2", "owner_email": "scada@example.com", "permissions": ["read"]})
+    async with httpx.AsyncClient(base_url=web_server.url, timeout=30) as client:
+        reply = await client.get("/api/v1/incidents", headers={"X-API-Key": used.json()["key"]})
+    assert reply.status_code == 200, reply.text
     browser = await new_page()
     await browser.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     await browser.log_in(admin.username)
@@ -190,6 +196,7 @@ async def test_an_api_key_is_shown_once_never_stored_then_rotated_and_revoked(ap
     assert secret.startswith(key["key_prefix"])
     row = page.locator(".keys-table tr", has_text="MES line 5")
     assert "Never used" in await row.inner_text()
+    assert "(127.0.0.1) · 1 requests" in await page.locator(".keys-table tr", has_text="SCADA hall 2").inner_text()
 
     await page.get_by_role("button", name="Rotate the key of MES line 5").click()
     await page.locator(".secret-box", has_text="New key for MES line 5 (the old one").wait_for()
