@@ -41,12 +41,14 @@ async def preview_due(body: DuePreviewRequest, _: Principal = Depends(require_ro
     calendar = BusinessCalendar.from_spec(body.calendar.as_spec() if body.calendar else None)
     try:
         due_at = calendar.add_business_time(body.start, timedelta(minutes=body.minutes))
+        due_local = due_at.astimezone(calendar.zone) if body.calendar else due_at
     except CalendarError as exc:
         raise ValidationFailed(str(exc), field="calendar") from None
-    zone = calendar.zone if body.calendar else None
+    except (OverflowError, ValueError):
+        raise ValidationFailed("start is too close to the limits of the calendar (years 1-9999)",
+                               field="start") from None
     return {"start": body.start, "minutes": body.minutes, "due_at": due_at,
-            "timezone": body.calendar.timezone if body.calendar else "UTC",
-            "due_local": (due_at.astimezone(zone) if zone else due_at).isoformat(),
+            "timezone": body.calendar.timezone if body.calendar else "UTC", "due_local": due_local.isoformat(),
             "wall_minutes": (due_at - body.start).total_seconds() / 60}
 
 

@@ -176,3 +176,10 @@ async def test_live_stream_needs_a_signed_in_caller(web_server):
     async with httpx.AsyncClient(base_url=web_server.url, timeout=10) as client:
         reply = await client.get("/api/v1/live/incidents")
     assert reply.status_code == 401
+
+
+async def test_due_date_preview_at_the_end_of_time_is_refused_not_an_error(api, make_account):
+    tech = await make_account("technician")
+    reply = await api.post("/api/v1/sla/preview", headers=tech.headers, json={
+        "calendar": None, "start": "9999-12-31T23:00:00Z", "minutes": 120})
+    assert reply.status_code == 422 and reply.json()["field"] == "start"
