@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     suggestion_retry_max_s: float = 300.0
     suggestion_max_attempts: int = 50
     suggestion_stream_max_s: float = 600.0  # an SSE stream closes with `timeout` after this; clients reconnect
+    live_stream_max_s: float = 900.0  # the live incident stream (web pages) closes with `timeout`; pages reconnect
+    live_keepalive_s: float = 15.0  # a `: keep-alive` comment this often on an idle live stream
     # Admission to the LLM nodes (see docs/suggestions.md): generations never exceed the nodes' slots, cluster-wide
     llm_slots_per_node: int = 0  # parallel generations per node; 0: what the node advertises, else 1
     llm_node_slots: dict[str, int] = {}  # JSON {"node URL": slots} for nodes that differ

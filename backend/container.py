@@ -29,10 +29,12 @@ from backend.incidents.service import IncidentService
 from backend.jobs.maintenance import MaintenanceService
 from backend.jobs.scheduler import PeriodicScheduler, PeriodicTask, WorkerLoop
 from backend.knowledge.service import KnowledgeService
+from backend.live.hub import LiveHub, LivePublisher
 from backend.notify.service import NotifyService
 from backend.notify.wiring import build_notify
 from backend.observability.db_gauges import DatabaseGauges
 from backend.observability.metrics import Metrics, PoolCollector
+from backend.sla.dashboard import DashboardService
 from backend.sla.reports import SlaReportService
 from backend.sla.service import EscalationMessageReader, SlaService
 from backend.sla.wiring import SWEEP_TASK, build_sla
@@ -69,6 +71,9 @@ class Container:
     suggestions: SuggestionService
     sla: SlaService
     sla_reports: SlaReportService
+    dashboard: DashboardService
+    # Live incident changes for the web pages' SSE streams: one LISTEN connection per process (backend/live).
+    live: LiveHub
     notify: NotifyService
     alerts: AlertService
     backups: Backups
@@ -81,6 +86,7 @@ class Container:
     async def aclose(self) -> None:
         """Release connections."""
         await self.llm.aclose()
+        await self.live.aclose()
         await self.reads.close()
         await self.pool.close()
 
@@ -131,6 +137,8 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, enc
         suggestions=SuggestionService(settings=settings, pool=pool, clock=clock, knowledge=knowledge,
                                       suggester=suggester, events=events, metrics=metrics),
         sla=sla.service, sla_reports=sla.reports, notify=notify,
+        dashboard=DashboardService(pool=reads, clock=clock, encoder=encoder),
+        live=LiveHub(settings.database_url),
         alerts=AlertService(settings=settings, pool=pool, clock=clock, incidents=incidents, metrics=metrics),
         backups=build_backups(settings, pool=pool, clock=clock, vector_store=vector_store, registry=metrics.registry),
         db_gauges=DatabaseGauges(pool=reads, clock=clock, cache_s=settings.metrics_cache_s,
@@ -141,6 +149,7 @@ async def build_container(settings: Settings, *, clock: Clock | None = None, enc
     # Listeners of domain events, called inside the transaction that publishes them.
     events.subscribe(notify.outbox)
     events.subscribe(sla.timers)
+    events.subscribe(LivePublisher())
     # Scrape-time gauges: the database, the pool and every configured LLM node.
     metrics.registry.register(container.db_gauges)
     metrics.registry.register(PoolCollector(pool))

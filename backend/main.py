@@ -23,6 +23,7 @@ from backend.errors import AppError
 from backend.external.router import router as external_router
 from backend.incidents.router import router as incidents_router
 from backend.knowledge.router import router as knowledge_router
+from backend.live.router import router as live_router
 from backend.notify.router import router as notify_router
 from backend.observability.health import router as health_router
 from backend.observability.metrics import Metrics, RequestMiddleware
@@ -146,7 +147,7 @@ def create_app(settings: Settings, *, container: Container | None = None, run_wo
     install_access_controls(app, settings)
     for router in (auth_router, apikeys_router, audit_router, external_router, alerting_router, incidents_router,
                    suggestions_router, knowledge_router, notify_router, sla_router, sla_reports_router, health_router,
-                   web_router, api_docs_router):
+                   web_router, api_docs_router, live_router):
         app.include_router(router)
     app.include_router(backups_router)
     install_openapi(app)

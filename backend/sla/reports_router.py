@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from backend.context import Principal
 from backend.deps import get_container, require_metrics_reader
+from backend.sla.dashboard import DashboardService
 
 router = APIRouter(prefix="/api/v1/sla/metrics", tags=["sla metrics"])
 
@@ -52,3 +53,49 @@ async def quality(request: Request, date_from: datetime | None = Query(default=N
                   date_to: datetime | None = Query(default=None),
                   _: Principal = Depends(require_metrics_reader)) -> dict:
     return await get_container(request).sla_reports.quality(date_from, date_to)
+
+
+class OverviewReport(BaseModel):
+    period: dict[str, datetime]
+    as_of: datetime
+    open_incidents: dict[str, Any]
+    escalations: dict[str, Any]
+    suggestions: dict[str, Any]
+
+
+class RecurringReport(BaseModel):
+    period: dict[str, datetime]
+    as_of: datetime
+    scanned: int
+    min_similarity: float
+    problems: list[dict[str, Any]]
+
+
+def _dashboard(request: Request) -> DashboardService:
+    return get_container(request).dashboard
+
+
+@router.get("/overview", response_model=OverviewReport, summary="Dashboard figures: workload, escalations, ratings",
+            description="Supervisors, admins and auditors. `open_incidents`: incidents not resolved or closed now, "
+                        "in total and by status, priority and area. `escalations`: escalations recorded in the "
+                        "period, by level and by trigger (rule, manual). `suggestions`: of incidents created in the "
+                        "period (imports left out), suggestions accepted and rejected and how many got each rating "
+                        "1-5. " + PERIOD_HELP)
+async def overview(request: Request, date_from: datetime | None = Query(default=None),
+                   date_to: datetime | None = Query(default=None),
+                   _: Principal = Depends(require_metrics_reader)) -> dict:
+    return await _dashboard(request).overview(date_from, date_to)
+
+
+@router.get("/recurring", response_model=RecurringReport, summary="Top recurring problems",
+            description="Supervisors, admins and auditors. Incidents created in the period (the newest 500, imports "
+                        "left out) grouped by meaning with the knowledge encoder: an incident joins the group whose "
+                        "centroid is most similar if the cosine similarity reaches `min_similarity`. Groups of two "
+                        "or more, largest first: label (the most central incident's title), incidents, still open, "
+                        "by area, incident ids, first and last creation time. " + PERIOD_HELP)
+async def recurring(request: Request, date_from: datetime | None = Query(default=None),
+                    date_to: datetime | None = Query(default=None),
+                    limit: int = Query(default=10, ge=1, le=50),
+                    min_similarity: float = Query(default=0.75, ge=0.3, le=0.99),
+                    _: Principal = Depends(require_metrics_reader)) -> dict:
+    return await _dashboard(request).recurring(date_from, date_to, limit=limit, min_similarity=min_similarity)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from backend.context import Principal
 from backend.deps import context_for, get_container, require_role
+from backend.errors import ValidationFailed
+from backend.sla.calendars import BusinessCalendar, CalendarError
 from backend.sla.schemas import (
+    DuePreviewOut,
+    DuePreviewRequest,
     EscalationOut,
     EscalationRequest,
     IncidentSlaOut,
@@ -36,6 +42,25 @@ async def list_policies(request: Request, _: Principal = Depends(require_role("t
 async def create_policy(request: Request, body: PolicyCreate,
                         principal: Principal = Depends(require_role("supervisor"))) -> dict:
     return await get_container(request).sla.create_policy(context_for(request, principal), body)
+
+
+@router.post("/sla/preview", response_model=DuePreviewOut, summary="Preview a due date in business time",
+             description="Technicians and above. Adds `minutes` of business time of `calendar` (24/7 when null) to "
+                         "`start`, the way an SLA clock does: working hours per weekday in the calendar's zone, "
+                         "holidays skipped, daylight-saving changes followed. Nothing is stored.")
+async def preview_due(body: DuePreviewRequest, _: Principal = Depends(require_role("technician"))) -> dict:
+    calendar = BusinessCalendar.from_spec(body.calendar.as_spec() if body.calendar else None)
+    try:
+        due_at = calendar.add_business_time(body.start, timedelta(minutes=body.minutes))
+        due_local = due_at.astimezone(calendar.zone) if body.calendar else due_at
+    except CalendarError as exc:
+        raise ValidationFailed(str(exc), field="calendar") from None
+    except (OverflowError, ValueError):
+        raise ValidationFailed("start is too close to the limits of the calendar (years 1-9999)",
+                               field="start") from None
+    return {"start": body.start, "minutes": body.minutes, "due_at": due_at,
+            "timezone": body.calendar.timezone if body.calendar else "UTC", "due_local": due_local.isoformat(),
+            "wall_minutes": (due_at - body.start).total_seconds() / 60}
 
 
 @router.get("/sla/policies/{policy_id}", response_model=PolicyOut, summary="Get an SLA policy",

@@ -314,3 +314,29 @@ class IncidentSlaOut(BaseModel):
     clocks: list[ClockOut]
     events: list[LevelEventOut]
     as_of: datetime
+
+
+class DuePreviewRequest(BaseModel):
+    """When would a target of `minutes` business minutes, started at `start`, be due under `calendar`?"""
+
+    model_config = ConfigDict(extra="forbid")
+    calendar: CalendarSpec | None = Field(default=None, description="Business calendar; null: 24/7.")
+    start: datetime = Field(examples=["2025-12-24T17:30:00+01:00"], description="Timezone-aware start.")
+    minutes: int = Field(ge=1, le=MAX_TARGET_MINUTES, examples=[240])
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must include a timezone, e.g. 2025-12-24T17:30:00Z")
+        return value
+
+
+class DuePreviewOut(BaseModel):
+    start: datetime
+    minutes: int
+    due_at: datetime = Field(description="The earliest instant at which `minutes` of business time have passed.")
+    timezone: str = Field(description="The calendar's time zone (UTC for 24/7).")
+    due_local: str = Field(description="due_at as wall time in the calendar's zone, ISO 8601 with offset.")
+    wall_minutes: float = Field(description="Clock minutes from start to due_at (nights, weekends and holidays "
+                                            "included).")

@@ -27,6 +27,16 @@ STATIC_FILES: dict[str, str] = {
     "incident-detail-page.js": "text/javascript; charset=utf-8",
     "suggestion-panel.js": "text/javascript; charset=utf-8",
     "sla-panel.js": "text/javascript; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
+    "admin-kit.js": "text/javascript; charset=utf-8",
+    "dashboard-page.js": "text/javascript; charset=utf-8",
+    "admin-users-page.js": "text/javascript; charset=utf-8",
+    "admin-keys-page.js": "text/javascript; charset=utf-8",
+    "admin-notify-page.js": "text/javascript; charset=utf-8",
+    "admin-sla-page.js": "text/javascript; charset=utf-8",
+    "admin-audit-page.js": "text/javascript; charset=utf-8",
+    "admin-knowledge-page.js": "text/javascript; charset=utf-8",
 }
 
 # The page loads nothing from elsewhere and runs no inline code; the API is on the same origin.

@@ -4,52 +4,18 @@ incident page's SLA panel, which follows the clocks as people comment and change
 from __future__ import annotations
 
 import json
-import os
-from typing import AsyncIterator, Iterator
-
-import pytest
-import pytest_asyncio
 
 from tests.fixtures.app import PASSWORD
-from tests.fixtures.browser import Browser
-from tests.fixtures.processes import free_port
+from tests.fixtures.browser import WebPage
 from tests.fixtures.server import Server
 
 
-@pytest.fixture(scope="module")
-def web_server(app_settings, tmp_path_factory) -> Iterator[Server]:
-    """A server on the test database, without an LLM node (suggestions stay pending) and without a worker."""
-    data_dir = tmp_path_factory.mktemp("web-browser")
-    env = {**os.environ, "PRS_DATABASE_URL": app_settings.database_url, "PRS_DATA_DIR": str(data_dir),
-           "PRS_LLM_NODES": f"http://127.0.0.1:{free_port()}", "PRS_EMBEDDED_WORKER": "false",
-           "PRS_ENVIRONMENT": "test", "PRS_LOG_JSON": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    server = Server(env, data_dir / "server.log")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest_asyncio.fixture
-async def browser(tmp_path) -> AsyncIterator[Browser]:
-    chromium = Browser(tmp_path / "chromium-profile")
-    await chromium.start()
-    yield chromium
-    await chromium.close()
-
-
-async def log_in(browser: Browser, server: Server, username: str, *, language: str = "en") -> None:
+async def log_in(browser: WebPage, server: Server, username: str, *, language: str = "en") -> None:
     """Open the page in `language` and sign in through the login form."""
-    await browser.open(server.url + "/")
-    await browser.wait_until("!!document.querySelector('#login-username')")
-    await browser.evaluate(f"localStorage.setItem('prs.language', {json.dumps(language)})")
-    await browser.open(server.url + "/")
-    await browser.fill("#login-username", username)
-    await browser.fill("#login-password", PASSWORD)
-    await browser.click_button("Log in" if language == "en" else "Entrar", within=".login-card")
-    await browser.wait_until("!document.querySelector('.login-card')")
+    await browser.log_in(username, language=language)
 
 
-async def open_incident(browser: Browser, incident_id: int) -> None:
+async def open_incident(browser: WebPage, incident_id: int) -> None:
     await browser.evaluate(f"location.hash = '#/incidents/{incident_id}'")
     await browser.wait_until(f"document.querySelector('.incident-id')?.textContent === '#{incident_id}'")
 

@@ -3,6 +3,7 @@ TLS, the client address behind a trusted proxy, login limits shared across repli
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -193,6 +194,31 @@ async def test_the_suggestion_stream_flows_through_nginx_while_the_suggestion_is
             assert stream.headers["content-type"].startswith("text/event-stream")
             first = await anext(stream.aiter_lines())
     assert first == "event: status"
+
+
+async def test_the_live_incident_stream_flows_through_nginx_from_any_replica(proxied, make_account):
+    """The web pages' live stream: unbuffered through nginx, and fed by changes made on either replica."""
+    account = await make_account("technician")
+    async with proxied.client() as client:
+        token = (await login(client, account.username, PASSWORD)).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with client.stream("GET", "/api/v1/live/incidents", headers=headers,
+                                 timeout=httpx.Timeout(30, read=15)) as stream:
+            assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "event: ready"
+            titles = [f"Cinta C-{n} parada {uuid.uuid4().hex[:6]}" for n in range(2)]
+            created = [await client.post("/api/v1/incidents", headers=headers, json={
+                "title": title, "description": "La cinta se para sola cada pocos minutos.",
+                "area": "production", "priority": "medium"}) for title in titles]
+            ids = {reply.json()["id"] for reply in created}
+            seen = set()
+            async for line in lines:
+                if line.startswith("data: ") and '"incident.created"' in line:
+                    seen.add(json.loads(line[6:])["incident_id"])
+                    if seen == ids:
+                        break
+    assert seen == ids
 
 
 async def test_a_killed_replica_loses_no_request_and_creates_nothing_twice(proxied, make_account, services):

@@ -79,6 +79,7 @@ def fuzz_target(tmp_path_factory) -> Iterator[FuzzTarget]:
            "PRS_ENVIRONMENT": "test", "PRS_JWT_SECRET": "fuzz-server-secret-" + "x" * 32,
            # No worker runs here: a suggestion stream would wait for ever; close it after a second.
            "PRS_SUGGESTION_STREAM_MAX_S": "1",
+           "PRS_LIVE_STREAM_MAX_S": "1",  # the web pages' live stream, likewise
            # The fuzzer signs in for every logout and refresh and fails many logins on purpose.
            "PRS_LOGIN_RATE_LIMIT": "100000/minute", "PRS_API_KEY_FAILURE_RATE_LIMIT": "100000/minute",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

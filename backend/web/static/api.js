@@ -20,6 +20,7 @@ export class NetworkError extends Error {}
 let tokens = readStoredTokens();
 let refreshInFlight = null;
 let sessionEndedListener = () => {};
+let connectivityListener = () => {};
 
 function readStoredTokens() {
   try {
@@ -43,6 +44,11 @@ export function isLoggedIn() {
   return tokens !== null;
 }
 
+// Called with false when a request cannot reach the server, and with true when one reaches it again.
+export function onConnectivityChange(listener) {
+  connectivityListener = listener;
+}
+
 // Called once whenever the session cannot be continued (refresh failed).
 export function onSessionEnded(listener) {
   sessionEndedListener = listener;
@@ -60,11 +66,14 @@ async function parseError(response) {
 
 async function sendRaw(url, init) {
   try {
-    return await fetch(url, init);
+    const response = await fetch(url, init);
+    connectivityListener(true);
+    return response;
   } catch (error) {
     if (error.name === "AbortError") {
       throw error;
     }
+    connectivityListener(false);
     throw new NetworkError(error.message);
   }
 }
@@ -105,7 +114,8 @@ function buildUrl(path, query) {
 }
 
 // Send an authorized request; on 401 refresh the tokens once and try again.
-async function sendAuthorized(path, { method = "GET", query, json, headers = {}, signal } = {}) {
+// `json` sends a JSON body; `body` sends a FormData (multipart upload) as it is.
+async function sendAuthorized(path, { method = "GET", query, json, body, headers = {}, signal } = {}) {
   const url = buildUrl(path, query);
   const attempt = () => {
     const allHeaders = { ...headers };
@@ -116,6 +126,8 @@ async function sendAuthorized(path, { method = "GET", query, json, headers = {},
     if (json !== undefined) {
       allHeaders["Content-Type"] = "application/json";
       init.body = JSON.stringify(json);
+    } else if (body !== undefined) {
+      init.body = body;
     }
     return sendRaw(url, init);
   };

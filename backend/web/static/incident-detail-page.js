@@ -7,6 +7,7 @@ import {
   showFormError, similarIncidentList, statusBadge,
 } from "./dom.js";
 import { formatDateTime, t } from "./i18n.js";
+import { subscribeLive } from "./live.js";
 import { renderSlaPanel } from "./sla-panel.js";
 import { renderSuggestionPanel } from "./suggestion-panel.js";
 
@@ -116,6 +117,10 @@ function commentItem(comment) {
 function commentsCard(incidentId, comments, onCommented) {
   const list = el("ul", { class: "comment-list" }, comments.map(commentItem));
   const emptyNote = el("p", { class: "muted", hidden: comments.length > 0 }, t("detail.noComments"));
+  const setComments = (current) => {
+    list.replaceChildren(...current.map(commentItem));
+    emptyNote.hidden = current.length > 0;
+  };
   const body = el("textarea", { id: "comment-body", name: "body", rows: 3, maxlength: 10000, required: true,
     placeholder: t("detail.commentPlaceholder") });
   const submit = el("button", { type: "submit", class: "primary" }, t("detail.addComment"));
@@ -139,7 +144,60 @@ function commentsCard(incidentId, comments, onCommented) {
       setBusy(submit, false);
     }
   });
-  return el("section", { class: "card comments-card" }, el("h2", {}, t("detail.comments")), list, emptyNote, form);
+  const card = el("section", { class: "card comments-card" }, el("h2", {}, t("detail.comments")), list, emptyNote,
+    form);
+  return { card, setComments };
+}
+
+function escalationItem(escalation) {
+  return el("li", { class: "escalation-item" },
+    el("strong", {}, t("escalate.item", { from: escalation.previous_level, to: escalation.level })), " · ",
+    t(`dash.trigger.${escalation.trigger}`), " · ", escalation.actor.name || "", " · ",
+    el("time", { datetime: escalation.created_at }, formatDateTime(escalation.created_at)),
+    el("p", { class: "prewrap" }, escalation.reason,
+      escalation.target_department ? ` → ${escalation.target_department}` : ""));
+}
+
+// Manual escalation (technicians and above): the level, why, and optionally the department; then the history.
+function escalationCard(incidentId, onEscalated) {
+  const history = el("ul", { class: "escalation-list" });
+  const level = el("select", { id: "escalate-level", name: "level" },
+    [1, 2, 3].map((n) => el("option", { value: String(n) }, t("sla.admin.levelN", { n }))));
+  const reason = el("textarea", { id: "escalate-reason", name: "reason", rows: 2, maxlength: 1000 });
+  const department = el("input", { id: "escalate-department", name: "target_department", type: "text",
+    placeholder: "maintenance-l2" });
+  const submit = el("button", { type: "submit", class: "primary" }, t("escalate.submit"));
+  const form = el("form", { class: "escalate-form", novalidate: true },
+    formField(t("sla.admin.level"), level), formField(t("escalate.reason"), reason),
+    formField(t("sla.admin.department"), department), formErrorLine(),
+    el("div", { class: "form-actions" }, submit));
+  const refresh = async () => {
+    const items = await apiRequest(`/incidents/${incidentId}/escalations`);
+    history.replaceChildren(...items.map(escalationItem));
+    const current = items.length ? Math.max(...items.map((item) => item.level)) : 0;
+    level.value = String(Math.min(3, current + 1));
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    setBusy(submit, true);
+    try {
+      await apiRequest(`/incidents/${incidentId}/escalations`, { method: "POST", json: {
+        level: Number.parseInt(level.value, 10), reason: reason.value,
+        target_department: department.value.trim() || null } });
+      reason.value = "";
+      department.value = "";
+      await refresh();
+      onEscalated();
+    } catch (error) {
+      showFormError(form, error);
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+  refresh().catch(() => {});
+  const card = el("section", { class: "card escalate-card" }, el("h2", {}, t("escalate.title")), history, form);
+  return { card, refresh };
 }
 
 async function loadIncidentData(incidentId, signal) {
@@ -176,11 +234,37 @@ export function renderIncidentDetailPage(container, { incidentId, me }) {
     const suggestionBox = el("div");
     const titlesById = new Map(similar.map((item) => [item.incident_id, item.title]));
     cleanups.push(renderSuggestionPanel(suggestionBox, { incidentId, titlesById, canGiveFeedback: isTechnician(me) }));
+    const commentsBlock = commentsCard(incidentId, comments, () => slaPanel.refresh());
+    const escalation = isTechnician(me) ? escalationCard(incidentId, () => slaPanel.refresh()) : null;
+    // Live updates: a change of this incident by anybody reloads it, its comments, its SLA and escalations.
+    let reloadTimer = null;
+    cleanups.push(() => window.clearTimeout(reloadTimer));
+    cleanups.push(subscribeLive((change) => {
+      if (change.event !== "resync" && change.incident_id !== incidentId) {
+        return;
+      }
+      window.clearTimeout(reloadTimer);
+      reloadTimer = window.setTimeout(async () => {
+        try {
+          const [current, currentComments] = await Promise.all([
+            apiRequest(`/incidents/${incidentId}`, { signal: controller.signal }),
+            apiRequest(`/incidents/${incidentId}/comments`, { signal: controller.signal })]);
+          showIncident(current);
+          commentsBlock.setComments(currentComments);
+          slaPanel.refresh();
+          if (escalation) {
+            escalation.refresh().catch(() => {});
+          }
+        } catch (error) {
+          // the next change or the next resync tries again
+        }
+      }, 250);
+    }));
     replaceContent(section,
       el("a", { href: "#/incidents", class: "back-link" }, t("detail.back")),
       el("div", { class: "detail-grid" },
         el("div", { class: "detail-main" }, el("div", { class: "card" }, summaryBox), actionsBox,
-          commentsCard(incidentId, comments, () => slaPanel.refresh())),
+          commentsBlock.card, escalation ? escalation.card : null),
         el("div", { class: "detail-side" }, slaBox, suggestionBox,
           el("section", { class: "card" }, el("h2", {}, t("detail.similarTitle")),
             similarIncidentList(similar, t("report.noSimilar"))))));

@@ -6,6 +6,7 @@ import {
   statusBadge,
 } from "./dom.js";
 import { formatDateTime, t } from "./i18n.js";
+import { subscribeLive } from "./live.js";
 
 export const STATUSES = ["open", "in_progress", "waiting", "resolved", "closed"];
 export const PRIORITIES = ["low", "medium", "high", "critical"];
@@ -97,9 +98,31 @@ export function renderIncidentListPage(container, { areas }) {
 
   filters.form.addEventListener("submit", (event) => {
     event.preventDefault();
+    shownPages = 1;
     loadPage(true);
   });
   loadMore.addEventListener("click", () => loadPage(false));
+
+  // Live updates: any change reloads the rows shown (same filters, as many pages as were loaded), debounced.
+  let reloadTimer = null;
+  let shownPages = 1;
+  async function reloadShown() {
+    const pages = shownPages;
+    await loadPage(true);
+    for (let page = 1; page < pages && nextCursor; page += 1) {
+      await loadPage(false);
+    }
+    shownPages = pages;
+  }
+  const unsubscribe = subscribeLive(() => {
+    window.clearTimeout(reloadTimer);
+    reloadTimer = window.setTimeout(() => {
+      reloadShown();
+    }, 250);
+  });
+  loadMore.addEventListener("click", () => {
+    shownPages += 1;
+  });
 
   container.append(el("section", { class: "list-page" },
     el("div", { class: "page-head" }, el("h1", {}, t("list.title")),
@@ -109,5 +132,9 @@ export function renderIncidentListPage(container, { areas }) {
     emptyNote,
     el("div", { class: "load-more" }, loadMore)));
   loadPage(true);
-  return () => controller.abort();
+  return () => {
+    window.clearTimeout(reloadTimer);
+    unsubscribe();
+    controller.abort();
+  };
 }

@@ -1,0 +1,1 @@
+"""Live updates for the web pages: incident changes fanned out to Server-Sent Events streams."""
