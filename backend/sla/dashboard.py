@@ -22,7 +22,7 @@ from agent.embeddings import Encoder
 from backend.clock import Clock
 from backend.db_routing import ReadRouting
 from backend.sla import dashboard_repository as repository
-from backend.sla.metrics import check_period
+from backend.sla.reports import check_period
 
 RECURRING_SCAN_MAX = 500
 DESCRIPTION_CHARS = 300
