@@ -22,11 +22,14 @@ from backend.clock import SystemClock
 from backend.config import Settings
 from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
 from backend.knowledge.ingest import incident_from_jira
-from backend.knowledge.service import KnowledgeService
+from backend.knowledge.entries import embedding_text
+from backend.knowledge.service import SYNC_BATCH, KnowledgeService
 
 log = logging.getLogger(__name__)
 Task = Literal["jira", "dell"]
 TOP_K = 10
+# Texts the raw encoder is timed on (evenly spread over the knowledge base).
+ENCODER_SAMPLE = 1024
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -61,10 +64,12 @@ async def _timed(call) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path, *,
+                      limit: int | None) -> dict[str, Any]:
     records = _read_jsonl(kb_path)
-    queries = _read_jsonl(queries_path)
-    query_keys = {query["query_key"] for query in queries}
+    all_queries = _read_jsonl(queries_path)
+    query_keys = {query["query_key"] for query in all_queries}  # every query stays out of the knowledge base
+    queries = _subset(all_queries, limit)
     by_key = {record["key"]: record for record in records}
     kb_file = work_dir / "kb.jsonl"
     with kb_file.open("w", encoding="utf-8") as out:
@@ -76,6 +81,7 @@ async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, 
         ids_by_key = dict(await conn.fetch("SELECT external_ref, id FROM incidents WHERE source = 'import'"))
 
     results: dict[str, Any] = {"kb_size": report["inserted"], "ingest_per_s": round(report["inserted"] / report["seconds"], 1)}
+    results |= await encoder_rate(service, report["inserted"])
     for setting in ("same_area", "all_areas"):
         rankings, latencies = [], []
         for number, query in enumerate(queries, start=1):
@@ -88,7 +94,7 @@ async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, 
             similar, seconds = await _timed(service.similar_incidents(text=text, area=area, limit=TOP_K))
             rankings.append(([item.incident_id for item in similar], relevant))
             latencies.append(seconds)
-        figures = ranking_metrics(rankings) | latency_figures(latencies)
+        figures = ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)
         if setting == "same_area":
             results.update(figures)
         else:
@@ -96,17 +102,16 @@ async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, 
     return results
 
 
-async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Path, *, limit: int | None
+                      ) -> dict[str, Any]:
     solutions = _read_jsonl(kb_path)
-    questions = _read_jsonl(queries_path)
+    questions = _subset(_read_jsonl(queries_path), limit)
     started = time.perf_counter()
-    doc_ids = {}
-    for solution in solutions:
-        document = await service.ingest_document(
-            title=solution["doc_id"], filename=f"{solution['doc_id']}.txt", text=solution["text"]
-        )
-        doc_ids[document["id"]] = solution["doc_id"]
+    documents = await service.ingest_documents(
+        [{"title": s["doc_id"], "filename": f"{s['doc_id']}.txt", "text": s["text"]} for s in solutions]
+    )
     ingest_seconds = time.perf_counter() - started
+    doc_ids = {document["id"]: solution["doc_id"] for document, solution in zip(documents, solutions)}
     rankings, latencies = [], []
     for question in questions:
         hits, seconds = await _timed(
@@ -114,12 +119,47 @@ async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Pa
         )
         rankings.append(([doc_ids[hit.document_id] for hit in hits], set(question["gold"])))
         latencies.append(seconds)
-    return {"kb_size": len(solutions), "ingest_per_s": round(len(solutions) / ingest_seconds, 1)} | ranking_metrics(
-        rankings
-    ) | latency_figures(latencies)
+    return {"kb_size": len(solutions), "ingest_per_s": round(len(solutions) / ingest_seconds, 1)} | (
+        await encoder_rate(service, len(solutions))) | ranking_metrics(rankings) | halves(rankings) | latency_figures(
+        latencies)
 
 
-async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+def _subset(queries: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """Every query, or `limit` of them spread evenly over the file (quick runs while iterating)."""
+    if not limit or limit >= len(queries):
+        return queries
+    step = len(queries) / limit
+    return [queries[int(index * step)] for index in range(limit)]
+
+
+def halves(rankings: list[tuple[list[Any], set[Any]]]) -> dict[str, Any]:
+    """recall@10 and MRR@10 of the even- and odd-numbered queries: anything fit on one half is judged on the other."""
+    figures = {}
+    for name, part in (("even", rankings[0::2]), ("odd", rankings[1::2])):
+        metrics = ranking_metrics(part)
+        figures[f"{name}_half"] = {"recall@10": metrics["recall@10"], "mrr@10": metrics["mrr@10"], "n": metrics["n"]}
+    return figures
+
+
+async def encoder_rate(service: KnowledgeService, kb_size: int, sample: int = ENCODER_SAMPLE) -> dict[str, Any]:
+    """The raw encoder's rate on the texts just ingested (an even sample), in knowledge-base items per second.
+
+    The same encoder, batch size and texts as ingest, without the database or the vector store: the
+    floor ingest is judged against. Items are documents or incidents (a document may have several chunks).
+    """
+    async with service.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT kind, title, body, heading FROM knowledge_entries ORDER BY id")
+    step = max(1, len(rows) // sample)
+    texts = [embedding_text(row) for row in rows[::step]]
+    started = time.perf_counter()
+    for start in range(0, len(texts), SYNC_BATCH):
+        await service.encoder.encode_async(texts[start : start + SYNC_BATCH])
+    entries_per_s = len(texts) / (time.perf_counter() - started)
+    return {"encoder_per_s": round(entries_per_s * kb_size / max(1, len(rows)), 1), "encoder_sample": len(texts)}
+
+
+async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, queries_path: Path, *,
+                              limit: int | None = None) -> dict[str, Any]:
     """Ingest the task's knowledge base into a fresh database, run its queries, return the figures."""
     if task not in ("jira", "dell"):
         raise ValueError("task must be 'jira' or 'dell'")
@@ -139,9 +179,9 @@ async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, que
                 store = ChromaVectorStore.persistent(str(work_dir / "chroma"), settings.chroma_collection)
                 service = KnowledgeService(bench_settings, pool, encoder, store, SystemClock())
                 if task == "jira":
-                    figures = await _bench_jira(service, work_dir, Path(kb_path), Path(queries_path))
+                    figures = await _bench_jira(service, work_dir, Path(kb_path), Path(queries_path), limit=limit)
                 else:
-                    figures = await _bench_dell(service, Path(kb_path), Path(queries_path))
+                    figures = await _bench_dell(service, Path(kb_path), Path(queries_path), limit=limit)
             finally:
                 await pool.close()
     finally:

@@ -248,7 +248,10 @@ def demo_load() -> None:
 @bench_app.command("retrieval")
 def bench_retrieval(task: str = typer.Argument(..., help="jira or dell"),
                     kb: Path = typer.Option(..., exists=True, dir_okay=False, help="knowledge-base file"),
-                    queries: Path = typer.Option(..., exists=True, dir_okay=False, help="queries file")) -> None:
+                    queries: Path = typer.Option(..., exists=True, dir_okay=False, help="queries file"),
+                    limit: Optional[int] = typer.Option(None, help="Only this many queries, spread over the file "
+                                                                   "(quick runs; the knowledge base stays whole).")
+                    ) -> None:
     """Retrieval quality and speed on the eval data; the last stdout line is one JSON object."""
     from backend.bench.retrieval import run_retrieval_bench
 
@@ -256,7 +259,7 @@ def bench_retrieval(task: str = typer.Argument(..., help="jira or dell"),
         typer.echo("task must be jira or dell", err=True)
         raise typer.Exit(2)
     settings = _settings()
-    result = asyncio.run(run_retrieval_bench(settings, task, kb, queries))
+    result = asyncio.run(run_retrieval_bench(settings, task, kb, queries, limit=limit))
     sys.stdout.write(json.dumps(result) + "\n")
 
 
