@@ -232,7 +232,7 @@ class KnowledgeService:
                 await asyncio.to_thread(self.vector_store.delete, gone)
             await repository.delete_tombstones(conn, [row["id"] for row in tombstones])
 
-    async def _sync_all(self, batch: int = SYNC_BATCH, *, while_staging: asyncio.Future | None = None) -> int:
+    async def _sync_all(self, batch: int | None = None, *, while_staging: asyncio.Future | None = None) -> int:
         """Sync every pending entry, encoding the next page while the current one is written.
 
         Pages follow the entry id, so each entry is read once; the encoder (torch, off the GIL) and
@@ -240,6 +240,7 @@ class KnowledgeService:
         pages are taken as a bulk import commits them, until it is done.
         """
         total = 0
+        batch = batch or SYNC_BATCH
         pending = await self._pending_page(0, batch, while_staging)
         encoding = asyncio.ensure_future(self._encode_entries(pending))
         try:
