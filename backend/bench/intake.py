@@ -43,13 +43,27 @@ def resident_mb() -> float:
     return 0.0
 
 
-def new_incidents(records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """`count` incident reports made from records spread evenly over the file (title, description, area)."""
+def split_reports(records: list[dict[str, Any]], count: int, kb_limit: int | None
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`count` records spread evenly over the file to report as new, and the knowledge base: the others
+    (at most kb_limit of them, spread evenly too, so every area of the file is in it)."""
     step = max(1, len(records) // max(1, count))
+    chosen = set(range(0, len(records), step)[:count])
+    reported = [records[index] for index in sorted(chosen)]
+    rest = [record for index, record in enumerate(records) if index not in chosen]
+    if kb_limit and kb_limit < len(rest):
+        rest = [rest[int(index * len(rest) / kb_limit)] for index in range(kb_limit)]
+    areas = {record.get("project") for record in rest}
+    return [record for record in reported if record.get("project") in areas], rest
+
+
+def new_incidents(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The body of `POST /api/v1/incidents` for each JIRA record (title, description, area, priority)."""
     reports = []
-    for number, record in enumerate(records[::step][:count], start=1):
+    for number, record in enumerate(records, start=1):
         incident = incident_from_jira(record, number)
-        reports.append({"title": incident["title"][:200], "description": (incident["description"] or incident["title"])[:20000],
+        reports.append({"title": incident["title"][:200],
+                        "description": (incident["description"] or incident["title"])[:20000],
                         "area": incident["area"], "priority": incident["priority"]})
     return reports
 
@@ -73,8 +87,8 @@ async def run_intake_bench(settings: Settings, kb_path: Path, *, requests: int =
     from backend.services import build_services
 
     records = _read_jsonl(Path(kb_path))
-    knowledge_records = records[:kb_limit] if kb_limit else records
-    reports = new_incidents(records, requests + WARM_UP)
+    reported, knowledge_records = split_reports(records, requests + WARM_UP, kb_limit)
+    reports = new_incidents(reported)
     dsn = with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
     await ensure_database(dsn)
     try:
