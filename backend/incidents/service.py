@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -105,7 +106,25 @@ class IncidentService:
         the incident page retrieve on their own)."""
         async with self.pool.acquire() as conn:
             await self._require_area(conn, body.area, viewer=ctx.principal)
-        similar = await self.similar_for_text(f"{body.title}\n{body.description}", body.area) if with_similar else []
+        # Retrieval (mostly encoding, in a thread) runs while the transaction makes its round trips.
+        similar_search = asyncio.ensure_future(
+            self.similar_for_text(f"{body.title}\n{body.description}", body.area) if with_similar else _nothing())
+        try:
+            row = await self._insert_new(ctx, body, on_created)
+        except BaseException:
+            similar_search.cancel()
+            await asyncio.gather(similar_search, return_exceptions=True)
+            raise
+        similar = await similar_search
+        self.metrics.incidents_created.labels(body.area, body.priority).inc()
+        view = incident_view(row)
+        view["similar"] = similar
+        view["suggestion_status"] = "pending"
+        return view
+
+    async def _insert_new(self, ctx: RequestContext, body: IncidentCreate,
+                          on_created: Callable[[asyncpg.Connection, int], Awaitable[None]] | None) -> Any:
+        """The creating transaction: the incident, its audit row, suggestion job and event; the stored row."""
         now = self.clock.now()
         values = body.model_dump(exclude={"language"})
         values["reporter_id"] = ctx.principal.id if ctx.principal.kind == "user" else None
@@ -120,11 +139,7 @@ class IncidentService:
             await suggestions.schedule(conn, incident_id=incident_id,
                                        language=body.language or self.settings.suggestion_language, now=now)
             await self._publish(conn, ctx, "incident.created", incident_id, at=now, before=None, after=row)
-        self.metrics.incidents_created.labels(body.area, body.priority).inc()
-        view = incident_view(row)
-        view["similar"] = similar
-        view["suggestion_status"] = "pending"
-        return view
+        return row
 
     async def similar_for_text(self, text: str, area: str, *, exclude_incident_id: int | None = None) -> list[Any]:
         """Similar resolved incidents; retrieval trouble degrades to an empty list, never to an error."""
@@ -320,3 +335,7 @@ def _comment_view(row: asyncpg.Record) -> dict[str, Any]:
     data = dict(row)
     data["author"] = {"id": data.pop("author_id"), "name": data.pop("author_name")}
     return data
+
+
+async def _nothing() -> list[Any]:
+    return []
