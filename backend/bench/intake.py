@@ -10,6 +10,7 @@ machine weighs on both alike. The first few of each are warm-up and not counted.
 
 from __future__ import annotations
 
+import gc
 import json
 import tempfile
 import time
@@ -68,6 +69,15 @@ def new_incidents(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return reports
 
 
+def _write_knowledge_file(source: Path, kb_file: Path, count: int, kb_limit: int | None) -> list[dict[str, Any]]:
+    """Write the knowledge-base part of the file to kb_file; the reports to send."""
+    reported, knowledge_records = split_reports(_read_jsonl(source), count, kb_limit)
+    with kb_file.open("w", encoding="utf-8") as out:
+        for record in knowledge_records:
+            out.write(json.dumps(record) + "\n")
+    return new_incidents(reported)
+
+
 async def _floor_once(services: Any, report: dict[str, Any]) -> float:
     """One encode + one vector query + one lexical query for a report's text, in sequence; seconds."""
     knowledge = services.knowledge
@@ -86,9 +96,6 @@ async def run_intake_bench(settings: Settings, kb_path: Path, *, requests: int =
     from backend.main import create_app
     from backend.services import build_services
 
-    records = _read_jsonl(Path(kb_path))
-    reported, knowledge_records = split_reports(records, requests + WARM_UP, kb_limit)
-    reports = new_incidents(reported)
     dsn = with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
     await ensure_database(dsn)
     try:
@@ -96,7 +103,8 @@ async def run_intake_bench(settings: Settings, kb_path: Path, *, requests: int =
         with tempfile.TemporaryDirectory(prefix="prs-bench-intake-") as folder:
             work_dir = Path(folder)
             kb_file = work_dir / "kb.jsonl"
-            kb_file.write_text("".join(json.dumps(record) + "\n" for record in knowledge_records), encoding="utf-8")
+            reports = _write_knowledge_file(Path(kb_path), kb_file, requests + WARM_UP, kb_limit)
+            gc.collect()  # the parsed file is not part of a replica's memory
             bench = settings.model_copy(update={"database_url": dsn, "data_dir": work_dir / "data",
                                                 "embedded_worker": False})
             services = await build_services(bench)
