@@ -356,18 +356,30 @@ class KnowledgeService:
         """Store many knowledge documents (title, filename, text, area) and index them in bulk.
 
         All are checked before any is written; each page of documents is one transaction, and
-        their chunks are embedded together afterwards, in large batches.
+        their chunks are embedded in large batches while later pages are written.
         """
         prepared = [self._prepared_document(**document) for document in documents]
+        areas = {document["area"] for document in prepared} - {None}
+        if areas:
+            async with self.pool.acquire() as conn:
+                unknown = sorted(areas - await repository.area_codes(conn))
+            if unknown:
+                raise ValidationFailed(f"unknown area '{unknown[0]}'", field="area")
         stored: list[dict[str, Any]] = []
+        # Chunks are encoded while later pages of documents are still being written.
+        staging = asyncio.ensure_future(self._stage_documents(prepared, stored))
+        try:
+            await self._sync_best_effort(while_staging=staging)
+        finally:
+            await staging
+        return stored
+
+    async def _stage_documents(self, prepared: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
+        """Write checked documents and their chunk entries, one transaction per page; rows go to stored."""
         for start in range(0, len(prepared), DOCUMENT_BATCH):
             page = prepared[start : start + DOCUMENT_BATCH]
             now = self.clock.now()
             async with transaction(self.pool) as conn:
-                areas = {document["area"] for document in page} - {None}
-                unknown = sorted(areas - await repository.area_codes(conn)) if areas else []
-                if unknown:
-                    raise ValidationFailed(f"unknown area '{unknown[0]}'", field="area")
                 delta = IndexDelta()
                 entries = []
                 for document in page:
@@ -379,8 +391,6 @@ class KnowledgeService:
                     stored.append(dict(row))
                 await self._add_entries(conn, entries, delta)
                 await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
-        await self._sync_best_effort()
-        return stored
 
     def _prepared_document(self, *, title: str, filename: str, text: str, area: str | None = None) -> dict[str, Any]:
         """A document's row and chunks, or ValidationFailed / PayloadTooLarge naming the field."""
