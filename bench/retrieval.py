@@ -16,17 +16,21 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
+from agent.chunking import chunk_document
 from agent.embeddings import Encoder
 from agent.store import ChromaVectorStore
 from backend.clock import SystemClock
 from backend.config import Settings
 from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
+from backend.knowledge.entries import embedding_text
 from backend.knowledge.ingest import incident_from_jira
-from backend.knowledge.service import KnowledgeService
+from backend.knowledge.service import SYNC_BATCH, KnowledgeService
 
 log = logging.getLogger(__name__)
 Task = Literal["jira", "dell"]
 TOP_K = 10
+# Texts the raw encoder is timed on (evenly spread over the knowledge base).
+ENCODER_SAMPLE = 1024
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -61,22 +65,28 @@ async def _timed(call) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path, *,
+                      limit: int | None) -> dict[str, Any]:
     records = _read_jsonl(kb_path)
-    queries = _read_jsonl(queries_path)
-    query_keys = {query["query_key"] for query in queries}
+    all_queries = _read_jsonl(queries_path)
+    query_keys = {query["query_key"] for query in all_queries}  # every query stays out of the knowledge base
+    queries = _subset(all_queries, limit)
     by_key = {record["key"]: record for record in records}
     kb_file = work_dir / "kb.jsonl"
     with kb_file.open("w", encoding="utf-8") as out:
         for record in records:
             if record["key"] not in query_keys:
                 out.write(json.dumps(record) + "\n")
-    report = await service.ingest_incidents_jsonl(kb_file, create_areas=True, mapping="jira")
+    kb_texts = [embedding_text({"kind": "incident", "title": i["title"], "body": i["description"]})
+                for i in (incident_from_jira(record, n) for n, record in enumerate(records, start=1))
+                if i["external_ref"] not in query_keys]
+    report, rates = await timed_ingest(service, kb_texts, len(kb_texts), lambda: service.ingest_incidents_jsonl(
+        kb_file, create_areas=True, mapping="jira"))
     async with service.pool.acquire() as conn:
         rows = await conn.fetch("SELECT external_ref, id FROM incidents WHERE source = 'import'")
         ids_by_key: dict[str, int] = {row["external_ref"]: row["id"] for row in rows}
 
-    results: dict[str, Any] = {"kb_size": report["inserted"], "ingest_per_s": round(report["inserted"] / report["seconds"], 1)}
+    results: dict[str, Any] = {"kb_size": report["inserted"]} | rates
     for setting in ("same_area", "all_areas"):
         rankings, latencies = [], []
         for number, query in enumerate(queries, start=1):
@@ -89,7 +99,7 @@ async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, 
             similar, seconds = await _timed(service.similar_incidents(text=text, area=area, limit=TOP_K))
             rankings.append(([item.incident_id for item in similar], relevant))
             latencies.append(seconds)
-        figures = ranking_metrics(rankings) | latency_figures(latencies)
+        figures = ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)
         if setting == "same_area":
             results.update(figures)
         else:
@@ -97,17 +107,18 @@ async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, 
     return results
 
 
-async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Path, *, limit: int | None
+                      ) -> dict[str, Any]:
     solutions = _read_jsonl(kb_path)
-    questions = _read_jsonl(queries_path)
-    started = time.perf_counter()
-    doc_ids = {}
-    for solution in solutions:
-        document = await service.ingest_document(
-            title=solution["doc_id"], filename=f"{solution['doc_id']}.txt", text=solution["text"]
-        )
-        doc_ids[document["id"]] = solution["doc_id"]
-    ingest_seconds = time.perf_counter() - started
+    questions = _subset(_read_jsonl(queries_path), limit)
+    settings = service.settings
+    texts = [embedding_text({"kind": "document", "heading": chunk.heading, "body": chunk.text})
+             for s in solutions
+             for chunk in chunk_document(s["text"], chunk_words=settings.chunk_words,
+                                         overlap_words=settings.chunk_overlap_words)]
+    documents, rates = await timed_ingest(service, texts, len(solutions), lambda: service.ingest_documents(
+        [{"title": s["doc_id"], "filename": f"{s['doc_id']}.txt", "text": s["text"]} for s in solutions]))
+    doc_ids = {document["id"]: solution["doc_id"] for document, solution in zip(documents, solutions)}
     rankings, latencies = [], []
     for question in questions:
         hits, seconds = await _timed(
@@ -115,12 +126,61 @@ async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Pa
         )
         rankings.append(([doc_ids[hit.document_id] for hit in hits], set(question["gold"])))
         latencies.append(seconds)
-    return {"kb_size": len(solutions), "ingest_per_s": round(len(solutions) / ingest_seconds, 1)} | ranking_metrics(
-        rankings
-    ) | latency_figures(latencies)
+    return {"kb_size": len(solutions)} | rates | ranking_metrics(rankings) | halves(rankings) | latency_figures(
+        latencies)
 
 
-async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, queries_path: Path) -> dict[str, Any]:
+def _subset(queries: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """Every query, or `limit` of them spread evenly over the file (quick runs while iterating)."""
+    if not limit or limit >= len(queries):
+        return queries
+    step = len(queries) / limit
+    return [queries[int(index * step)] for index in range(limit)]
+
+
+def halves(rankings: list[tuple[list[Any], set[Any]]]) -> dict[str, Any]:
+    """recall@10 and MRR@10 of the even- and odd-numbered queries: anything fit on one half is judged on the other."""
+    figures = {}
+    for name, part in (("even", rankings[0::2]), ("odd", rankings[1::2])):
+        metrics = ranking_metrics(part)
+        figures[f"{name}_half"] = {"recall@10": metrics["recall@10"], "mrr@10": metrics["mrr@10"], "n": metrics["n"]}
+    return figures
+
+
+async def _encoder_entries_per_s(service: KnowledgeService, texts: list[str]) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(texts), SYNC_BATCH):
+        await service.encoder.encode_async(texts[start : start + SYNC_BATCH])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def _even_sample(texts: list[str], sample: int) -> list[str]:
+    return texts[:: max(1, len(texts) // sample)]
+
+
+async def timed_ingest(service: KnowledgeService, texts: list[str], kb_size: int, ingest) -> tuple[Any, dict[str, Any]]:
+    """Run `ingest` (a coroutine function) with the raw encoder timed just before and just after it.
+
+    The encoder runs alone on an even sample of the texts ingest will embed, with the batch size
+    ingest uses; the mean of the two timings brackets the ingest, so a change in the machine's load
+    during the run weighs on both figures. Rates are in knowledge-base items (documents or
+    incidents) per second: a document may have several chunks.
+    """
+    sample = _even_sample(texts, ENCODER_SAMPLE // 2)
+    before = await _encoder_entries_per_s(service, sample)
+    started = time.perf_counter()
+    result = await ingest()
+    seconds = time.perf_counter() - started
+    after = await _encoder_entries_per_s(service, sample)
+    per_item = kb_size / max(1, len(texts))
+    return result, {"ingest_per_s": round(kb_size / seconds, 1),
+                    "encoder_per_s": round((before + after) / 2 * per_item, 1),
+                    "encoder_before_after_per_s": [round(before * per_item, 1), round(after * per_item, 1)],
+                    "encoder_sample": len(sample)}
+
+
+async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, queries_path: Path, *,
+                              limit: int | None = None) -> dict[str, Any]:
     """Ingest the task's knowledge base into a fresh database, run its queries, return the figures."""
     if task not in ("jira", "dell"):
         raise ValueError("task must be 'jira' or 'dell'")
@@ -140,9 +200,9 @@ async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, que
                 store = ChromaVectorStore.persistent(str(work_dir / "chroma"), settings.chroma_collection)
                 service = KnowledgeService(bench_settings, pool, encoder, store, SystemClock())
                 if task == "jira":
-                    figures = await _bench_jira(service, work_dir, Path(kb_path), Path(queries_path))
+                    figures = await _bench_jira(service, work_dir, Path(kb_path), Path(queries_path), limit=limit)
                 else:
-                    figures = await _bench_dell(service, Path(kb_path), Path(queries_path))
+                    figures = await _bench_dell(service, Path(kb_path), Path(queries_path), limit=limit)
             finally:
                 await pool.close()
     finally:

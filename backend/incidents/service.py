@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import json
@@ -134,7 +135,32 @@ class IncidentService:
                       with_similar: bool, idempotency: IdempotentRequest | None) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
             await self._require_area(conn, body.area, viewer=ctx.principal)
-        similar = await self.similar_for_text(f"{body.title}\n{body.description}", body.area) if with_similar else []
+        # Retrieval (mostly encoding, in a thread) runs while the transaction makes its round trips.
+        similar_search = asyncio.ensure_future(
+            self.similar_for_text(f"{body.title}\n{body.description}", body.area) if with_similar else _nothing())
+
+        async def answer(row: asyncpg.Record) -> dict[str, Any]:
+            view = incident_view(row)
+            view["similar"] = await similar_search
+            view["suggestion_status"] = "pending"
+            return view
+
+        try:
+            view = await self._insert_new(ctx, body, on_created, idempotency, answer)
+        except BaseException:
+            similar_search.cancel()
+            await asyncio.gather(similar_search, return_exceptions=True)
+            raise
+        self.metrics.incidents_created.labels(body.area, body.priority).inc()
+        return view
+
+    async def _insert_new(self, ctx: RequestContext, body: IncidentCreate,
+                          on_created: Callable[[Connection, int], Awaitable[None]] | None,
+                          idempotency: IdempotentRequest | None,
+                          answer: Callable[[asyncpg.Record], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """The creating transaction: the incident, its audit row, suggestion job and event (and, under an
+        idempotency key, the answer kept with the key, so the answer waits for the similar incidents inside it);
+        returns the answer."""
         now = self.clock.now()
         values = body.model_dump(exclude={"language"})
         values["reporter_id"] = ctx.principal.id if ctx.principal.kind == "user" else None
@@ -151,14 +177,12 @@ class IncidentService:
             await suggestions.schedule(conn, incident_id=incident_id,
                                        language=body.language or self.settings.suggestion_language, now=now)
             await self._publish(conn, ctx, "incident.created", incident_id, at=now, before=None, after=row)
-            view = incident_view(row)
-            view["similar"] = similar
-            view["suggestion_status"] = "pending"
             if idempotency is not None:
+                view = await answer(row)
                 await self.idempotency.record_answer(conn, idempotency, resource_id=incident_id, status_code=201,
                                                      response=view)
-        self.metrics.incidents_created.labels(body.area, body.priority).inc()
-        return view
+                return view
+        return await answer(row)
 
     async def similar_for_text(self, text: str, area: str, *, exclude_incident_id: int | None = None) -> list[Any]:
         """Similar resolved incidents; retrieval trouble degrades to an empty list, never to an error."""
@@ -372,3 +396,7 @@ def _comment_view(row: asyncpg.Record) -> dict[str, Any]:
     data = dict(row)
     data["author"] = {"id": data.pop("author_id"), "name": data.pop("author_name")}
     return data
+
+
+async def _nothing() -> list[Any]:
+    return []

@@ -232,17 +232,17 @@ async def lock_vector_sync(conn: Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", VECTOR_SYNC_LOCK_KEY)
 
 
-async def pending_vector_entries(conn: Connection, limit: int) -> list[asyncpg.Record]:
-    """Entries whose vector is not in the store yet, oldest first, with their document title."""
+async def pending_vector_entries(conn: Connection, limit: int, *, after_id: int = 0) -> list[asyncpg.Record]:
+    """Entries whose vector is not in the store yet, by id from after_id on, with their document title."""
     return await conn.fetch(
         """SELECT e.id, e.kind, e.vector_id, e.area, e.title, e.body, e.heading, e.incident_id,
                   e.document_id, e.chunk_index, d.title AS document_title
            FROM knowledge_entries e
            LEFT JOIN knowledge_documents d ON d.id = e.document_id
-           WHERE NOT e.vector_synced
+           WHERE NOT e.vector_synced AND e.id > $2
            ORDER BY e.id
            LIMIT $1""",
-        limit,
+        limit, after_id,
     )
 
 

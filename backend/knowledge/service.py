@@ -46,6 +46,11 @@ BM25_B = 0.9
 MAX_QUERY_TERMS = 32
 IMPORT_BATCH = 1000
 REINDEX_PAGE = 2000
+# Entries per encode call: large enough that sorting by length keeps padding low.
+SYNC_BATCH = 512
+DOCUMENT_BATCH = 200
+# How long a sync waits for a bulk import to commit its next page before looking again.
+STAGING_POLL_S = 0.2
 TITLE_MAX_CHARS = 200
 
 
@@ -195,7 +200,13 @@ class KnowledgeService:
         """Embed and upsert up to `limit` pending entries and apply tombstones; how many were upserted."""
         async with self.pool.acquire() as conn:
             pending = await repository.pending_vector_entries(conn, limit)
-        vectors = await self.encoder.encode_async([embedding_text(row) for row in pending]) if pending else None
+        return await self._write_vectors(pending, await self._encode_entries(pending))
+
+    async def _encode_entries(self, pending: list[asyncpg.Record]) -> Any:
+        return await self.encoder.encode_async([embedding_text(row) for row in pending]) if pending else None
+
+    async def _write_vectors(self, pending: list[asyncpg.Record], vectors: Any) -> int:
+        """Upsert encoded entries that are still unsynced and mark them; apply tombstones first."""
         async with transaction(self.pool) as conn:
             # One writer at a time: the store then always reflects a committed state of Postgres.
             await repository.lock_vector_sync(conn)
@@ -221,17 +232,43 @@ class KnowledgeService:
                 await asyncio.to_thread(self.vector_store.delete, gone)
             await repository.delete_tombstones(conn, [row["id"] for row in tombstones])
 
-    async def _sync_all(self, batch: int = 500) -> int:
-        total = 0
-        while True:
-            synced = await self.sync_pending_vectors(batch)
-            total += synced
-            if synced < batch:  # a short batch: nothing was left when it started
-                return total
+    async def _sync_all(self, batch: int | None = None, *, while_staging: asyncio.Future | None = None) -> int:
+        """Sync every pending entry, encoding the next page while the current one is written.
 
-    async def _sync_best_effort(self) -> int:
+        Pages follow the entry id, so each entry is read once; the encoder (torch, off the GIL) and
+        the writes (Postgres, the vector store) overlap instead of taking turns. With while_staging,
+        pages are taken as a bulk import commits them, until it is done.
+        """
+        total = 0
+        batch = batch or SYNC_BATCH
+        pending = await self._pending_page(0, batch, while_staging)
+        encoding = asyncio.ensure_future(self._encode_entries(pending))
         try:
-            return await self._sync_all()
+            while pending:
+                vectors = await encoding
+                following = await self._pending_page(pending[-1]["id"], batch, while_staging)
+                encoding = asyncio.ensure_future(self._encode_entries(following))
+                total += await self._write_vectors(pending, vectors)
+                pending = following
+        finally:
+            await asyncio.gather(encoding, return_exceptions=True)  # never leave an encoding thread behind
+        if total == 0:  # nothing was pending: the tombstones still apply
+            await self._write_vectors([], None)
+        return total
+
+    async def _pending_page(self, after_id: int, batch: int, staging: asyncio.Future | None) -> list[asyncpg.Record]:
+        """The next page of pending entries; empty only when none is left and staging (if any) has finished."""
+        while True:
+            finished = staging is None or staging.done()
+            async with self.pool.acquire() as conn:
+                page = await repository.pending_vector_entries(conn, batch, after_id=after_id)
+            if page or finished or staging is None:
+                return page
+            await asyncio.wait([staging], timeout=STAGING_POLL_S)
+
+    async def _sync_best_effort(self, *, while_staging: asyncio.Future | None = None) -> int:
+        try:
+            return await self._sync_all(while_staging=while_staging)
         except VectorStoreUnavailable:
             log.warning("vector store unavailable; the worker will sync the pending entries later", exc_info=True)
             return 0
@@ -283,6 +320,17 @@ class KnowledgeService:
                 raise ValidationFailed(f"unknown areas: {', '.join(missing)}", field="area")
             if missing:
                 await repository.insert_areas(conn, missing, now)
+        # Vectors are encoded while later pages are still being written: the encoder sets the pace.
+        staging = asyncio.ensure_future(self._stage_imports(unique, now))
+        try:
+            vectors = await self._sync_best_effort(while_staging=staging)
+        finally:
+            inserted = await staging
+        return {"read": len(records), "inserted": inserted, "already_imported": len(unique) - inserted,
+                "vectors_synced": vectors, "seconds": round(time.perf_counter() - started, 2)}
+
+    async def _stage_imports(self, unique: list[dict[str, Any]], now: Any) -> int:
+        """Write imported incidents and their entries page by page (one transaction each); how many were new."""
         inserted = 0
         for start in range(0, len(unique), IMPORT_BATCH):
             batch = unique[start : start + IMPORT_BATCH]
@@ -298,12 +346,54 @@ class KnowledgeService:
             inserted += len(rows)
         async with self.pool.acquire() as conn:
             await repository.vacuum_knowledge_tables(conn)
-        vectors = await self._sync_best_effort()
-        return {"read": len(records), "inserted": inserted, "already_imported": len(unique) - inserted,
-                "vectors_synced": vectors, "seconds": round(time.perf_counter() - started, 2)}
+        return inserted
 
     async def ingest_document(self, *, title: str, filename: str, text: str, area: str | None = None) -> dict[str, Any]:
         """Store a knowledge document, split it into chunks and index them."""
+        return (await self.ingest_documents([{"title": title, "filename": filename, "text": text, "area": area}]))[0]
+
+    async def ingest_documents(self, documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store many knowledge documents (title, filename, text, area) and index them in bulk.
+
+        All are checked before any is written; each page of documents is one transaction, and
+        their chunks are embedded in large batches while later pages are written.
+        """
+        prepared = [self._prepared_document(**document) for document in documents]
+        areas = {document["area"] for document in prepared} - {None}
+        if areas:
+            async with self.pool.acquire() as conn:
+                unknown = sorted(areas - await repository.area_codes(conn))
+            if unknown:
+                raise ValidationFailed(f"unknown area '{unknown[0]}'", field="area")
+        stored: list[dict[str, Any]] = []
+        # Chunks are encoded while later pages of documents are still being written.
+        staging = asyncio.ensure_future(self._stage_documents(prepared, stored))
+        try:
+            await self._sync_best_effort(while_staging=staging)
+        finally:
+            await staging
+        return stored
+
+    async def _stage_documents(self, prepared: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
+        """Write checked documents and their chunk entries, one transaction per page; rows go to stored."""
+        for start in range(0, len(prepared), DOCUMENT_BATCH):
+            page = prepared[start : start + DOCUMENT_BATCH]
+            now = self.clock.now()
+            async with transaction(self.pool) as conn:
+                delta = IndexDelta()
+                entries: list[Any] = []
+                for document in page:
+                    chunks = document.pop("chunks")
+                    row = await repository.insert_document(conn, document | {"created_at": now})
+                    entries.extend(document_chunk_entry(document_id=row["id"], document_title=document["title"],
+                                                        area=document["area"], chunk=chunk, created_at=now)
+                                   for chunk in chunks)
+                    stored.append(dict(row))
+                await self._add_entries(conn, entries, delta)
+                await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
+
+    def _prepared_document(self, *, title: str, filename: str, text: str, area: str | None = None) -> dict[str, Any]:
+        """A document's row and chunks, or ValidationFailed / PayloadTooLarge naming the field."""
         title = title.strip()
         if not title or len(title) > TITLE_MAX_CHARS:
             raise ValidationFailed(f"title must have 1 to {TITLE_MAX_CHARS} characters", field="title")
@@ -315,22 +405,9 @@ class KnowledgeService:
                                 overlap_words=self.settings.chunk_overlap_words)
         if not chunks:
             raise ValidationFailed("the document has no text", field="file")
-        now = self.clock.now()
-        async with transaction(self.pool) as conn:
-            if area is not None and area not in await repository.area_codes(conn):
-                raise ValidationFailed(f"unknown area '{area}'", field="area")
-            document = await repository.insert_document(conn, {
-                "title": title, "filename": filename, "area": area, "content": text,
+        return {"title": title, "filename": filename, "area": area, "content": text,
                 "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "size_bytes": size,
-                "chunk_count": len(chunks), "created_at": now,
-            })
-            entries = [document_chunk_entry(document_id=document["id"], document_title=title, area=area,
-                                            chunk=chunk, created_at=now) for chunk in chunks]
-            delta = IndexDelta()
-            await self._add_entries(conn, entries, delta)
-            await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
-        await self._sync_best_effort()
-        return dict(document)
+                "chunk_count": len(chunks), "chunks": chunks}
 
     async def list_documents(self) -> list[dict[str, Any]]:
         """Every knowledge document, newest first."""

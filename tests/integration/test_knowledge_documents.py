@@ -167,3 +167,22 @@ async def test_reporters_may_search_but_not_upload(knowledge):
         assert (await http.get("/api/v1/knowledge/search", params={"query": "leak"})).status_code == 200
         upload = await http.post("/api/v1/knowledge/documents", files={"file": ("a.md", b"# A\n\ntext")})
         assert upload.status_code == 403
+
+
+async def test_documents_ingested_in_bulk_are_all_indexed_and_found(knowledge):
+    texts = [f"Pump {n} trips on fault code P-{700 + n} when the inlet valve {n} sticks; free the valve." for n in range(30)]
+    stored = await knowledge.service.ingest_documents(
+        [{"title": f"Pump {n}", "filename": f"pump{n}.md", "text": text} for n, text in enumerate(texts)])
+    assert [document["title"] for document in stored] == [f"Pump {n}" for n in range(30)]
+    assert (await knowledge.service.status())["vectors_pending"] == 0
+    hits = await knowledge.service.search(query="fault code P-717", area=None, limit=3, kinds=("document",))
+    assert hits[0].document_title == "Pump 17"
+
+
+async def test_a_bad_document_in_a_bulk_ingest_stores_none_of_them(knowledge):
+    documents = [{"title": "Good", "filename": "good.md", "text": "Restart the conveyor."},
+                 {"title": "Empty", "filename": "empty.md", "text": "   "}]
+    with pytest.raises(ValidationFailed) as raised:
+        await knowledge.service.ingest_documents(documents)
+    assert raised.value.field == "file"
+    assert await knowledge.service.list_documents() == []

@@ -94,3 +94,19 @@ async def test_a_bad_line_stops_the_import_before_anything_is_written(knowledge,
         await knowledge.service.ingest_incidents_jsonl(path)
     assert error.value.field == field and "line 2" in error.value.detail
     assert await knowledge.fetchval("SELECT count(*) FROM incidents") == 0
+
+
+async def test_an_import_of_many_pages_syncs_every_vector_while_it_stages(knowledge, tmp_path, monkeypatch):
+    import backend.knowledge.service as knowledge_service
+
+    monkeypatch.setattr(knowledge_service, "IMPORT_BATCH", 3)  # four staging transactions
+    monkeypatch.setattr(knowledge_service, "SYNC_BATCH", 4)  # three encode pages, overlapping them
+    records = [{"key": f"BULK-{n}", "title": f"Valve {n} leaks at flange {n}", "description": f"Leak on valve {n}.",
+                "area": "maintenance", "resolution": f"Replaced gasket {n}.", "created_at": "2024-05-02T10:00:00Z"}
+               for n in range(10)]
+    report = await knowledge.service.ingest_incidents_jsonl(write_jsonl(tmp_path / "bulk.jsonl", records))
+    assert report["inserted"] == 10 and report["vectors_synced"] == 10
+    assert (await knowledge.service.status())["vectors_pending"] == 0
+    assert knowledge.service.vector_store.count() == 10
+    again = await knowledge.service.ingest_incidents_jsonl(write_jsonl(tmp_path / "bulk.jsonl", records))
+    assert again["inserted"] == 0 and again["already_imported"] == 10
