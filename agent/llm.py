@@ -233,8 +233,16 @@ class LLMCluster:
             return None
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
-    async def stream_on(self, url: str, prompt: str, *, options: Options | None = None, system: str | None = None,
-                        first_token_timeout_s: float, token_timeout_s: float) -> AsyncIterator[StreamEvent]:
+    async def stream_on(
+        self,
+        url: str,
+        prompt: str,
+        *,
+        options: Options | None = None,
+        system: str | None = None,
+        first_token_timeout_s: float,
+        token_timeout_s: float,
+    ) -> AsyncIterator[StreamEvent]:
         """Stream the answer on one node, without failover; LLMUnavailable when it fails or stalls.
 
         The timeouts measure the node's work, not a wait in line (admission gave this request a free slot):
@@ -270,8 +278,9 @@ class LLMCluster:
             self._record_failure(node, _NodeFailure("no final message", cool_down=True), errors, more_to_try=False)
             raise LLMUnavailable(errors)
         self._mark_up(node)
-        yield DoneEvent(node=node.url, model=final_reply.model or self.model,
-                        completion_tokens=final_reply.eval_count or 0)
+        yield DoneEvent(
+            node=node.url, model=final_reply.model or self.model, completion_tokens=final_reply.eval_count or 0
+        )
 
     def _node(self, url: str) -> _Node:
         for node in self._nodes:
@@ -364,7 +373,8 @@ class LLMCluster:
             listing = await node.health_client.list()
             # The client has no public version call; its raw request (untyped) keeps the same error types.
             version_reply = await node.health_client._request_raw(  # type: ignore[no-untyped-call]
-                "GET", "/api/version")
+                "GET", "/api/version"
+            )
             version = version_reply.json().get("version")
         except _NODE_ERRORS as error:
             return NodeHealth(node.url, False, None, [], None, _describe(error)[0])
@@ -422,9 +432,14 @@ class PinnedNode:
         self, prompt: str, *, options: Options | None = None, system: str | None = None
     ) -> AsyncIterator[StreamEvent]:
         """Answer `prompt` piece by piece on this node only."""
-        return self.cluster.stream_on(self.node.url, prompt, options=options, system=system,
-                                      first_token_timeout_s=self.first_token_timeout_s,
-                                      token_timeout_s=self.token_timeout_s)
+        return self.cluster.stream_on(
+            self.node.url,
+            prompt,
+            options=options,
+            system=system,
+            first_token_timeout_s=self.first_token_timeout_s,
+            token_timeout_s=self.token_timeout_s,
+        )
 
 
 def _describe(error: BaseException) -> tuple[str, bool]:
@@ -456,6 +471,7 @@ def _chat_messages(prompt: str, system: str | None) -> list[Mapping[str, str]]:
 
 def _same_model(configured: str, listed: str) -> bool:
     """Ollama names: `llama3.1` and `llama3.1:latest` are the same model."""
+
     def canonical(name: str) -> str:
         return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 

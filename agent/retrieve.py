@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 class LexicalIndex(Protocol):
     """Where BM25 runs (the backend's Postgres postings)."""
 
-    async def search(self, terms: list[str], *, k: int, area: str | None, kinds: Sequence[str]) -> list[tuple[str, float]]:
+    async def search(
+        self, terms: list[str], *, k: int, area: str | None, kinds: Sequence[str]
+    ) -> list[tuple[str, float]]:
         """(entry_id, score in [0, 1]) best first: BM25 divided by the most this query could score."""
 
 

@@ -100,8 +100,9 @@ class ChromaVectorStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def persistent(cls, path: str | PathLike[str], collection: str, *,
-                   before_open: Callable[[], object] | None = None) -> "ChromaVectorStore":
+    def persistent(
+        cls, path: str | PathLike[str], collection: str, *, before_open: Callable[[], object] | None = None
+    ) -> "ChromaVectorStore":
         """A store in a local folder (the embedded default); `before_open()` runs first (e.g. takes a lock)."""
 
         def factory() -> ClientAPI:
@@ -128,7 +129,9 @@ class ChromaVectorStore:
             from chromadb.config import Settings as ChromaSettings
 
             return chromadb.HttpClient(
-                host=host, port=port, ssl=parts.scheme == "https",
+                host=host,
+                port=port,
+                ssl=parts.scheme == "https",
                 settings=ChromaSettings(anonymized_telemetry=False),
             )
 
@@ -208,13 +211,17 @@ class ChromaVectorStore:
                 assert collection is not None  # created when missing
                 for start in range(0, len(positions), UPSERT_BATCH):
                     batch = positions[start : start + UPSERT_BATCH]
-                    collection.upsert(ids=[ids[p] for p in batch], embeddings=vectors[batch],
-                                      metadatas=[dict(metadatas[p]) for p in batch])
+                    collection.upsert(
+                        ids=[ids[p] for p in batch],
+                        embeddings=vectors[batch],
+                        metadatas=[dict(metadatas[p]) for p in batch],
+                    )
 
         self._call(write)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove vectors by id from every partition; unknown ids are ignored."""
+
         def remove() -> None:
             for name in self._partition_names():
                 collection = self._partition(name, create=False)
@@ -236,14 +243,17 @@ class ChromaVectorStore:
             if areas is None:  # every area: every partition of the kinds asked for
                 names = [n for n in self._partition_names() if kinds is None or n.split("-")[-2] in kinds]
             else:
-                names = [self.partition_name(kind, area) for kind in kinds or ("incident", "document") for area in areas]
+                names = [
+                    self.partition_name(kind, area) for kind in kinds or ("incident", "document") for area in areas
+                ]
             found: list[tuple[str, float]] = []
             for name in names:
                 collection = self._partition(name, create=False)
                 if collection is None:
                     continue
-                result = collection.query(query_embeddings=vector, n_results=k, where=chroma_where,
-                                          include=["distances"])
+                result = collection.query(
+                    query_embeddings=vector, n_results=k, where=chroma_where, include=["distances"]
+                )
                 assert result["distances"] is not None  # asked for in include
                 distances = zip(result["ids"][0], result["distances"][0])
                 found.extend((entry_id, 1.0 - float(distance)) for entry_id, distance in distances)
@@ -253,6 +263,7 @@ class ChromaVectorStore:
 
     def count(self) -> int:
         """How many vectors are stored, over every partition."""
+
         def total() -> int:
             partitions = (self._partition(name, create=False) for name in self._partition_names())
             return sum(collection.count() for collection in partitions if collection is not None)

@@ -13,12 +13,28 @@ from agent.types import CaseForPrompt, Suggestion
 Language = Literal["es", "en"]
 
 _CASE_LABELS = {
-    "es": {"case": "CASO", "doc": "DOCUMENTO", "end": "FIN", "title": "Título", "problem": "Problema",
-           "solution": "Solución", "none": "(No hay casos resueltos parecidos.)",
-           "primer_cited": "Según el caso [#{id}], ", "primer_plain": "Pasos recomendados:\n1. "},
-    "en": {"case": "CASE", "doc": "DOCUMENT", "end": "END", "title": "Title", "problem": "Problem",
-           "solution": "Solution", "none": "(No similar resolved cases.)",
-           "primer_cited": "Based on case [#{id}], ", "primer_plain": "Recommended steps:\n1. "},
+    "es": {
+        "case": "CASO",
+        "doc": "DOCUMENTO",
+        "end": "FIN",
+        "title": "Título",
+        "problem": "Problema",
+        "solution": "Solución",
+        "none": "(No hay casos resueltos parecidos.)",
+        "primer_cited": "Según el caso [#{id}], ",
+        "primer_plain": "Pasos recomendados:\n1. ",
+    },
+    "en": {
+        "case": "CASE",
+        "doc": "DOCUMENT",
+        "end": "END",
+        "title": "Title",
+        "problem": "Problem",
+        "solution": "Solution",
+        "none": "(No similar resolved cases.)",
+        "primer_cited": "Based on case [#{id}], ",
+        "primer_plain": "Recommended steps:\n1. ",
+    },
 }
 _CITATION = re.compile(r"\[?#(\d{1,12})\]?")
 _FIELD_CHARS = 700
@@ -48,7 +64,7 @@ def render_cases(cases: list[CaseForPrompt], language: Language) -> str:
         if case.incident_id is not None:
             head = f"{labels['case']} [#{case.incident_id}]"
         else:
-            head = f"{labels['doc']} \"{_as_data(case.document_title or '', 80)}\""
+            head = f'{labels["doc"]} "{_as_data(case.document_title or "", 80)}"'
         blocks.append(
             f"<<<{head}\n"
             f"{labels['title']}: {_as_data(case.title, 200)}\n"
@@ -103,16 +119,27 @@ class Suggester:
     temperature: float = 0.2
 
     async def suggest(
-        self, *, title: str, description: str, area: str, cases: list[CaseForPrompt], language: Language,
-        on_progress: Callable[[str], Awaitable[None]] | None = None, llm: LanguageModel | None = None,
+        self,
+        *,
+        title: str,
+        description: str,
+        area: str,
+        cases: list[CaseForPrompt],
+        language: Language,
+        on_progress: Callable[[str], Awaitable[None]] | None = None,
+        llm: LanguageModel | None = None,
     ) -> Suggestion:
         """Stream a suggestion, reporting the text so far; raises LLMUnavailable when no node answers.
 
         `llm` overrides the cluster, e.g. with the one node a slot was leased on."""
         prompt = build_prompt(title=title, description=description, area=area, cases=cases, language=language)
         primer = prompt_primer(cases, language)
-        options = {"num_predict": self.max_tokens, "temperature": self.temperature, "stop": STOP_SEQUENCES,
-                   "repeat_penalty": 1.15}
+        options = {
+            "num_predict": self.max_tokens,
+            "temperature": self.temperature,
+            "stop": STOP_SEQUENCES,
+            "repeat_penalty": 1.15,
+        }
         generated, node, model, tokens = "", "", "", 0
         async for event in (llm or self.llm).stream(prompt, options=options):
             if isinstance(event, TokenEvent):

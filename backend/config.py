@@ -196,8 +196,13 @@ class Settings(BaseSettings):
     alertmanager_default_area: str = "it"  # area of alert incidents no rule and no `area` label places
     alertmanager_area_label: str = "area"  # alert label whose value, when it is a known area, is the area
     # JSON {"severity value": "priority"}; unknown or missing severities get the default priority
-    alertmanager_priorities: dict[str, str] = {"critical": "critical", "page": "critical", "error": "high",
-                                               "warning": "medium", "info": "low"}
+    alertmanager_priorities: dict[str, str] = {
+        "critical": "critical",
+        "page": "critical",
+        "error": "high",
+        "warning": "medium",
+        "info": "low",
+    }
     alertmanager_default_priority: Literal["low", "medium", "high", "critical"] = "medium"
     # JSON list of rules, first match wins: [{"match": {"label": "value", ...}, "area": "...", "priority": "..."}]
     alertmanager_rules: list[dict[str, Any]] = []
@@ -211,8 +216,9 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("sla_sweep_interval_s", "sla_sweep_batch_size", "maintenance_interval_s",
-                     "maintenance_tick_retention_days")
+    @field_validator(
+        "sla_sweep_interval_s", "sla_sweep_batch_size", "maintenance_interval_s", "maintenance_tick_retention_days"
+    )
     @classmethod
     def _positive_sla_numbers(cls, value: float) -> float:
         if value <= 0:
@@ -245,9 +251,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"rule {number}: priority must be low, medium, high or critical")
         return rules
 
-    @field_validator("backup_keep_hourly_hours", "backup_keep_daily_days", "backup_keep_weekly_weeks",
-                     "backup_keep_monthly_months", "backup_retry_attempts", "backup_anchor_retention_days",
-                     "backup_part_size_mb", "backup_s3_timeout_s")
+    @field_validator(
+        "backup_keep_hourly_hours",
+        "backup_keep_daily_days",
+        "backup_keep_weekly_weeks",
+        "backup_keep_monthly_months",
+        "backup_retry_attempts",
+        "backup_anchor_retention_days",
+        "backup_part_size_mb",
+        "backup_s3_timeout_s",
+    )
     @classmethod
     def _positive_backup_numbers(cls, value: float) -> float:
         if value <= 0:
@@ -283,5 +296,3 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment, with explicit overrides for tests and the CLI."""
     return Settings(**overrides)  # type: ignore[arg-type]
-
-

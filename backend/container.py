@@ -97,52 +97,87 @@ def build_vector_store(settings: Settings) -> ChromaVectorStore:
         return ChromaVectorStore.http(settings.chroma_url, settings.chroma_collection)
     folder = settings.ensure_data_dir() / "chroma"
     # One process per embedded folder: a second one refuses to start, naming PRS_CHROMA_URL.
-    return ChromaVectorStore.persistent(folder, settings.chroma_collection,
-                                        before_open=lambda: lock_embedded_vector_store(folder))
+    return ChromaVectorStore.persistent(
+        folder, settings.chroma_collection, before_open=lambda: lock_embedded_vector_store(folder)
+    )
 
 
-async def build_container(settings: Settings, *, clock: Clock | None = None, encoder: Encoder | None = None,
-                          metrics: Metrics | None = None) -> Container:
+async def build_container(
+    settings: Settings, *, clock: Clock | None = None, encoder: Encoder | None = None, metrics: Metrics | None = None
+) -> Container:
     """Open the pool and wire every service; tests pass a clock, a shared encoder or their own metrics."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
-    pool = await create_pool(settings.database_url, min_size=settings.database_pool_min,
-                             max_size=settings.database_pool_max, connect_timeout_s=settings.database_connect_timeout_s)
-    reads = await open_read_routing(pool, read_url=settings.database_read_url,
-                                    cooldown_s=settings.database_read_cooldown_s,
-                                    min_size=settings.database_pool_min, max_size=settings.database_pool_max,
-                                    connect_timeout_s=settings.database_connect_timeout_s)
+    pool = await create_pool(
+        settings.database_url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        connect_timeout_s=settings.database_connect_timeout_s,
+    )
+    reads = await open_read_routing(
+        pool,
+        read_url=settings.database_read_url,
+        cooldown_s=settings.database_read_cooldown_s,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        connect_timeout_s=settings.database_connect_timeout_s,
+    )
     encoder = encoder or Encoder(settings.embedding_model, batch_size=settings.embedding_batch_size)
     vector_store = build_vector_store(settings)
-    llm = LLMCluster(settings.llm_node_urls, settings.llm_model, timeout_s=settings.llm_timeout_s,
-                     connect_timeout_s=settings.llm_connect_timeout_s, cooldown_s=settings.llm_node_cooldown_s,
-                     prompt_style=settings.llm_prompt_style)
+    llm = LLMCluster(
+        settings.llm_node_urls,
+        settings.llm_model,
+        timeout_s=settings.llm_timeout_s,
+        connect_timeout_s=settings.llm_connect_timeout_s,
+        cooldown_s=settings.llm_node_cooldown_s,
+        prompt_style=settings.llm_prompt_style,
+    )
     events = EventBus()
     knowledge = KnowledgeService(settings, pool, encoder, vector_store, clock)
-    incidents = IncidentService(settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics,
-                                events=events, reads=reads)
+    incidents = IncidentService(
+        settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics, events=events, reads=reads
+    )
     suggester = Suggester(llm, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
     sla = build_sla(settings, pool=pool, reads=reads, clock=clock, events=events, incidents=incidents)
-    notify = build_notify(settings, pool=pool, clock=clock, registry=metrics.registry,
-                          escalation_messages=EscalationMessageReader(pool))
+    notify = build_notify(
+        settings, pool=pool, clock=clock, registry=metrics.registry, escalation_messages=EscalationMessageReader(pool)
+    )
     container = Container(
-        settings=settings, clock=clock, pool=pool, reads=reads, metrics=metrics, encoder=encoder, vector_store=vector_store,
-        llm=llm, events=events, knowledge=knowledge,
+        settings=settings,
+        clock=clock,
+        pool=pool,
+        reads=reads,
+        metrics=metrics,
+        encoder=encoder,
+        vector_store=vector_store,
+        llm=llm,
+        events=events,
+        knowledge=knowledge,
         auth=build_auth(settings, pool=pool, clock=clock, events=events),
         api_keys=ApiKeyService(settings=settings, pool=pool, clock=clock),
         incidents=incidents,
-        suggestions=SuggestionService(settings=settings, pool=pool, clock=clock, knowledge=knowledge,
-                                      suggester=suggester, events=events, metrics=metrics),
-        sla=sla.service, sla_reports=sla.reports, notify=notify,
+        suggestions=SuggestionService(
+            settings=settings,
+            pool=pool,
+            clock=clock,
+            knowledge=knowledge,
+            suggester=suggester,
+            events=events,
+            metrics=metrics,
+        ),
+        sla=sla.service,
+        sla_reports=sla.reports,
+        notify=notify,
         dashboard=DashboardService(pool=reads, clock=clock, encoder=encoder),
         live=LiveHub(settings.database_url),
         alerts=AlertService(settings=settings, pool=pool, clock=clock, incidents=incidents, metrics=metrics),
         backups=build_backups(settings, pool=pool, clock=clock, vector_store=vector_store, registry=metrics.registry),
-        db_gauges=DatabaseGauges(pool=reads, clock=clock, cache_s=settings.metrics_cache_s,
-                                 timeout_s=settings.metrics_db_timeout_s),
+        db_gauges=DatabaseGauges(
+            pool=reads, clock=clock, cache_s=settings.metrics_cache_s, timeout_s=settings.metrics_db_timeout_s
+        ),
         maintenance=MaintenanceService(pool=pool, clock=clock, settings=settings),
         scheduler=PeriodicScheduler(pool=pool, clock=clock),
     )

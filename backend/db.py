@@ -26,12 +26,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
-                      connect_timeout_s: float = 60.0) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, connect_timeout_s: float = 60.0
+) -> asyncpg.Pool:
     """Open the connection pool with JSON codecs installed; each connection attempt waits at most
     `connect_timeout_s` (per host of a multi-host DSN)."""
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     timeout=connect_timeout_s)
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=connect_timeout_s
+    )
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
@@ -124,9 +126,7 @@ async def migrate(dsn: str) -> list[str]:
                     continue
                 async with conn.transaction():
                     await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
-                    )
+                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
                 applied.append(name)
                 log.info("migration applied", extra={"migration": name})
         finally:
@@ -134,4 +134,3 @@ async def migrate(dsn: str) -> list[str]:
     finally:
         await conn.close()
     return applied
-

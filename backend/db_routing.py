@@ -20,13 +20,13 @@ T = TypeVar("T")
 
 # Raised while a primary goes away, restarts, is demoted, or none is reachable yet: the request may be retried.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    pg.PostgresConnectionError,      # SQLSTATE class 08: the connection broke or could not be made
-    pg.OperatorInterventionError,    # class 57: admin/crash shutdown, cannot connect now (QueryCanceled excluded)
+    pg.PostgresConnectionError,  # SQLSTATE class 08: the connection broke or could not be made
+    pg.OperatorInterventionError,  # class 57: admin/crash shutdown, cannot connect now (QueryCanceled excluded)
     pg.ReadOnlySQLTransactionError,  # 25006: a write reached a server that is (now) a standby
-    pg.InternalClientError,          # TargetServerAttributeNotMatched: no host is read-write right now
-    pg.InterfaceError,               # "connection is closed" on a connection the server dropped
-    ConnectionError,                 # refused / reset
-    socket.gaierror,                 # a database host name that does not resolve (its container is gone)
+    pg.InternalClientError,  # TargetServerAttributeNotMatched: no host is read-write right now
+    pg.InterfaceError,  # "connection is closed" on a connection the server dropped
+    ConnectionError,  # refused / reset
+    socket.gaierror,  # a database host name that does not resolve (its container is gone)
 )
 
 # What makes the read pool step aside for its cooldown.
@@ -53,8 +53,14 @@ class ReadRouting:
     """Reads that may come from a standby (PRS_DATABASE_READ_URL): the read pool while it answers, the primary
     otherwise and for `cooldown_s` after a failure. Writes and a person's own reads never come through here."""
 
-    def __init__(self, primary: asyncpg.Pool, replica: asyncpg.Pool | None, *, cooldown_s: float,
-                 monotonic: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        primary: asyncpg.Pool,
+        replica: asyncpg.Pool | None,
+        *,
+        cooldown_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self.primary = primary
         self.replica = replica
         self.cooldown_s = cooldown_s
@@ -66,8 +72,10 @@ class ReadRouting:
 
     def _replica_failed(self, exc: BaseException) -> None:
         self._skip_replica_until = self._monotonic() + self.cooldown_s
-        log.warning("read pool unavailable; reading from the primary", extra={"error": type(exc).__name__,
-                                                                             "cooldown_s": self.cooldown_s})
+        log.warning(
+            "read pool unavailable; reading from the primary",
+            extra={"error": type(exc).__name__, "cooldown_s": self.cooldown_s},
+        )
 
     async def run(self, action: Callable[[Connection], Awaitable[T]]) -> T:
         """Run a read-only `action(conn)` on the read pool; on a connection failure run it again on the primary."""
@@ -109,8 +117,15 @@ class ReadRouting:
             await self.replica.close()
 
 
-async def open_read_routing(primary: asyncpg.Pool, *, read_url: str, cooldown_s: float, min_size: int,
-                            max_size: int, connect_timeout_s: float = 60.0) -> ReadRouting:
+async def open_read_routing(
+    primary: asyncpg.Pool,
+    *,
+    read_url: str,
+    cooldown_s: float,
+    min_size: int,
+    max_size: int,
+    connect_timeout_s: float = 60.0,
+) -> ReadRouting:
     """The read routing of PRS_DATABASE_READ_URL; a standby that is down at start is retried lazily."""
     if not read_url:
         return ReadRouting(primary, None, cooldown_s=cooldown_s)

@@ -15,8 +15,9 @@ from backend.context import ROLE_ORDER, Principal, RequestContext, request_id_va
 from backend.errors import Forbidden, NotFound, Unauthorized
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False,
-                              description="The key of an external system (prs_live_...).")
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The key of an external system (prs_live_...)."
+)
 
 
 def get_container(request: Request) -> Container:
@@ -43,8 +44,9 @@ def client_ip(request: Request) -> str | None:
     return resolved
 
 
-async def authenticate(request: Request, token: str | None = Depends(oauth2_scheme),
-                       api_key: str | None = Depends(api_key_scheme)) -> Principal:
+async def authenticate(
+    request: Request, token: str | None = Depends(oauth2_scheme), api_key: str | None = Depends(api_key_scheme)
+) -> Principal:
     """Authenticate the request by its bearer token or its X-API-Key header (a pending password change allowed)."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
@@ -57,8 +59,10 @@ async def authenticate(request: Request, token: str | None = Depends(oauth2_sche
         auth = get_container(request).auth
         principal = await auth.load_active_principal(await auth.verify_access_token(token))
     else:
-        raise Unauthorized("authentication required: send 'Authorization: Bearer <access token>' "
-                           "(people) or 'X-API-Key: <key>' (external systems)")
+        raise Unauthorized(
+            "authentication required: send 'Authorization: Bearer <access token>' "
+            "(people) or 'X-API-Key: <key>' (external systems)"
+        )
     request.state.principal = principal
     return principal
 
@@ -68,8 +72,10 @@ async def get_principal(request: Request, principal: Principal = Depends(authent
     outside the areas an API key is limited to (the same answer as for one that does not exist)."""
     if principal.password_change is not None:
         why = "has expired" if principal.password_change == "expired" else "must be changed before first use"
-        raise Forbidden(f"your password {why}; change it with POST /api/v1/auth/password",
-                        extra={"reason": "password_change_required"})
+        raise Forbidden(
+            f"your password {why}; change it with POST /api/v1/auth/password",
+            extra={"reason": "password_change_required"},
+        )
     if principal.areas is not None:
         await _require_incident_in_scope(request, principal)
     return principal
@@ -157,8 +163,7 @@ async def require_audit_reader(principal: Principal = Depends(get_principal)) ->
 async def require_metrics_reader(principal: Principal = Depends(get_principal)) -> Principal:
     """Supervisors and above, and auditors: the SLA and service-quality reports."""
     if not principal.may_read_metrics():
-        raise Forbidden(f"these reports need the role 'supervisor' or higher, or 'auditor'; you are "
-                        f"'{principal.role}'")
+        raise Forbidden(f"these reports need the role 'supervisor' or higher, or 'auditor'; you are '{principal.role}'")
     return principal
 
 

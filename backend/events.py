@@ -14,8 +14,14 @@ from backend.context import RequestContext
 from backend.db import Connection
 
 INCIDENT_EVENTS = (
-    "incident.created", "incident.updated", "incident.assigned", "incident.commented",
-    "incident.status_changed", "incident.resolved", "incident.closed", "incident.reopened",
+    "incident.created",
+    "incident.updated",
+    "incident.assigned",
+    "incident.commented",
+    "incident.status_changed",
+    "incident.resolved",
+    "incident.closed",
+    "incident.reopened",
 )
 SUGGESTION_EVENTS = ("suggestion.ready", "suggestion.feedback", "suggestion.rated")
 

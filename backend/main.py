@@ -68,28 +68,43 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": "value_error"}
         if first.get("type") == "json_invalid":
-            return JSONResponse({"error": "BadRequest", "detail": "request body is not valid JSON", "field": "body"},
-                                status_code=400)
+            return JSONResponse(
+                {"error": "BadRequest", "detail": "request body is not valid JSON", "field": "body"}, status_code=400
+            )
         field = _field_name(tuple(first.get("loc", ())))
         details = [{"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors]
-        return JSONResponse({"error": "ValidationFailed", "detail": f"{field}: {first.get('msg', 'invalid')}",
-                             "field": field, "errors": details}, status_code=422)
+        return JSONResponse(
+            {
+                "error": "ValidationFailed",
+                "detail": f"{field}: {first.get('msg', 'invalid')}",
+                "field": field,
+                "errors": details,
+            },
+            status_code=422,
+        )
 
     async def database_unavailable_error(request: Request, exc: Exception) -> JSONResponse:
         if not database_unavailable(exc):
             log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
-            return JSONResponse({"error": "InternalError", "detail": "internal error; see the server log with the "
-                                 "request id"}, status_code=500)
+            return JSONResponse(
+                {"error": "InternalError", "detail": "internal error; see the server log with the request id"},
+                status_code=500,
+            )
         services = getattr(request.app.state, "container", None)
         if services is not None:
             await heal_after(services.pool, exc)
         retry_after = services.settings.database_retry_after_s if services is not None else 2
-        log.warning("database unavailable; answered 503", extra={"path": request.url.path,
-                                                                 "error": type(exc).__name__})
-        return JSONResponse({"error": "ServiceUnavailable", "reason": "database_unavailable",
-                             "detail": "the database is switching over or unreachable; retry after "
-                                       f"{retry_after} s (with the same Idempotency-Key for a POST)"},
-                            status_code=503, headers={"Retry-After": str(retry_after)})
+        log.warning("database unavailable; answered 503", extra={"path": request.url.path, "error": type(exc).__name__})
+        return JSONResponse(
+            {
+                "error": "ServiceUnavailable",
+                "reason": "database_unavailable",
+                "detail": "the database is switching over or unreachable; retry after "
+                f"{retry_after} s (with the same Idempotency-Key for a POST)",
+            },
+            status_code=503,
+            headers={"Retry-After": str(retry_after)},
+        )
 
     for error_type in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_type, database_unavailable_error)
@@ -97,15 +112,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden"}.get(
-            exc.status_code, "HTTPError")
-        return JSONResponse({"error": kind, "detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+            exc.status_code, "HTTPError"
+        )
+        return JSONResponse(
+            {"error": kind, "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
-        return JSONResponse({"error": "InternalError", "detail": "internal error; see the server log with the "
-                                                                 "request id"}, status_code=500)
+        return JSONResponse(
+            {"error": "InternalError", "detail": "internal error; see the server log with the request id"},
+            status_code=500,
+        )
 
 
 def create_app(settings: Settings, *, container: Container | None = None, run_worker: bool | None = None) -> FastAPI:
@@ -126,8 +147,9 @@ def create_app(settings: Settings, *, container: Container | None = None, run_wo
         stop = asyncio.Event()
         worker = asyncio.create_task(worker_loop(app.state.container, stop)) if start_worker else None
         running = app.state.container
-        node_watch = asyncio.create_task(watch_llm_nodes(running.llm, running.metrics, stop=stop,
-                                                         interval_s=settings.llm_health_interval_s))
+        node_watch = asyncio.create_task(
+            watch_llm_nodes(running.llm, running.metrics, stop=stop, interval_s=settings.llm_health_interval_s)
+        )
         try:
             yield
         finally:
@@ -138,16 +160,36 @@ def create_app(settings: Settings, *, container: Container | None = None, run_wo
             if owned:
                 await app.state.container.aclose()
 
-    app = FastAPI(title="PR-System", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="PR-System",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     if container is not None:
         app.state.container = container
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     install_access_controls(app, settings)
-    for router in (auth_router, apikeys_router, audit_router, external_router, alerting_router, incidents_router,
-                   suggestions_router, knowledge_router, notify_router, sla_router, sla_reports_router, health_router,
-                   web_router, api_docs_router, live_router):
+    for router in (
+        auth_router,
+        apikeys_router,
+        audit_router,
+        external_router,
+        alerting_router,
+        incidents_router,
+        suggestions_router,
+        knowledge_router,
+        notify_router,
+        sla_router,
+        sla_reports_router,
+        health_router,
+        web_router,
+        api_docs_router,
+        live_router,
+    ):
         app.include_router(router)
     app.include_router(backups_router)
     install_openapi(app)

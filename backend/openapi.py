@@ -49,7 +49,7 @@ def _operations_on_created(collection: str, paths: dict[str, Any]) -> list[tuple
     for path, operations in paths.items():
         if not path.startswith(collection + "/"):
             continue
-        match = _FIRST_PARAMETER.match(path[len(collection):])
+        match = _FIRST_PARAMETER.match(path[len(collection) :])
         if match is None:
             continue
         for method in _HTTP_METHODS:
@@ -89,9 +89,11 @@ ERROR_SCHEMA: dict[str, Any] = {
         "error": {"type": "string", "description": "The kind of error, e.g. ValidationFailed, NotFound."},
         "detail": {"type": "string", "description": "A message for people."},
         "field": {"type": "string", "description": "The request field at fault, when one is."},
-        "errors": {"type": "array", "description": "Validation: every field at fault.",
-                   "items": {"type": "object", "properties": {"field": {"type": "string"},
-                                                               "message": {"type": "string"}}}},
+        "errors": {
+            "type": "array",
+            "description": "Validation: every field at fault.",
+            "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+        },
     },
     "additionalProperties": True,
 }

@@ -42,8 +42,9 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def serve_http(application: Any, *, host: str, port: int, drain_s: float, shutdown_timeout_s: float,
-               max_header_bytes: int) -> None:
+def serve_http(
+    application: Any, *, host: str, port: int, drain_s: float, shutdown_timeout_s: float, max_header_bytes: int
+) -> None:
     """Serve `application` until SIGTERM/SIGINT, draining first."""
 
     def start_draining() -> None:
@@ -52,7 +53,15 @@ def serve_http(application: Any, *, host: str, port: int, drain_s: float, shutdo
     # h11 drops request heads over twice PRS_MAX_REQUEST_HEADER_BYTES (400) before anything is parsed; the app
     # answers 431 above the limit itself. Client addresses behind proxies are resolved by the app from
     # PRS_TRUSTED_PROXIES, not by uvicorn.
-    config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False,
-                            proxy_headers=False, http="h11", h11_max_incomplete_event_size=2 * max_header_bytes,
-                            timeout_graceful_shutdown=int(shutdown_timeout_s) or None)
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        http="h11",
+        h11_max_incomplete_event_size=2 * max_header_bytes,
+        timeout_graceful_shutdown=int(shutdown_timeout_s) or None,
+    )
     DrainingServer(config, drain_s=drain_s, on_drain=start_draining).run()

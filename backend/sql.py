@@ -40,8 +40,9 @@ class Query:
         return " WHERE " + " AND ".join(self.conditions) if self.conditions else ""
 
 
-def update_by_id(table: str, *, columns: Iterable[str], changes: Mapping[str, object], row_id: object,
-                 now: datetime) -> tuple[str, list[object]] | None:
+def update_by_id(
+    table: str, *, columns: Iterable[str], changes: Mapping[str, object], row_id: object, now: datetime
+) -> tuple[str, list[object]] | None:
     """`UPDATE table SET <whitelisted changed columns>, updated_at = $2 WHERE id = $1` and its arguments; None when
     none of `columns` is in `changes`."""
     query = Query(row_id, now)

@@ -33,7 +33,8 @@ def lock_embedded_vector_store(folder: Path) -> None:
             f"the embedded vector store {folder} is in use by another process (pid {owner}). On embedded defaults "
             "only one process may use it (`prs serve` runs the worker itself). To run several processes (`prs "
             "worker` beside `prs serve`, several replicas), start a Chroma server and set PRS_CHROMA_URL in every "
-            "process; see docs/deployment.md") from None
+            "process; see docs/deployment.md"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
     _held[folder] = fd

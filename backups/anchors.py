@@ -57,9 +57,13 @@ class AnchorStore:
         """The anchor store of PRS_BACKUP_ANCHOR_*; AnchorsNotConfigured without a bucket."""
         if not settings.backup_anchor_bucket:
             raise AnchorsNotConfigured("audit anchors are not configured: set PRS_BACKUP_ANCHOR_BUCKET")
-        return cls(store=store, bucket=settings.backup_anchor_bucket,
-                   retention_days=settings.backup_anchor_retention_days,
-                   compliance=settings.backup_anchor_lock_mode == "compliance", clock=clock)
+        return cls(
+            store=store,
+            bucket=settings.backup_anchor_bucket,
+            retention_days=settings.backup_anchor_retention_days,
+            compliance=settings.backup_anchor_lock_mode == "compliance",
+            clock=clock,
+        )
 
     def write(self, *, seq: int, hash_hex: str, reason: str) -> str:
         """Lock one anchor for the retention period; returns its object name."""
@@ -68,8 +72,9 @@ class AnchorStore:
             self._bucket_ready = True
         now = self.clock.now().astimezone(timezone.utc)
         name = f"{ANCHOR_PREFIX}{seq:015d}-{now:%Y%m%dT%H%M%S%fZ}.json"
-        body = json.dumps({"seq": seq, "hash": hash_hex, "anchored_at": now.isoformat(), "reason": reason},
-                          sort_keys=True).encode()
+        body = json.dumps(
+            {"seq": seq, "hash": hash_hex, "anchored_at": now.isoformat(), "reason": reason}, sort_keys=True
+        ).encode()
         until = now + timedelta(days=self.retention_days)
         try:
             self.store.upload_locked(self.bucket, name, body, until=until, compliance=self.compliance)
@@ -78,8 +83,10 @@ class AnchorStore:
                 raise
             # Compliance mode where the server supports it; governance mode (which privileged users may lift)
             # on servers without it, said loudly once.
-            log.warning("object store has no compliance-mode Object Lock; anchoring in governance mode",
-                        extra={"bucket": self.bucket, "code": exc.code})
+            log.warning(
+                "object store has no compliance-mode Object Lock; anchoring in governance mode",
+                extra={"bucket": self.bucket, "code": exc.code},
+            )
             self.compliance = False
             self.store.upload_locked(self.bucket, name, body, until=until, compliance=False)
         return name
@@ -93,15 +100,23 @@ class AnchorStore:
         for stored in self.store.list_versions(self.bucket, ANCHOR_PREFIX):
             try:
                 values = json.loads(self.store.read_bytes(self.bucket, stored.name, version_id=stored.version_id))
-                anchors.append(Anchor(object_name=stored.name, seq=int(values["seq"]), hash=str(values["hash"]),
-                                      anchored_at=str(values["anchored_at"]), reason=str(values.get("reason", ""))))
+                anchors.append(
+                    Anchor(
+                        object_name=stored.name,
+                        seq=int(values["seq"]),
+                        hash=str(values["hash"]),
+                        anchored_at=str(values["anchored_at"]),
+                        reason=str(values.get("reason", "")),
+                    )
+                )
             except (ValueError, KeyError, TypeError) as exc:
                 raise StorageError(f"anchor {stored.name} cannot be read: {exc}") from exc
         return sorted(anchors, key=lambda a: (a.seq, a.object_name))
 
 
-async def anchor_audit_head(pool: asyncpg.Pool, anchors: AnchorStore, *, reason: str,
-                            head: dict[str, Any] | None = None) -> dict[str, Any]:
+async def anchor_audit_head(
+    pool: asyncpg.Pool, anchors: AnchorStore, *, reason: str, head: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Anchor the current audit head (or the given one); nothing is written for an empty chain."""
     if head is None:
         async with pool.acquire() as conn:
@@ -121,11 +136,24 @@ async def verify_against_anchors(pool: asyncpg.Pool, anchors: AnchorStore) -> di
         for anchor in found:
             current = await repository.audit_hash_at(conn, anchor.seq)
             if current != anchor.hash:
-                why = ("the audit log has no row with this sequence number any more" if current is None
-                       else "the row at this sequence number has another hash: the chain was rewritten")
-                report.update(ok=False, anchors_checked=checked, anchors_total=len(found), first_mismatched_anchor={
-                    "object": anchor.object_name, "seq": anchor.seq, "anchored_hash": anchor.hash,
-                    "database_hash": current, "anchored_at": anchor.anchored_at, "reason": why})
+                why = (
+                    "the audit log has no row with this sequence number any more"
+                    if current is None
+                    else "the row at this sequence number has another hash: the chain was rewritten"
+                )
+                report.update(
+                    ok=False,
+                    anchors_checked=checked,
+                    anchors_total=len(found),
+                    first_mismatched_anchor={
+                        "object": anchor.object_name,
+                        "seq": anchor.seq,
+                        "anchored_hash": anchor.hash,
+                        "database_hash": current,
+                        "anchored_at": anchor.anchored_at,
+                        "reason": why,
+                    },
+                )
                 return report
             checked += 1
     report.update(anchors_checked=checked, anchors_total=len(found))

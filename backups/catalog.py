@@ -36,13 +36,20 @@ class BackupInfo:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line of `prs backup list` and the admin API."""
-        return {"id": self.backup_id, "tier": self.tier, "created": self.created_at.isoformat(),
-                "size": self.size_bytes, "verified": self.verified, "verified_at": self.verified_at}
+        return {
+            "id": self.backup_id,
+            "tier": self.tier,
+            "created": self.created_at.isoformat(),
+            "size": self.size_bytes,
+            "verified": self.verified,
+            "verified_at": self.verified_at,
+        }
 
     def facts(self) -> BackupFacts:
         """What retention needs."""
-        return BackupFacts(backup_id=self.backup_id, tier=self.tier, created_at=self.created_at,
-                           verified=bool(self.verified))
+        return BackupFacts(
+            backup_id=self.backup_id, tier=self.tier, created_at=self.created_at, verified=bool(self.verified)
+        )
 
 
 class Catalog:
@@ -65,7 +72,7 @@ class Catalog:
         grouped: dict[str, list[tuple[str, datetime | None]]] = {}
         root = self._backup_root()
         for stored in self.store.list_objects(self.bucket, root):
-            backup_id = stored.name[len(root):].split("/", 1)[0]
+            backup_id = stored.name[len(root) :].split("/", 1)[0]
             if is_backup_id(backup_id):
                 grouped.setdefault(backup_id, []).append((stored.name, stored.last_modified))
         return grouped
@@ -85,8 +92,16 @@ class Catalog:
             if self.object_name(backup_id, VERIFY_RECORD) in names:
                 record = json.loads(self.store.read_bytes(self.bucket, self.object_name(backup_id, VERIFY_RECORD)))
                 verified, verified_at = bool(record.get("ok")), record.get("verified_at")
-            found.append(BackupInfo(backup_id=backup_id, tier=manifest.tier, created_at=manifest.created_at,
-                                    size_bytes=manifest.size_bytes, verified=verified, verified_at=verified_at))
+            found.append(
+                BackupInfo(
+                    backup_id=backup_id,
+                    tier=manifest.tier,
+                    created_at=manifest.created_at,
+                    size_bytes=manifest.size_bytes,
+                    verified=verified,
+                    verified_at=verified_at,
+                )
+            )
         return found
 
     def manifest(self, backup_id: str) -> Manifest:
@@ -109,8 +124,11 @@ class Catalog:
 
     def write_verify_record(self, backup_id: str, record: dict[str, Any]) -> None:
         """Store the outcome of a verification beside the backup."""
-        self.store.upload_bytes(self.bucket, self.object_name(backup_id, VERIFY_RECORD),
-                                json.dumps(record, sort_keys=True, default=str).encode())
+        self.store.upload_bytes(
+            self.bucket,
+            self.object_name(backup_id, VERIFY_RECORD),
+            json.dumps(record, sort_keys=True, default=str).encode(),
+        )
 
     def delete_backup(self, names: list[str]) -> None:
         """Delete a backup's objects, the manifest first so that it stops being listed at once."""
@@ -131,8 +149,12 @@ async def fetch_plaintext(catalog: Catalog, manifest: Manifest, key: bytes, fold
     for entry in manifest.objects:
         sealed = folder / (entry.name + ENCRYPTED_SUFFIX)
         plain = folder / entry.name
-        await asyncio.to_thread(catalog.store.download_file, catalog.bucket,
-                                catalog.object_name(manifest.backup_id, entry.name + ENCRYPTED_SUFFIX), sealed)
+        await asyncio.to_thread(
+            catalog.store.download_file,
+            catalog.bucket,
+            catalog.object_name(manifest.backup_id, entry.name + ENCRYPTED_SUFFIX),
+            sealed,
+        )
         size = sealed.stat().st_size
         if size != entry.size:
             raise CorruptObject(f"{entry.name}: stored size {size} bytes, manifest says {entry.size} (truncated?)")

@@ -25,12 +25,24 @@ from backups.service import BackupService
 from backups.storage import BackupsNotConfigured, ObjectStore, StorageError
 
 T = TypeVar("T")
-backup_app = typer.Typer(help="Backups to S3-compatible storage (MinIO): create, list, verify, restore, prune.",
-                         no_args_is_help=True)
+backup_app = typer.Typer(
+    help="Backups to S3-compatible storage (MinIO): create, list, verify, restore, prune.", no_args_is_help=True
+)
 # Failures an operator can act on: one clear line on stderr and exit 1, never a traceback.
-OPERATOR_ERRORS = (BackupsNotConfigured, StorageError, EncryptionKeyMissing, WrongEncryptionKey, CorruptObject,
-                   BackupNotFound, ManifestInvalid, RestoreRefused, DatabaseToolError, AnchorsNotConfigured,
-                   asyncpg.PostgresError, OSError)
+OPERATOR_ERRORS = (
+    BackupsNotConfigured,
+    StorageError,
+    EncryptionKeyMissing,
+    WrongEncryptionKey,
+    CorruptObject,
+    BackupNotFound,
+    ManifestInvalid,
+    RestoreRefused,
+    DatabaseToolError,
+    AnchorsNotConfigured,
+    asyncpg.PostgresError,
+    OSError,
+)
 
 
 def _settings() -> Settings:
@@ -51,8 +63,9 @@ async def open_backup_service(settings: Settings, *, with_vectors: bool = True) 
     pool = await create_pool(settings.database_url, min_size=1, max_size=3)
     try:
         store = build_vector_store(settings) if with_vectors else None
-        yield build_backup_service(settings, pool=pool, clock=SystemClock(), vector_store=store,
-                                   metrics=BackupMetrics(None))
+        yield build_backup_service(
+            settings, pool=pool, clock=SystemClock(), vector_store=store, metrics=BackupMetrics(None)
+        )
     finally:
         await pool.close()
 
@@ -78,9 +91,18 @@ def backup_create(tier: str = typer.Option("daily", help="hourly, daily, weekly 
         typer.echo(f"error: --tier must be one of {', '.join(TIERS)}", err=True)
         raise typer.Exit(2)
     manifest = _run(lambda service: service.create(tier=tier, trigger="cli"), with_vectors=True)
-    typer.echo(json.dumps({"id": manifest.backup_id, "tier": manifest.tier, "size": manifest.size_bytes,
-                           "schema_level": manifest.schema_level, "audit_head": manifest.audit_head,
-                           "vectors": manifest.vectors}))
+    typer.echo(
+        json.dumps(
+            {
+                "id": manifest.backup_id,
+                "tier": manifest.tier,
+                "size": manifest.size_bytes,
+                "schema_level": manifest.schema_level,
+                "audit_head": manifest.audit_head,
+                "vectors": manifest.vectors,
+            }
+        )
+    )
     typer.echo(manifest.backup_id)
 
 
@@ -103,18 +125,20 @@ def backup_verify(backup_id: str = typer.Argument(..., help="a backup id from `p
 
 
 @backup_app.command("restore")
-def backup_restore(backup_id: str = typer.Argument(..., help="a backup id, or `latest`"),
-                   database_url: str = typer.Option(..., help="the database to restore into (must be empty)"),
-                   data_dir: Optional[Path] = typer.Option(None, help="restore vectors into DIR/chroma (embedded)"),
-                   chroma_url: Optional[str] = typer.Option(None, help="restore vectors into this Chroma server"),
-                   force: bool = typer.Option(False, "--force", help="replace a non-empty database / vector store")
-                   ) -> None:
+def backup_restore(
+    backup_id: str = typer.Argument(..., help="a backup id, or `latest`"),
+    database_url: str = typer.Option(..., help="the database to restore into (must be empty)"),
+    data_dir: Optional[Path] = typer.Option(None, help="restore vectors into DIR/chroma (embedded)"),
+    chroma_url: Optional[str] = typer.Option(None, help="restore vectors into this Chroma server"),
+    force: bool = typer.Option(False, "--force", help="replace a non-empty database / vector store"),
+) -> None:
     """Restore a backup into an empty database and, if named, a vector store; exit 1 when it does not match."""
     from backups.catalog import Catalog
 
     settings = _settings()
-    target = RestoreTarget(database_url=database_url, data_dir=data_dir.resolve() if data_dir else None,
-                           chroma_url=chroma_url, force=force)
+    target = RestoreTarget(
+        database_url=database_url, data_dir=data_dir.resolve() if data_dir else None, chroma_url=chroma_url, force=force
+    )
 
     async def run() -> dict[str, Any]:
         # No pool on PRS_DATABASE_URL: after a disaster that database may not exist (it may be the target).
@@ -158,9 +182,10 @@ def audit_verify_with_anchors(settings: Settings) -> dict[str, Any]:
         raise typer.Exit(1) from None
 
 
-def bench_backup(incidents: int = typer.Option(20000, help="Incidents (each with two audit rows) to back up."),
-                 vectors: bool = typer.Option(True, "--vectors/--no-vectors",
-                                              help="Also index one 384-dim vector per incident.")) -> None:
+def bench_backup(
+    incidents: int = typer.Option(20000, help="Incidents (each with two audit rows) to back up."),
+    vectors: bool = typer.Option(True, "--vectors/--no-vectors", help="Also index one 384-dim vector per incident."),
+) -> None:
     """Backup and restore time and MB/s on a throwaway database against PRS_BACKUP_S3_*; last line is JSON."""
     from bench.backups import run_backup_bench
 

@@ -52,8 +52,12 @@ class KeyParameters:
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> "KeyParameters":
         """Read the manifest's JSON form."""
-        return cls(salt=base64.b64decode(str(values["salt"])), n=int(str(values["n"])), r=int(str(values["r"])),
-                   p=int(str(values["p"])))
+        return cls(
+            salt=base64.b64decode(str(values["salt"])),
+            n=int(str(values["n"])),
+            r=int(str(values["r"])),
+            p=int(str(values["p"])),
+        )
 
 
 def check_passphrase(passphrase: str) -> str:
@@ -61,7 +65,8 @@ def check_passphrase(passphrase: str) -> str:
     if len(passphrase) < MIN_PASSPHRASE_CHARS:
         raise EncryptionKeyMissing(
             f"PRS_BACKUP_ENCRYPTION_KEY must be a passphrase of at least {MIN_PASSPHRASE_CHARS} characters "
-            "(backups are never written unencrypted)")
+            "(backups are never written unencrypted)"
+        )
     return passphrase
 
 
@@ -73,8 +78,15 @@ def new_key_parameters() -> KeyParameters:
 def derive_key(passphrase: str, parameters: KeyParameters) -> bytes:
     """The 256-bit AES key of one backup."""
     check_passphrase(passphrase)
-    return hashlib.scrypt(passphrase.encode("utf-8"), salt=parameters.salt, n=parameters.n, r=parameters.r,
-                          p=parameters.p, maxmem=128 * 1024 * 1024, dklen=32)
+    return hashlib.scrypt(
+        passphrase.encode("utf-8"),
+        salt=parameters.salt,
+        n=parameters.n,
+        r=parameters.r,
+        p=parameters.p,
+        maxmem=128 * 1024 * 1024,
+        dklen=32,
+    )
 
 
 def key_check(key: bytes) -> str:
@@ -89,8 +101,10 @@ def confirm_key(key: bytes, sealed: str) -> None:
     try:
         AESGCM(key).decrypt(raw[:12], raw[12:], b"key-check")
     except InvalidTag:
-        raise WrongEncryptionKey("the encryption key does not open this backup (PRS_BACKUP_ENCRYPTION_KEY differs "
-                                 "from the one it was made with)") from None
+        raise WrongEncryptionKey(
+            "the encryption key does not open this backup (PRS_BACKUP_ENCRYPTION_KEY differs "
+            "from the one it was made with)"
+        ) from None
 
 
 def _aad(name: str, index: int, final: bool) -> bytes:
@@ -122,7 +136,7 @@ def decrypt_file(key: bytes, name: str, source: Path, target: Path) -> None:
         head = reader.read(len(MAGIC) + 4)
         if len(head) != len(MAGIC) + 4 or not head.startswith(MAGIC):
             raise CorruptObject(f"{name}: not a PR-System backup object (bad header)")
-        prefix, index = head[len(MAGIC):], 0
+        prefix, index = head[len(MAGIC) :], 0
         while True:
             length_bytes = reader.read(4)
             if len(length_bytes) != 4:
@@ -136,7 +150,8 @@ def decrypt_file(key: bytes, name: str, source: Path, target: Path) -> None:
                 plain = aead.decrypt(prefix + struct.pack(">Q", index), sealed, _aad(name, index, final))
             except InvalidTag:
                 raise CorruptObject(
-                    f"{name}: chunk {index} fails authentication (changed, truncated or another key)") from None
+                    f"{name}: chunk {index} fails authentication (changed, truncated or another key)"
+                ) from None
             writer.write(plain)
             if final:
                 return

@@ -37,14 +37,16 @@ def pg_tool(name: str, bin_dir: str = "") -> str:
     found = shutil.which(name, path=bin_dir) if bin_dir else shutil.which(name)
     if found is None:
         where = bin_dir or "PATH"
-        raise DatabaseToolError(f"{name} not found in {where}; install the PostgreSQL client or set "
-                                "PRS_BACKUP_PG_BIN_DIR")
+        raise DatabaseToolError(
+            f"{name} not found in {where}; install the PostgreSQL client or set PRS_BACKUP_PG_BIN_DIR"
+        )
     return found
 
 
 async def _run(argv: list[str], what: str) -> None:
-    process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE, env=dict(os.environ))
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ)
+    )
     _, err = await process.communicate()
     if process.returncode != 0:
         message = err.decode("utf-8", "replace").strip()[-2000:]
@@ -53,10 +55,15 @@ async def _run(argv: list[str], what: str) -> None:
 
 async def snapshot_facts(conn: Connection) -> SnapshotFacts:
     """Counts and audit head as seen by the connection's current transaction."""
-    counts = {table: 0 if table in EXCLUDED_DATA else await repository.row_count(conn, table)
-              for table in await repository.public_tables(conn)}
-    return SnapshotFacts(schema_level=await repository.schema_level(conn), row_counts=counts,
-                         audit_head=await repository.audit_head(conn))
+    counts = {
+        table: 0 if table in EXCLUDED_DATA else await repository.row_count(conn, table)
+        for table in await repository.public_tables(conn)
+    }
+    return SnapshotFacts(
+        schema_level=await repository.schema_level(conn),
+        row_counts=counts,
+        audit_head=await repository.audit_head(conn),
+    )
 
 
 async def dump_database(dsn: str, target: Path, *, bin_dir: str = "") -> SnapshotFacts:
@@ -70,9 +77,18 @@ async def dump_database(dsn: str, target: Path, *, bin_dir: str = "") -> Snapsho
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await repository.export_snapshot(conn)
             facts = await snapshot_facts(conn)
-            await _run([pg_tool("pg_dump", bin_dir), "--format=custom", "--compress=6", f"--snapshot={snapshot}",
-                        *[f"--exclude-table-data={table}" for table in EXCLUDED_DATA],
-                        f"--file={target}", f"--dbname={dsn}"], "pg_dump")
+            await _run(
+                [
+                    pg_tool("pg_dump", bin_dir),
+                    "--format=custom",
+                    "--compress=6",
+                    f"--snapshot={snapshot}",
+                    *[f"--exclude-table-data={table}" for table in EXCLUDED_DATA],
+                    f"--file={target}",
+                    f"--dbname={dsn}",
+                ],
+                "pg_dump",
+            )
     finally:
         await conn.close()
     return facts

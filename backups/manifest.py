@@ -84,5 +84,11 @@ def new_backup_id(now: datetime, tier: str) -> str:
 def is_backup_id(value: str) -> bool:
     """True for strings shaped like `new_backup_id` output (object names are built from them)."""
     parts = value.split("-")
-    return (len(parts) == 3 and len(parts[0]) == 16 and parts[0][8] == "T" and parts[1] in TIERS
-            and len(parts[2]) == 6 and all(c in "0123456789abcdef" for c in parts[2]))
+    return (
+        len(parts) == 3
+        and len(parts[0]) == 16
+        and parts[0][8] == "T"
+        and parts[1] in TIERS
+        and len(parts[2]) == 6
+        and all(c in "0123456789abcdef" for c in parts[2])
+    )

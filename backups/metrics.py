@@ -20,20 +20,41 @@ class BackupMetrics:
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
         self._newest: dict[str, float] = {}
-        self.last_success = Gauge("prs_backup_last_success_timestamp_seconds",
-                                  "Unix time of the newest successful backup of this tier or a higher one (a daily "
-                                  "backup is also the hour's restore point).", ["tier"], registry=registry)
-        self.duration = Gauge("prs_backup_duration_seconds", "Duration of the newest successful backup, per tier.",
-                              ["tier"], registry=registry)
-        self.size = Gauge("prs_backup_size_bytes", "Stored (encrypted) size of the newest successful backup, per tier.",
-                          ["tier"], registry=registry)
-        self.failures = Counter("prs_backup_failures_total", "Backup runs that failed after every retry, per tier.",
-                                ["tier"], registry=registry)
-        self.last_verify_success = Gauge("prs_backup_last_verify_success",
-                                         "1 when the newest backup verification passed, 0 when it failed.",
-                                         registry=registry)
-        self.last_verify_time = Gauge("prs_backup_last_verify_timestamp_seconds",
-                                      "Unix time of the newest backup verification.", registry=registry)
+        self.last_success = Gauge(
+            "prs_backup_last_success_timestamp_seconds",
+            "Unix time of the newest successful backup of this tier or a higher one (a daily "
+            "backup is also the hour's restore point).",
+            ["tier"],
+            registry=registry,
+        )
+        self.duration = Gauge(
+            "prs_backup_duration_seconds",
+            "Duration of the newest successful backup, per tier.",
+            ["tier"],
+            registry=registry,
+        )
+        self.size = Gauge(
+            "prs_backup_size_bytes",
+            "Stored (encrypted) size of the newest successful backup, per tier.",
+            ["tier"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "prs_backup_failures_total",
+            "Backup runs that failed after every retry, per tier.",
+            ["tier"],
+            registry=registry,
+        )
+        self.last_verify_success = Gauge(
+            "prs_backup_last_verify_success",
+            "1 when the newest backup verification passed, 0 when it failed.",
+            registry=registry,
+        )
+        self.last_verify_time = Gauge(
+            "prs_backup_last_verify_timestamp_seconds",
+            "Unix time of the newest backup verification.",
+            registry=registry,
+        )
 
     def backup_succeeded(self, tier: str, *, finished_at: float, duration_s: float, size_bytes: int) -> None:
         """Record a successful backup; it is the newest restore point of its tier and of every lower tier."""
@@ -59,8 +80,12 @@ class BackupMetrics:
             verify = await repository.last_verify(conn)
         # Lower tiers first, so a tier's own duration and size are what remain set.
         for row in sorted(rows, key=lambda r: TIERS.index(r["tier"])):
-            self.backup_succeeded(row["tier"], finished_at=row["finished_at"].timestamp(),
-                                  duration_s=float(row["duration_s"] or 0.0), size_bytes=int(row["size_bytes"] or 0))
+            self.backup_succeeded(
+                row["tier"],
+                finished_at=row["finished_at"].timestamp(),
+                duration_s=float(row["duration_s"] or 0.0),
+                size_bytes=int(row["size_bytes"] or 0),
+            )
         if verify is not None:
             self.verified(ok=verify["status"] == "succeeded", at=verify["finished_at"].timestamp())
 

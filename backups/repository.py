@@ -55,28 +55,56 @@ async def entry_vector_ids(conn: Connection) -> list[str]:
 async def mark_vectors_present(conn: Connection, vector_ids: list[str]) -> int:
     """After a restore: entries whose vector was restored are synced, the others wait for the vector sync."""
     result = await conn.execute(
-        "UPDATE knowledge_entries SET vector_synced = (vector_id = ANY($1::text[]))", vector_ids)
+        "UPDATE knowledge_entries SET vector_synced = (vector_id = ANY($1::text[]))", vector_ids
+    )
     return int(result.split()[-1])
 
 
-async def start_run(conn: Connection, *, operation: str, tier: str | None, backup_id: str | None,
-                    trigger: str, started_at: datetime) -> int:
+async def start_run(
+    conn: Connection, *, operation: str, tier: str | None, backup_id: str | None, trigger: str, started_at: datetime
+) -> int:
     """Record a run that has begun; returns its id."""
-    return int(await conn.fetchval(
-        """INSERT INTO backup_runs (operation, tier, backup_id, status, trigger, started_at)
+    return int(
+        await conn.fetchval(
+            """INSERT INTO backup_runs (operation, tier, backup_id, status, trigger, started_at)
            VALUES ($1, $2, $3, 'running', $4, $5) RETURNING id""",
-        operation, tier, backup_id, trigger, started_at))
+            operation,
+            tier,
+            backup_id,
+            trigger,
+            started_at,
+        )
+    )
 
 
-async def finish_run(conn: Connection, run_id: int, *, status: str, finished_at: datetime,
-                     duration_s: float, attempts: int, backup_id: str | None, size_bytes: int | None,
-                     error: str | None, detail: dict[str, Any] | None) -> None:
+async def finish_run(
+    conn: Connection,
+    run_id: int,
+    *,
+    status: str,
+    finished_at: datetime,
+    duration_s: float,
+    attempts: int,
+    backup_id: str | None,
+    size_bytes: int | None,
+    error: str | None,
+    detail: dict[str, Any] | None,
+) -> None:
     """Record how a run ended."""
     await conn.execute(
         """UPDATE backup_runs SET status = $2, finished_at = $3, duration_s = $4, attempts = $5,
                   backup_id = coalesce($6, backup_id), size_bytes = $7, error = $8, detail = $9
             WHERE id = $1""",
-        run_id, status, finished_at, duration_s, attempts, backup_id, size_bytes, error, detail)
+        run_id,
+        status,
+        finished_at,
+        duration_s,
+        attempts,
+        backup_id,
+        size_bytes,
+        error,
+        detail,
+    )
 
 
 async def latest_runs(conn: Connection, *, limit: int) -> list[asyncpg.Record]:
@@ -84,7 +112,9 @@ async def latest_runs(conn: Connection, *, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT id, operation, tier, backup_id, status, trigger, attempts, started_at, finished_at, duration_s,
                   size_bytes, error, detail
-             FROM backup_runs ORDER BY started_at DESC, id DESC LIMIT $1""", limit)
+             FROM backup_runs ORDER BY started_at DESC, id DESC LIMIT $1""",
+        limit,
+    )
 
 
 async def last_success_per_tier(conn: Connection) -> list[asyncpg.Record]:
@@ -93,7 +123,8 @@ async def last_success_per_tier(conn: Connection) -> list[asyncpg.Record]:
         """SELECT DISTINCT ON (tier) tier, finished_at, duration_s, size_bytes
              FROM backup_runs
             WHERE operation = 'create' AND status = 'succeeded'
-            ORDER BY tier, finished_at DESC""")
+            ORDER BY tier, finished_at DESC"""
+    )
 
 
 async def last_verify(conn: Connection) -> asyncpg.Record | None:
@@ -102,14 +133,17 @@ async def last_verify(conn: Connection) -> asyncpg.Record | None:
         """SELECT id, backup_id, status, finished_at, duration_s, error, detail
              FROM backup_runs
             WHERE operation = 'verify' AND status <> 'running'
-            ORDER BY finished_at DESC, id DESC LIMIT 1""")
+            ORDER BY finished_at DESC, id DESC LIMIT 1"""
+    )
 
 
 async def seed_resolved_incidents(conn: Connection, *, count: int, at: datetime) -> list[int]:
     """Benchmark data: `count` resolved incidents, each with a created and a resolved audit row and a knowledge
     entry (inserted directly; the audit rows are chained when the caller's transaction commits)."""
-    ids = [row["id"] for row in await conn.fetch(
-        """INSERT INTO incidents (title, description, area, priority, status, resolution, source, created_at,
+    ids = [
+        row["id"]
+        for row in await conn.fetch(
+            """INSERT INTO incidents (title, description, area, priority, status, resolution, source, created_at,
                                   updated_at, resolved_at)
            SELECT 'Conveyor motor ' || n || ' overheating, alarm E-' || (4000 + n % 97),
                   'Line ' || (n % 7) || ' stopped after the motor of station ' || n || ' reached 95 C; operators '
@@ -117,15 +151,24 @@ async def seed_resolved_incidents(conn: Connection, *, count: int, at: datetime)
                   'production', 'high', 'resolved', 'Replaced bearing ' || n || ' and cleaned the fan filter.',
                   'import', $2, $2, $2
              FROM generate_series(1, $1) AS n
-           RETURNING id""", count, at)]
+           RETURNING id""",
+            count,
+            at,
+        )
+    ]
     await conn.execute(
         """INSERT INTO audit_log (occurred_at, actor_kind, actor_name, action, resource_type, resource_id, after)
            SELECT $2, 'system', 'bench', action, 'incident', id::text, jsonb_build_object('status', action)
              FROM unnest($1::bigint[]) AS id, (VALUES ('incident.created'), ('incident.resolved')) AS a(action)""",
-        ids, at)
+        ids,
+        at,
+    )
     await conn.execute(
         """INSERT INTO knowledge_entries (kind, vector_id, area, title, body, resolution, incident_id, doc_length,
                                           vector_synced, source_created_at, staged_at)
            SELECT 'incident', 'inc:' || i.id, i.area, i.title, i.description, i.resolution, i.id, 40, true, $2, $2
-             FROM incidents i WHERE i.id = ANY($1::bigint[])""", ids, at)
+             FROM incidents i WHERE i.id = ANY($1::bigint[])""",
+        ids,
+        at,
+    )
     return ids

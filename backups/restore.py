@@ -49,21 +49,25 @@ def code_schema_level() -> int:
     return max(version for version, _, _ in migration_files())
 
 
-async def restore_backup(settings: Settings, catalog: Catalog, backup_id: str, target: RestoreTarget, *,
-                         work_dir: Path) -> dict[str, Any]:
+async def restore_backup(
+    settings: Settings, catalog: Catalog, backup_id: str, target: RestoreTarget, *, work_dir: Path
+) -> dict[str, Any]:
     """Restore `backup_id` ("latest" for the newest); every check runs before the target is touched."""
     manifest = await asyncio.to_thread(catalog.resolve, backup_id)
     key = await asyncio.to_thread(open_key, manifest, settings.backup_encryption_key)
     known = code_schema_level()
     if manifest.schema_level > known:
-        raise RestoreRefused(f"backup {manifest.backup_id} has schema level {manifest.schema_level}, newer than "
-                             f"this release's {known}: restore it with the release that made it (or newer)")
+        raise RestoreRefused(
+            f"backup {manifest.backup_id} has schema level {manifest.schema_level}, newer than "
+            f"this release's {known}: restore it with the release that made it (or newer)"
+        )
     store = target.vector_store(settings.chroma_collection)
     if store is not None and not target.force and await asyncio.to_thread(store.count) > 0:
         raise RestoreRefused("the target vector store is not empty; pass --force to replace its vectors")
     if not await database_is_empty(target.database_url) and not target.force:
-        raise RestoreRefused("the target database is not empty; restore into a new database, or pass --force to "
-                             "drop and replace it")
+        raise RestoreRefused(
+            "the target database is not empty; restore into a new database, or pass --force to drop and replace it"
+        )
     with tempfile.TemporaryDirectory(prefix="prs-restore-", dir=work_dir) as tmp:
         files = await fetch_plaintext(catalog, manifest, key, Path(tmp))
         if target.force:
@@ -78,14 +82,23 @@ async def restore_backup(settings: Settings, catalog: Catalog, backup_id: str, t
     facts = await database_facts(target.database_url)
     ignore = frozenset({"schema_migrations"}) if migrated else frozenset()
     problems = compare_with_manifest(manifest, facts, ignore_tables=ignore)
-    return {"backup_id": manifest.backup_id, "tier": manifest.tier, "ok": not problems, "problems": problems,
-            "schema_level": {"backup": manifest.schema_level, "restored": facts.schema_level}, "migrated": migrated,
-            "audit_head": facts.audit_head, "tables": len(facts.row_counts), "database_seconds": round(database_s, 2),
-            "vectors": vectors}
+    return {
+        "backup_id": manifest.backup_id,
+        "tier": manifest.tier,
+        "ok": not problems,
+        "problems": problems,
+        "schema_level": {"backup": manifest.schema_level, "restored": facts.schema_level},
+        "migrated": migrated,
+        "audit_head": facts.audit_head,
+        "tables": len(facts.row_counts),
+        "database_seconds": round(database_s, 2),
+        "vectors": vectors,
+    }
 
 
-async def _restore_vectors(target: RestoreTarget, store: ChromaVectorStore | None,
-                           vectors_file: Path | None) -> dict[str, Any]:
+async def _restore_vectors(
+    target: RestoreTarget, store: ChromaVectorStore | None, vectors_file: Path | None
+) -> dict[str, Any]:
     """Vectors into the named store; entries without a restored vector are left for the vector sync to embed."""
     conn = await connect(target.database_url)
     try:

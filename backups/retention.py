@@ -23,8 +23,12 @@ class RetentionPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> "RetentionPolicy":
         """The policy of PRS_BACKUP_KEEP_*."""
-        return cls(hourly_hours=settings.backup_keep_hourly_hours, daily_days=settings.backup_keep_daily_days,
-                   weekly_weeks=settings.backup_keep_weekly_weeks, monthly_months=settings.backup_keep_monthly_months)
+        return cls(
+            hourly_hours=settings.backup_keep_hourly_hours,
+            daily_days=settings.backup_keep_daily_days,
+            weekly_weeks=settings.backup_keep_weekly_weeks,
+            monthly_months=settings.backup_keep_monthly_months,
+        )
 
     def oldest_kept(self, tier: str, now: datetime) -> datetime:
         """Backups of `tier` created before this moment have expired."""
@@ -60,8 +64,11 @@ def months_before(moment: datetime, months: int) -> datetime:
 def period_starts(now: datetime) -> dict[str, datetime]:
     """Start of the current day, week (Sunday 00:00 UTC) and month: when each tier's backup falls due."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return {"daily": midnight, "weekly": midnight - timedelta(days=(midnight.weekday() + 1) % 7),
-            "monthly": midnight.replace(day=1)}
+    return {
+        "daily": midnight,
+        "weekly": midnight - timedelta(days=(midnight.weekday() + 1) % 7),
+        "monthly": midnight.replace(day=1),
+    }
 
 
 def tier_due(now: datetime, backups: Sequence[BackupFacts]) -> str:

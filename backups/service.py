@@ -74,27 +74,54 @@ class BackupService:
 
     async def _start(self, operation: str, *, tier: str | None, backup_id: str | None, trigger: str) -> int:
         async with self.pool.acquire() as conn:
-            return await repository.start_run(conn, operation=operation, tier=tier, backup_id=backup_id,
-                                              trigger=trigger, started_at=self.clock.now())
+            return await repository.start_run(
+                conn, operation=operation, tier=tier, backup_id=backup_id, trigger=trigger, started_at=self.clock.now()
+            )
 
-    async def _finish(self, run_id: int, *, ok: bool, started: float, attempts: int = 1, backup_id: str | None = None,
-                      size_bytes: int | None = None, error: str | None = None,
-                      detail: dict[str, Any] | None = None) -> None:
+    async def _finish(
+        self,
+        run_id: int,
+        *,
+        ok: bool,
+        started: float,
+        attempts: int = 1,
+        backup_id: str | None = None,
+        size_bytes: int | None = None,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         async with self.pool.acquire() as conn:
-            await repository.finish_run(conn, run_id, status="succeeded" if ok else "failed",
-                                        finished_at=self.clock.now(), duration_s=time.perf_counter() - started,
-                                        attempts=attempts, backup_id=backup_id, size_bytes=size_bytes, error=error,
-                                        detail=detail)
+            await repository.finish_run(
+                conn,
+                run_id,
+                status="succeeded" if ok else "failed",
+                finished_at=self.clock.now(),
+                duration_s=time.perf_counter() - started,
+                attempts=attempts,
+                backup_id=backup_id,
+                size_bytes=size_bytes,
+                error=error,
+                detail=detail,
+            )
 
-    async def _audit(self, ctx: RequestContext | None, action: str, backup_id: str | None,
-                     after: dict[str, Any]) -> None:
-        await record_alone(self.pool, ctx or system_context("backup"), at=self.clock.now(), action=action,
-                           resource_type="backup", resource_id=backup_id, after=after)
+    async def _audit(
+        self, ctx: RequestContext | None, action: str, backup_id: str | None, after: dict[str, Any]
+    ) -> None:
+        await record_alone(
+            self.pool,
+            ctx or system_context("backup"),
+            at=self.clock.now(),
+            action=action,
+            resource_type="backup",
+            resource_id=backup_id,
+            after=after,
+        )
 
     # --- create ---------------------------------------------------------------------------------
 
-    async def create(self, *, tier: str, trigger: str = "cli", attempts: int = 1,
-                     ctx: RequestContext | None = None) -> Manifest:
+    async def create(
+        self, *, tier: str, trigger: str = "cli", attempts: int = 1, ctx: RequestContext | None = None
+    ) -> Manifest:
         """Take one backup, retrying with backoff; every outcome is recorded, audited and measured."""
         run_id = await self._start("create", tier=tier, backup_id=None, trigger=trigger)
         started = time.perf_counter()
@@ -109,8 +136,10 @@ class BackupService:
                 error = f"{type(exc).__name__}: {exc}"[:2000]
                 if attempt < attempts and not isinstance(exc, EncryptionKeyMissing):  # a missing key stays missing
                     delay = self.settings.backup_retry_base_s * 2 ** (attempt - 1)
-                    log.warning("backup attempt failed; retrying", extra={"tier": tier, "attempt": attempt,
-                                                                          "retry_in_s": delay, "error": error})
+                    log.warning(
+                        "backup attempt failed; retrying",
+                        extra={"tier": tier, "attempt": attempt, "retry_in_s": delay, "error": error},
+                    )
                     await self.sleep(delay)
                     continue
                 await self._finish(run_id, ok=False, started=started, attempts=attempt, error=error)
@@ -120,14 +149,27 @@ class BackupService:
                 raise
         duration = time.perf_counter() - started
         anchor = await self._anchor_quietly(manifest.audit_head, f"backup {manifest.backup_id}")
-        summary = {"tier": tier, "size_bytes": manifest.size_bytes, "audit_head": manifest.audit_head,
-                   "duration_s": round(duration, 3), "anchor": anchor}
-        await self._finish(run_id, ok=True, started=started, attempts=attempt, backup_id=manifest.backup_id,
-                           size_bytes=manifest.size_bytes, detail=summary)
+        summary = {
+            "tier": tier,
+            "size_bytes": manifest.size_bytes,
+            "audit_head": manifest.audit_head,
+            "duration_s": round(duration, 3),
+            "anchor": anchor,
+        }
+        await self._finish(
+            run_id,
+            ok=True,
+            started=started,
+            attempts=attempt,
+            backup_id=manifest.backup_id,
+            size_bytes=manifest.size_bytes,
+            detail=summary,
+        )
         await self._audit(ctx, "backup.created", manifest.backup_id, summary)
         if self.metrics is not None:
-            self.metrics.backup_succeeded(tier, finished_at=self.clock.now().timestamp(), duration_s=duration,
-                                          size_bytes=manifest.size_bytes)
+            self.metrics.backup_succeeded(
+                tier, finished_at=self.clock.now().timestamp(), duration_s=duration, size_bytes=manifest.size_bytes
+            )
         return manifest
 
     async def _anchor_quietly(self, head: dict[str, Any], reason: str) -> dict[str, Any] | None:
@@ -163,16 +205,31 @@ class BackupService:
                 for name in [DATABASE_OBJECT] + ([VECTORS_OBJECT] if vectors["included"] else []):
                     entries.append(await self._seal_and_upload(key, backup_id, folder / name, uploaded))
                 manifest = Manifest(
-                    backup_id=backup_id, tier=tier, product_version=PRODUCT_VERSION, schema_level=facts.schema_level,
-                    started_at=started_at.isoformat(), finished_at=self.clock.now().isoformat(),
+                    backup_id=backup_id,
+                    tier=tier,
+                    product_version=PRODUCT_VERSION,
+                    schema_level=facts.schema_level,
+                    started_at=started_at.isoformat(),
+                    finished_at=self.clock.now().isoformat(),
                     source="standby" if self.settings.backup_source_database_url else "primary",
-                    row_counts=facts.row_counts, audit_head=facts.audit_head,
-                    encryption={"algorithm": "AES-256-GCM, 4 MiB chunks", **parameters.as_dict(),
-                                "key_check": key_check(key)},
-                    objects=entries, vectors=vectors, size_bytes=sum(e.size for e in entries))
+                    row_counts=facts.row_counts,
+                    audit_head=facts.audit_head,
+                    encryption={
+                        "algorithm": "AES-256-GCM, 4 MiB chunks",
+                        **parameters.as_dict(),
+                        "key_check": key_check(key),
+                    },
+                    objects=entries,
+                    vectors=vectors,
+                    size_bytes=sum(e.size for e in entries),
+                )
                 # The manifest goes last: until it exists the backup is not listed, verified or restored.
-                await asyncio.to_thread(self.store.upload_bytes, self.settings.backup_bucket,
-                                        self.catalog.object_name(backup_id, MANIFEST), manifest.to_json())
+                await asyncio.to_thread(
+                    self.store.upload_bytes,
+                    self.settings.backup_bucket,
+                    self.catalog.object_name(backup_id, MANIFEST),
+                    manifest.to_json(),
+                )
             except Exception:
                 await asyncio.to_thread(self._remove_quietly, uploaded)
                 raise
@@ -198,9 +255,13 @@ class BackupService:
         name = plain.name
         sealed = plain.with_name(name + ENCRYPTED_SUFFIX)
         await asyncio.to_thread(encrypt_file, key, name, plain, sealed)
-        entry = ObjectEntry(name=name, size=sealed.stat().st_size, sha256=await asyncio.to_thread(sha256_of, sealed),
-                            plaintext_size=plain.stat().st_size,
-                            plaintext_sha256=await asyncio.to_thread(sha256_of, plain))
+        entry = ObjectEntry(
+            name=name,
+            size=sealed.stat().st_size,
+            sha256=await asyncio.to_thread(sha256_of, sealed),
+            plaintext_size=plain.stat().st_size,
+            plaintext_sha256=await asyncio.to_thread(sha256_of, plain),
+        )
         plain.unlink()
         object_name = self.catalog.object_name(backup_id, name + ENCRYPTED_SUFFIX)
         uploaded.append(object_name)
@@ -214,8 +275,9 @@ class BackupService:
         """Complete backups, oldest first."""
         return await asyncio.to_thread(self.catalog.list_backups)
 
-    async def verify(self, backup_id: str, *, trigger: str = "cli",
-                     ctx: RequestContext | None = None) -> dict[str, Any]:
+    async def verify(
+        self, backup_id: str, *, trigger: str = "cli", ctx: RequestContext | None = None
+    ) -> dict[str, Any]:
         """Download, check, decrypt and restore a backup into a scratch database; compare it with its manifest."""
         run_id = await self._start("verify", tier=None, backup_id=backup_id, trigger=trigger)
         started = time.perf_counter()
@@ -230,10 +292,20 @@ class BackupService:
         report["verified_at"] = verified_at.isoformat()
         if report["conclusive"]:
             await asyncio.to_thread(self.catalog.write_verify_record, report["backup_id"], report)
-        await self._finish(run_id, ok=report["ok"], started=started, backup_id=report["backup_id"],
-                           error=None if report["ok"] else "; ".join(report["problems"])[:2000], detail=report)
-        await self._audit(ctx, "backup.verified" if report["ok"] else "backup.verify_failed", report["backup_id"],
-                          {"ok": report["ok"], "problems": report["problems"]})
+        await self._finish(
+            run_id,
+            ok=report["ok"],
+            started=started,
+            backup_id=report["backup_id"],
+            error=None if report["ok"] else "; ".join(report["problems"])[:2000],
+            detail=report,
+        )
+        await self._audit(
+            ctx,
+            "backup.verified" if report["ok"] else "backup.verify_failed",
+            report["backup_id"],
+            {"ok": report["ok"], "problems": report["problems"]},
+        )
         if self.metrics is not None:
             self.metrics.verified(ok=report["ok"], at=verified_at.timestamp())
         return report
@@ -251,9 +323,11 @@ class BackupService:
             raise
         doomed = backups_to_delete([b.facts() for b in backups], now, RetentionPolicy.from_settings(self.settings))
         complete = {b.backup_id for b in backups}
-        orphans = [backup_id for backup_id, objects in grouped.items()
-                   if backup_id not in complete and all(_older_than(modified, now, ORPHAN_GRACE_S)
-                                                        for _, modified in objects)]
+        orphans = [
+            backup_id
+            for backup_id, objects in grouped.items()
+            if backup_id not in complete and all(_older_than(modified, now, ORPHAN_GRACE_S) for _, modified in objects)
+        ]
         for backup_id in doomed + orphans:
             await asyncio.to_thread(self.catalog.delete_backup, [name for name, _ in grouped.get(backup_id, [])])
         report = {"deleted": doomed, "leftovers_removed": orphans, "kept": len(backups) - len(doomed)}

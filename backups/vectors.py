@@ -35,8 +35,12 @@ def save_vectors(store: ExportableStore, target: Path) -> int:
     """Write the store's vectors to `target` (.npz); returns how many."""
     ids, embeddings, metadatas = store.export_all()
     with target.open("wb") as writer:
-        np.savez(writer, ids=np.array(ids, dtype=np.str_), embeddings=embeddings,
-                 metadatas=np.array([json.dumps(m, sort_keys=True) for m in metadatas], dtype=np.str_))
+        np.savez(
+            writer,
+            ids=np.array(ids, dtype=np.str_),
+            embeddings=embeddings,
+            metadatas=np.array([json.dumps(m, sort_keys=True) for m in metadatas], dtype=np.str_),
+        )
     return len(ids)
 
 
@@ -56,6 +60,6 @@ def restore_vectors(store: ExportableStore, source: Path, *, keep: set[str], bat
     ids, embeddings, metadatas = load_vectors(source)
     chosen = [i for i, vector_id in enumerate(ids) if vector_id in keep]
     for start in range(0, len(chosen), batch):
-        part = chosen[start:start + batch]
+        part = chosen[start : start + batch]
         store.upsert([ids[i] for i in part], embeddings[part], [metadatas[i] for i in part])
     return [ids[i] for i in chosen]

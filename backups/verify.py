@@ -18,8 +18,9 @@ from backups.manifest import DATABASE_OBJECT, VECTORS_OBJECT, Manifest, Manifest
 from backups.vectors import load_vectors
 
 
-def compare_with_manifest(manifest: Manifest, facts: SnapshotFacts, *,
-                          ignore_tables: frozenset[str] = frozenset()) -> list[str]:
+def compare_with_manifest(
+    manifest: Manifest, facts: SnapshotFacts, *, ignore_tables: frozenset[str] = frozenset()
+) -> list[str]:
     """Differences between a restored database and what the manifest recorded."""
     problems = []
     for table, expected in sorted(manifest.row_counts.items()):
@@ -65,8 +66,13 @@ async def verify_backup(settings: Settings, catalog: Catalog, backup_id: str, *,
                 ids, _, _ = load_vectors(files[VECTORS_OBJECT])
                 if len(ids) != manifest.vectors.get("count"):
                     problems.append(f"{VECTORS_OBJECT}: {len(ids)} vectors, manifest says {manifest.vectors['count']}")
-            report.update(problems=problems, ok=not problems, audit_head=manifest.audit_head,
-                          tables=len(manifest.row_counts), schema_level=manifest.schema_level)
+            report.update(
+                problems=problems,
+                ok=not problems,
+                audit_head=manifest.audit_head,
+                tables=len(manifest.row_counts),
+                schema_level=manifest.schema_level,
+            )
     except (WrongEncryptionKey, EncryptionKeyMissing) as exc:
         report.update(conclusive=False)
         report["problems"].append(str(exc))

@@ -30,17 +30,36 @@ class Backups:
     anchors: AnchorStore | None
 
 
-def build_backup_service(settings: Settings, *, pool: asyncpg.Pool, clock: Clock,
-                         vector_store: ChromaVectorStore | None, metrics: BackupMetrics | None) -> BackupService:
+def build_backup_service(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool,
+    clock: Clock,
+    vector_store: ChromaVectorStore | None,
+    metrics: BackupMetrics | None,
+) -> BackupService:
     """The backup service of configured storage (BackupsNotConfigured without an endpoint)."""
     store = ObjectStore.from_settings(settings)
     anchors = AnchorStore.from_settings(settings, store, clock) if settings.backup_anchor_bucket else None
-    return BackupService(settings=settings, pool=pool, clock=clock, store=store, vector_store=vector_store,
-                         metrics=metrics, anchors=anchors)
+    return BackupService(
+        settings=settings,
+        pool=pool,
+        clock=clock,
+        store=store,
+        vector_store=vector_store,
+        metrics=metrics,
+        anchors=anchors,
+    )
 
 
-def build_backups(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, vector_store: ChromaVectorStore,
-                  registry: CollectorRegistry) -> Backups:
+def build_backups(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool,
+    clock: Clock,
+    vector_store: ChromaVectorStore,
+    registry: CollectorRegistry,
+) -> Backups:
     """Metrics always; the service and the anchors only when storage is configured."""
     metrics = BackupMetrics(registry)
     if not settings.backup_s3_endpoint:

@@ -35,31 +35,48 @@ async def _audit_writes(pool: asyncpg.Pool, *, writers: int, rows_per_writer: in
             started = time.perf_counter()
             async with pool.acquire() as conn:
                 async with conn.transaction():
-                    await audit.record(conn, ctx, at=SystemClock().now(), action="bench.write",
-                                       resource_type="bench", resource_id=i, after={"writer": n, "i": i})
+                    await audit.record(
+                        conn,
+                        ctx,
+                        at=SystemClock().now(),
+                        action="bench.write",
+                        resource_type="bench",
+                        resource_id=i,
+                        after={"writer": n, "i": i},
+                    )
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
     await asyncio.gather(*(writer(n) for n in range(writers)))
     elapsed = time.perf_counter() - started
-    return {"audit_rows": len(latencies), "audit_writers": writers,
-            "audit_rows_per_s": round(len(latencies) / elapsed, 1),
-            "audit_commit_p50_ms": round(_percentile(latencies, 0.5) * 1000, 2),
-            "audit_commit_p95_ms": round(_percentile(latencies, 0.95) * 1000, 2)}
+    return {
+        "audit_rows": len(latencies),
+        "audit_writers": writers,
+        "audit_rows_per_s": round(len(latencies) / elapsed, 1),
+        "audit_commit_p50_ms": round(_percentile(latencies, 0.5) * 1000, 2),
+        "audit_commit_p95_ms": round(_percentile(latencies, 0.95) * 1000, 2),
+    }
 
 
 async def _verify(pool: asyncpg.Pool) -> dict[str, Any]:
     started = time.perf_counter()
     report = await audit.verify_chain(pool)
     elapsed = time.perf_counter() - started
-    return {"verify_ok": report["ok"], "verify_rows": report["rows_checked"],
-            "verify_rows_per_s": round(report["rows_checked"] / elapsed, 1)}
+    return {
+        "verify_ok": report["ok"],
+        "verify_rows": report["rows_checked"],
+        "verify_rows_per_s": round(report["rows_checked"] / elapsed, 1),
+    }
 
 
 async def _key_checks(settings: Settings, pool: asyncpg.Pool, *, checks: int) -> dict[str, Any]:
     keys = ApiKeyService(settings=settings, pool=pool, clock=SystemClock())
-    created = await keys.create(system_context("bench"), ApiKeyCreate(
-        name="bench", owner_email="bench@example.com", permissions=["read"], allowed_networks=["127.0.0.0/8"]))
+    created = await keys.create(
+        system_context("bench"),
+        ApiKeyCreate(
+            name="bench", owner_email="bench@example.com", permissions=["read"], allowed_networks=["127.0.0.0/8"]
+        ),
+    )
     ctx = RequestContext(principal=system_context("anonymous").principal, client_ip="127.0.0.1")
     latencies = []
     for _ in range(checks):
@@ -67,8 +84,11 @@ async def _key_checks(settings: Settings, pool: asyncpg.Pool, *, checks: int) ->
         identity = await keys.authenticate(ctx, created["key"], origin=None)
         await keys.record_use(identity, "127.0.0.1")
         latencies.append(time.perf_counter() - started)
-    return {"api_key_checks": checks, "api_key_check_p50_ms": round(statistics.median(latencies) * 1000, 3),
-            "api_key_check_p95_ms": round(_percentile(latencies, 0.95) * 1000, 3)}
+    return {
+        "api_key_checks": checks,
+        "api_key_check_p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "api_key_check_p95_ms": round(_percentile(latencies, 0.95) * 1000, 3),
+    }
 
 
 async def run_access_bench(settings: Settings, *, writers: int, rows_per_writer: int, checks: int) -> dict[str, Any]:

@@ -35,7 +35,8 @@ async def _seed(dsn: str, incidents: int) -> list[int]:
             async with pool.acquire() as conn:
                 async with conn.transaction():
                     ids += await repository.seed_resolved_incidents(
-                        conn, count=min(SEED_BATCH, incidents - start), at=SystemClock().now())
+                        conn, count=min(SEED_BATCH, incidents - start), at=SystemClock().now()
+                    )
     finally:
         await pool.close()
     return ids
@@ -44,7 +45,7 @@ async def _seed(dsn: str, incidents: int) -> list[int]:
 def _index_random_vectors(store: ChromaVectorStore, ids: list[int]) -> None:
     rng = np.random.default_rng(7)
     for start in range(0, len(ids), 1000):
-        part = ids[start:start + 1000]
+        part = ids[start : start + 1000]
         vectors = rng.normal(size=(len(part), VECTOR_DIMENSIONS)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         store.upsert([f"inc:{i}" for i in part], vectors, [{"kind": "incident", "area": "production"}] * len(part))
@@ -57,8 +58,15 @@ async def run_backup_bench(settings: Settings, *, incidents: int, with_vectors: 
     restored = with_database(settings.database_url, f"prs_bench_restored_{tag}")
     with tempfile.TemporaryDirectory(prefix="prs-bench-backup-") as tmp:
         folder = Path(tmp)
-        bench = settings.model_copy(update={"database_url": source, "data_dir": folder, "backup_anchor_bucket": "",
-                                            "backup_source_database_url": "", "backup_prefix": f"bench-{tag}"})
+        bench = settings.model_copy(
+            update={
+                "database_url": source,
+                "data_dir": folder,
+                "backup_anchor_bucket": "",
+                "backup_source_database_url": "",
+                "backup_prefix": f"bench-{tag}",
+            }
+        )
         await ensure_database(source)
         try:
             await migrate(source)
@@ -78,13 +86,18 @@ async def run_backup_bench(settings: Settings, *, incidents: int, with_vectors: 
                 verified = await service.verify(manifest.backup_id)
                 verify_s = time.perf_counter() - started
                 started = time.perf_counter()
-                report = await restore_backup(bench, service.catalog, manifest.backup_id,
-                                              RestoreTarget(database_url=restored, data_dir=folder / "restored"),
-                                              work_dir=service.work_dir())
+                report = await restore_backup(
+                    bench,
+                    service.catalog,
+                    manifest.backup_id,
+                    RestoreTarget(database_url=restored, data_dir=folder / "restored"),
+                    work_dir=service.work_dir(),
+                )
                 restore_s = time.perf_counter() - started
                 grouped = await asyncio.to_thread(service.catalog.objects_by_backup)
-                await asyncio.to_thread(service.catalog.delete_backup,
-                                        [name for name, _ in grouped.get(manifest.backup_id, [])])
+                await asyncio.to_thread(
+                    service.catalog.delete_backup, [name for name, _ in grouped.get(manifest.backup_id, [])]
+                )
             finally:
                 await pool.close()
         finally:
@@ -92,13 +105,21 @@ async def run_backup_bench(settings: Settings, *, incidents: int, with_vectors: 
             await drop_database(restored)
     plain = sum(entry.plaintext_size for entry in manifest.objects)
     return {
-        "incidents": incidents, "audit_rows": manifest.row_counts.get("audit_log"),
-        "vectors": manifest.vectors.get("count", 0), "seed_s": round(seed_s, 2),
-        "dump_and_vectors_bytes": plain, "stored_bytes": manifest.size_bytes,
-        "backup_s": round(backup_s, 2), "backup_mb_per_s": round(plain / 1e6 / backup_s, 2),
-        "verify_s": round(verify_s, 2), "verify_ok": verified["ok"],
-        "restore_s": round(restore_s, 2), "restore_mb_per_s": round(plain / 1e6 / restore_s, 2),
-        "restore_database_s": report["database_seconds"], "restore_vectors_s": report["vectors"]["seconds"],
-        "restore_ok": report["ok"], "restore_problems": report["problems"],
+        "incidents": incidents,
+        "audit_rows": manifest.row_counts.get("audit_log"),
+        "vectors": manifest.vectors.get("count", 0),
+        "seed_s": round(seed_s, 2),
+        "dump_and_vectors_bytes": plain,
+        "stored_bytes": manifest.size_bytes,
+        "backup_s": round(backup_s, 2),
+        "backup_mb_per_s": round(plain / 1e6 / backup_s, 2),
+        "verify_s": round(verify_s, 2),
+        "verify_ok": verified["ok"],
+        "restore_s": round(restore_s, 2),
+        "restore_mb_per_s": round(plain / 1e6 / restore_s, 2),
+        "restore_database_s": report["database_seconds"],
+        "restore_vectors_s": report["vectors"]["seconds"],
+        "restore_ok": report["ok"],
+        "restore_problems": report["problems"],
         "vectors_restored": report["vectors"]["restored"],
     }

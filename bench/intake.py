@@ -48,8 +48,9 @@ def resident_mb() -> float:
     return 0.0
 
 
-def split_reports(records: list[dict[str, Any]], count: int, kb_limit: int | None
-                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split_reports(
+    records: list[dict[str, Any]], count: int, kb_limit: int | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """`count` records spread evenly over the file to report as new, and the knowledge base: the others
     (at most kb_limit of them, spread evenly too, so every area of the file is in it)."""
     step = max(1, len(records) // max(1, count))
@@ -67,9 +68,14 @@ def new_incidents(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     reports = []
     for number, record in enumerate(records, start=1):
         incident = incident_from_jira(record, number)
-        reports.append({"title": incident["title"][:200],
-                        "description": (incident["description"] or incident["title"])[:20000],
-                        "area": incident["area"], "priority": incident["priority"]})
+        reports.append(
+            {
+                "title": incident["title"][:200],
+                "description": (incident["description"] or incident["title"])[:20000],
+                "area": incident["area"],
+                "priority": incident["priority"],
+            }
+        )
     return reports
 
 
@@ -86,8 +92,18 @@ async def _import_in_subprocess(kb_file: Path, dsn: str, data_dir: Path) -> dict
     """`prs ingest incidents` in its own process, as an operator would, so the replica measured did not import."""
     env = {**os.environ, "PRS_DATABASE_URL": dsn, "PRS_DATA_DIR": str(data_dir)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "backend.cli", "ingest", "incidents", str(kb_file), "--mapping", "jira",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "ingest",
+        "incidents",
+        str(kb_file),
+        "--mapping",
+        "jira",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     output, _ = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"prs ingest incidents failed with exit code {process.returncode}")
@@ -106,8 +122,9 @@ async def _floor_once(services: Any, report: dict[str, Any]) -> float:
     return time.perf_counter() - started
 
 
-async def run_intake_bench(settings: Settings, kb_path: Path, *, requests: int = 200, kb_limit: int | None = None
-                           ) -> dict[str, Any]:
+async def run_intake_bench(
+    settings: Settings, kb_path: Path, *, requests: int = 200, kb_limit: int | None = None
+) -> dict[str, Any]:
     """Import the knowledge base, then time incident intake against its floor; returns the figures."""
     from backend.container import build_container
     from backend.main import create_app
@@ -121,19 +138,22 @@ async def run_intake_bench(settings: Settings, kb_path: Path, *, requests: int =
             kb_file = work_dir / "kb.jsonl"
             reports = _write_knowledge_file(Path(kb_path), kb_file, requests + WARM_UP, kb_limit)
             gc.collect()  # the parsed file is not part of a replica's memory
-            bench = settings.model_copy(update={"database_url": dsn, "data_dir": work_dir / "data",
-                                                "embedded_worker": False})
+            bench = settings.model_copy(
+                update={"database_url": dsn, "data_dir": work_dir / "data", "embedded_worker": False}
+            )
             imported = await _import_in_subprocess(kb_file, dsn, bench.data_dir)
             services = await build_container(bench)
             try:
                 await services.knowledge.warm_up()
-                await services.auth.create_user(system_context("bench"), UserCreate(
-                    username=BENCH_USER, password=BENCH_PASSWORD, role="technician"))
+                await services.auth.create_user(
+                    system_context("bench"), UserCreate(username=BENCH_USER, password=BENCH_PASSWORD, role="technician")
+                )
                 app = create_app(bench, container=services, run_worker=False)
                 transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
                 async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                    reply = await client.post("/api/v1/auth/token",
-                                              data={"username": BENCH_USER, "password": BENCH_PASSWORD})
+                    reply = await client.post(
+                        "/api/v1/auth/token", data={"username": BENCH_USER, "password": BENCH_PASSWORD}
+                    )
                     reply.raise_for_status()
                     headers = {"Authorization": f"Bearer {reply.json()['access_token']}"}
                     intake, floor, similar = [], [], 0
@@ -156,10 +176,13 @@ async def run_intake_bench(settings: Settings, kb_path: Path, *, requests: int =
     figures = latency_figures(intake)
     floors = latency_figures(floor)
     return {
-        "n": len(intake), "kb_size": imported["inserted"],
+        "n": len(intake),
+        "kb_size": imported["inserted"],
         "import_per_s": round(imported["inserted"] / max(imported["seconds"], 1e-9), 1),
-        "p50_ms": figures["p50_ms"], "p95_ms": figures["p95_ms"],
-        "floor_p50_ms": floors["p50_ms"], "floor_p95_ms": floors["p95_ms"],
+        "p50_ms": figures["p50_ms"],
+        "p95_ms": figures["p95_ms"],
+        "floor_p50_ms": floors["p50_ms"],
+        "floor_p95_ms": floors["p95_ms"],
         "p50_ratio": round(figures["p50_ms"] / floors["p50_ms"], 2) if floors["p50_ms"] else None,
         "p95_ratio": round(figures["p95_ms"] / floors["p95_ms"], 2) if floors["p95_ms"] else None,
         "similar_per_request": round(similar / max(1, len(intake)), 2),

@@ -27,8 +27,9 @@ from backend.db import drop_database, ensure_database, migrate, with_database
 ENTRYPOINT = "deliver"
 
 
-async def _run_mode(dsn: str, *, events: int, endpoints: int, delivery_s: float, ordered: bool,
-                    batch_size: int) -> dict[str, Any]:
+async def _run_mode(
+    dsn: str, *, events: int, endpoints: int, delivery_s: float, ordered: bool, batch_size: int
+) -> dict[str, Any]:
     """Enqueue the events, drain them with one pgqueuer worker, and report rate and order violations."""
     enqueue_conn = await asyncpg.connect(dsn)
     worker_conn = await asyncpg.connect(dsn)
@@ -54,20 +55,24 @@ async def _run_mode(dsn: str, *, events: int, endpoints: int, delivery_s: float,
             in_flight[endpoint] -= 1
 
         began = time.perf_counter()
-        await manager.run(dequeue_timeout=timedelta(seconds=1), batch_size=batch_size,
-                          mode=QueueExecutionMode.drain)
+        await manager.run(dequeue_timeout=timedelta(seconds=1), batch_size=batch_size, mode=QueueExecutionMode.drain)
         elapsed = time.perf_counter() - began
         out_of_order = sum(1 for seqs in started.values() for a, b in zip(seqs, seqs[1:]) if b < a)
-        return {"events": sum(len(s) for s in started.values()), "seconds": round(elapsed, 2),
-                "per_s": round(events / elapsed, 1), "out_of_order": out_of_order,
-                "concurrent_same_endpoint": overlapping}
+        return {
+            "events": sum(len(s) for s in started.values()),
+            "seconds": round(elapsed, 2),
+            "per_s": round(events / elapsed, 1),
+            "out_of_order": out_of_order,
+            "concurrent_same_endpoint": overlapping,
+        }
     finally:
         await worker_conn.close()
         await enqueue_conn.close()
 
 
-async def run_jobs_bench(settings: Settings, *, events: int, endpoints: int, delivery_ms: float,
-                         batch_size: int) -> dict[str, Any]:
+async def run_jobs_bench(
+    settings: Settings, *, events: int, endpoints: int, delivery_ms: float, batch_size: int
+) -> dict[str, Any]:
     """Both modes, side by side in one run, in a throwaway database."""
     dsn = with_database(settings.database_url, f"prs_bench_jobs_{uuid.uuid4().hex[:8]}")
     await ensure_database(dsn)
@@ -78,14 +83,23 @@ async def run_jobs_bench(settings: Settings, *, events: int, endpoints: int, del
             await Queries(AsyncpgDriver(conn)).install()  # pgqueuer's own schema, only in this scratch database
         finally:
             await conn.close()
-        ordered = await _run_mode(dsn, events=events, endpoints=endpoints, delivery_s=delivery_ms / 1000,
-                                  ordered=True, batch_size=batch_size)
-        unordered = await _run_mode(dsn, events=events, endpoints=endpoints, delivery_s=delivery_ms / 1000,
-                                    ordered=False, batch_size=batch_size)
+        ordered = await _run_mode(
+            dsn, events=events, endpoints=endpoints, delivery_s=delivery_ms / 1000, ordered=True, batch_size=batch_size
+        )
+        unordered = await _run_mode(
+            dsn, events=events, endpoints=endpoints, delivery_s=delivery_ms / 1000, ordered=False, batch_size=batch_size
+        )
     finally:
         await drop_database(dsn)
-    return {"engine": "pgqueuer", "events": events, "endpoints": endpoints, "delivery_ms": delivery_ms,
-            "ordered_per_s": ordered["per_s"], "unordered_per_s": unordered["per_s"],
-            "unordered_out_of_order": unordered["out_of_order"],
-            "unordered_concurrent_same_endpoint": unordered["concurrent_same_endpoint"],
-            "ordered": ordered, "unordered": unordered}
+    return {
+        "engine": "pgqueuer",
+        "events": events,
+        "endpoints": endpoints,
+        "delivery_ms": delivery_ms,
+        "ordered_per_s": ordered["per_s"],
+        "unordered_per_s": unordered["per_s"],
+        "unordered_out_of_order": unordered["out_of_order"],
+        "unordered_concurrent_same_endpoint": unordered["concurrent_same_endpoint"],
+        "ordered": ordered,
+        "unordered": unordered,
+    }

@@ -65,8 +65,9 @@ async def _timed(call) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path, *,
-                      limit: int | None) -> dict[str, Any]:
+async def _bench_jira(
+    service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path, *, limit: int | None
+) -> dict[str, Any]:
     records = _read_jsonl(kb_path)
     all_queries = _read_jsonl(queries_path)
     query_keys = {query["query_key"] for query in all_queries}  # every query stays out of the knowledge base
@@ -77,11 +78,17 @@ async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, 
         for record in records:
             if record["key"] not in query_keys:
                 out.write(json.dumps(record) + "\n")
-    kb_texts = [embedding_text({"kind": "incident", "title": i["title"], "body": i["description"]})
-                for i in (incident_from_jira(record, n) for n, record in enumerate(records, start=1))
-                if i["external_ref"] not in query_keys]
-    report, rates = await timed_ingest(service, kb_texts, len(kb_texts), lambda: service.ingest_incidents_jsonl(
-        kb_file, create_areas=True, mapping="jira"))
+    kb_texts = [
+        embedding_text({"kind": "incident", "title": i["title"], "body": i["description"]})
+        for i in (incident_from_jira(record, n) for n, record in enumerate(records, start=1))
+        if i["external_ref"] not in query_keys
+    ]
+    report, rates = await timed_ingest(
+        service,
+        kb_texts,
+        len(kb_texts),
+        lambda: service.ingest_incidents_jsonl(kb_file, create_areas=True, mapping="jira"),
+    )
     async with service.pool.acquire() as conn:
         rows = await conn.fetch("SELECT external_ref, id FROM incidents WHERE source = 'import'")
         ids_by_key: dict[str, int] = {row["external_ref"]: row["id"] for row in rows}
@@ -107,17 +114,27 @@ async def _bench_jira(service: KnowledgeService, work_dir: Path, kb_path: Path, 
     return results
 
 
-async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Path, *, limit: int | None
-                      ) -> dict[str, Any]:
+async def _bench_dell(
+    service: KnowledgeService, kb_path: Path, queries_path: Path, *, limit: int | None
+) -> dict[str, Any]:
     solutions = _read_jsonl(kb_path)
     questions = _subset(_read_jsonl(queries_path), limit)
     settings = service.settings
-    texts = [embedding_text({"kind": "document", "heading": chunk.heading, "body": chunk.text})
-             for s in solutions
-             for chunk in chunk_document(s["text"], chunk_words=settings.chunk_words,
-                                         overlap_words=settings.chunk_overlap_words)]
-    documents, rates = await timed_ingest(service, texts, len(solutions), lambda: service.ingest_documents(
-        [{"title": s["doc_id"], "filename": f"{s['doc_id']}.txt", "text": s["text"]} for s in solutions]))
+    texts = [
+        embedding_text({"kind": "document", "heading": chunk.heading, "body": chunk.text})
+        for s in solutions
+        for chunk in chunk_document(
+            s["text"], chunk_words=settings.chunk_words, overlap_words=settings.chunk_overlap_words
+        )
+    ]
+    documents, rates = await timed_ingest(
+        service,
+        texts,
+        len(solutions),
+        lambda: service.ingest_documents(
+            [{"title": s["doc_id"], "filename": f"{s['doc_id']}.txt", "text": s["text"]} for s in solutions]
+        ),
+    )
     doc_ids = {document["id"]: solution["doc_id"] for document, solution in zip(documents, solutions)}
     rankings, latencies = [], []
     for question in questions:
@@ -126,8 +143,9 @@ async def _bench_dell(service: KnowledgeService, kb_path: Path, queries_path: Pa
         )
         rankings.append(([doc_ids[hit.document_id] for hit in hits], set(question["gold"])))
         latencies.append(seconds)
-    return {"kb_size": len(solutions)} | rates | ranking_metrics(rankings) | halves(rankings) | latency_figures(
-        latencies)
+    return (
+        {"kb_size": len(solutions)} | rates | ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)
+    )
 
 
 def _subset(queries: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
@@ -173,14 +191,17 @@ async def timed_ingest(service: KnowledgeService, texts: list[str], kb_size: int
     seconds = time.perf_counter() - started
     after = await _encoder_entries_per_s(service, sample)
     per_item = kb_size / max(1, len(texts))
-    return result, {"ingest_per_s": round(kb_size / seconds, 1),
-                    "encoder_per_s": round((before + after) / 2 * per_item, 1),
-                    "encoder_before_after_per_s": [round(before * per_item, 1), round(after * per_item, 1)],
-                    "encoder_sample": len(sample)}
+    return result, {
+        "ingest_per_s": round(kb_size / seconds, 1),
+        "encoder_per_s": round((before + after) / 2 * per_item, 1),
+        "encoder_before_after_per_s": [round(before * per_item, 1), round(after * per_item, 1)],
+        "encoder_sample": len(sample),
+    }
 
 
-async def run_retrieval_bench(settings: Settings, task: Task, kb_path: Path, queries_path: Path, *,
-                              limit: int | None = None) -> dict[str, Any]:
+async def run_retrieval_bench(
+    settings: Settings, task: Task, kb_path: Path, queries_path: Path, *, limit: int | None = None
+) -> dict[str, Any]:
     """Ingest the task's knowledge base into a fresh database, run its queries, return the figures."""
     if task not in ("jira", "dell"):
         raise ValueError("task must be 'jira' or 'dell'")

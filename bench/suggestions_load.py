@@ -69,9 +69,23 @@ class NodeRun:
         self.logs.append(log_path)
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "llm_node", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--data-dir", str(self.data_dir), "--threads", "1"],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                [
+                    sys.executable,
+                    "-m",
+                    "llm_node",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--threads",
+                    "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         deadline = time.monotonic() + 300
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
@@ -132,30 +146,46 @@ def _free_port() -> int:
 
 def _report(n: int, priority: str) -> IncidentCreate:
     title, description = TOPICS[n % len(TOPICS)]
-    return IncidentCreate(title=title.format(n=n % 97), description=description.format(n=n % 97),
-                          area="production", priority=priority)  # type: ignore[arg-type]
+    return IncidentCreate.model_validate(
+        {
+            "title": title.format(n=n % 97),
+            "description": description.format(n=n % 97),
+            "area": "production",
+            "priority": priority,
+        }
+    )
 
 
 def _priorities(count: int, rng: random.Random) -> list[str]:
     """5% critical spread evenly, the last one critical, the rest a mix of low, medium and high."""
     every = 20
-    return ["critical" if (n % every == every // 2 or n == count - 1) else rng.choice(PRIORITY_MIX)
-            for n in range(count)]
+    return [
+        "critical" if (n % every == every // 2 or n == count - 1) else rng.choice(PRIORITY_MIX) for n in range(count)
+    ]
 
 
-async def _generate_once(client: httpx.AsyncClient, url: str, model: str, prompt: str,
-                         max_tokens: int) -> tuple[int, float]:
+async def _generate_once(
+    client: httpx.AsyncClient, url: str, model: str, prompt: str, max_tokens: int
+) -> tuple[int, float]:
     """One generation straight on a node: (completion tokens, seconds)."""
     started = time.perf_counter()
-    reply = await client.post(f"{url}/api/generate", json={
-        "model": model, "prompt": prompt, "raw": True, "stream": False,
-        "options": {"num_predict": max_tokens, "temperature": 0.2, "stop": STOP_SEQUENCES}})
+    reply = await client.post(
+        f"{url}/api/generate",
+        json={
+            "model": model,
+            "prompt": prompt,
+            "raw": True,
+            "stream": False,
+            "options": {"num_predict": max_tokens, "temperature": 0.2, "stop": STOP_SEQUENCES},
+        },
+    )
     reply.raise_for_status()
     return int(reply.json().get("eval_count") or 0), time.perf_counter() - started
 
 
-async def _measure_capacity(nodes: list[NodeRun], model: str, prompts: list[str],
-                            max_tokens: int) -> tuple[float, float]:
+async def _measure_capacity(
+    nodes: list[NodeRun], model: str, prompts: list[str], max_tokens: int
+) -> tuple[float, float]:
     """(seconds of one generation alone, combined output tokens/s of all nodes running the prompts back to back)."""
     async with httpx.AsyncClient(timeout=600) as client:
         await _generate_once(client, nodes[0].url, model, prompts[0], max_tokens)  # warm-up
@@ -174,14 +204,24 @@ async def _sample_prompts(services: Any, count: int) -> list[str]:
     for n in range(count):
         body = _report(n, "medium")
         cases: list[CaseForPrompt] = await services.knowledge.retrieve_cases(
-            text=f"{body.title}\n{body.description}", area=body.area, limit=services.settings.suggestion_cases)
-        prompts.append(build_prompt(title=body.title, description=body.description, area=body.area, cases=cases,
-                                    language="es"))
+            text=f"{body.title}\n{body.description}", area=body.area, limit=services.settings.suggestion_cases
+        )
+        prompts.append(
+            build_prompt(title=body.title, description=body.description, area=body.area, cases=cases, language="es")
+        )
     return prompts
 
 
-async def run_suggestions_load_bench(settings: Settings, *, incidents: int, report_s: float, outage_s: float,
-                                     max_tokens: int, workers: int, timeout_s: float) -> dict[str, Any]:
+async def run_suggestions_load_bench(
+    settings: Settings,
+    *,
+    incidents: int,
+    report_s: float,
+    outage_s: float,
+    max_tokens: int,
+    workers: int,
+    timeout_s: float,
+) -> dict[str, Any]:
     """Run the whole scenario in a throwaway database; returns the figures."""
     from backend.container import build_container
     from backend.jobs.worker import build_dispatcher
@@ -196,10 +236,17 @@ async def run_suggestions_load_bench(settings: Settings, *, incidents: int, repo
     stop = asyncio.Event()
     try:
         await asyncio.gather(*(node.start() for node in nodes))
-        bench = settings.model_copy(update={
-            "database_url": dsn, "data_dir": scratch / "data", "llm_nodes": ",".join(n.url for n in nodes),
-            "llm_max_tokens": max_tokens, "llm_node_cooldown_s": 5.0, "suggestion_dispatch_poll_s": 0.2,
-            "embedded_worker": False})
+        bench = settings.model_copy(
+            update={
+                "database_url": dsn,
+                "data_dir": scratch / "data",
+                "llm_nodes": ",".join(n.url for n in nodes),
+                "llm_max_tokens": max_tokens,
+                "llm_node_cooldown_s": 5.0,
+                "suggestion_dispatch_poll_s": 0.2,
+                "embedded_worker": False,
+            }
+        )
         services = await build_container(bench)
         await services.knowledge.ingest_incidents_jsonl(demo_incidents_path(), create_areas=True, mapping="prs")
         prompts = await _sample_prompts(services, 6)
@@ -233,12 +280,24 @@ async def run_suggestions_load_bench(settings: Settings, *, incidents: int, repo
         _, capacity_after = await _measure_capacity(nodes, bench.llm_model, prompts, max_tokens)
         capacity_tps = max(capacity_tps, capacity_after)
         # Seconds each node served during the load (one was stopped for a while), taken now, not afterwards.
-        node_seconds = sum(node.up_seconds_until(load_started + load_s) - before
-                           for node, before in zip(nodes, up_at_start, strict=True))
-        return _figures(rows, created, nodes, logged_before, logged_after, capacity_tps=capacity_tps,
-                        node_seconds=node_seconds, generation_s=generation_s,
-                        load_s=load_s, reported_s=reported_s, outage_s=outage_s,
-                        incidents=incidents)
+        node_seconds = sum(
+            node.up_seconds_until(load_started + load_s) - before
+            for node, before in zip(nodes, up_at_start, strict=True)
+        )
+        return _figures(
+            rows,
+            created,
+            nodes,
+            logged_before,
+            logged_after,
+            capacity_tps=capacity_tps,
+            node_seconds=node_seconds,
+            generation_s=generation_s,
+            load_s=load_s,
+            reported_s=reported_s,
+            outage_s=outage_s,
+            incidents=incidents,
+        )
     finally:
         stop.set()
         if services is not None:
@@ -259,37 +318,65 @@ async def _wait_until_settled(services: Any, *, timeout_s: float) -> list[dict[s
     deadline = time.monotonic() + timeout_s
     while True:
         async with services.pool.acquire() as conn:
-            rows = [dict(r) for r in await conn.fetch(
-                "SELECT s.incident_id, s.status, s.attempts, s.completed_at, i.created_at, i.priority "
-                "FROM suggestions s JOIN incidents i ON i.id = s.incident_id")]
+            rows = [
+                dict(r)
+                for r in await conn.fetch(
+                    "SELECT s.incident_id, s.status, s.attempts, s.completed_at, i.created_at, i.priority "
+                    "FROM suggestions s JOIN incidents i ON i.id = s.incident_id"
+                )
+            ]
         if all(r["status"] in ("ready", "skipped", "failed") for r in rows) or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(1.0)
 
 
-def _figures(rows: list[dict[str, Any]], created: list[tuple[int, str]], nodes: list[NodeRun],
-             logged_before: list[int], logged_after: list[int], *, capacity_tps: float, node_seconds: float,
-             generation_s: float, load_s: float, reported_s: float, outage_s: float,
-             incidents: int) -> dict[str, Any]:
+def _figures(
+    rows: list[dict[str, Any]],
+    created: list[tuple[int, str]],
+    nodes: list[NodeRun],
+    logged_before: list[int],
+    logged_after: list[int],
+    *,
+    capacity_tps: float,
+    node_seconds: float,
+    generation_s: float,
+    load_s: float,
+    reported_s: float,
+    outage_s: float,
+    incidents: int,
+) -> dict[str, Any]:
     by_status: dict[str, int] = {}
     for row in rows:
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
-    finished = [line for node, before, after in zip(nodes, logged_before, logged_after, strict=True)
-                for line in node.finished_generations()[before:after]]
+    finished = [
+        line
+        for node, before, after in zip(nodes, logged_before, logged_after, strict=True)
+        for line in node.finished_generations()[before:after]
+    ]
     cancelled = sum(1 for line in finished if line.get("done_reason") == "cancelled")
-    useful_tokens = sum(int(line.get("completion_tokens") or 0) for line in finished
-                        if line.get("done_reason") != "cancelled")
+    useful_tokens = sum(
+        int(line.get("completion_tokens") or 0) for line in finished if line.get("done_reason") != "cancelled"
+    )
     per_node_tps = capacity_tps / len(nodes)
     critical_ids = {incident_id for incident_id, priority in created if priority == "critical"}
-    critical_waits = sorted((r["completed_at"] - r["created_at"]).total_seconds() for r in rows
-                            if r["incident_id"] in critical_ids and r["status"] == "ready")
+    critical_waits = sorted(
+        (r["completed_at"] - r["created_at"]).total_seconds()
+        for r in rows
+        if r["incident_id"] in critical_ids and r["status"] == "ready"
+    )
     return {
-        "incidents": incidents, "reported_s": round(reported_s, 1), "load_s": round(load_s, 1),
-        "outage_s": outage_s, "completed": by_status.get("ready", 0), "skipped": by_status.get("skipped", 0),
-        "failed": by_status.get("failed", 0), "unfinished": len(rows) - sum(
-            by_status.get(s, 0) for s in ("ready", "skipped", "failed")),
-        "retried": sum(1 for r in rows if r["attempts"] > 1), "cancelled": cancelled,
-        "useful_tokens": useful_tokens, "useful_tps": round(useful_tokens / load_s, 2),
+        "incidents": incidents,
+        "reported_s": round(reported_s, 1),
+        "load_s": round(load_s, 1),
+        "outage_s": outage_s,
+        "completed": by_status.get("ready", 0),
+        "skipped": by_status.get("skipped", 0),
+        "failed": by_status.get("failed", 0),
+        "unfinished": len(rows) - sum(by_status.get(s, 0) for s in ("ready", "skipped", "failed")),
+        "retried": sum(1 for r in rows if r["attempts"] > 1),
+        "cancelled": cancelled,
+        "useful_tokens": useful_tokens,
+        "useful_tps": round(useful_tokens / load_s, 2),
         "node_seconds": round(node_seconds, 1),
         "capacity_tps": round(capacity_tps, 2),
         # Capacity while the load ran: each node's tokens/s times the seconds it was up (one was down a while).

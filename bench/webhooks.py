@@ -106,20 +106,28 @@ def percentile(values: list[float], fraction: float) -> float:
 async def _commit_event(pool: asyncpg.Pool, clock: SystemClock, n: int) -> tuple[str, float]:
     now = clock.now()
     async with transaction(pool) as conn:
-        written = await write_event(conn, event_type="incident.created", occurred_at=now, now=now,
-                                    data={"incident": {"id": n, "title": f"bench {n}"}}, area="production",
-                                    priority="high")
+        written = await write_event(
+            conn,
+            event_type="incident.created",
+            occurred_at=now,
+            now=now,
+            data={"incident": {"id": n, "title": f"bench {n}"}},
+            area="production",
+            priority="high",
+        )
     return written.event_id, time.time()
 
 
-async def run_webhook_bench(settings: Settings, *, events: int, endpoints: int, workers: int, latency_events: int,
-                            rate: float) -> dict[str, Any]:
+async def run_webhook_bench(
+    settings: Settings, *, events: int, endpoints: int, workers: int, latency_events: int, rate: float
+) -> dict[str, Any]:
     """Throughput phase (a backlog drained by the workers) then latency phase (events committed one by one)."""
     dsn = _bench_dsn(settings.database_url)
     await ensure_database(dsn)
     data_dir = Path(tempfile.mkdtemp(prefix="prs-bench-webhooks-"))
-    bench_settings = settings.model_copy(update={"database_url": dsn, "notify_allowed_hosts": "127.0.0.1",
-                                                 "data_dir": data_dir})
+    bench_settings = settings.model_copy(
+        update={"database_url": dsn, "notify_allowed_hosts": "127.0.0.1", "data_dir": data_dir}
+    )
     receiver = BenchReceiver()
     stop = asyncio.Event()
     pool = None
@@ -131,12 +139,15 @@ async def run_webhook_bench(settings: Settings, *, events: int, endpoints: int, 
         admin = build_notify(bench_settings, pool=pool, clock=clock, registry=None)
         urls = [f"http://127.0.0.1:{receiver.port}/endpoint/{n}" for n in range(endpoints)]
         for url in urls:
-            await admin.create_endpoint(system_context("bench"), EndpointCreate(
-                kind="webhook", target=url, event_types=["incident.created"]))
+            await admin.create_endpoint(
+                system_context("bench"), EndpointCreate(kind="webhook", target=url, event_types=["incident.created"])
+            )
         for n in range(events):
             await _commit_event(pool, clock, n)
-        runners = [build_notify(bench_settings, pool=pool, clock=clock, registry=None, worker_name=f"bench-{n}")
-                   for n in range(workers)]
+        runners = [
+            build_notify(bench_settings, pool=pool, clock=clock, registry=None, worker_name=f"bench-{n}")
+            for n in range(workers)
+        ]
         started = time.time()
         tasks = [asyncio.create_task(r.delivery.run(stop)) for r in runners]
         await receiver.wait_for_count(events * endpoints, timeout=600)
@@ -149,8 +160,11 @@ async def run_webhook_bench(settings: Settings, *, events: int, endpoints: int, 
             committed.append(await _commit_event(pool, clock, events + n))
             await asyncio.sleep(1.0 / rate)
         await receiver.wait_for_count(latency_events * endpoints, timeout=600)
-        delays_ms = [(receiver.arrivals[(urlsplit(url).path, event_id)] - commit_at) * 1000
-                     for event_id, commit_at in committed for url in urls]
+        delays_ms = [
+            (receiver.arrivals[(urlsplit(url).path, event_id)] - commit_at) * 1000
+            for event_id, commit_at in committed
+            for url in urls
+        ]
         stop.set()
         await asyncio.gather(*tasks)
         await admin.delivery.http.aclose()
@@ -162,18 +176,31 @@ async def run_webhook_bench(settings: Settings, *, events: int, endpoints: int, 
         await drop_database(dsn)
         shutil.rmtree(data_dir, ignore_errors=True)
     result: dict[str, Any] = {
-        "bench": "webhooks", "at": datetime.now(timezone.utc).isoformat(), "endpoints": endpoints,
-        "workers": workers, "cpu_count": os.cpu_count(),
-        "throughput": {"deliveries": events * endpoints, "seconds": round(drained, 3),
-                       "deliveries_per_s": round(throughput, 1)},
-        "latency": {"deliveries": len(delays_ms), "rate_events_per_s": rate,
-                    "commit_to_delivery_ms_p50": round(percentile(delays_ms, 0.50), 2),
-                    "commit_to_delivery_ms_p95": round(percentile(delays_ms, 0.95), 2),
-                    "commit_to_delivery_ms_max": round(max(delays_ms), 2),
-                    "commit_to_delivery_ms_mean": round(statistics.fmean(delays_ms), 2)},
+        "bench": "webhooks",
+        "at": datetime.now(timezone.utc).isoformat(),
+        "endpoints": endpoints,
+        "workers": workers,
+        "cpu_count": os.cpu_count(),
+        "throughput": {
+            "deliveries": events * endpoints,
+            "seconds": round(drained, 3),
+            "deliveries_per_s": round(throughput, 1),
+        },
+        "latency": {
+            "deliveries": len(delays_ms),
+            "rate_events_per_s": rate,
+            "commit_to_delivery_ms_p50": round(percentile(delays_ms, 0.50), 2),
+            "commit_to_delivery_ms_p95": round(percentile(delays_ms, 0.95), 2),
+            "commit_to_delivery_ms_max": round(max(delays_ms), 2),
+            "commit_to_delivery_ms_mean": round(statistics.fmean(delays_ms), 2),
+        },
     }
-    print(f"throughput: {result['throughput']['deliveries']} deliveries to {endpoints} endpoints by {workers} "
-          f"workers in {drained:.2f}s = {throughput:.1f} deliveries/s")
-    print(f"latency at {rate:g} events/s: commit->delivery p50 {result['latency']['commit_to_delivery_ms_p50']} ms, "
-          f"p95 {result['latency']['commit_to_delivery_ms_p95']} ms, max {result['latency']['commit_to_delivery_ms_max']} ms")
+    print(
+        f"throughput: {result['throughput']['deliveries']} deliveries to {endpoints} endpoints by {workers} "
+        f"workers in {drained:.2f}s = {throughput:.1f} deliveries/s"
+    )
+    print(
+        f"latency at {rate:g} events/s: commit->delivery p50 {result['latency']['commit_to_delivery_ms_p50']} ms, "
+        f"p95 {result['latency']['commit_to_delivery_ms_p95']} ms, max {result['latency']['commit_to_delivery_ms_max']} ms"
+    )
     return result

@@ -25,9 +25,23 @@ logger = logging.getLogger("prs.llm_node")
 
 # llama.cpp's general.file_type values (enum llama_ftype) as Ollama names them.
 _QUANTIZATION_NAMES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-    10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
-    16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    32: "BF16",
 }
 
 
@@ -214,8 +228,11 @@ class LlamaRunner:
         self.n_ctx = n_ctx
         thread_count = threads if threads > 0 else (os.cpu_count() or 1)
         self._llama = Llama(
-            model_path=str(self.model_path), n_ctx=n_ctx, n_threads=thread_count,
-            n_threads_batch=thread_count, verbose=False,
+            model_path=str(self.model_path),
+            n_ctx=n_ctx,
+            n_threads=thread_count,
+            n_threads_batch=thread_count,
+            verbose=False,
         )
         self.load_ns = time.perf_counter_ns() - started
         self.card = _read_model_card(self._llama, self.model_path, digest)
@@ -269,8 +286,10 @@ class LlamaRunner:
         logger.info(
             "generation finished",
             extra={
-                "done_reason": stats.done_reason, "prompt_tokens": stats.prompt_tokens,
-                "completion_tokens": stats.completion_tokens, "total_ms": round(stats.total_ns / 1e6, 1),
+                "done_reason": stats.done_reason,
+                "prompt_tokens": stats.prompt_tokens,
+                "completion_tokens": stats.completion_tokens,
+                "total_ms": round(stats.total_ns / 1e6, 1),
                 "queued_ms": round(stats.queued_ns / 1e6, 1),
             },
         )
@@ -295,8 +314,12 @@ class LlamaRunner:
         first_token_at = 0
         stopped_by_sequence = False
         token_stream = self._llama.generate(
-            tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=0.0,
-            temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
+            tokens,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            min_p=0.0,
+            temp=sampling.temperature,
+            repeat_penalty=sampling.repeat_penalty,
         )
         try:
             for token in token_stream:
@@ -337,7 +360,7 @@ class LlamaRunner:
         room = self.n_ctx - reserve
         if len(tokens) > room:
             kept = len(self._bos)
-            tokens = tokens[:kept] + tokens[len(tokens) - (room - kept):]
+            tokens = tokens[:kept] + tokens[len(tokens) - (room - kept) :]
         space_left = self.n_ctx - len(tokens)
         budget = space_left if max_tokens < 0 else min(max_tokens, space_left)
         return tokens, budget
@@ -351,8 +374,9 @@ def _read_model_card(llama: Llama, model_path: Path, digest: str | None) -> Mode
     if digest is None:
         bundled = model_path.name == bundled_gguf.MODEL_NAME
         digest = bundled_gguf.EXPECTED_SHA256 if bundled else file_sha256(model_path)
-    model_info: dict[str, Any] = {key: _typed(value) for key, value in metadata.items()
-                                  if not key.startswith("tokenizer.")}
+    model_info: dict[str, Any] = {
+        key: _typed(value) for key, value in metadata.items() if not key.startswith("tokenizer.")
+    }
     model_info["general.parameter_count"] = parameter_count
     stat = model_path.stat()
     return ModelCard(

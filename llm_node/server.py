@@ -200,8 +200,14 @@ async def _read_json_object(request: Request) -> dict[str, Any]:
 
 
 async def _answer(
-    request: Request, runner: LlamaRunner, kind: str, model: str, prompt: str,
-    sampling: SamplingOptions, body: dict[str, Any], metrics: NodeMetrics,
+    request: Request,
+    runner: LlamaRunner,
+    kind: str,
+    model: str,
+    prompt: str,
+    sampling: SamplingOptions,
+    body: dict[str, Any],
+    metrics: NodeMetrics,
 ) -> Response:
     generation = runner.start(prompt, sampling)
     pieces = _trimmed_pieces(generation, strip_leading=kind == "chat")
@@ -218,8 +224,9 @@ async def _answer(
 
 
 def _observe(metrics: NodeMetrics, stats: GenerationStats) -> None:
-    metrics.observe_generation(completion_tokens=stats.completion_tokens, eval_ns=stats.eval_ns,
-                               queued_ns=stats.queued_ns)
+    metrics.observe_generation(
+        completion_tokens=stats.completion_tokens, eval_ns=stats.eval_ns, queued_ns=stats.queued_ns
+    )
 
 
 async def _trimmed_pieces(generation: RunningGeneration, *, strip_leading: bool) -> AsyncIterator[str]:
@@ -313,7 +320,10 @@ class JsonLogFormatter(logging.Formatter):
 
     # uvicorn adds color_message, a copy of the message with terminal colour codes.
     _STANDARD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
-        "message", "asctime", "taskName", "color_message",
+        "message",
+        "asctime",
+        "taskName",
+        "color_message",
     }
 
     def format(self, record: logging.LogRecord) -> str:
@@ -360,7 +370,11 @@ def serve(
     try:
         # A bounded graceful shutdown: a long stream must not keep a stopping node alive forever.
         uvicorn.run(
-            create_node_app(runner, model_name), host=host, port=port, log_config=None, access_log=False,
+            create_node_app(runner, model_name),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
             timeout_graceful_shutdown=10,
         )
     finally:

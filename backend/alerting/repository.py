@@ -24,20 +24,36 @@ async def open_link(conn: Connection, fingerprint: str) -> asyncpg.Record | None
             WHERE a.fingerprint = $1 AND i.status = ANY($2::text[])
             ORDER BY a.incident_id DESC
             LIMIT 1""",
-        fingerprint, OPEN_STATUSES,
+        fingerprint,
+        OPEN_STATUSES,
     )
 
 
-async def insert_link(conn: Connection, *, incident_id: int, fingerprint: str, alertname: str,
-                      labels: dict[str, str], annotations: dict[str, str], starts_at: datetime | None,
-                      generator_url: str, now: datetime) -> None:
+async def insert_link(
+    conn: Connection,
+    *,
+    incident_id: int,
+    fingerprint: str,
+    alertname: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    starts_at: datetime | None,
+    generator_url: str,
+    now: datetime,
+) -> None:
     """Record that this incident stands for the alert with this fingerprint."""
     await conn.execute(
         """INSERT INTO alert_incidents (incident_id, fingerprint, alertname, labels, annotations, starts_at,
                                         generator_url, received_at, last_seen_at)
            VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8, $8)""",
-        incident_id, fingerprint, alertname, labels, annotations, starts_at,
-        generator_url or None, now,
+        incident_id,
+        fingerprint,
+        alertname,
+        labels,
+        annotations,
+        starts_at,
+        generator_url or None,
+        now,
     )
 
 
@@ -45,17 +61,19 @@ async def mark_seen(conn: Connection, incident_id: int, *, now: datetime) -> Non
     """Count one more notification of a known alert."""
     await conn.execute(
         "UPDATE alert_incidents SET last_seen_at = $2, notifications = notifications + 1 WHERE incident_id = $1",
-        incident_id, now,
+        incident_id,
+        now,
     )
 
 
-async def set_ends_at(conn: Connection, incident_id: int, *, ends_at: datetime | None,
-                      now: datetime) -> None:
+async def set_ends_at(conn: Connection, incident_id: int, *, ends_at: datetime | None, now: datetime) -> None:
     """Record the alert's resolution time (None: it fires again)."""
     await conn.execute(
         """UPDATE alert_incidents SET ends_at = $2, last_seen_at = $3, notifications = notifications + 1
             WHERE incident_id = $1""",
-        incident_id, ends_at, now,
+        incident_id,
+        ends_at,
+        now,
     )
 
 

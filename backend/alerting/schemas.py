@@ -112,9 +112,11 @@ AlertAction = Literal["created", "duplicate", "refired", "resolved", "resolved_u
 class AlertOutcome(BaseModel):
     fingerprint: str
     status: Literal["firing", "resolved"]
-    action: AlertAction = Field(description="created: a new incident; duplicate: the open incident already has it; "
-                                            "refired: fired again after a resolution (a comment); resolved: the "
-                                            "resolution was recorded; resolved_unknown: no open incident has it.")
+    action: AlertAction = Field(
+        description="created: a new incident; duplicate: the open incident already has it; "
+        "refired: fired again after a resolution (a comment); resolved: the "
+        "resolution was recorded; resolved_unknown: no open incident has it."
+    )
     incident_id: int | None
 
 

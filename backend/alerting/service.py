@@ -51,8 +51,9 @@ def place_alert(labels: dict[str, str], *, settings: Settings, known_areas: set[
     if priority is None:
         mapped = settings.alertmanager_priorities.get(labels.get("severity", ""))
         priority = mapped if mapped in PRIORITIES else None
-    return Placement(area=area or settings.alertmanager_default_area,
-                     priority=priority or settings.alertmanager_default_priority)
+    return Placement(
+        area=area or settings.alertmanager_default_area, priority=priority or settings.alertmanager_default_priority
+    )
 
 
 def _clip(text: str, limit: int) -> str:
@@ -67,8 +68,10 @@ def incident_for_alert(alert: AlertmanagerAlert, placement: Placement, *, extern
     lines = []
     if alert.annotations.get("description", "").strip():
         lines += [alert.annotations["description"].strip(), ""]
-    lines.append(f"Alertmanager alert {alertname} firing since "
-                 f"{alert.starts_at.isoformat() if alert.starts_at else 'unknown'} (fingerprint {alert.fingerprint}).")
+    lines.append(
+        f"Alertmanager alert {alertname} firing since "
+        f"{alert.starts_at.isoformat() if alert.starts_at else 'unknown'} (fingerprint {alert.fingerprint})."
+    )
     lines += ["", "Labels:"] + [f"- {k}={v}" for k, v in sorted(alert.labels.items())]
     others = {k: v for k, v in alert.annotations.items() if k not in ("summary", "description")}
     if others:
@@ -80,16 +83,23 @@ def incident_for_alert(alert: AlertmanagerAlert, placement: Placement, *, extern
     tags = ["alertmanager", _clip(alertname, TAG_MAX)]
     if alert.labels.get("severity"):
         tags.append(_clip(alert.labels["severity"], TAG_MAX))
-    return IncidentCreate(title=_clip(title, TITLE_MAX), description=_clip("\n".join(lines), DESCRIPTION_MAX),
-                          area=placement.area, priority=placement.priority,  # type: ignore[arg-type]
-                          category="alert", external_ref=_clip(f"alertmanager:{alert.fingerprint}", 128),
-                          tags=list(dict.fromkeys(tags)))
+    return IncidentCreate(
+        title=_clip(title, TITLE_MAX),
+        description=_clip("\n".join(lines), DESCRIPTION_MAX),
+        area=placement.area,
+        priority=placement.priority,  # type: ignore[arg-type]
+        category="alert",
+        external_ref=_clip(f"alertmanager:{alert.fingerprint}", 128),
+        tags=list(dict.fromkeys(tags)),
+    )
 
 
 class AlertService:
     """Receives Alertmanager notifications on behalf of an API key."""
 
-    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, incidents: IncidentService, metrics: Metrics):
+    def __init__(
+        self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, incidents: IncidentService, metrics: Metrics
+    ):
         self.settings = settings
         self.pool = pool
         self.clock = clock
@@ -107,8 +117,9 @@ class AlertService:
             else:
                 action, incident_id = await self._resolved(ctx, alert)
             self.metrics.alerts_received.labels(action).inc()
-            outcomes.append({"fingerprint": alert.fingerprint, "status": alert.status, "action": action,
-                             "incident_id": incident_id})
+            outcomes.append(
+                {"fingerprint": alert.fingerprint, "status": alert.status, "action": action, "incident_id": incident_id}
+            )
         created = sum(1 for o in outcomes if o["action"] == "created")
         return {"received": len(outcomes), "created": created, "alerts": outcomes}
 
@@ -120,10 +131,12 @@ class AlertService:
             raise NotFound(f"incident {incident_id} was not created from an Alertmanager alert")
         return dict(row)
 
-    async def _firing(self, ctx: RequestContext, alert: AlertmanagerAlert, known_areas: set[str],
-                      external_url: str) -> tuple[str, int]:
-        body = incident_for_alert(alert, place_alert(alert.labels, settings=self.settings, known_areas=known_areas),
-                                  external_url=external_url)
+    async def _firing(
+        self, ctx: RequestContext, alert: AlertmanagerAlert, known_areas: set[str], external_url: str
+    ) -> tuple[str, int]:
+        body = incident_for_alert(
+            alert, place_alert(alert.labels, settings=self.settings, known_areas=known_areas), external_url=external_url
+        )
 
         async def link_alert(conn: Connection, incident_id: int) -> None:
             # Inside the incident's own transaction: a concurrent delivery of the same alert waits here until this
@@ -132,9 +145,16 @@ class AlertService:
             if await repository.open_link(conn, alert.fingerprint) is not None:
                 raise _AlreadyLinked()
             await repository.insert_link(
-                conn, incident_id=incident_id, fingerprint=alert.fingerprint, alertname=alert.labels["alertname"],
-                labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at,
-                generator_url=alert.generator_url, now=self.clock.now())
+                conn,
+                incident_id=incident_id,
+                fingerprint=alert.fingerprint,
+                alertname=alert.labels["alertname"],
+                labels=alert.labels,
+                annotations=alert.annotations,
+                starts_at=alert.starts_at,
+                generator_url=alert.generator_url,
+                now=self.clock.now(),
+            )
 
         while True:
             known = await self._firing_again(ctx, alert)
@@ -178,11 +198,15 @@ class AlertService:
         if self.settings.alertmanager_resolve_incidents:
             try:
                 await self.incidents.change_status(
-                    ctx, incident_id, status="resolved",
-                    solution=f"The alert {alert.labels['alertname']} resolved at {_stamp(ends_at)} (Alertmanager).")
+                    ctx,
+                    incident_id,
+                    status="resolved",
+                    solution=f"The alert {alert.labels['alertname']} resolved at {_stamp(ends_at)} (Alertmanager).",
+                )
             except Conflict:
-                log.info("alert incident not resolved: its status does not allow it",
-                         extra={"incident_id": incident_id})
+                log.info(
+                    "alert incident not resolved: its status does not allow it", extra={"incident_id": incident_id}
+                )
         return "resolved", incident_id
 
 

@@ -24,39 +24,64 @@ _KEY_VIEW = """
 
 
 async def insert_api_key(
-    conn: Connection, *, name: str, owner_email: str, permissions: Sequence[str], rate_limit_per_minute: int,
-    allowed_networks: list[str], allowed_origins: list[str], expires_at: datetime | None, created_by: str,
-    now: datetime, allowed_areas: list[str] | None = None,
+    conn: Connection,
+    *,
+    name: str,
+    owner_email: str,
+    permissions: Sequence[str],
+    rate_limit_per_minute: int,
+    allowed_networks: list[str],
+    allowed_origins: list[str],
+    expires_at: datetime | None,
+    created_by: str,
+    now: datetime,
+    allowed_areas: list[str] | None = None,
 ) -> int | None:
     """Create a key's settings and return its id; None when a live key already has this name."""
-    return cast(int | None, await conn.fetchval(
-        """INSERT INTO api_keys (name, owner_email, permissions, rate_limit_per_minute, allowed_networks,
+    return cast(
+        int | None,
+        await conn.fetchval(
+            """INSERT INTO api_keys (name, owner_email, permissions, rate_limit_per_minute, allowed_networks,
                                  allowed_origins, expires_at, created_by, created_at, allowed_areas)
            VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9, $10)
            ON CONFLICT (lower(name)) WHERE revoked_at IS NULL DO NOTHING
            RETURNING id""",
-        name, owner_email, permissions, rate_limit_per_minute, allowed_networks, allowed_origins, expires_at,
-        created_by, now, allowed_areas or [],
-    ))
+            name,
+            owner_email,
+            permissions,
+            rate_limit_per_minute,
+            allowed_networks,
+            allowed_origins,
+            expires_at,
+            created_by,
+            now,
+            allowed_areas or [],
+        ),
+    )
 
 
-async def insert_secret(conn: Connection, *, api_key_id: int, secret_hash: str, display_prefix: str,
-                        now: datetime) -> None:
+async def insert_secret(
+    conn: Connection, *, api_key_id: int, secret_hash: str, display_prefix: str, now: datetime
+) -> None:
     """Store the hash of a key's new secret."""
     await conn.execute(
         """INSERT INTO api_key_secrets (api_key_id, secret_hash, display_prefix, created_at)
            VALUES ($1, $2, $3, $4)""",
-        api_key_id, secret_hash, display_prefix, now,
+        api_key_id,
+        secret_hash,
+        display_prefix,
+        now,
     )
 
 
-async def retire_current_secrets(conn: Connection, api_key_id: int, *, now: datetime,
-                                 valid_until: datetime) -> int:
+async def retire_current_secrets(conn: Connection, api_key_id: int, *, now: datetime, valid_until: datetime) -> int:
     """Mark the key's current secret as replaced; it keeps working until valid_until."""
     result = await conn.execute(
         """UPDATE api_key_secrets SET retired_at = $2, valid_until = $3
             WHERE api_key_id = $1 AND retired_at IS NULL""",
-        api_key_id, now, valid_until,
+        api_key_id,
+        now,
+        valid_until,
     )
     return int(result.split()[-1])
 
@@ -75,8 +100,12 @@ async def list_api_keys(conn: Connection) -> list[asyncpg.Record]:
 
 async def revoke_api_key(conn: Connection, api_key_id: int, *, now: datetime, revoked_by: str) -> None:
     """Revoke a key: every secret it has stops working at once."""
-    await conn.execute("UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE id = $1 AND revoked_at IS NULL",
-                       api_key_id, now, revoked_by)
+    await conn.execute(
+        "UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE id = $1 AND revoked_at IS NULL",
+        api_key_id,
+        now,
+        revoked_by,
+    )
 
 
 async def find_by_secret_hash(conn: Connection, secret_hash: str) -> asyncpg.Record | None:
@@ -99,12 +128,15 @@ async def record_use(conn: Connection, api_key_id: int, *, now: datetime, client
         """UPDATE api_keys SET use_count = use_count + 1, last_used_at = greatest(last_used_at, $2),
                                last_used_ip = $3
             WHERE id = $1""",
-        api_key_id, now, client_ip,
+        api_key_id,
+        now,
+        client_ip,
     )
 
 
 async def unknown_areas(conn: Connection, areas: list[str]) -> list[str]:
     """The codes in `areas` that name no area."""
-    rows = await conn.fetch("SELECT a FROM unnest($1::text[]) AS a WHERE NOT EXISTS "
-                            "(SELECT 1 FROM areas WHERE code = a) ORDER BY a", areas)
+    rows = await conn.fetch(
+        "SELECT a FROM unnest($1::text[]) AS a WHERE NOT EXISTS (SELECT 1 FROM areas WHERE code = a) ORDER BY a", areas
+    )
     return [r["a"] for r in rows]

@@ -34,24 +34,41 @@ class ApiKeyCreate(BaseModel):
     """A new key for one external system. Give each system its own key."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=NAME_MAX, examples=["MES line 3"],
-                      description="The external system; recorded as the reporter of incidents it creates.")
-    owner_email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$",
-                             examples=["mes-team@example.com"])
-    permissions: list[Permission] = Field(min_length=1, max_length=4, examples=[["read", "write"]],
-                                          description="read: GET; write: create/change; escalate: write at "
-                                                      "supervisor level; admin: everything.")
+    name: str = Field(
+        min_length=1,
+        max_length=NAME_MAX,
+        examples=["MES line 3"],
+        description="The external system; recorded as the reporter of incidents it creates.",
+    )
+    owner_email: str = Field(
+        min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$", examples=["mes-team@example.com"]
+    )
+    permissions: list[Permission] = Field(
+        min_length=1,
+        max_length=4,
+        examples=[["read", "write"]],
+        description="read: GET; write: create/change; escalate: write at supervisor level; admin: everything.",
+    )
     rate_limit_per_minute: int = Field(default=60, ge=1, le=100_000)
-    allowed_networks: list[str] = Field(default_factory=list, max_length=LIST_MAX, examples=[["10.20.0.0/16"]],
-                                        description="Client IP networks (CIDR); empty: any address.")
-    allowed_origins: list[str] = Field(default_factory=list, max_length=LIST_MAX,
-                                       examples=[["https://mes.example.com"]],
-                                       description="Browser origins; when set, requests must carry one of them "
-                                                   "in the Origin header.")
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        max_length=LIST_MAX,
+        examples=[["10.20.0.0/16"]],
+        description="Client IP networks (CIDR); empty: any address.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        max_length=LIST_MAX,
+        examples=[["https://mes.example.com"]],
+        description="Browser origins; when set, requests must carry one of them in the Origin header.",
+    )
     allowed_areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] = Field(
-        default_factory=list, max_length=LIST_MAX, examples=[["production"]],
+        default_factory=list,
+        max_length=LIST_MAX,
+        examples=[["production"]],
         description="Area codes the key may read and write; incidents of other areas answer 404 as if they did "
-                    "not exist. Empty: every area.")
+        "not exist. Empty: every area.",
+    )
     expires_at: datetime | None = Field(default=None, description="Timezone-aware; null: no expiry.")
 
     @field_validator("name")
@@ -95,8 +112,9 @@ class ApiKeyCreate(BaseModel):
 
 class ApiKeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    grace_minutes: int | None = Field(default=None, ge=0, le=43_200,
-                                      description="How long the old key keeps working; default from settings.")
+    grace_minutes: int | None = Field(
+        default=None, ge=0, le=43_200, description="How long the old key keeps working; default from settings."
+    )
 
 
 class ApiKeyOut(BaseModel):

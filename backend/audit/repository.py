@@ -28,14 +28,26 @@ async def insert_audit_row(
     request_id: str | None,
 ) -> int:
     """Append one audit row and return its id."""
-    return cast(int, await conn.fetchval(
-        """INSERT INTO audit_log (occurred_at, actor_kind, actor_id, actor_name, action,
+    return cast(
+        int,
+        await conn.fetchval(
+            """INSERT INTO audit_log (occurred_at, actor_kind, actor_id, actor_name, action,
                                   resource_type, resource_id, before, after, client_ip, request_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
            RETURNING id""",
-        occurred_at, actor_kind, actor_id, actor_name, action,
-        resource_type, resource_id, before, after, client_ip, request_id,
-    ))
+            occurred_at,
+            actor_kind,
+            actor_id,
+            actor_name,
+            action,
+            resource_type,
+            resource_id,
+            before,
+            after,
+            client_ip,
+            request_id,
+        ),
+    )
 
 
 async def list_resource_history(
@@ -48,7 +60,9 @@ async def list_resource_history(
             WHERE resource_type = $1 AND resource_id = $2
             ORDER BY id
             LIMIT $3""",
-        resource_type, resource_id, limit,
+        resource_type,
+        resource_id,
+        limit,
     )
 
 
@@ -63,9 +77,16 @@ AUDIT_FILTERS = {
 
 
 async def list_audit_rows(
-    conn: Connection, *, actor: str | None, action: str | None, resource_type: str | None,
-    resource_id: str | None, occurred_from: datetime | None, occurred_to: datetime | None,
-    before_id: int | None, limit: int,
+    conn: Connection,
+    *,
+    actor: str | None,
+    action: str | None,
+    resource_type: str | None,
+    resource_id: str | None,
+    occurred_from: datetime | None,
+    occurred_to: datetime | None,
+    before_id: int | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
     """A page of audit rows, newest first, keyset-paginated on id; every filter is a bound parameter."""
     query = Query()
@@ -78,8 +99,16 @@ async def list_audit_rows(
             where(f"starts_with(action, {bind(action[:-1])})")
         else:
             where(f"action = {bind(action)}")
-    query.where_present({"resource_type": resource_type, "resource_id": resource_id, "occurred_from": occurred_from,
-                         "occurred_to": occurred_to, "before_id": before_id}, AUDIT_FILTERS)
+    query.where_present(
+        {
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "occurred_from": occurred_from,
+            "occurred_to": occurred_to,
+            "before_id": before_id,
+        },
+        AUDIT_FILTERS,
+    )
     sql = """SELECT id, seq, occurred_at, actor_kind, actor_id, actor_name, action, resource_type, resource_id,
                     before, after, client_ip, request_id, prev_hash, hash
                FROM audit_log"""

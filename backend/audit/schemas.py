@@ -10,8 +10,7 @@ from pydantic import BaseModel, Field
 
 class AuditEntryOut(BaseModel):
     id: int
-    seq: int | None = Field(description="Position in the hash chain; null only until the writing transaction "
-                                        "commits.")
+    seq: int | None = Field(description="Position in the hash chain; null only until the writing transaction commits.")
     occurred_at: datetime
     actor_kind: str
     actor_id: str | None
@@ -42,7 +41,10 @@ class ChainReport(BaseModel):
     ok: bool
     rows_checked: int
     head_seq: int | None = None
-    head_hash: str | None = Field(default=None, description="Record it elsewhere: a later verify that ends on "
-                                                            "the same or a longer chain through it proves no "
-                                                            "row up to it was removed.")
+    head_hash: str | None = Field(
+        default=None,
+        description="Record it elsewhere: a later verify that ends on "
+        "the same or a longer chain through it proves no "
+        "row up to it was removed.",
+    )
     first_broken: BrokenLink | None = None

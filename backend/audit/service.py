@@ -17,8 +17,17 @@ from backend.errors import BadRequest, ValidationFailed
 
 # Never store these, whatever a caller passes in before/after (matched at any depth, case-insensitively).
 _SECRET_KEYS = {
-    "password", "password_hash", "token", "refresh_token", "access_token", "secret", "api_key",
-    "secret_hash", "authorization", "bind_password", "x-api-key",
+    "password",
+    "password_hash",
+    "token",
+    "refresh_token",
+    "access_token",
+    "secret",
+    "api_key",
+    "secret_hash",
+    "authorization",
+    "bind_password",
+    "x-api-key",
 }
 GENESIS_HASH = "0" * 64
 
@@ -102,9 +111,16 @@ def decode_cursor(cursor: str) -> int:
 
 
 async def list_entries(
-    pool: asyncpg.Pool, *, actor: str | None = None, action: str | None = None, resource_type: str | None = None,
-    resource_id: str | None = None, occurred_from: datetime | None = None, occurred_to: datetime | None = None,
-    cursor: str | None = None, limit: int = 50,
+    pool: asyncpg.Pool,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    occurred_from: datetime | None = None,
+    occurred_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
 ) -> dict[str, Any]:
     """A page of audit entries, newest first, with the cursor of the next page."""
     for name, moment in (("occurred_from", occurred_from), ("occurred_to", occurred_to)):
@@ -115,8 +131,15 @@ async def list_entries(
     before_id = decode_cursor(cursor) if cursor else None
     async with pool.acquire() as conn:
         rows = await repository.list_audit_rows(
-            conn, actor=actor, action=action, resource_type=resource_type, resource_id=resource_id,
-            occurred_from=occurred_from, occurred_to=occurred_to, before_id=before_id, limit=limit + 1,
+            conn,
+            actor=actor,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            occurred_from=occurred_from,
+            occurred_to=occurred_to,
+            before_id=before_id,
+            limit=limit + 1,
         )
     items = [dict(r) for r in rows[:limit]]
     next_cursor = encode_cursor(items[-1]["id"]) if len(rows) > limit else None
@@ -136,8 +159,11 @@ async def verify_chain(pool: asyncpg.Pool) -> dict[str, Any]:
             async for row in repository.chain_cursor(conn):
                 problem = _link_problem(row, expected_seq, expected_prev)
                 if problem is not None:
-                    return {"ok": False, "rows_checked": checked,
-                            "first_broken": {"id": row["id"], "seq": row["seq"], "reason": problem}}
+                    return {
+                        "ok": False,
+                        "rows_checked": checked,
+                        "first_broken": {"id": row["id"], "seq": row["seq"], "reason": problem},
+                    }
                 expected_seq, expected_prev, checked = expected_seq + 1, row["hash"], checked + 1
     return {"ok": True, "rows_checked": checked, "head_seq": checked, "head_hash": expected_prev}
 

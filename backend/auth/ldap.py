@@ -140,15 +140,23 @@ class DirectoryLogin:
 
     def _server(self) -> Server:
         s = self.settings
-        tls = Tls(validate=ssl.CERT_REQUIRED if s.ldap_tls_verify else ssl.CERT_NONE,
-                  ca_certs_file=s.ldap_ca_file or None)
+        tls = Tls(
+            validate=ssl.CERT_REQUIRED if s.ldap_tls_verify else ssl.CERT_NONE, ca_certs_file=s.ldap_ca_file or None
+        )
         return Server(s.ldap_url, get_info=NONE, connect_timeout=s.ldap_timeout_s, tls=tls)
 
     def _open(self, server: Server, user: str, password: str) -> tuple[Connection, bool]:
         """Open (and StartTLS) a connection and bind; returns it and whether the bind succeeded."""
-        conn = Connection(server, user=user, password=password, read_only=True, auto_referrals=False,
-                          # ldap3 packs the receive timeout into a socket option: whole seconds only.
-                          receive_timeout=max(1, math.ceil(self.settings.ldap_timeout_s)), raise_exceptions=False)
+        conn = Connection(
+            server,
+            user=user,
+            password=password,
+            read_only=True,
+            auto_referrals=False,
+            # ldap3 packs the receive timeout into a socket option: whole seconds only.
+            receive_timeout=max(1, math.ceil(self.settings.ldap_timeout_s)),
+            raise_exceptions=False,
+        )
         conn.open()
         if self.settings.ldap_start_tls and not conn.start_tls():
             raise DirectoryUnavailable(f"the directory at {self.settings.ldap_url} refused StartTLS")
@@ -163,7 +171,8 @@ class DirectoryLogin:
                 if not bound:
                     raise DirectoryUnavailable(
                         f"the directory at {s.ldap_url} refused the service account "
-                        f"({service.result.get('description', 'bind failed')})")
+                        f"({service.result.get('description', 'bind failed')})"
+                    )
                 entry = self._find_user(service, username)
                 if entry is None:
                     return None
@@ -172,8 +181,10 @@ class DirectoryLogin:
                 person_conn.unbind()
                 if not person_bound:
                     if person_conn.result.get("result") != _INVALID_CREDENTIALS:
-                        log.warning("directory refused a user bind", extra={"ldap_result": person_conn.result.get(
-                            "description")})
+                        log.warning(
+                            "directory refused a user bind",
+                            extra={"ldap_result": person_conn.result.get("description")},
+                        )
                     return None
                 groups = self._groups(service, user_dn, username, attributes)
             finally:
@@ -183,11 +194,14 @@ class DirectoryLogin:
         except LDAPException as exc:
             raise DirectoryUnavailable(
                 f"the directory at {s.ldap_url} is unreachable ({type(exc).__name__}: {exc}); "
-                "local accounts can still sign in") from None
+                "local accounts can still sign in"
+            ) from None
         return DirectoryPerson(
-            dn=user_dn, username=username,
+            dn=user_dn,
+            username=username,
             display_name=_first(attributes, s.ldap_display_name_attribute) or _first(attributes, "cn") or username,
-            email=_first(attributes, s.ldap_email_attribute), groups=tuple(groups),
+            email=_first(attributes, s.ldap_email_attribute),
+            groups=tuple(groups),
         )
 
     def _find_user(self, conn: Connection, username: str) -> dict[str, Any] | None:
@@ -195,8 +209,13 @@ class DirectoryLogin:
         wanted = ["cn", s.ldap_display_name_attribute, s.ldap_email_attribute]
         if s.ldap_group_mode == "memberof":
             wanted.append("memberOf")
-        conn.search(s.ldap_user_base_dn, fill_filter(s.ldap_user_filter, username=username), search_scope=SUBTREE,
-                    attributes=wanted, size_limit=2)
+        conn.search(
+            s.ldap_user_base_dn,
+            fill_filter(s.ldap_user_filter, username=username),
+            search_scope=SUBTREE,
+            attributes=wanted,
+            size_limit=2,
+        )
         entries = [r for r in (conn.response or []) if r.get("type") == "searchResEntry"]
         if len(entries) > 1:
             log.warning("directory user filter matched several entries; refusing the login")
@@ -207,7 +226,11 @@ class DirectoryLogin:
         s = self.settings
         if s.ldap_group_mode == "memberof":
             return _all(attributes, "memberOf")
-        conn.search(s.ldap_group_base_dn or s.ldap_user_base_dn,
-                    fill_filter(s.ldap_group_filter, user_dn=user_dn, username=username),
-                    search_scope=SUBTREE, attributes=["cn"], size_limit=1000)
+        conn.search(
+            s.ldap_group_base_dn or s.ldap_user_base_dn,
+            fill_filter(s.ldap_group_filter, user_dn=user_dn, username=username),
+            search_scope=SUBTREE,
+            attributes=["cn"],
+            size_limit=1000,
+        )
         return [r["dn"] for r in (conn.response or []) if r.get("type") == "searchResEntry"]

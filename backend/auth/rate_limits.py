@@ -40,8 +40,12 @@ class RateLimits:
     def __init__(self, settings: Settings):
         # Failed logins are counted after the password check, which slowapi's route decorator (it counts
         # every request before the handler runs) cannot do; so the Limiter's strategy is used directly.
-        self._slowapi = Limiter(key_func=lambda: "", storage_uri=settings.rate_limit_storage_uri,
-                                strategy="moving-window", key_prefix=settings.rate_limit_key_prefix)
+        self._slowapi = Limiter(
+            key_func=lambda: "",
+            storage_uri=settings.rate_limit_storage_uri,
+            strategy="moving-window",
+            key_prefix=settings.rate_limit_key_prefix,
+        )
         self._prefix = settings.rate_limit_key_prefix
         self._blocking_io = not settings.rate_limit_storage_uri.startswith("memory://")
         self._fallback = MovingWindowRateLimiter(MemoryStorage())
@@ -54,9 +58,10 @@ class RateLimits:
         if not await self._run(lambda s: s.test(self.login_limit, self._prefix, *identifiers)):
             raise TooManyRequests(
                 f"too many failed logins from this address; at most {self.login_limit.amount} per "
-                f"{self._window_text(self.login_limit)}", retry_after_s=await self._retry_after(self.login_limit,
-                                                                                             identifiers),
-                reason="login_rate_limited")
+                f"{self._window_text(self.login_limit)}",
+                retry_after_s=await self._retry_after(self.login_limit, identifiers),
+                reason="login_rate_limited",
+            )
 
     async def count_failed_login(self, client_ip: str | None) -> None:
         """Spend one failed login of this client IP."""
@@ -67,22 +72,27 @@ class RateLimits:
         identifiers = ("api-key-failures", client_ip or "unknown")
         if not await self._run(lambda s: s.test(self.key_failure_limit, self._prefix, *identifiers)):
             raise TooManyRequests(
-                "too many rejected API keys from this address", reason="api_key_attempts_rate_limited",
-                retry_after_s=await self._retry_after(self.key_failure_limit, identifiers))
+                "too many rejected API keys from this address",
+                reason="api_key_attempts_rate_limited",
+                retry_after_s=await self._retry_after(self.key_failure_limit, identifiers),
+            )
 
     async def count_rejected_key(self, client_ip: str | None) -> None:
         """Spend one rejected-key attempt of this client IP."""
-        await self._run(lambda s: s.hit(self.key_failure_limit, self._prefix, "api-key-failures",
-                                        client_ip or "unknown"))
+        await self._run(
+            lambda s: s.hit(self.key_failure_limit, self._prefix, "api-key-failures", client_ip or "unknown")
+        )
 
     async def spend_api_key_request(self, key_id: int, key_name: str, per_minute: int) -> None:
         """Count one request of an API key; 429 with Retry-After once its per-minute budget is spent."""
         item = RateLimitItemPerMinute(per_minute)
         identifiers = ("api-key", str(key_id))
         if not await self._run(lambda s: s.hit(item, self._prefix, *identifiers)):
-            raise TooManyRequests(f"API key '{key_name}' is limited to {per_minute} requests per minute",
-                                  retry_after_s=await self._retry_after(item, identifiers),
-                                  reason="api_key_rate_limited")
+            raise TooManyRequests(
+                f"API key '{key_name}' is limited to {per_minute} requests per minute",
+                retry_after_s=await self._retry_after(item, identifiers),
+                reason="api_key_rate_limited",
+            )
 
     async def _retry_after(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> int:
         stats = await self._run(lambda s: s.get_window_stats(item, self._prefix, *identifiers))

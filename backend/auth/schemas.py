@@ -19,19 +19,25 @@ class TokenPair(BaseModel):
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_token: str
     password_change_required: bool = Field(
-        default=False, description="True: every endpoint but the password change (POST /api/v1/auth/password), "
-                                   "/api/v1/auth/me, refresh and logout answers 403 until the password is changed.")
+        default=False,
+        description="True: every endpoint but the password change (POST /api/v1/auth/password), "
+        "/api/v1/auth/me, refresh and logout answers 403 until the password is changed.",
+    )
     password_change_reason: PasswordChangeReason | None = Field(
-        default=None, description="must_change: set by an admin or at creation; expired: older than "
-                                  "PRS_PASSWORD_MAX_AGE_DAYS.")
+        default=None,
+        description="must_change: set by an admin or at creation; expired: older than PRS_PASSWORD_MAX_AGE_DAYS.",
+    )
 
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_password: str = Field(min_length=1, max_length=256)
-    new_password: str = Field(min_length=1, max_length=256,
-                              description="At least 12 characters with upper case, lower case and a digit; not one "
-                                          "of the account's last PRS_PASSWORD_HISTORY passwords.")
+    new_password: str = Field(
+        min_length=1,
+        max_length=256,
+        description="At least 12 characters with upper case, lower case and a digit; not one "
+        "of the account's last PRS_PASSWORD_HISTORY passwords.",
+    )
 
 
 class PasswordChanged(BaseModel):
@@ -60,8 +66,9 @@ class UserOut(BaseModel):
     failed_login_count: int = Field(description="Failed logins in the current counting window.")
     must_change_password: bool
     password_changed_at: datetime | None
-    password_expires_at: datetime | None = Field(description="Null: local password never expires, or directory "
-                                                             "account.")
+    password_expires_at: datetime | None = Field(
+        description="Null: local password never expires, or directory account."
+    )
     password_change_required: bool
 
 
@@ -91,8 +98,9 @@ class UserUpdate(BaseModel):
     is_active: bool = omitted()
     display_name: DisplayName = omitted()
     email: Email = None
-    password: Password = omitted(description="A new password; it must be changed at the next login "
-                                             "unless must_change_password is false.")
+    password: Password = omitted(
+        description="A new password; it must be changed at the next login unless must_change_password is false."
+    )
     must_change_password: bool = omitted(description="Require a new password at the next login.")
 
 
@@ -101,7 +109,8 @@ class SigningKeyOut(BaseModel):
     algorithm: Literal["HS256"]
     state: Literal["current", "verifying", "retired"] = Field(
         description="current: signs new tokens; verifying: retired but still accepts the tokens it signed; "
-                    "retired: refuses them (its secret is destroyed).")
+        "retired: refuses them (its secret is destroyed)."
+    )
     created_at: datetime
     created_by: str
     retired_at: datetime | None
@@ -114,4 +123,5 @@ class SigningKeyRotated(BaseModel):
     created_at: datetime
     previous_kid: str | None
     previous_verifies_until: datetime | None = Field(
-        description="The old key verifies tokens until then: the longest token lifetime plus one key refresh.")
+        description="The old key verifies tokens until then: the longest token lifetime plus one key refresh."
+    )

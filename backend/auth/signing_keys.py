@@ -63,7 +63,7 @@ class KeyBox:
         """The secret, or ValueError when the ciphertext was altered or made under another master key."""
         if stored[:1] != _FORMAT_V1:
             raise ValueError(f"signing key {kid}: unknown ciphertext format")
-        nonce, body = stored[1:1 + _NONCE_BYTES], stored[1 + _NONCE_BYTES:]
+        nonce, body = stored[1 : 1 + _NONCE_BYTES], stored[1 + _NONCE_BYTES :]
         try:
             return self._aead.decrypt(nonce, body, self._aad(kid)).decode()
         except InvalidTag:
@@ -137,12 +137,25 @@ class SigningKeyRing:
                 if not any(r["retired_at"] is None for r in rows):
                     # Two replicas may get here at once: the unique index keeps one current key.
                     kid = new_kid()
-                    await repository.insert_key(conn, kid=kid, purpose=PURPOSE, kek_id=self.box.kek_id,
-                                                ciphertext=self.box.encrypt(kid, new_secret()),
-                                                now=self.clock.now(), created_by="system")
+                    await repository.insert_key(
+                        conn,
+                        kid=kid,
+                        purpose=PURPOSE,
+                        kek_id=self.box.kek_id,
+                        ciphertext=self.box.encrypt(kid, new_secret()),
+                        now=self.clock.now(),
+                        created_by="system",
+                    )
                     rows = await repository.live_keys(conn, purpose=PURPOSE, kek_id=self.box.kek_id)
-            keys = {r["kid"]: SigningKey(kid=r["kid"], secret=self.box.decrypt(r["kid"], r["secret_ciphertext"]),
-                                         created_at=r["created_at"], verify_until=r["verify_until"]) for r in rows}
+            keys = {
+                r["kid"]: SigningKey(
+                    kid=r["kid"],
+                    secret=self.box.decrypt(r["kid"], r["secret_ciphertext"]),
+                    created_at=r["created_at"],
+                    verify_until=r["verify_until"],
+                )
+                for r in rows
+            }
             self._keys = keys
             self._current = next(k for k in keys.values() if k.verify_until is None)
             self._loaded_at = time.monotonic()
@@ -157,16 +170,32 @@ class SigningKeyRing:
             verify_until = now + self.retire_after
             if old is not None:
                 await repository.retire(conn, old["kid"], now=now, verify_until=verify_until)
-            await repository.insert_key(conn, kid=kid, purpose=PURPOSE, kek_id=self.box.kek_id,
-                                        ciphertext=self.box.encrypt(kid, new_secret()), now=now,
-                                        created_by=ctx.principal.name)
-            await audit.record(conn, ctx, at=now, action="signing_key.rotated", resource_type="signing_key",
-                               resource_id=kid, before={"kid": old["kid"]} if old else None,
-                               after={"kid": kid, "previous_verifies_until": verify_until.isoformat()
-                                      if old else None})
+            await repository.insert_key(
+                conn,
+                kid=kid,
+                purpose=PURPOSE,
+                kek_id=self.box.kek_id,
+                ciphertext=self.box.encrypt(kid, new_secret()),
+                now=now,
+                created_by=ctx.principal.name,
+            )
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="signing_key.rotated",
+                resource_type="signing_key",
+                resource_id=kid,
+                before={"kid": old["kid"]} if old else None,
+                after={"kid": kid, "previous_verifies_until": verify_until.isoformat() if old else None},
+            )
         await self.reload()
-        return {"kid": kid, "created_at": now, "previous_kid": old["kid"] if old else None,
-                "previous_verifies_until": verify_until if old else None}
+        return {
+            "kid": kid,
+            "created_at": now,
+            "previous_kid": old["kid"] if old else None,
+            "previous_verifies_until": verify_until if old else None,
+        }
 
     async def destroy_expired(self) -> int:
         """Destroy the secrets of retired keys whose tokens can no longer be valid; return how many."""
@@ -191,6 +220,13 @@ def _key_view(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
         state = "verifying"
     else:
         state = "retired"
-    return {"kid": row["kid"], "algorithm": row["algorithm"], "state": state, "created_at": row["created_at"],
-            "created_by": row["created_by"], "retired_at": row["retired_at"], "verify_until": row["verify_until"],
-            "destroyed_at": row["destroyed_at"]}
+    return {
+        "kid": row["kid"],
+        "algorithm": row["algorithm"],
+        "state": state,
+        "created_at": row["created_at"],
+        "created_by": row["created_by"],
+        "retired_at": row["retired_at"],
+        "verify_until": row["verify_until"],
+        "destroyed_at": row["destroyed_at"],
+    }

@@ -48,8 +48,9 @@ def resolve_jwt_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def issue_access_token(secret: str, *, kid: str, user_id: int, username: str, role: str, now: datetime,
-                       minutes: int, session_id: uuid.UUID) -> str:
+def issue_access_token(
+    secret: str, *, kid: str, user_id: int, username: str, role: str, now: datetime, minutes: int, session_id: uuid.UUID
+) -> str:
     """A signed, short-lived access token bound to its login session; `kid` names the signing key."""
     claims = {
         "iss": ISSUER,
@@ -87,8 +88,7 @@ def decode_access_token(secret: str, token: str, *, now: datetime) -> AccessClai
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "role", "typ", "sid"], "verify_exp": False,
-                     "verify_iat": False},
+            options={"require": ["exp", "iat", "sub", "role", "typ", "sid"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid access token: {exc}") from None

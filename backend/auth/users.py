@@ -25,11 +25,18 @@ def public_user(row: asyncpg.Record) -> dict[str, Any]:
     return {k: row[k] for k in ("id", "username", "role", "is_active", "display_name", "email")}
 
 
-def principal_for_user(user: asyncpg.Record, *, session_id: uuid.UUID | None = None,
-                       password_change: str | None = None) -> Principal:
+def principal_for_user(
+    user: asyncpg.Record, *, session_id: uuid.UUID | None = None, password_change: str | None = None
+) -> Principal:
     """The principal of an account: its role, its session and whether a password change is pending."""
-    return Principal(kind="user", id=user["id"], name=user["username"], role=user["role"], session_id=session_id,
-                     password_change=password_change)
+    return Principal(
+        kind="user",
+        id=user["id"],
+        name=user["username"],
+        role=user["role"],
+        session_id=session_id,
+        password_change=password_change,
+    )
 
 
 class UserAdministration:
@@ -52,14 +59,27 @@ class UserAdministration:
             if await repository.get_user_by_username(conn, body.username):
                 raise Conflict(f"username '{body.username}' is taken", field="username")
             row = await repository.insert_user(
-                conn, username=body.username, display_name=body.display_name or body.username,
-                email=body.email, password_hash=None, role=body.role, source=source, now=now,
+                conn,
+                username=body.username,
+                display_name=body.display_name or body.username,
+                email=body.email,
+                password_hash=None,
+                role=body.role,
+                source=source,
+                now=now,
             )
-            row = await self.lifecycle.store_password(conn, row["id"], body.password, now=now,
-                                                      must_change=body.must_change_password)
-            await audit.record(conn, ctx, at=now, action="user.created", resource_type="user",
-                               resource_id=row["id"],
-                               after=public_user(row) | {"must_change_password": body.must_change_password})
+            row = await self.lifecycle.store_password(
+                conn, row["id"], body.password, now=now, must_change=body.must_change_password
+            )
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="user.created",
+                resource_type="user",
+                resource_id=row["id"],
+                after=public_user(row) | {"must_change_password": body.must_change_password},
+            )
             return self.user_view(row)
 
     async def update_user(self, ctx: RequestContext, user_id: int, body: UserUpdate) -> dict[str, Any]:
@@ -71,28 +91,45 @@ class UserAdministration:
         async with transaction(self.pool) as conn:
             before = found(await repository.get_user(conn, user_id), f"user {user_id}")
             if (body.password is not None or body.must_change_password) and before["source"] != "local":
-                raise ValidationFailed("directory accounts have no local password; change it in the directory",
-                                       field="password" if body.password is not None else "must_change_password")
+                raise ValidationFailed(
+                    "directory accounts have no local password; change it in the directory",
+                    field="password" if body.password is not None else "must_change_password",
+                )
             demoting = before["role"] == "admin" and (
                 (body.role is not None and body.role != "admin") or body.is_active is False
             )
             if demoting and await repository.count_admins(conn) <= 1:
                 raise Conflict("the last active admin cannot be demoted or disabled", field="role")
             after = await repository.update_user(
-                conn, user_id, role=body.role, is_active=body.is_active, display_name=body.display_name,
-                email=body.email, now=now, must_change_password=body.must_change_password,
+                conn,
+                user_id,
+                role=body.role,
+                is_active=body.is_active,
+                display_name=body.display_name,
+                email=body.email,
+                now=now,
+                must_change_password=body.must_change_password,
                 clear_email="email" in body.model_fields_set and body.email is None,
             )
             if body.password is not None:
                 must_change = True if body.must_change_password is None else body.must_change_password
-                after = await self.lifecycle.store_password(conn, user_id, body.password, now=now,
-                                                            must_change=must_change)
+                after = await self.lifecycle.store_password(
+                    conn, user_id, body.password, now=now, must_change=must_change
+                )
             action = "user.role_changed" if after["role"] != before["role"] else "user.updated"
             changes = {"password_reset": True} if body.password is not None else {}
             if after["must_change_password"] != before["must_change_password"]:
                 changes["must_change_password"] = after["must_change_password"]
-            await audit.record(conn, ctx, at=now, action=action, resource_type="user", resource_id=user_id,
-                               before=public_user(before), after=public_user(after) | changes)
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action=action,
+                resource_type="user",
+                resource_id=user_id,
+                before=public_user(before),
+                after=public_user(after) | changes,
+            )
             return self.user_view(after)
 
     async def unlock_user(self, ctx: RequestContext, user_id: int) -> dict[str, Any]:
@@ -114,31 +151,53 @@ class UserAdministration:
         async with transaction(self.pool) as conn:
             user = found(await repository.lock_user_with_hash(conn, principal.id), f"user {principal.id}")
             if user["source"] != "local":
-                raise ValidationFailed("directory accounts change their password in the directory",
-                                       field="new_password", extra={"rule": "directory_account"})
+                raise ValidationFailed(
+                    "directory accounts change their password in the directory",
+                    field="new_password",
+                    extra={"rule": "directory_account"},
+                )
             right = verify_password(user["password_hash"], body.current_password)
             if not right or is_locked(user, now):
                 # A locked account cannot go on guessing through this endpoint either: the same refusal.
                 wrong_current = True
                 reason = "account_locked" if is_locked(user, now) else "wrong_current_password"
-                await audit.record(conn, ctx, at=now, action="user.password_change_failed", resource_type="user",
-                                   resource_id=user["id"], after={"reason": reason})
+                await audit.record(
+                    conn,
+                    ctx,
+                    at=now,
+                    action="user.password_change_failed",
+                    resource_type="user",
+                    resource_id=user["id"],
+                    after={"reason": reason},
+                )
                 if reason == "wrong_current_password":
                     await self.lifecycle.count_failure(conn, ctx, user, now)
             else:
                 self.lifecycle.check_policy(body.new_password, "new_password")
                 await self.lifecycle.check_not_reused(conn, user["id"], body.new_password)
-                row = await self.lifecycle.store_password(conn, user["id"], body.new_password, now=now,
-                                                          must_change=False)
-                ended = await repository.revoke_other_sessions(conn, user["id"], keep_family=principal.session_id,
-                                                               now=now)
-                await audit.record(conn, ctx, at=now, action="user.password_changed", resource_type="user",
-                                   resource_id=user["id"], after={"self_service": True, "sessions_ended": ended})
+                row = await self.lifecycle.store_password(
+                    conn, user["id"], body.new_password, now=now, must_change=False
+                )
+                ended = await repository.revoke_other_sessions(
+                    conn, user["id"], keep_family=principal.session_id, now=now
+                )
+                await audit.record(
+                    conn,
+                    ctx,
+                    at=now,
+                    action="user.password_changed",
+                    resource_type="user",
+                    resource_id=user["id"],
+                    after={"self_service": True, "sessions_ended": ended},
+                )
         if wrong_current:  # raised after the commit, so the failure stays counted
             raise BadRequest("the current password is not correct; nothing was changed", field="current_password")
         view = self.user_view(row)
-        return {"password_changed_at": row["password_changed_at"], "password_expires_at": view["password_expires_at"],
-                "sessions_ended": ended}
+        return {
+            "password_changed_at": row["password_changed_at"],
+            "password_expires_at": view["password_expires_at"],
+            "sessions_ended": ended,
+        }
 
     async def list_users(self) -> list[dict[str, Any]]:
         """All accounts."""

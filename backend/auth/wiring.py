@@ -16,4 +16,3 @@ def build_auth(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, events: 
     """The auth service with the signing keys of this process's PRS_JWT_SECRET."""
     ring = SigningKeyRing(settings=settings, pool=pool, clock=clock, master_secret=resolve_jwt_secret(settings))
     return AuthService(settings=settings, pool=pool, clock=clock, signing_keys=ring, events=events)
-

@@ -25,8 +25,13 @@ user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Load past incidents or knowledge documents.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo knowledge base.", no_args_is_help=True)
-for sub, name in ((llm_app, "llm"), (user_app, "user"), (ingest_app, "ingest"), (bench_app, "bench"),
-                  (demo_app, "demo")):
+for sub, name in (
+    (llm_app, "llm"),
+    (user_app, "user"),
+    (ingest_app, "ingest"),
+    (bench_app, "bench"),
+    (demo_app, "demo"),
+):
     app.add_typer(sub, name=name)
 
 
@@ -82,10 +87,13 @@ def migrate() -> None:
 
 
 @app.command()
-def serve(host: str = typer.Option("127.0.0.1", help="Address to bind."),
-          port: int = typer.Option(8000, help="Port to bind."),
-          worker: Optional[bool] = typer.Option(None, "--worker/--no-worker",
-                                                help="Run the job worker in this process (default: PRS_EMBEDDED_WORKER).")) -> None:
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port to bind."),
+    worker: Optional[bool] = typer.Option(
+        None, "--worker/--no-worker", help="Run the job worker in this process (default: PRS_EMBEDDED_WORKER)."
+    ),
+) -> None:
     """Run the HTTP API (and, on embedded defaults, the job worker)."""
     from backend.main import create_app
     from backend.serving import serve_http
@@ -94,8 +102,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind."),
     _claim_embedded_vector_store(settings)
     application = create_app(settings, run_worker=worker)
     # On SIGTERM: not-ready for PRS_SHUTDOWN_DRAIN_S, then finish in-flight requests (backend/serving.py).
-    serve_http(application, host=host, port=port, drain_s=settings.shutdown_drain_s,
-               shutdown_timeout_s=settings.shutdown_timeout_s, max_header_bytes=settings.max_request_header_bytes)
+    serve_http(
+        application,
+        host=host,
+        port=port,
+        drain_s=settings.shutdown_drain_s,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        max_header_bytes=settings.max_request_header_bytes,
+    )
 
 
 @app.command("worker")
@@ -113,10 +127,10 @@ def worker_command() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = await _metrics_server(settings, lambda: render_metrics(services.metrics.registry,
-                                                                        services.db_gauges))
-        node_watch = asyncio.create_task(watch_llm_nodes(services.llm, services.metrics, stop=stop,
-                                                         interval_s=settings.llm_health_interval_s))
+        server = await _metrics_server(settings, lambda: render_metrics(services.metrics.registry, services.db_gauges))
+        node_watch = asyncio.create_task(
+            watch_llm_nodes(services.llm, services.metrics, stop=stop, interval_s=settings.llm_health_interval_s)
+        )
         try:
             await run_worker(services, stop)
         finally:
@@ -138,25 +152,37 @@ async def _metrics_server(settings: Settings, render):
 
 
 @llm_app.command("serve")
-def llm_serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(11434),
-              model_path: str = typer.Option("", help="GGUF file; default PRS_LLM_MODEL_PATH or the bundled model."),
-              model_name: str = typer.Option("", help="Name announced to clients; default PRS_LLM_MODEL.")) -> None:
+def llm_serve(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(11434),
+    model_path: str = typer.Option("", help="GGUF file; default PRS_LLM_MODEL_PATH or the bundled model."),
+    model_name: str = typer.Option("", help="Name announced to clients; default PRS_LLM_MODEL."),
+) -> None:
     """Serve a GGUF model over the Ollama REST API (the embedded default LLM node)."""
     from llm_node.server import serve as serve_node
 
     settings = _settings()
-    serve_node(host=host, port=port, model_path=model_path or settings.llm_model_path or None,
-               model_name=model_name or settings.llm_model, data_dir=settings.ensure_data_dir(),
-               threads=settings.llm_threads, n_ctx=settings.llm_context)
+    serve_node(
+        host=host,
+        port=port,
+        model_path=model_path or settings.llm_model_path or None,
+        model_name=model_name or settings.llm_model,
+        data_dir=settings.ensure_data_dir(),
+        threads=settings.llm_threads,
+        n_ctx=settings.llm_context,
+    )
 
 
 @user_app.command("create")
-def user_create(username: str = typer.Option(...), password: str = typer.Option(..., prompt=True, hide_input=True),
-                role: str = typer.Option("reporter", help="reporter, technician, supervisor, admin or auditor"),
-                display_name: str = typer.Option(""),
-                must_change: bool = typer.Option(False, "--must-change",
-                                                 help="The person must choose a new password at the first login.")
-                ) -> None:
+def user_create(
+    username: str = typer.Option(...),
+    password: str = typer.Option(..., prompt=True, hide_input=True),
+    role: str = typer.Option("reporter", help="reporter, technician, supervisor, admin or auditor"),
+    display_name: str = typer.Option(""),
+    must_change: bool = typer.Option(
+        False, "--must-change", help="The person must choose a new password at the first login."
+    ),
+) -> None:
     """Create a local account (use it to make the first admin)."""
     from backend.auth.schemas import UserCreate
     from backend.context import system_context
@@ -164,8 +190,15 @@ def user_create(username: str = typer.Option(...), password: str = typer.Option(
 
     settings = _settings()
     try:
-        body = UserCreate.model_validate({"username": username, "password": password, "role": role,
-                                          "display_name": display_name, "must_change_password": must_change})
+        body = UserCreate.model_validate(
+            {
+                "username": username,
+                "password": password,
+                "role": role,
+                "display_name": display_name,
+                "must_change_password": must_change,
+            }
+        )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -194,9 +227,10 @@ def user_ensure_admin(username: str = typer.Option("admin")) -> None:
         if any(u["role"] == "admin" and u["is_active"] for u in await services.auth.list_users()):
             return None
         password = "Prs-" + secrets.token_urlsafe(12) + "a1A"
-        await services.auth.create_user(system_context("cli"),
-                                        UserCreate(username=username, password=password, role="admin",
-                                                   must_change_password=True))
+        await services.auth.create_user(
+            system_context("cli"),
+            UserCreate(username=username, password=password, role="admin", must_change_password=True),
+        )
         return password
 
     password = asyncio.run(_with_container(settings, run))
@@ -204,8 +238,9 @@ def user_ensure_admin(username: str = typer.Option("admin")) -> None:
     if password is not None:
         secret_file.write_text(f"{username} {password}\n")
         secret_file.chmod(0o600)
-        typer.echo(f"created admin '{username}'; its password is in {secret_file} and must be changed at the "
-                   "first login")
+        typer.echo(
+            f"created admin '{username}'; its password is in {secret_file} and must be changed at the first login"
+        )
     else:
         typer.echo("an active admin exists; nothing to do")
 
@@ -219,9 +254,11 @@ def reindex() -> None:
 
 
 @ingest_app.command("incidents")
-def ingest_incidents(path: Path = typer.Argument(..., exists=True, dir_okay=False),
-                     mapping: str = typer.Option("prs", help="prs (our JSONL fields) or jira (the eval data set)"),
-                     create_areas: bool = typer.Option(True, help="Create unknown areas instead of failing.")) -> None:
+def ingest_incidents(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False),
+    mapping: str = typer.Option("prs", help="prs (our JSONL fields) or jira (the eval data set)"),
+    create_areas: bool = typer.Option(True, help="Create unknown areas instead of failing."),
+) -> None:
     """Import past resolved incidents from JSONL (idempotent on their key)."""
     if mapping not in ("prs", "jira"):
         raise typer.BadParameter("use prs or jira", param_hint="--mapping")
@@ -230,16 +267,25 @@ def ingest_incidents(path: Path = typer.Argument(..., exists=True, dir_okay=Fals
 
 
 @ingest_app.command("documents")
-def ingest_documents(paths: list[Path] = typer.Argument(..., exists=True, dir_okay=False),
-                     area: Optional[str] = typer.Option(None)) -> None:
+def ingest_documents(
+    paths: list[Path] = typer.Argument(..., exists=True, dir_okay=False), area: Optional[str] = typer.Option(None)
+) -> None:
     """Add knowledge documents (.md or .txt runbooks), chunked and indexed."""
     settings = _settings()
 
     async def run(services):
         # One bulk call: chunks of every file are embedded together, in large batches.
-        return await services.knowledge.ingest_documents([
-            {"title": path.stem.replace("_", " "), "filename": path.name, "text": path.read_text(encoding="utf-8"),
-             "area": area} for path in paths])
+        return await services.knowledge.ingest_documents(
+            [
+                {
+                    "title": path.stem.replace("_", " "),
+                    "filename": path.name,
+                    "text": path.read_text(encoding="utf-8"),
+                    "area": area,
+                }
+                for path in paths
+            ]
+        )
 
     _print_json(run, settings)
 
@@ -252,14 +298,18 @@ def demo_load() -> None:
     settings = _settings()
 
     async def run(services):
-        incidents = await services.knowledge.ingest_incidents_jsonl(demo_incidents_path(), create_areas=True,
-                                                                    mapping="prs")
+        incidents = await services.knowledge.ingest_incidents_jsonl(
+            demo_incidents_path(), create_areas=True, mapping="prs"
+        )
         existing = {d["filename"] for d in await services.knowledge.list_documents()}
         documents = 0
         for path in demo_runbook_paths():
             if path.name not in existing:
-                await services.knowledge.ingest_document(title=path.stem.replace("_", " ").replace("-", " "),
-                                                         filename=path.name, text=path.read_text(encoding="utf-8"))
+                await services.knowledge.ingest_document(
+                    title=path.stem.replace("_", " ").replace("-", " "),
+                    filename=path.name,
+                    text=path.read_text(encoding="utf-8"),
+                )
                 documents += 1
         return {"incidents": incidents, "documents_added": documents}
 
@@ -267,12 +317,14 @@ def demo_load() -> None:
 
 
 @bench_app.command("retrieval")
-def bench_retrieval(task: str = typer.Argument(..., help="jira or dell"),
-                    kb: Path = typer.Option(..., exists=True, dir_okay=False, help="knowledge-base file"),
-                    queries: Path = typer.Option(..., exists=True, dir_okay=False, help="queries file"),
-                    limit: Optional[int] = typer.Option(None, help="Only this many queries, spread over the file "
-                                                                   "(quick runs; the knowledge base stays whole).")
-                    ) -> None:
+def bench_retrieval(
+    task: str = typer.Argument(..., help="jira or dell"),
+    kb: Path = typer.Option(..., exists=True, dir_okay=False, help="knowledge-base file"),
+    queries: Path = typer.Option(..., exists=True, dir_okay=False, help="queries file"),
+    limit: Optional[int] = typer.Option(
+        None, help="Only this many queries, spread over the file (quick runs; the knowledge base stays whole)."
+    ),
+) -> None:
     """Retrieval quality and speed on the eval data; the last stdout line is one JSON object."""
     from bench.retrieval import Task, run_retrieval_bench
 
@@ -285,11 +337,13 @@ def bench_retrieval(task: str = typer.Argument(..., help="jira or dell"),
 
 
 @bench_app.command("intake")
-def bench_intake(kb: Path = typer.Option(..., exists=True, dir_okay=False,
-                                         help="JSONL of past incidents in the JIRA format (the knowledge base)"),
-                 requests: int = typer.Option(200, help="Incidents to report (after 5 for warm-up)."),
-                 kb_limit: Optional[int] = typer.Option(None, help="Import only the first N incidents of the file.")
-                 ) -> None:
+def bench_intake(
+    kb: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="JSONL of past incidents in the JIRA format (the knowledge base)"
+    ),
+    requests: int = typer.Option(200, help="Incidents to report (after 5 for warm-up)."),
+    kb_limit: Optional[int] = typer.Option(None, help="Import only the first N incidents of the file."),
+) -> None:
     """Latency of POST /api/v1/incidents next to its retrieval floor; the last stdout line is one JSON object."""
     from bench.intake import run_intake_bench
 
@@ -321,8 +375,13 @@ def notify_worker() -> None:
         try:
             metrics = Metrics()
             metrics.registry.register(PoolCollector(pool))
-            notify = build_notify(settings, pool=pool, clock=SystemClock(), registry=metrics.registry,
-                                  escalation_messages=EscalationMessageReader(pool))
+            notify = build_notify(
+                settings,
+                pool=pool,
+                clock=SystemClock(),
+                registry=metrics.registry,
+                escalation_messages=EscalationMessageReader(pool),
+            )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -342,9 +401,11 @@ def notify_worker() -> None:
 
 
 @bench_app.command("access")
-def bench_access(writers: int = typer.Option(8, help="Concurrent transactions writing audit rows."),
-                 rows: int = typer.Option(250, help="Audit rows per writer, one per transaction."),
-                 checks: int = typer.Option(500, help="API-key checks timed one after another.")) -> None:
+def bench_access(
+    writers: int = typer.Option(8, help="Concurrent transactions writing audit rows."),
+    rows: int = typer.Option(250, help="Audit rows per writer, one per transaction."),
+    checks: int = typer.Option(500, help="API-key checks timed one after another."),
+) -> None:
     """Audit rows/s under concurrency (hash chain at commit), chain verification rows/s and API-key check
     latency, in a throwaway database; the last stdout line is one JSON object."""
     from bench.access import run_access_bench
@@ -355,51 +416,68 @@ def bench_access(writers: int = typer.Option(8, help="Concurrent transactions wr
 
 
 @bench_app.command("webhooks")
-def bench_webhooks(events: int = typer.Option(400, help="Events to deliver in the throughput phase."),
-                   endpoints: int = typer.Option(4, help="Webhook endpoints (each keeps its own order)."),
-                   workers: int = typer.Option(2, help="Delivery workers running at once."),
-                   latency_events: int = typer.Option(200, help="Events committed one by one in the latency phase."),
-                   rate: float = typer.Option(50.0, help="Events per second in the latency phase.")) -> None:
+def bench_webhooks(
+    events: int = typer.Option(400, help="Events to deliver in the throughput phase."),
+    endpoints: int = typer.Option(4, help="Webhook endpoints (each keeps its own order)."),
+    workers: int = typer.Option(2, help="Delivery workers running at once."),
+    latency_events: int = typer.Option(200, help="Events committed one by one in the latency phase."),
+    rate: float = typer.Option(50.0, help="Events per second in the latency phase."),
+) -> None:
     """Deliveries per second and commit-to-delivery delay (p50, p95) to a healthy loopback receiver, in a throwaway
     database; the last stdout line is one JSON object."""
     from bench.webhooks import run_webhook_bench
 
     settings = _settings()
-    result = asyncio.run(run_webhook_bench(settings, events=events, endpoints=endpoints, workers=workers,
-                                           latency_events=latency_events, rate=rate))
+    result = asyncio.run(
+        run_webhook_bench(
+            settings, events=events, endpoints=endpoints, workers=workers, latency_events=latency_events, rate=rate
+        )
+    )
     sys.stdout.write(json.dumps(result) + "\n")
 
 
 @bench_app.command("jobs")
-def bench_jobs(events: int = typer.Option(400, help="Events to deliver."),
-               endpoints: int = typer.Option(4, help="Endpoints (each must see its events in order)."),
-               delivery_ms: float = typer.Option(7.0, help="Time one delivery takes (webhook bench median)."),
-               batch_size: int = typer.Option(10, help="Jobs a pgqueuer worker fetches at once.")) -> None:
+def bench_jobs(
+    events: int = typer.Option(400, help="Events to deliver."),
+    endpoints: int = typer.Option(4, help="Endpoints (each must see its events in order)."),
+    delivery_ms: float = typer.Option(7.0, help="Time one delivery takes (webhook bench median)."),
+    batch_size: int = typer.Option(10, help="Jobs a pgqueuer worker fetches at once."),
+) -> None:
     """pgqueuer running webhook-style deliveries with per-endpoint order (serialised) and without, side by side, in
     a throwaway database; compare with `prs bench webhooks` (docs/jobs.md). The last stdout line is JSON."""
     from bench.jobs import run_jobs_bench
 
-    result = asyncio.run(run_jobs_bench(_settings(), events=events, endpoints=endpoints, delivery_ms=delivery_ms,
-                                        batch_size=batch_size))
+    result = asyncio.run(
+        run_jobs_bench(_settings(), events=events, endpoints=endpoints, delivery_ms=delivery_ms, batch_size=batch_size)
+    )
     sys.stdout.write(json.dumps(result) + "\n")
 
 
 @bench_app.command("suggestions-load")
 def bench_suggestions_load(
-        incidents: int = typer.Option(300, help="Incidents reported in the burst."),
-        report_s: float = typer.Option(50.0, help="Seconds over which they are reported."),
-        outage_s: float = typer.Option(60.0, help="Seconds one of the two LLM nodes is stopped, mid-burst."),
-        max_tokens: int = typer.Option(48, help="Length of each suggestion in tokens."),
-        workers: int = typer.Option(2, help="Workers admitting generations (each a dispatcher)."),
-        timeout_s: float = typer.Option(1500.0, help="Longest wait for every suggestion to settle.")) -> None:
+    incidents: int = typer.Option(300, help="Incidents reported in the burst."),
+    report_s: float = typer.Option(50.0, help="Seconds over which they are reported."),
+    outage_s: float = typer.Option(60.0, help="Seconds one of the two LLM nodes is stopped, mid-burst."),
+    max_tokens: int = typer.Option(48, help="Length of each suggestion in tokens."),
+    workers: int = typer.Option(2, help="Workers admitting generations (each a dispatcher)."),
+    timeout_s: float = typer.Option(1500.0, help="Longest wait for every suggestion to settle."),
+) -> None:
     """A burst of incidents on two real LLM nodes, one stopped for a while: completed/skipped/failed, cancelled
     generations, useful tokens/s against capacity and critical time to ready; last stdout line is JSON."""
     from bench.suggestions_load import run_suggestions_load_bench
 
     settings = _settings()
-    result = asyncio.run(run_suggestions_load_bench(settings, incidents=incidents, report_s=report_s,
-                                                    outage_s=outage_s, max_tokens=max_tokens, workers=workers,
-                                                    timeout_s=timeout_s))
+    result = asyncio.run(
+        run_suggestions_load_bench(
+            settings,
+            incidents=incidents,
+            report_s=report_s,
+            outage_s=outage_s,
+            max_tokens=max_tokens,
+            workers=workers,
+            timeout_s=timeout_s,
+        )
+    )
     sys.stdout.write(json.dumps(result) + "\n")
 
 
@@ -408,9 +486,13 @@ app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("verify")
-def audit_verify(anchors: bool = typer.Option(False, "--anchors", help="Also check every audit anchor in "
-                                              "PRS_BACKUP_ANCHOR_BUCKET; names the first that no longer matches.")
-                 ) -> None:
+def audit_verify(
+    anchors: bool = typer.Option(
+        False,
+        "--anchors",
+        help="Also check every audit anchor in PRS_BACKUP_ANCHOR_BUCKET; names the first that no longer matches.",
+    ),
+) -> None:
     """Check the audit log's hash chain; print the first broken link (exit 1) or the head hash (exit 0)."""
     from backend.audit.service import verify_chain
     from backend.db import create_pool
@@ -438,7 +520,6 @@ def audit_verify(anchors: bool = typer.Option(False, "--anchors", help="Also che
         raise typer.Exit(1)
 
 
-
 keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -464,6 +545,7 @@ app.add_typer(sla_app, name="sla")
 @sla_app.command("sweep")
 def sla_sweep() -> None:
     """Run one SLA sweep now (record crossed warnings/breaches, apply escalation rules) and print what it did."""
+
     async def sweep(c: Container) -> dict[str, Any]:
         return (await c.sla.sweep()).as_dict()
 

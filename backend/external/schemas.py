@@ -25,13 +25,17 @@ class ExternalIncidentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1, max_length=TITLE_MAX, examples=["Line 3 conveyor motor overheating"])
-    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX,
-                             examples=["Alarm E-4021 on the line 3 conveyor motor after 20 minutes of running."])
+    description: str = Field(
+        min_length=1,
+        max_length=DESCRIPTION_MAX,
+        examples=["Alarm E-4021 on the line 3 conveyor motor after 20 minutes of running."],
+    )
     area: str = Field(min_length=1, max_length=64, examples=["production"])
     priority: Priority = "medium"
     category: str | None = Field(default=None, max_length=100)
-    external_ref: str | None = Field(default=None, max_length=128, description="The incident's id in your system.",
-                                     examples=["MES-2026-00042"])
+    external_ref: str | None = Field(
+        default=None, max_length=128, description="The incident's id in your system.", examples=["MES-2026-00042"]
+    )
     tags: list[str] = Field(default_factory=list, max_length=TAGS_MAX)
     language: Language | None = Field(default=None, description="Language of the suggestion.")
 

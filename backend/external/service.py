@@ -11,12 +11,26 @@ from backend.incidents.schemas import IncidentCreate
 
 
 def _status_view(incident: dict[str, Any], suggestion: dict[str, Any] | None) -> dict[str, Any]:
-    keep = ("id", "title", "area", "priority", "status", "external_ref", "resolution", "created_at", "updated_at",
-            "resolved_at", "closed_at")
+    keep = (
+        "id",
+        "title",
+        "area",
+        "priority",
+        "status",
+        "external_ref",
+        "resolution",
+        "created_at",
+        "updated_at",
+        "resolved_at",
+        "closed_at",
+    )
     view = {k: incident[k] for k in keep}
     view["reporter"] = incident["reporter"]["name"]
-    view["suggestion"] = None if suggestion is None else {
-        k: suggestion[k] for k in ("status", "language", "text", "citations", "completed_at")}
+    view["suggestion"] = (
+        None
+        if suggestion is None
+        else {k: suggestion[k] for k in ("status", "language", "text", "citations", "completed_at")}
+    )
     return view
 
 
@@ -28,8 +42,9 @@ class ExternalApi:
         self.suggestions = suggestions
         self.knowledge = knowledge
 
-    async def report_incident(self, ctx: RequestContext, body: ExternalIncidentCreate, *,
-                              idempotency: Any = None) -> dict[str, Any]:
+    async def report_incident(
+        self, ctx: RequestContext, body: ExternalIncidentCreate, *, idempotency: Any = None
+    ) -> dict[str, Any]:
         """Create the incident through the incident service; the calling system is recorded as its reporter.
         A replayed `idempotency` key answers the same incident (its suggestion as it is now), marked `replayed`."""
         created = await self.incidents.create(ctx, IncidentCreate(**body.model_dump()), idempotency=idempotency)
@@ -44,8 +59,9 @@ class ExternalApi:
         incident = await self.incidents.get(incident_id, viewer=viewer)
         return _status_view(incident, await self._suggestion(incident_id))
 
-    async def search_knowledge(self, *, query: str, area: str | None, limit: int,
-                               viewer: Principal | None = None) -> dict[str, Any]:
+    async def search_knowledge(
+        self, *, query: str, area: str | None, limit: int, viewer: Principal | None = None
+    ) -> dict[str, Any]:
         """Resolved incidents and runbook passages closest to the query; 422 for an unknown area (or one outside
         the key's areas)."""
         known = {a["code"] for a in await self.incidents.list_areas()}

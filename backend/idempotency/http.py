@@ -13,13 +13,20 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
 IDEMPOTENCY_KEY_DESCRIPTION = (
     "Optional, 1-255 visible ASCII characters (a UUID is a good choice), unique per new request. A repeat with the "
     "same key and body within 24 h answers the first answer again (`Idempotent-Replayed: true`) and creates "
-    "nothing; the same key with another body is a 422. Keys are private to the account or API key that sent them.")
+    "nothing; the same key with another body is a 422. Keys are private to the account or API key that sent them."
+)
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-async def answer_idempotently(response: Response, *, endpoint: str, principal: Principal, key: str | None, body: Any,
-                              create: Callable[[IdempotentRequest | None], Awaitable[dict[str, Any]]]
-                              ) -> dict[str, Any]:
+async def answer_idempotently(
+    response: Response,
+    *,
+    endpoint: str,
+    principal: Principal,
+    key: str | None,
+    body: Any,
+    create: Callable[[IdempotentRequest | None], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
     """Run `create` with the request's idempotency record and mark a replayed answer with a header."""
     answer = await create(idempotent_request(endpoint=endpoint, principal=principal, key=key, body=body))
     if answer.pop("replayed", False):

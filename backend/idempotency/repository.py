@@ -10,19 +10,22 @@ import asyncpg
 from backend.db import Connection
 
 
-async def find(conn: Connection, *, endpoint: str, principal: str, key: str,
-               now: datetime) -> asyncpg.Record | None:
+async def find(conn: Connection, *, endpoint: str, principal: str, key: str, now: datetime) -> asyncpg.Record | None:
     """The live (unexpired) record of a key, or None."""
     return await conn.fetchrow(
         """SELECT request_hash, resource_id, status_code, response
              FROM idempotency_keys
             WHERE endpoint = $1 AND principal = $2 AND key = $3 AND expires_at > $4""",
-        endpoint, principal, key, now,
+        endpoint,
+        principal,
+        key,
+        now,
     )
 
 
-async def claim(conn: Connection, *, endpoint: str, principal: str, key: str, request_hash: str,
-                now: datetime, expires_at: datetime) -> bool:
+async def claim(
+    conn: Connection, *, endpoint: str, principal: str, key: str, request_hash: str, now: datetime, expires_at: datetime
+) -> bool:
     """Claim a key inside the creating transaction: True when this transaction owns it.
 
     A concurrent claim of the same key waits on the unique index until the first transaction ends: it then
@@ -35,18 +38,36 @@ async def claim(conn: Connection, *, endpoint: str, principal: str, key: str, re
                   created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
             WHERE idempotency_keys.expires_at <= EXCLUDED.created_at
            RETURNING true""",
-        endpoint, principal, key, request_hash, now, expires_at,
+        endpoint,
+        principal,
+        key,
+        request_hash,
+        now,
+        expires_at,
     )
     return bool(claimed)
 
 
-async def record_answer(conn: Connection, *, endpoint: str, principal: str, key: str, resource_id: int,
-                        status_code: int, response: dict[str, Any]) -> None:
+async def record_answer(
+    conn: Connection,
+    *,
+    endpoint: str,
+    principal: str,
+    key: str,
+    resource_id: int,
+    status_code: int,
+    response: dict[str, Any],
+) -> None:
     """Keep the first answer under the claimed key."""
     await conn.execute(
         """UPDATE idempotency_keys SET resource_id = $4, status_code = $5, response = $6
             WHERE endpoint = $1 AND principal = $2 AND key = $3""",
-        endpoint, principal, key, resource_id, status_code, response,
+        endpoint,
+        principal,
+        key,
+        resource_id,
+        status_code,
+        response,
     )
 
 
@@ -58,5 +79,6 @@ async def delete_expired(conn: Connection, *, now: datetime, batch: int) -> int:
                 WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)
                RETURNING 1)
            SELECT count(*) FROM gone""",
-        now, batch,
+        now,
+        batch,
     )

@@ -56,8 +56,9 @@ def idempotent_request(*, endpoint: str, principal: Principal, key: str | None, 
     """The request's idempotency record, or None when it carries no key."""
     if key is None:
         return None
-    return IdempotentRequest(endpoint=endpoint, principal=principal_ref(principal), key=key,
-                             request_hash=request_hash(body))
+    return IdempotentRequest(
+        endpoint=endpoint, principal=principal_ref(principal), key=key, request_hash=request_hash(body)
+    )
 
 
 class IdempotencyService:
@@ -70,21 +71,25 @@ class IdempotencyService:
         self.clock = clock
         self.retention = timedelta(hours=retention_hours)
 
-    async def replay(self, request: IdempotentRequest, *, conn: Connection | None = None
-                     ) -> tuple[int, dict[str, Any]] | None:
+    async def replay(
+        self, request: IdempotentRequest, *, conn: Connection | None = None
+    ) -> tuple[int, dict[str, Any]] | None:
         """(status, first answer) when the key was already used with this body; None when it is new (or still
         being created by a request that has not committed). 422 when the body differs."""
         if conn is None:
             async with self.pool.acquire() as own:
                 return await self.replay(request, conn=own)
-        row = await repository.find(conn, endpoint=request.endpoint, principal=request.principal, key=request.key,
-                                    now=self.clock.now())
+        row = await repository.find(
+            conn, endpoint=request.endpoint, principal=request.principal, key=request.key, now=self.clock.now()
+        )
         if row is None:
             return None
         if row["request_hash"] != request.request_hash:
             raise IdempotencyKeyReused(
                 f"{HEADER} '{request.key}' was already used for a different request body; send a new key for a new "
-                "request", field=HEADER)
+                "request",
+                field=HEADER,
+            )
         if row["response"] is None:
             return None
         return row["status_code"], row["response"]
@@ -92,16 +97,36 @@ class IdempotencyService:
     async def claim(self, conn: Connection, request: IdempotentRequest) -> None:
         """Claim the key in the caller's transaction, or raise KeyAlreadyClaimed (roll back, then `replay`)."""
         now = self.clock.now()
-        if not await repository.claim(conn, endpoint=request.endpoint, principal=request.principal, key=request.key,
-                                      request_hash=request.request_hash, now=now, expires_at=now + self.retention):
+        if not await repository.claim(
+            conn,
+            endpoint=request.endpoint,
+            principal=request.principal,
+            key=request.key,
+            request_hash=request.request_hash,
+            now=now,
+            expires_at=now + self.retention,
+        ):
             raise KeyAlreadyClaimed(request.key)
 
-    async def record_answer(self, conn: Connection, request: IdempotentRequest, *, resource_id: int,
-                            status_code: int, response: dict[str, Any]) -> None:
+    async def record_answer(
+        self,
+        conn: Connection,
+        request: IdempotentRequest,
+        *,
+        resource_id: int,
+        status_code: int,
+        response: dict[str, Any],
+    ) -> None:
         """Store the first answer in the caller's (creating) transaction."""
-        await repository.record_answer(conn, endpoint=request.endpoint, principal=request.principal, key=request.key,
-                                       resource_id=resource_id, status_code=status_code,
-                                       response=to_jsonable_python(response))
+        await repository.record_answer(
+            conn,
+            endpoint=request.endpoint,
+            principal=request.principal,
+            key=request.key,
+            resource_id=resource_id,
+            status_code=status_code,
+            response=to_jsonable_python(response),
+        )
 
     async def purge_expired(self) -> int:
         """Delete expired keys in batches; the number deleted."""

@@ -36,21 +36,33 @@ async def insert_area(conn: Connection, *, code: str, name: str) -> asyncpg.Reco
     """Create an area; None when the code exists."""
     return await conn.fetchrow(
         "INSERT INTO areas (code, name) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING RETURNING code, name",
-        code, name,
+        code,
+        name,
     )
 
 
 async def insert_incident(conn: Connection, *, values: dict[str, Any], now: datetime) -> int:
     """Insert a new open incident and return its id."""
-    return cast(int, await conn.fetchval(
-        """INSERT INTO incidents (title, description, area, priority, category, reporter_id, reporter_name,
+    return cast(
+        int,
+        await conn.fetchval(
+            """INSERT INTO incidents (title, description, area, priority, category, reporter_id, reporter_name,
                                   customer_tier, external_ref, tags, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
            RETURNING id""",
-        values["title"], values["description"], values["area"], values["priority"], values.get("category"),
-        values.get("reporter_id"), values.get("reporter_name", ""), values.get("customer_tier"),
-        values.get("external_ref"), values.get("tags", []), now,
-    ))
+            values["title"],
+            values["description"],
+            values["area"],
+            values["priority"],
+            values.get("category"),
+            values.get("reporter_id"),
+            values.get("reporter_name", ""),
+            values.get("customer_tier"),
+            values.get("external_ref"),
+            values.get("tags", []),
+            now,
+        ),
+    )
 
 
 async def get_incident(conn: Connection, incident_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
@@ -61,9 +73,7 @@ async def get_incident(conn: Connection, incident_id: int, *, for_update: bool =
     return await conn.fetchrow(_SELECT_INCIDENT + " WHERE i.id = $1", incident_id)
 
 
-async def update_incident_fields(
-    conn: Connection, incident_id: int, *, changes: dict[str, Any], now: datetime
-) -> None:
+async def update_incident_fields(conn: Connection, incident_id: int, *, changes: dict[str, Any], now: datetime) -> None:
     """Set the given whitelisted columns; column names never come from user input."""
     statement = update_by_id("incidents", columns=UPDATABLE_COLUMNS, changes=changes, row_id=incident_id, now=now)
     if statement is not None:
@@ -72,12 +82,19 @@ async def update_incident_fields(
 
 async def set_assignee(conn: Connection, incident_id: int, assignee_id: int | None, now: datetime) -> None:
     """Assign or unassign."""
-    await conn.execute("UPDATE incidents SET assignee_id = $2, updated_at = $3 WHERE id = $1", incident_id, assignee_id, now)
+    await conn.execute(
+        "UPDATE incidents SET assignee_id = $2, updated_at = $3 WHERE id = $1", incident_id, assignee_id, now
+    )
 
 
 async def set_status(
-    conn: Connection, incident_id: int, *, status: str, now: datetime,
-    resolution: str | None = None, reopened: bool = False,
+    conn: Connection,
+    incident_id: int,
+    *,
+    status: str,
+    now: datetime,
+    resolution: str | None = None,
+    reopened: bool = False,
 ) -> None:
     """Move to a status, stamping resolved/closed times and counting reopenings."""
     await conn.execute(
@@ -90,7 +107,11 @@ async def set_status(
                   closed_at = CASE WHEN $2 = 'closed' THEN $3 ELSE NULL END,
                   reopened_count = reopened_count + CASE WHEN $5 THEN 1 ELSE 0 END
             WHERE id = $1""",
-        incident_id, status, now, resolution, reopened,
+        incident_id,
+        status,
+        now,
+        resolution,
+        reopened,
     )
 
 
@@ -107,8 +128,9 @@ INCIDENT_FILTERS = {
 }
 
 
-async def list_incidents(conn: Connection, *, filters: dict[str, Any], after: tuple[datetime, int] | None,
-                         limit: int) -> list[asyncpg.Record]:
+async def list_incidents(
+    conn: Connection, *, filters: dict[str, Any], after: tuple[datetime, int] | None, limit: int
+) -> list[asyncpg.Record]:
     """A page of incidents, newest first, keyset-paginated on (created_at, id)."""
     query = Query()
     bind, where = query.bind, query.where
@@ -121,15 +143,22 @@ async def list_incidents(conn: Connection, *, filters: dict[str, Any], after: tu
     return await conn.fetch(sql, *query.args)
 
 
-async def insert_comment(conn: Connection, *, incident_id: int, author_id: int | None,
-                         author_name: str, body: str, now: datetime) -> asyncpg.Record:
+async def insert_comment(
+    conn: Connection, *, incident_id: int, author_id: int | None, author_name: str, body: str, now: datetime
+) -> asyncpg.Record:
     """Add a comment and return it."""
-    return expect_row(await conn.fetchrow(
-        """INSERT INTO incident_comments (incident_id, author_id, author_name, body, created_at)
+    return expect_row(
+        await conn.fetchrow(
+            """INSERT INTO incident_comments (incident_id, author_id, author_name, body, created_at)
            VALUES ($1, $2, $3, $4, $5)
            RETURNING id, incident_id, author_id, author_name, body, created_at""",
-        incident_id, author_id, author_name, body, now,
-    ))
+            incident_id,
+            author_id,
+            author_name,
+            body,
+            now,
+        )
+    )
 
 
 async def list_comments(conn: Connection, incident_id: int) -> list[asyncpg.Record]:

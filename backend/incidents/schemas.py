@@ -45,7 +45,8 @@ class IncidentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: Title = Field(examples=["Cinta transportadora línea 3 sobrecalentada"])
     description: Description = Field(
-        examples=["El motor de la cinta de la línea 3 se para con alarma E-4021 tras 20 minutos."])
+        examples=["El motor de la cinta de la línea 3 se para con alarma E-4021 tras 20 minutos."]
+    )
     area: AreaCode = Field(examples=["production"])
     priority: Priority
     category: Category = None
@@ -85,8 +86,9 @@ class CommentCreate(BaseModel):
 class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status
-    solution: str | None = Field(default=None, max_length=SOLUTION_MAX,
-                                 description="Required when the target status is 'resolved'.")
+    solution: str | None = Field(
+        default=None, max_length=SOLUTION_MAX, description="Required when the target status is 'resolved'."
+    )
     reason: str | None = Field(default=None, max_length=COMMENT_MAX)
 
 

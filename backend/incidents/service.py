@@ -42,8 +42,19 @@ def incident_view(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def _audit_state(row: asyncpg.Record) -> dict[str, Any]:
-    keep = ("title", "description", "area", "priority", "status", "category", "customer_tier",
-            "external_ref", "tags", "assignee_id", "resolution")
+    keep = (
+        "title",
+        "description",
+        "area",
+        "priority",
+        "status",
+        "category",
+        "customer_tier",
+        "external_ref",
+        "tags",
+        "assignee_id",
+        "resolution",
+    )
     return {k: row[k] for k in keep}
 
 
@@ -83,8 +94,17 @@ def may_view(viewer: Principal | None, incident: asyncpg.Record) -> bool:
 class IncidentService:
     """Everything that changes or reads incidents; one transaction per call."""
 
-    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, knowledge: KnowledgeService,
-                 metrics: Metrics, events: EventBus, reads: ReadRouting | None = None):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        knowledge: KnowledgeService,
+        metrics: Metrics,
+        events: EventBus,
+        reads: ReadRouting | None = None,
+    ):
         self.settings = settings
         self.pool = pool
         # Lists may come from a standby; one incident (what a person just wrote) is always read from the primary.
@@ -93,21 +113,45 @@ class IncidentService:
         self.knowledge = knowledge
         self.metrics = metrics
         self.events = events
-        self.idempotency = IdempotencyService(pool=pool, clock=clock,
-                                              retention_hours=settings.idempotency_retention_hours)
+        self.idempotency = IdempotencyService(
+            pool=pool, clock=clock, retention_hours=settings.idempotency_retention_hours
+        )
 
-    async def _publish(self, conn: Connection, ctx: RequestContext, name: str, incident_id: int, *,
-                       at: datetime, before: asyncpg.Record | None, after: asyncpg.Record | None,
-                       details: dict[str, Any] | None = None) -> None:
-        await self.events.publish(conn, DomainEvent(
-            name=name, resource_type="incident", resource_id=incident_id, at=at, ctx=ctx,
-            before=dict(before) if before is not None else None, after=dict(after) if after is not None else None,
-            details=details or {},
-        ))
+    async def _publish(
+        self,
+        conn: Connection,
+        ctx: RequestContext,
+        name: str,
+        incident_id: int,
+        *,
+        at: datetime,
+        before: asyncpg.Record | None,
+        after: asyncpg.Record | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        await self.events.publish(
+            conn,
+            DomainEvent(
+                name=name,
+                resource_type="incident",
+                resource_id=incident_id,
+                at=at,
+                ctx=ctx,
+                before=dict(before) if before is not None else None,
+                after=dict(after) if after is not None else None,
+                details=details or {},
+            ),
+        )
 
-    async def create(self, ctx: RequestContext, body: IncidentCreate, *,
-                     on_created: Callable[[Connection, int], Awaitable[None]] | None = None,
-                     with_similar: bool = True, idempotency: IdempotentRequest | None = None) -> dict[str, Any]:
+    async def create(
+        self,
+        ctx: RequestContext,
+        body: IncidentCreate,
+        *,
+        on_created: Callable[[Connection, int], Awaitable[None]] | None = None,
+        with_similar: bool = True,
+        idempotency: IdempotentRequest | None = None,
+    ) -> dict[str, Any]:
         """Store a new incident, its audit row and its suggestion job; reply with similar past incidents.
 
         `on_created(conn, incident_id)` runs inside the creating transaction (e.g. to link an alert to it);
@@ -119,25 +163,34 @@ class IncidentService:
             if first is not None:
                 return {**first[1], "replayed": True}
             try:
-                return await self._create(ctx, body, on_created=on_created, with_similar=with_similar,
-                                          idempotency=idempotency)
+                return await self._create(
+                    ctx, body, on_created=on_created, with_similar=with_similar, idempotency=idempotency
+                )
             except KeyAlreadyClaimed:
                 # A concurrent request with the same key committed first: answer what it answered.
                 first = await self.idempotency.replay(idempotency)
                 if first is None:
-                    raise ServiceUnavailable("a request with the same Idempotency-Key is being processed; retry",
-                                             field="Idempotency-Key") from None
+                    raise ServiceUnavailable(
+                        "a request with the same Idempotency-Key is being processed; retry", field="Idempotency-Key"
+                    ) from None
                 return {**first[1], "replayed": True}
         return await self._create(ctx, body, on_created=on_created, with_similar=with_similar, idempotency=None)
 
-    async def _create(self, ctx: RequestContext, body: IncidentCreate, *,
-                      on_created: Callable[[Connection, int], Awaitable[None]] | None,
-                      with_similar: bool, idempotency: IdempotentRequest | None) -> dict[str, Any]:
+    async def _create(
+        self,
+        ctx: RequestContext,
+        body: IncidentCreate,
+        *,
+        on_created: Callable[[Connection, int], Awaitable[None]] | None,
+        with_similar: bool,
+        idempotency: IdempotentRequest | None,
+    ) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
             await self._require_area(conn, body.area, viewer=ctx.principal)
         # Retrieval (mostly encoding, in a thread) runs while the transaction makes its round trips.
         similar_search = asyncio.ensure_future(
-            self.similar_for_text(f"{body.title}\n{body.description}", body.area) if with_similar else _nothing())
+            self.similar_for_text(f"{body.title}\n{body.description}", body.area) if with_similar else _nothing()
+        )
 
         async def answer(row: asyncpg.Record) -> dict[str, Any]:
             view = incident_view(row)
@@ -154,10 +207,14 @@ class IncidentService:
         self.metrics.incidents_created.labels(body.area, body.priority).inc()
         return view
 
-    async def _insert_new(self, ctx: RequestContext, body: IncidentCreate,
-                          on_created: Callable[[Connection, int], Awaitable[None]] | None,
-                          idempotency: IdempotentRequest | None,
-                          answer: Callable[[asyncpg.Record], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    async def _insert_new(
+        self,
+        ctx: RequestContext,
+        body: IncidentCreate,
+        on_created: Callable[[Connection, int], Awaitable[None]] | None,
+        idempotency: IdempotentRequest | None,
+        answer: Callable[[asyncpg.Record], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
         """The creating transaction: the incident, its audit row, suggestion job and event (and, under an
         idempotency key, the answer kept with the key, so the answer waits for the similar incidents inside it);
         returns the answer."""
@@ -172,15 +229,24 @@ class IncidentService:
             if on_created is not None:
                 await on_created(conn, incident_id)
             row = expect_row(await repository.get_incident(conn, incident_id))
-            await audit.record(conn, ctx, at=now, action="incident.created", resource_type="incident",
-                               resource_id=incident_id, after=_audit_state(row))
-            await suggestions.schedule(conn, incident_id=incident_id,
-                                       language=body.language or self.settings.suggestion_language, now=now)
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="incident.created",
+                resource_type="incident",
+                resource_id=incident_id,
+                after=_audit_state(row),
+            )
+            await suggestions.schedule(
+                conn, incident_id=incident_id, language=body.language or self.settings.suggestion_language, now=now
+            )
             await self._publish(conn, ctx, "incident.created", incident_id, at=now, before=None, after=row)
             if idempotency is not None:
                 view = await answer(row)
-                await self.idempotency.record_answer(conn, idempotency, resource_id=incident_id, status_code=201,
-                                                     response=view)
+                await self.idempotency.record_answer(
+                    conn, idempotency, resource_id=incident_id, status_code=201, response=view
+                )
                 return view
         return await answer(row)
 
@@ -203,8 +269,9 @@ class IncidentService:
     async def similar(self, incident_id: int, *, viewer: Principal | None = None) -> list[Any]:
         """Similar resolved incidents of an existing incident (itself excluded)."""
         incident = await self.get(incident_id, viewer=viewer)
-        return await self.similar_for_text(f"{incident['title']}\n{incident['description']}", incident["area"],
-                                           exclude_incident_id=incident_id)
+        return await self.similar_for_text(
+            f"{incident['title']}\n{incident['description']}", incident["area"], exclude_incident_id=incident_id
+        )
 
     async def list(self, filters: IncidentFilters, *, viewer: Principal | None = None) -> dict[str, Any]:
         """A page of incidents (only those `viewer` may see) and the cursor of the next one."""
@@ -217,7 +284,8 @@ class IncidentService:
         if viewer is not None and viewer.areas is not None:
             conditions["areas"] = sorted(viewer.areas)
         rows = await self.reads.run(
-            lambda conn: repository.list_incidents(conn, filters=conditions, after=after, limit=filters.limit + 1))
+            lambda conn: repository.list_incidents(conn, filters=conditions, after=after, limit=filters.limit + 1)
+        )
         items = [incident_view(r) for r in rows[: filters.limit]]
         next_cursor = None
         if len(rows) > filters.limit:
@@ -235,10 +303,26 @@ class IncidentService:
                 await self._require_area(conn, changes["area"], viewer=ctx.principal)
             await repository.update_incident_fields(conn, incident_id, changes=changes, now=now)
             after = expect_row(await repository.get_incident(conn, incident_id))
-            await audit.record(conn, ctx, at=now, action="incident.updated", resource_type="incident",
-                               resource_id=incident_id, before=_audit_state(before), after=_audit_state(after))
-            await self._publish(conn, ctx, "incident.updated", incident_id, at=now, before=before, after=after,
-                                details={"changed": sorted(k for k in changes if before[k] != after[k])})
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="incident.updated",
+                resource_type="incident",
+                resource_id=incident_id,
+                before=_audit_state(before),
+                after=_audit_state(after),
+            )
+            await self._publish(
+                conn,
+                ctx,
+                "incident.updated",
+                incident_id,
+                at=now,
+                before=before,
+                after=after,
+                details={"changed": sorted(k for k in changes if before[k] != after[k])},
+            )
         return incident_view(after)
 
     async def assign(self, ctx: RequestContext, incident_id: int, assignee_id: int | None) -> dict[str, Any]:
@@ -256,14 +340,32 @@ class IncidentService:
             incident = await self._locked(conn, incident_id, viewer=ctx.principal)
             self._check_reporter_owns(ctx.principal, incident)
             row = await repository.insert_comment(
-                conn, incident_id=incident_id, author_id=ctx.principal.id if ctx.principal.kind == "user" else None,
-                author_name=ctx.principal.name, body=body, now=now,
+                conn,
+                incident_id=incident_id,
+                author_id=ctx.principal.id if ctx.principal.kind == "user" else None,
+                author_name=ctx.principal.name,
+                body=body,
+                now=now,
             )
-            await audit.record(conn, ctx, at=now, action="incident.commented", resource_type="incident",
-                               resource_id=incident_id, after={"comment_id": row["id"]})
-            await self._publish(conn, ctx, "incident.commented", incident_id, at=now, before=incident, after=incident,
-                                details={"comment_id": row["id"], "author_kind": ctx.principal.kind,
-                                         "author_role": ctx.principal.role})
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="incident.commented",
+                resource_type="incident",
+                resource_id=incident_id,
+                after={"comment_id": row["id"]},
+            )
+            await self._publish(
+                conn,
+                ctx,
+                "incident.commented",
+                incident_id,
+                at=now,
+                before=incident,
+                after=incident,
+                details={"comment_id": row["id"], "author_kind": ctx.principal.kind, "author_role": ctx.principal.role},
+            )
         return _comment_view(row)
 
     async def comments(self, incident_id: int, *, viewer: Principal | None = None) -> builtins.list[dict[str, Any]]:
@@ -278,8 +380,15 @@ class IncidentService:
             await self.read_in(conn, incident_id)
             return await audit.resource_history(conn, resource_type="incident", resource_id=incident_id)
 
-    async def change_status(self, ctx: RequestContext, incident_id: int, *, status: str,
-                            solution: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    async def change_status(
+        self,
+        ctx: RequestContext,
+        incident_id: int,
+        *,
+        status: str,
+        solution: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
         """Apply one transition of the status machine; resolving needs a solution."""
         if status == "resolved" and not (solution and solution.strip()):
             raise ValidationFailed("a solution is required to resolve an incident", field="solution")
@@ -288,21 +397,50 @@ class IncidentService:
             before = await self._locked(conn, incident_id, viewer=ctx.principal)
             check_transition(before["status"], status)
             reopened = is_reopen(before["status"], status)
-            await repository.set_status(conn, incident_id, status=status, now=now,
-                                        resolution=solution.strip() if solution else None, reopened=reopened)
+            await repository.set_status(
+                conn,
+                incident_id,
+                status=status,
+                now=now,
+                resolution=solution.strip() if solution else None,
+                reopened=reopened,
+            )
             after = expect_row(await repository.get_incident(conn, incident_id))
-            action = {"resolved": "incident.resolved", "closed": "incident.closed"}.get(status, "incident.status_changed")
+            action = {"resolved": "incident.resolved", "closed": "incident.closed"}.get(
+                status, "incident.status_changed"
+            )
             if reopened:
                 action = "incident.reopened"
             details = _audit_state(after) | ({"reason": reason} if reason else {})
-            await audit.record(conn, ctx, at=now, action=action, resource_type="incident", resource_id=incident_id,
-                               before=_audit_state(before), after=details)
-            await self._publish(conn, ctx, action, incident_id, at=now, before=before, after=after,
-                                details={"reason": reason} if reason else {})
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action=action,
+                resource_type="incident",
+                resource_id=incident_id,
+                before=_audit_state(before),
+                after=details,
+            )
+            await self._publish(
+                conn,
+                ctx,
+                action,
+                incident_id,
+                at=now,
+                before=before,
+                after=after,
+                details={"reason": reason} if reason else {},
+            )
             if status == "resolved":
                 await self.knowledge.stage_incident(
-                    conn, incident_id=incident_id, title=after["title"], description=after["description"],
-                    area=after["area"], category=after["category"], resolution=after["resolution"],
+                    conn,
+                    incident_id=incident_id,
+                    title=after["title"],
+                    description=after["description"],
+                    area=after["area"],
+                    category=after["category"],
+                    resolution=after["resolution"],
                     created_at=after["created_at"],
                 )
             elif reopened:
@@ -330,14 +468,14 @@ class IncidentService:
             row = await repository.insert_area(conn, code=code, name=name)
             if row is None:
                 raise Conflict(f"area '{code}' exists", field="code")
-            await audit.record(conn, ctx, at=now, action="area.created", resource_type="area",
-                               resource_id=code, after=dict(row))
+            await audit.record(
+                conn, ctx, at=now, action="area.created", resource_type="area", resource_id=code, after=dict(row)
+            )
         return dict(row)
 
     # For other domains (SLA escalation and sweeps), inside the caller's transaction.
 
-    async def read_in(self, conn: Connection, incident_id: int, *,
-                      viewer: Principal | None = None) -> asyncpg.Record:
+    async def read_in(self, conn: Connection, incident_id: int, *, viewer: Principal | None = None) -> asyncpg.Record:
         """The incident's row, or NotFound (also when `viewer` may not see it)."""
         row = await repository.get_incident(conn, incident_id)
         return found(row if row is not None and may_view(viewer, row) else None, f"incident {incident_id}")
@@ -350,8 +488,16 @@ class IncidentService:
         """The active user who may own incidents, or None."""
         return await repository.get_assignable_user(conn, user_id)
 
-    async def assign_in(self, conn: Connection, ctx: RequestContext, before: asyncpg.Record,
-                        assignee_id: int | None, now: datetime, *, reason: str | None = None) -> asyncpg.Record:
+    async def assign_in(
+        self,
+        conn: Connection,
+        ctx: RequestContext,
+        before: asyncpg.Record,
+        assignee_id: int | None,
+        now: datetime,
+        *,
+        reason: str | None = None,
+    ) -> asyncpg.Record:
         """The assignment rule, the one place it is written: the assignee must be able to own incidents; the
         change is audited and published as `incident.assigned` (with `reason`, e.g. "escalation")."""
         incident_id = before["id"]
@@ -359,11 +505,26 @@ class IncidentService:
             raise ValidationFailed(f"user {assignee_id} does not exist or cannot own incidents", field="assignee_id")
         await repository.set_assignee(conn, incident_id, assignee_id, now)
         after = expect_row(await repository.get_incident(conn, incident_id))
-        await audit.record(conn, ctx, at=now, action="incident.assigned", resource_type="incident",
-                           resource_id=incident_id, before={"assignee_id": before["assignee_id"]},
-                           after={"assignee_id": assignee_id})
-        await self._publish(conn, ctx, "incident.assigned", incident_id, at=now, before=before, after=after,
-                            details={"reason": reason} if reason else None)
+        await audit.record(
+            conn,
+            ctx,
+            at=now,
+            action="incident.assigned",
+            resource_type="incident",
+            resource_id=incident_id,
+            before={"assignee_id": before["assignee_id"]},
+            after={"assignee_id": assignee_id},
+        )
+        await self._publish(
+            conn,
+            ctx,
+            "incident.assigned",
+            incident_id,
+            at=now,
+            before=before,
+            after=after,
+            details={"reason": reason} if reason else None,
+        )
         return after
 
     async def area_of(self, incident_id: int) -> str | None:
@@ -372,8 +533,7 @@ class IncidentService:
             row = await repository.get_incident(conn, incident_id)
         return row["area"] if row is not None else None
 
-    async def _locked(self, conn: Connection, incident_id: int, *,
-                      viewer: Principal | None = None) -> asyncpg.Record:
+    async def _locked(self, conn: Connection, incident_id: int, *, viewer: Principal | None = None) -> asyncpg.Record:
         row = await repository.get_incident(conn, incident_id, for_update=True)
         in_scope = row is not None and (viewer is None or viewer.may_see_area(row["area"]))
         return found(row if in_scope else None, f"incident {incident_id}")

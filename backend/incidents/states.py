@@ -21,8 +21,11 @@ def check_transition(current: str, target: str) -> None:
         raise Conflict(
             f"illegal status transition from '{current}' to '{target}'",
             field="status",
-            extra={"from_status": current, "to_status": target,
-                   "allowed": sorted(ALLOWED_TRANSITIONS.get(current, frozenset()))},
+            extra={
+                "from_status": current,
+                "to_status": target,
+                "allowed": sorted(ALLOWED_TRANSITIONS.get(current, frozenset())),
+            },
         )
 
 

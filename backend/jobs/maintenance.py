@@ -19,8 +19,19 @@ from backend.jobs import maintenance_repository as repo
 
 log = logging.getLogger(__name__)
 
-ANALYZE_TABLES = ("incidents", "incident_comments", "suggestions", "audit_log", "periodic_ticks",
-                  "sla_status_spans", "sla_clocks", "sla_events", "sla_escalations", "sla_incidents", "llm_slots")
+ANALYZE_TABLES = (
+    "incidents",
+    "incident_comments",
+    "suggestions",
+    "audit_log",
+    "periodic_ticks",
+    "sla_status_spans",
+    "sla_clocks",
+    "sla_events",
+    "sla_escalations",
+    "sla_incidents",
+    "llm_slots",
+)
 DELETE_BATCH = 5000
 
 # A retention step of another subsystem (e.g. notification delivery rows): fn(conn, now) -> rows removed.
@@ -62,8 +73,9 @@ class MaintenanceService:
     async def _run_locked(self, conn: Connection, now: datetime) -> dict[str, Any]:
         removed: dict[str, int] = {}
         tick_cutoff = now - timedelta(days=self.settings.maintenance_tick_retention_days)
-        removed["periodic_ticks"] = await repo.delete_older_than(conn, "periodic_ticks", before=tick_cutoff,
-                                                                 batch=DELETE_BATCH)
+        removed["periodic_ticks"] = await repo.delete_older_than(
+            conn, "periodic_ticks", before=tick_cutoff, batch=DELETE_BATCH
+        )
         for name, step in self.retention_steps:
             removed[name] = await step(conn, now)
         analyzed = []

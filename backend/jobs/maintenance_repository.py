@@ -37,7 +37,9 @@ async def delete_older_than(conn: Connection, table: str, *, before: datetime, b
     while True:
         result = await conn.execute(
             f"DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2))",
-            before, batch)
+            before,
+            batch,
+        )
         count = int(result.split()[-1])
         removed += count
         if count < batch:

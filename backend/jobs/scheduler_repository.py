@@ -12,7 +12,10 @@ async def claim_tick(conn: Connection, *, task: str, tick: datetime, worker: str
     claimed = await conn.fetchval(
         """INSERT INTO periodic_ticks (task, tick, claimed_by, claimed_at) VALUES ($1, $2, $3, $4)
            ON CONFLICT (task, tick) DO NOTHING RETURNING true""",
-        task, tick, worker, now,
+        task,
+        tick,
+        worker,
+        now,
     )
     return bool(claimed)
 
@@ -20,6 +23,9 @@ async def claim_tick(conn: Connection, *, task: str, tick: datetime, worker: str
 async def finish_tick(conn: Connection, *, task: str, tick: datetime, now: datetime, error: str | None) -> None:
     """Record how a tick ended."""
     await conn.execute(
-        "UPDATE periodic_ticks SET finished_at = $3, error = $4 WHERE task = $1 AND tick = $2", task, tick, now, error,
+        "UPDATE periodic_ticks SET finished_at = $3, error = $4 WHERE task = $1 AND tick = $2",
+        task,
+        tick,
+        now,
+        error,
     )
-

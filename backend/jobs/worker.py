@@ -34,16 +34,23 @@ async def _scheduler_forever(services: Container, stop: asyncio.Event) -> None:
 
 def build_dispatcher(services: Container) -> SuggestionDispatcher:
     """The suggestion dispatcher of this worker process."""
-    return SuggestionDispatcher(settings=services.settings, pool=services.pool, clock=services.clock,
-                                llm=services.llm, suggestions=services.suggestions,
-                                metrics=queue_metrics_for(services.metrics.registry))
+    return SuggestionDispatcher(
+        settings=services.settings,
+        pool=services.pool,
+        clock=services.clock,
+        llm=services.llm,
+        suggestions=services.suggestions,
+        metrics=queue_metrics_for(services.metrics.registry),
+    )
 
 
 async def run_worker(services: Container, stop: asyncio.Event) -> None:
     """Generate suggestions and run upkeep until `stop` is set."""
-    tasks = [asyncio.create_task(build_dispatcher(services).run(stop)),
-             asyncio.create_task(_scheduler_forever(services, stop)),
-             *(asyncio.create_task(loop(stop)) for loop in services.worker_loops)]
+    tasks = [
+        asyncio.create_task(build_dispatcher(services).run(stop)),
+        asyncio.create_task(_scheduler_forever(services, stop)),
+        *(asyncio.create_task(loop(stop)) for loop in services.worker_loops),
+    ]
     try:
         await stop.wait()
     finally:

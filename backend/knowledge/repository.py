@@ -31,12 +31,20 @@ async def insert_entries(conn: Connection, entries: Sequence[dict[str, Any]]) ->
                                 $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::integer[],
                                 $12::integer[], $13::timestamptz[], $14::timestamptz[])
            RETURNING id, vector_id""",
-        [e["kind"] for e in entries], [e["vector_id"] for e in entries], [e["area"] for e in entries],
-        [e["title"] for e in entries], [e["body"] for e in entries], [e.get("heading", "") for e in entries],
-        [e.get("category") for e in entries], [e.get("resolution", "") for e in entries],
-        [e.get("incident_id") for e in entries], [e.get("document_id") for e in entries],
-        [e.get("chunk_index") for e in entries], [e["doc_length"] for e in entries],
-        [e["source_created_at"] for e in entries], [e["staged_at"] for e in entries],
+        [e["kind"] for e in entries],
+        [e["vector_id"] for e in entries],
+        [e["area"] for e in entries],
+        [e["title"] for e in entries],
+        [e["body"] for e in entries],
+        [e.get("heading", "") for e in entries],
+        [e.get("category") for e in entries],
+        [e.get("resolution", "") for e in entries],
+        [e.get("incident_id") for e in entries],
+        [e.get("document_id") for e in entries],
+        [e.get("chunk_index") for e in entries],
+        [e["doc_length"] for e in entries],
+        [e["source_created_at"] for e in entries],
+        [e["staged_at"] for e in entries],
     )
     by_vector_id = {row["vector_id"]: row["id"] for row in rows}
     return [by_vector_id[e["vector_id"]] for e in entries]
@@ -50,8 +58,10 @@ async def copy_postings(conn: Connection, rows: Sequence[tuple[str, int, str, st
 
 async def incident_entry_id(conn: Connection, incident_id: int) -> int | None:
     """Id of a resolved incident's entry, locked for this transaction; None when it has none."""
-    return cast(int | None, await conn.fetchval(
-        "SELECT id FROM knowledge_entries WHERE incident_id = $1 FOR UPDATE", incident_id))
+    return cast(
+        int | None,
+        await conn.fetchval("SELECT id FROM knowledge_entries WHERE incident_id = $1 FOR UPDATE", incident_id),
+    )
 
 
 async def document_entry_ids(conn: Connection, document_id: int) -> list[int]:
@@ -75,7 +85,8 @@ async def add_tombstones(conn: Connection, vector_ids: Sequence[str], now: datet
     if vector_ids:
         await conn.execute(
             "INSERT INTO knowledge_vector_tombstones (vector_id, created_at) SELECT unnest($1::text[]), $2",
-            list(vector_ids), now,
+            list(vector_ids),
+            now,
         )
 
 
@@ -161,7 +172,13 @@ async def bm25_search(
            SELECT e.vector_id, s.score, (SELECT sum(qtf * idf) * ($6::float8 + 1) FROM weighted_terms) AS bound
            FROM scored s JOIN knowledge_entries e ON e.id = s.entry_id
            ORDER BY s.score DESC, s.entry_id""",
-        list(terms), None if area is None else [area, ""], list(kinds), limit, max_terms, float(k1), float(b),
+        list(terms),
+        None if area is None else [area, ""],
+        list(kinds),
+        limit,
+        max_terms,
+        float(k1),
+        float(b),
     )
     return [(row["vector_id"], float(row["score"]), float(row["bound"])) for row in rows]
 
@@ -169,8 +186,9 @@ async def bm25_search(
 # --- BM25 statistics ---------------------------------------------------------------------------
 
 
-async def statistics_of_entries(conn: Connection,
-                                entry_ids: Sequence[int]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+async def statistics_of_entries(
+    conn: Connection, entry_ids: Sequence[int]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """What these entries add to the statistics: (term, kind, entries) and (kind, entries, total_length)."""
     terms = await conn.fetch(
         """SELECT term, kind, count(*)::integer AS entries FROM knowledge_postings
@@ -199,14 +217,18 @@ async def apply_statistics(
                SELECT term, kind, delta FROM unnest($1::text[], $2::text[], $3::integer[]) AS d(term, kind, delta)
                ORDER BY term, kind
                ON CONFLICT (term, kind) DO UPDATE SET df = s.df + EXCLUDED.df""",
-            [t for t, _, _ in term_deltas], [k for _, k, _ in term_deltas], [d for _, _, d in term_deltas],
+            [t for t, _, _ in term_deltas],
+            [k for _, k, _ in term_deltas],
+            [d for _, _, d in term_deltas],
         )
     for kind, entries, total_length in sorted(kind_deltas):
         await conn.execute(
             """INSERT INTO knowledge_kind_stats AS k (kind, entries, total_length) VALUES ($1, $2, $3)
                ON CONFLICT (kind) DO UPDATE
                SET entries = k.entries + EXCLUDED.entries, total_length = k.total_length + EXCLUDED.total_length""",
-            kind, entries, total_length,
+            kind,
+            entries,
+            total_length,
         )
 
 
@@ -242,7 +264,8 @@ async def pending_vector_entries(conn: Connection, limit: int, *, after_id: int 
            WHERE NOT e.vector_synced AND e.id > $2
            ORDER BY e.id
            LIMIT $1""",
-        limit, after_id,
+        limit,
+        after_id,
     )
 
 
@@ -259,7 +282,9 @@ async def lock_unsynced_entries(conn: Connection, entry_ids: Sequence[int]) -> l
 
 async def mark_vectors_synced(conn: Connection, entry_ids: Sequence[int]) -> None:
     """Record that these entries' vectors are in the store."""
-    await conn.execute("UPDATE knowledge_entries SET vector_synced = true WHERE id = ANY($1::bigint[])", list(entry_ids))
+    await conn.execute(
+        "UPDATE knowledge_entries SET vector_synced = true WHERE id = ANY($1::bigint[])", list(entry_ids)
+    )
 
 
 async def mark_all_vectors_unsynced(conn: Connection) -> int:
@@ -303,7 +328,8 @@ async def entries_after(conn: Connection, after_id: int, limit: int) -> list[asy
     return await conn.fetch(
         """SELECT id, kind, area, title, body, heading, resolution FROM knowledge_entries
            WHERE id > $1 ORDER BY id LIMIT $2""",
-        after_id, limit,
+        after_id,
+        limit,
     )
 
 
@@ -327,14 +353,22 @@ DOCUMENT_COLUMNS = "id, title, filename, area, content_sha256, size_bytes, chunk
 
 async def insert_document(conn: Connection, document: dict[str, Any]) -> asyncpg.Record:
     """Store a knowledge document's text and return its row (without the text)."""
-    return expect_row(await conn.fetchrow(
-        f"""INSERT INTO knowledge_documents
+    return expect_row(
+        await conn.fetchrow(
+            f"""INSERT INTO knowledge_documents
                 (title, filename, area, content, content_sha256, size_bytes, chunk_count, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             RETURNING {DOCUMENT_COLUMNS}""",
-        document["title"], document["filename"], document["area"], document["content"],
-        document["content_sha256"], document["size_bytes"], document["chunk_count"], document["created_at"],
-    ))
+            document["title"],
+            document["filename"],
+            document["area"],
+            document["content"],
+            document["content_sha256"],
+            document["size_bytes"],
+            document["chunk_count"],
+            document["created_at"],
+        )
+    )
 
 
 async def list_documents(conn: Connection) -> list[asyncpg.Record]:
@@ -361,7 +395,8 @@ async def insert_areas(conn: Connection, codes: Sequence[str], now: datetime) ->
     await conn.execute(
         """INSERT INTO areas (code, name, created_at) SELECT code, code, $2 FROM unnest($1::text[]) AS code
            ON CONFLICT (code) DO NOTHING""",
-        list(codes), now,
+        list(codes),
+        now,
     )
 
 
@@ -387,9 +422,14 @@ async def insert_imported_incidents(conn: Connection, incidents: Sequence[dict[s
                      created_at, resolved_at)
            ON CONFLICT (external_ref) WHERE source = 'import' DO NOTHING
            RETURNING id, external_ref""",
-        [i["title"] for i in incidents], [i["description"] for i in incidents], [i["area"] for i in incidents],
-        [i["priority"] for i in incidents], [i["category"] for i in incidents],
-        [i["external_ref"] for i in incidents], [TAG_SEPARATOR.join(i["tags"]) for i in incidents],
-        [i["resolution"] for i in incidents], [i["created_at"] for i in incidents],
+        [i["title"] for i in incidents],
+        [i["description"] for i in incidents],
+        [i["area"] for i in incidents],
+        [i["priority"] for i in incidents],
+        [i["category"] for i in incidents],
+        [i["external_ref"] for i in incidents],
+        [TAG_SEPARATOR.join(i["tags"]) for i in incidents],
+        [i["resolution"] for i in incidents],
+        [i["created_at"] for i in incidents],
         [i["resolved_at"] for i in incidents],
     )

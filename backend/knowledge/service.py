@@ -63,7 +63,9 @@ class PostgresLexicalIndex:
         self.b = b
         self.max_terms = max_terms
 
-    async def search(self, terms: list[str], *, k: int, area: str | None, kinds: Sequence[str]) -> list[tuple[str, float]]:
+    async def search(
+        self, terms: list[str], *, k: int, area: str | None, kinds: Sequence[str]
+    ) -> list[tuple[str, float]]:
         """(vector_id, BM25 / the most this query could score) best first."""
         async with self.pool.acquire() as conn:
             rows = await repository.bm25_search(
@@ -75,7 +77,9 @@ class PostgresLexicalIndex:
 class KnowledgeService:
     """The knowledge base: what is in it, how it is kept in step, and how it is searched."""
 
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, encoder: Encoder, vector_store: VectorStore, clock: Clock):
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, encoder: Encoder, vector_store: VectorStore, clock: Clock
+    ):
         self.settings = settings
         self.pool = pool
         self.encoder = encoder
@@ -100,12 +104,20 @@ class KnowledgeService:
     ) -> list[SimilarIncident]:
         """Resolved incidents closest to a text, best first, none under settings.similar_min_score."""
         found = await self.retriever.search(
-            text, area=area, k=limit + (1 if exclude_incident_id is not None else 0), kinds=("incident",),
+            text,
+            area=area,
+            k=limit + (1 if exclude_incident_id is not None else 0),
+            kinds=("incident",),
             min_score=self.settings.similar_min_score,
         )
         similar = [
-            SimilarIncident(incident_id=row["incident_id"], score=entry.score, title=row["title"],
-                            resolution=row["resolution"] or None, area=row["area"])
+            SimilarIncident(
+                incident_id=row["incident_id"],
+                score=entry.score,
+                title=row["title"],
+                resolution=row["resolution"] or None,
+                area=row["area"],
+            )
             for entry, row in await self._hydrate(found)
             if row["incident_id"] != exclude_incident_id
         ]
@@ -123,17 +135,33 @@ class KnowledgeService:
 
     async def retrieve_cases(self, *, text: str, area: str | None, limit: int) -> list[CaseForPrompt]:
         """Incidents and document chunks to ground an LLM suggestion, best first."""
-        found = await self.retriever.search(text, area=area, k=limit, kinds=ALL_KINDS,
-                                            min_score=self.settings.similar_min_score)
+        found = await self.retriever.search(
+            text, area=area, k=limit, kinds=ALL_KINDS, min_score=self.settings.similar_min_score
+        )
         cases = []
         for entry, row in await self._hydrate(found):
             if row["kind"] == "incident":
-                cases.append(CaseForPrompt(incident_id=row["incident_id"], document_title=None, title=row["title"],
-                                           problem=row["body"], solution=row["resolution"], score=entry.score))
+                cases.append(
+                    CaseForPrompt(
+                        incident_id=row["incident_id"],
+                        document_title=None,
+                        title=row["title"],
+                        problem=row["body"],
+                        solution=row["resolution"],
+                        score=entry.score,
+                    )
+                )
             else:
-                cases.append(CaseForPrompt(incident_id=None, document_title=row["document_title"],
-                                           title=row["heading"] or row["document_title"], problem=row["heading"],
-                                           solution=row["body"], score=entry.score))
+                cases.append(
+                    CaseForPrompt(
+                        incident_id=None,
+                        document_title=row["document_title"],
+                        title=row["heading"] or row["document_title"],
+                        problem=row["heading"],
+                        solution=row["body"],
+                        score=entry.score,
+                    )
+                )
         return cases
 
     async def search(
@@ -146,11 +174,20 @@ class KnowledgeService:
         found = await self.retriever.search(query, area=area, k=limit, kinds=tuple(kinds), min_score=min_score)
         return [
             KnowledgeHit(
-                kind=row["kind"], entry_id=entry.entry_id, score=entry.score, dense_score=entry.dense_score,
-                lexical_score=entry.lexical_score, title=row["title"], text=row["body"],
-                resolution=row["resolution"], area=row["area"], incident_id=row["incident_id"],
-                document_id=row["document_id"], document_title=row["document_title"],
-                chunk_index=row["chunk_index"], heading=row["heading"],
+                kind=row["kind"],
+                entry_id=entry.entry_id,
+                score=entry.score,
+                dense_score=entry.dense_score,
+                lexical_score=entry.lexical_score,
+                title=row["title"],
+                text=row["body"],
+                resolution=row["resolution"],
+                area=row["area"],
+                incident_id=row["incident_id"],
+                document_id=row["document_id"],
+                document_title=row["document_title"],
+                chunk_index=row["chunk_index"],
+                heading=row["heading"],
             )
             for entry, row in await self._hydrate(found)
         ]
@@ -158,17 +195,32 @@ class KnowledgeService:
     # --- resolved incidents --------------------------------------------------------------------
 
     async def stage_incident(
-        self, conn: Connection, *, incident_id: int, title: str, description: str, area: str,
-        category: str | None, resolution: str | None, created_at: Any,
+        self,
+        conn: Connection,
+        *,
+        incident_id: int,
+        title: str,
+        description: str,
+        area: str,
+        category: str | None,
+        resolution: str | None,
+        created_at: Any,
     ) -> None:
         """Write a resolved incident's entry and postings in the caller's transaction (vector pending)."""
         delta = IndexDelta()
         previous = await repository.incident_entry_id(conn, incident_id)
         if previous is not None:  # resolved again: the new text replaces the old entry
             await self._remove_entries(conn, [previous], delta)
-        entry = incident_entry(incident_id=incident_id, title=title, description=description, area=area,
-                               category=category, resolution=resolution, created_at=created_at,
-                               staged_at=self.clock.now())
+        entry = incident_entry(
+            incident_id=incident_id,
+            title=title,
+            description=description,
+            area=area,
+            category=category,
+            resolution=resolution,
+            created_at=created_at,
+            staged_at=self.clock.now(),
+        )
         await self._add_entries(conn, [entry], delta)
         await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
 
@@ -218,7 +270,9 @@ class KnowledgeService:
             if keep:
                 rows = [pending[index] for index in keep]
                 await asyncio.to_thread(
-                    self.vector_store.upsert, [row["vector_id"] for row in rows], vectors[keep],
+                    self.vector_store.upsert,
+                    [row["vector_id"] for row in rows],
+                    vectors[keep],
                     [vector_metadata(row) for row in rows],
                 )
                 await repository.mark_vectors_synced(conn, [row["id"] for row in rows])
@@ -298,8 +352,12 @@ class KnowledgeService:
             raise ServiceUnavailable(f"cannot rebuild the vector index: {exc}") from exc
         async with self.pool.acquire() as conn:
             await repository.vacuum_knowledge_tables(conn)
-        return {"entries": entries, "postings": postings, "vectors": vectors,
-                "seconds": round(time.perf_counter() - started, 2)}
+        return {
+            "entries": entries,
+            "postings": postings,
+            "vectors": vectors,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
 
     async def status(self) -> dict[str, int]:
         """Entries per kind and vectors still pending."""
@@ -308,7 +366,9 @@ class KnowledgeService:
 
     # --- imports and documents -----------------------------------------------------------------
 
-    async def ingest_incidents_jsonl(self, path: Path, *, create_areas: bool = True, mapping: Mapping = "prs") -> dict[str, Any]:
+    async def ingest_incidents_jsonl(
+        self, path: Path, *, create_areas: bool = True, mapping: Mapping = "prs"
+    ) -> dict[str, Any]:
         """Import past resolved incidents (closed, source 'import'); idempotent on their key."""
         started = time.perf_counter()
         records = await asyncio.to_thread(read_incidents, Path(path), mapping)
@@ -326,8 +386,13 @@ class KnowledgeService:
             vectors = await self._sync_best_effort(while_staging=staging)
         finally:
             inserted = await staging
-        return {"read": len(records), "inserted": inserted, "already_imported": len(unique) - inserted,
-                "vectors_synced": vectors, "seconds": round(time.perf_counter() - started, 2)}
+        return {
+            "read": len(records),
+            "inserted": inserted,
+            "already_imported": len(unique) - inserted,
+            "vectors_synced": vectors,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
 
     async def _stage_imports(self, unique: list[dict[str, Any]], now: Any) -> int:
         """Write imported incidents and their entries page by page (one transaction each); how many were new."""
@@ -385,9 +450,16 @@ class KnowledgeService:
                 for document in page:
                     chunks = document.pop("chunks")
                     row = await repository.insert_document(conn, document | {"created_at": now})
-                    entries.extend(document_chunk_entry(document_id=row["id"], document_title=document["title"],
-                                                        area=document["area"], chunk=chunk, created_at=now)
-                                   for chunk in chunks)
+                    entries.extend(
+                        document_chunk_entry(
+                            document_id=row["id"],
+                            document_title=document["title"],
+                            area=document["area"],
+                            chunk=chunk,
+                            created_at=now,
+                        )
+                        for chunk in chunks
+                    )
                     stored.append(dict(row))
                 await self._add_entries(conn, entries, delta)
                 await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
@@ -399,15 +471,24 @@ class KnowledgeService:
             raise ValidationFailed(f"title must have 1 to {TITLE_MAX_CHARS} characters", field="title")
         size = len(text.encode("utf-8"))
         if size > self.settings.document_max_bytes:
-            raise PayloadTooLarge(f"document is {size} bytes; the limit is {self.settings.document_max_bytes}",
-                                  field="file")
-        chunks = chunk_document(text, chunk_words=self.settings.chunk_words,
-                                overlap_words=self.settings.chunk_overlap_words)
+            raise PayloadTooLarge(
+                f"document is {size} bytes; the limit is {self.settings.document_max_bytes}", field="file"
+            )
+        chunks = chunk_document(
+            text, chunk_words=self.settings.chunk_words, overlap_words=self.settings.chunk_overlap_words
+        )
         if not chunks:
             raise ValidationFailed("the document has no text", field="file")
-        return {"title": title, "filename": filename, "area": area, "content": text,
-                "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "size_bytes": size,
-                "chunk_count": len(chunks), "chunks": chunks}
+        return {
+            "title": title,
+            "filename": filename,
+            "area": area,
+            "content": text,
+            "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "size_bytes": size,
+            "chunk_count": len(chunks),
+            "chunks": chunks,
+        }
 
     async def list_documents(self) -> list[dict[str, Any]]:
         """Every knowledge document, newest first."""
@@ -427,9 +508,16 @@ class KnowledgeService:
 
 
 def _imported_entry(incident_id: int, record: dict[str, Any], now: Any) -> dict[str, Any]:
-    return incident_entry(incident_id=incident_id, title=record["title"], description=record["description"],
-                          area=record["area"], category=record["category"], resolution=record["resolution"],
-                          created_at=record["created_at"], staged_at=now)
+    return incident_entry(
+        incident_id=incident_id,
+        title=record["title"],
+        description=record["description"],
+        area=record["area"],
+        category=record["category"],
+        resolution=record["resolution"],
+        created_at=record["created_at"],
+        staged_at=now,
+    )
 
 
 def _postings_of_page(page: list[asyncpg.Record]) -> tuple[list[tuple], list[tuple[int, int]]]:

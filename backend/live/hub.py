@@ -32,9 +32,15 @@ def live_notice(event: DomainEvent) -> dict[str, Any] | None:
     if event.resource_type != "incident":
         return None
     state = event.after or event.before or {}
-    return {"event": event.name, "incident_id": event.resource_id, "at": event.at.isoformat(),
-            "status": state.get("status"), "priority": state.get("priority"), "area": state.get("area"),
-            "reporter_id": state.get("reporter_id")}
+    return {
+        "event": event.name,
+        "incident_id": event.resource_id,
+        "at": event.at.isoformat(),
+        "status": state.get("status"),
+        "priority": state.get("priority"),
+        "area": state.get("area"),
+        "reporter_id": state.get("reporter_id"),
+    }
 
 
 class LivePublisher:

@@ -28,17 +28,22 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-@router.get("/incidents", summary="Live incident changes (SSE)", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}},
-            description="Any signed-in role; reporters receive only changes of incidents they reported. "
-                        "Server-Sent Events: `ready` once the stream listens; `incident` for every committed change "
-                        "of an incident ({event, incident_id, status, priority, area, at}; `event` is the domain "
-                        "event such as incident.created or incident.status_changed); `resync` when changes may "
-                        "have been missed (reload what you show); a `: keep-alive` comment every "
-                        "PRS_LIVE_KEEPALIVE_S; `timeout` after PRS_LIVE_STREAM_MAX_S, then reconnect (with a "
-                        "fresh token). Behind nginx the reply carries `X-Accel-Buffering: no`.")
-async def live_incidents(request: Request, principal: Principal = Depends(require_role("reporter"))
-                         ) -> StreamingResponse:
+@router.get(
+    "/incidents",
+    summary="Live incident changes (SSE)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    description="Any signed-in role; reporters receive only changes of incidents they reported. "
+    "Server-Sent Events: `ready` once the stream listens; `incident` for every committed change "
+    "of an incident ({event, incident_id, status, priority, area, at}; `event` is the domain "
+    "event such as incident.created or incident.status_changed); `resync` when changes may "
+    "have been missed (reload what you show); a `: keep-alive` comment every "
+    "PRS_LIVE_KEEPALIVE_S; `timeout` after PRS_LIVE_STREAM_MAX_S, then reconnect (with a "
+    "fresh token). Behind nginx the reply carries `X-Accel-Buffering: no`.",
+)
+async def live_incidents(
+    request: Request, principal: Principal = Depends(require_role("reporter"))
+) -> StreamingResponse:
     services = get_container(request)
     settings = services.settings
     hub = services.live
@@ -54,8 +59,9 @@ async def live_incidents(request: Request, principal: Principal = Depends(requir
                     yield sse("timeout", {"after_s": settings.live_stream_max_s})
                     return
                 try:
-                    notice = await asyncio.wait_for(subscriber.queue.get(),
-                                                    timeout=min(settings.live_keepalive_s, remaining))
+                    notice = await asyncio.wait_for(
+                        subscriber.queue.get(), timeout=min(settings.live_keepalive_s, remaining)
+                    )
                 except asyncio.TimeoutError:
                     notice = None
                 if subscriber.overflowed:
@@ -69,8 +75,11 @@ async def live_incidents(request: Request, principal: Principal = Depends(requir
                         return
                     yield b": keep-alive\n\n"
                 elif visible_to(principal, notice):
-                    yield sse("incident", {key: notice.get(key) for key in
-                                           ("event", "incident_id", "status", "priority", "area", "at")})
+                    yield sse(
+                        "incident",
+                        {key: notice.get(key) for key in ("event", "incident_id", "status", "priority", "area", "at")},
+                    )
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

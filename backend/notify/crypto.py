@@ -61,7 +61,7 @@ class SecretBox:
         """The plaintext of `encrypt`'s output; SecretDecryptionError when the key or the bytes are wrong."""
         if not stored or stored[:1] != FORMAT_V1 or len(stored) < 1 + NONCE_BYTES + 16:
             raise SecretDecryptionError("stored secret has an unknown format")
-        nonce, body = stored[1:1 + NONCE_BYTES], stored[1 + NONCE_BYTES:]
+        nonce, body = stored[1 : 1 + NONCE_BYTES], stored[1 + NONCE_BYTES :]
         try:
             return self._aead.decrypt(nonce, body, ASSOCIATED_DATA).decode()
         except InvalidTag:

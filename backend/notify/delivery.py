@@ -41,17 +41,35 @@ class NotifyMetrics:
     """Delivery metrics, registered in the application's registry."""
 
     def __init__(self, registry: CollectorRegistry):
-        self.attempts = Counter("prs_notify_attempts_total", "Notification delivery attempts by channel and outcome.",
-                                ["kind", "outcome"], registry=registry)
-        self.delay = Histogram("prs_notify_delivery_delay_seconds",
-                               "Time from an event's commit to its successful delivery.", ["kind"], registry=registry,
-                               buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600))
-        self.disabled = Counter("prs_notify_endpoints_disabled_total",
-                                "Endpoints disabled automatically after repeated failures.", registry=registry)
+        self.attempts = Counter(
+            "prs_notify_attempts_total",
+            "Notification delivery attempts by channel and outcome.",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.delay = Histogram(
+            "prs_notify_delivery_delay_seconds",
+            "Time from an event's commit to its successful delivery.",
+            ["kind"],
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600),
+        )
+        self.disabled = Counter(
+            "prs_notify_endpoints_disabled_total",
+            "Endpoints disabled automatically after repeated failures.",
+            registry=registry,
+        )
 
 
-def retry_delay_s(attempt_no: int, *, base_s: float, max_s: float, retry_after_s: float | None,
-                  retry_after_max_s: float, rng: random.Random) -> float:
+def retry_delay_s(
+    attempt_no: int,
+    *,
+    base_s: float,
+    max_s: float,
+    retry_after_s: float | None,
+    retry_after_max_s: float,
+    rng: random.Random,
+) -> float:
     """Exponential backoff with equal jitter, never shorter than a (bounded) Retry-After."""
     ceiling = min(max_s, base_s * (2 ** max(0, attempt_no - 1)))
     delay = rng.uniform(ceiling / 2, ceiling)
@@ -63,9 +81,19 @@ def retry_delay_s(attempt_no: int, *, base_s: float, max_s: float, retry_after_s
 class DeliveryWorker:
     """One per worker process; run several processes for throughput or availability."""
 
-    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, secret_box: SecretBox,
-                 policy: OutboundPolicy, metrics: NotifyMetrics | None = None, worker_name: str | None = None,
-                 rng: random.Random | None = None, escalation_messages: EscalationMessages | None = None):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        secret_box: SecretBox,
+        policy: OutboundPolicy,
+        metrics: NotifyMetrics | None = None,
+        worker_name: str | None = None,
+        rng: random.Random | None = None,
+        escalation_messages: EscalationMessages | None = None,
+    ):
         self.settings = settings
         self.escalation_messages = escalation_messages
         self.pool = pool
@@ -74,8 +102,12 @@ class DeliveryWorker:
         self.metrics = metrics
         self.worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.rng = rng or random.Random()
-        self.http = HttpPoster(policy=policy, connect_timeout_s=settings.notify_connect_timeout_s,
-                               total_timeout_s=settings.notify_timeout_s, ca_file=settings.notify_ca_file)
+        self.http = HttpPoster(
+            policy=policy,
+            connect_timeout_s=settings.notify_connect_timeout_s,
+            total_timeout_s=settings.notify_timeout_s,
+            ca_file=settings.notify_ca_file,
+        )
         self.email = EmailSender.from_settings(settings)
         self._wake = asyncio.Event()
 
@@ -140,8 +172,13 @@ class DeliveryWorker:
         """Lease due queue heads for this worker."""
         now = self.clock.now()
         async with self.pool.acquire() as conn:
-            rows = await repository.claim_deliveries(conn, worker=self.worker_name, now=now, limit=limit,
-                                                     lease_until=now + timedelta(seconds=self.settings.notify_lease_s))
+            rows = await repository.claim_deliveries(
+                conn,
+                worker=self.worker_name,
+                now=now,
+                limit=limit,
+                lease_until=now + timedelta(seconds=self.settings.notify_lease_s),
+            )
         return [dict(row) for row in rows]
 
     async def deliver(self, item: dict[str, Any]) -> AttemptResult:
@@ -154,8 +191,9 @@ class DeliveryWorker:
         try:
             await self.finish(item, result)
         except Exception:  # noqa: BLE001 - logged; the lease expires and the delivery is retried
-            log.warning("could not record a delivery attempt", exc_info=True,
-                        extra={"delivery_id": item["delivery_id"]})
+            log.warning(
+                "could not record a delivery attempt", exc_info=True, extra={"delivery_id": item["delivery_id"]}
+            )
         return result
 
     def _signing_secrets(self, item: dict[str, Any], now: datetime) -> list[str]:
@@ -178,8 +216,13 @@ class DeliveryWorker:
                 recipients = [address]
             else:
                 recipients = parse_recipients(item["target"])
-            return await self.email.send(payload, recipients=recipients, endpoint_id=item["endpoint_id"], sent_at=now,
-                                         letter=await self._letter(payload, "reporter" if to_reporter else "department"))
+            return await self.email.send(
+                payload,
+                recipients=recipients,
+                endpoint_id=item["endpoint_id"],
+                sent_at=now,
+                letter=await self._letter(payload, "reporter" if to_reporter else "department"),
+            )
         if item["kind"] == "slack":
             headers, body = slack_request(payload)
         else:
@@ -224,21 +267,38 @@ class DeliveryWorker:
             status, outcome = "delivered", "delivered"
         elif result.outcome == "retry" and attempt_no < self.settings.notify_max_attempts:
             status, outcome = "pending", "retrying"
-            delay = retry_delay_s(attempt_no, base_s=self.settings.notify_retry_base_s,
-                                  max_s=self.settings.notify_retry_max_s, retry_after_s=result.retry_after_s,
-                                  retry_after_max_s=self.settings.notify_retry_after_max_s, rng=self.rng)
+            delay = retry_delay_s(
+                attempt_no,
+                base_s=self.settings.notify_retry_base_s,
+                max_s=self.settings.notify_retry_max_s,
+                retry_after_s=result.retry_after_s,
+                retry_after_max_s=self.settings.notify_retry_after_max_s,
+                rng=self.rng,
+            )
             next_attempt_at = now + timedelta(seconds=delay)
         else:
             status, outcome = "dead", "dead"
         async with self.pool.acquire() as conn:
             finished = await repository.finish_delivery(
-                conn, delivery_id=item["delivery_id"], worker=self.worker_name, attempt_no=attempt_no,
-                attempt_id=item["attempt_id"], outcome=outcome, status=status, next_attempt_at=next_attempt_at,
-                status_code=result.status_code, excerpt=result.excerpt, error=result.error,
-                duration_ms=result.duration_ms, succeeded=result.succeeded, now=now)
+                conn,
+                delivery_id=item["delivery_id"],
+                worker=self.worker_name,
+                attempt_no=attempt_no,
+                attempt_id=item["attempt_id"],
+                outcome=outcome,
+                status=status,
+                next_attempt_at=next_attempt_at,
+                status_code=result.status_code,
+                excerpt=result.excerpt,
+                error=result.error,
+                duration_ms=result.duration_ms,
+                succeeded=result.succeeded,
+                now=now,
+            )
         if not finished["still_ours"]:
-            log.warning("delivery lease was lost before the result was recorded",
-                        extra={"delivery_id": item["delivery_id"]})
+            log.warning(
+                "delivery lease was lost before the result was recorded", extra={"delivery_id": item["delivery_id"]}
+            )
             return
         failures = finished["consecutive_failures"]
         if not result.succeeded and finished["enabled"] and failures >= self.settings.notify_disable_after_failures:
@@ -247,7 +307,8 @@ class DeliveryWorker:
             self.metrics.attempts.labels(item["kind"], outcome).inc()
             if result.succeeded:
                 self.metrics.delay.labels(item["kind"]).observe(
-                    max(0.0, (now - item["event_created_at"]).total_seconds()))
+                    max(0.0, (now - item["event_created_at"]).total_seconds())
+                )
 
     async def _disable_if_still_failing(self, endpoint_id: int, result: AttemptResult, now: datetime) -> None:
         async with transaction(self.pool) as conn:
@@ -256,24 +317,44 @@ class DeliveryWorker:
                 return
             if state["consecutive_failures"] < self.settings.notify_disable_after_failures:
                 return  # a success got in between
-            await disable_failing_endpoint(conn, endpoint_id=endpoint_id, kind=state["kind"],
-                                           failures=state["consecutive_failures"], last_error=result.error, now=now)
+            await disable_failing_endpoint(
+                conn,
+                endpoint_id=endpoint_id,
+                kind=state["kind"],
+                failures=state["consecutive_failures"],
+                last_error=result.error,
+                now=now,
+            )
         if self.metrics is not None:
             self.metrics.disabled.inc()
 
 
-async def disable_failing_endpoint(conn: Connection, *, endpoint_id: int, kind: str, failures: int,
-                                   last_error: str | None, now: datetime) -> None:
+async def disable_failing_endpoint(
+    conn: Connection, *, endpoint_id: int, kind: str, failures: int, last_error: str | None, now: datetime
+) -> None:
     """Disable an endpoint that keeps failing, audit it, and tell admins through a notification event."""
     reason = f"disabled automatically after {failures} consecutive failed attempts; last error: {last_error or '-'}"
     reason = reason[:500]
     await repository.set_endpoint_enabled(conn, endpoint_id, enabled=False, reason=reason, now=now)
     ctx = system_context("notify-delivery")
-    await audit.record(conn, ctx, at=now, action=ENDPOINT_DISABLED, resource_type="notify_endpoint",
-                       resource_id=endpoint_id, before={"enabled": True},
-                       after={"enabled": False, "reason": reason})
-    await write_event(conn, event_type=ENDPOINT_DISABLED, occurred_at=now, now=now,
-                      data={"endpoint": {"id": endpoint_id, "kind": kind}, "consecutive_failures": failures,
-                            "reason": reason})
-    log.warning("notification endpoint disabled after repeated failures",
-                extra={"endpoint_id": endpoint_id, "failures": failures})
+    await audit.record(
+        conn,
+        ctx,
+        at=now,
+        action=ENDPOINT_DISABLED,
+        resource_type="notify_endpoint",
+        resource_id=endpoint_id,
+        before={"enabled": True},
+        after={"enabled": False, "reason": reason},
+    )
+    await write_event(
+        conn,
+        event_type=ENDPOINT_DISABLED,
+        occurred_at=now,
+        now=now,
+        data={"endpoint": {"id": endpoint_id, "kind": kind}, "consecutive_failures": failures, "reason": reason},
+    )
+    log.warning(
+        "notification endpoint disabled after repeated failures",
+        extra={"endpoint_id": endpoint_id, "failures": failures},
+    )

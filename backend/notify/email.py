@@ -34,8 +34,15 @@ def parse_recipients(target: str) -> list[str]:
     return addresses
 
 
-def email_message(payload: dict[str, Any], *, sender: str, recipients: list[str], endpoint_id: int,
-                  sent_at: datetime, letter: dict[str, str] | None = None) -> EmailMessage:
+def email_message(
+    payload: dict[str, Any],
+    *,
+    sender: str,
+    recipients: list[str],
+    endpoint_id: int,
+    sent_at: datetime,
+    letter: dict[str, str] | None = None,
+) -> EmailMessage:
     """A plain-text message: headline, the key facts, and the event JSON for machines.
 
     A `letter` (subject and body written for people, e.g. an escalation to the target department) replaces the
@@ -60,8 +67,18 @@ def email_message(payload: dict[str, Any], *, sender: str, recipients: list[str]
 class EmailSender:
     """Sends through the configured SMTP server; each attempt opens its own connection."""
 
-    def __init__(self, *, host: str, port: int, security: str, username: str, password: str, sender: str,
-                 ca_file: str, timeout_s: float):
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        security: str,
+        username: str,
+        password: str,
+        sender: str,
+        ca_file: str,
+        timeout_s: float,
+    ):
         self.host, self.port, self.security = host, port, security
         self.username, self._password, self.sender = username, password, sender
         self.ca_file, self.timeout_s = ca_file, timeout_s
@@ -69,9 +86,16 @@ class EmailSender:
     @classmethod
     def from_settings(cls, settings: Settings) -> "EmailSender":
         """The sender the PRS_SMTP_* settings describe."""
-        return cls(host=settings.smtp_host, port=settings.smtp_port, security=settings.smtp_security,
-                   username=settings.smtp_username, password=settings.smtp_password, sender=settings.smtp_from,
-                   ca_file=settings.smtp_ca_file, timeout_s=settings.notify_timeout_s)
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            sender=settings.smtp_from,
+            ca_file=settings.smtp_ca_file,
+            timeout_s=settings.notify_timeout_s,
+        )
 
     @property
     def configured(self) -> bool:
@@ -86,8 +110,9 @@ class EmailSender:
 
     def _send_blocking(self, message: EmailMessage, recipients: list[str]) -> str:
         if self.security == "tls":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s,
-                                                    context=self._tls_context())
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout_s, context=self._tls_context()
+            )
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
         with client:
@@ -99,8 +124,15 @@ class EmailSender:
             code, reply = client.noop()
         return f"{code} {reply.decode(errors='replace')}"
 
-    async def send(self, payload: dict[str, Any], *, recipients: list[str], endpoint_id: int,
-                   sent_at: datetime, letter: dict[str, str] | None = None) -> AttemptResult:
+    async def send(
+        self,
+        payload: dict[str, Any],
+        *,
+        recipients: list[str],
+        endpoint_id: int,
+        sent_at: datetime,
+        letter: dict[str, str] | None = None,
+    ) -> AttemptResult:
         """Deliver one event by e-mail; SMTP 5xx answers fail for good, everything else transient is retried."""
         start = time.perf_counter()
 
@@ -109,23 +141,34 @@ class EmailSender:
 
         if not self.configured:
             return AttemptResult("fail", error="SMTP is not configured (PRS_SMTP_HOST)", duration_ms=0)
-        message = email_message(payload, sender=self.sender, recipients=recipients, endpoint_id=endpoint_id,
-                                sent_at=sent_at, letter=letter)
+        message = email_message(
+            payload, sender=self.sender, recipients=recipients, endpoint_id=endpoint_id, sent_at=sent_at, letter=letter
+        )
         try:
-            reply = await asyncio.wait_for(asyncio.to_thread(self._send_blocking, message, recipients),
-                                           timeout=self.timeout_s)
+            reply = await asyncio.wait_for(
+                asyncio.to_thread(self._send_blocking, message, recipients), timeout=self.timeout_s
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             outcome: Literal["fail", "retry"] = "fail" if all(code >= 500 for code in codes) else "retry"
-            return AttemptResult(outcome, status_code=max(codes) if codes else None, duration_ms=elapsed_ms(),
-                                 error=excerpt_of(f"recipients refused: {exc.recipients}"))
+            return AttemptResult(
+                outcome,
+                status_code=max(codes) if codes else None,
+                duration_ms=elapsed_ms(),
+                error=excerpt_of(f"recipients refused: {exc.recipients}"),
+            )
         except smtplib.SMTPResponseException as exc:
             outcome = "fail" if exc.smtp_code >= 500 else "retry"
-            return AttemptResult(outcome, status_code=exc.smtp_code, duration_ms=elapsed_ms(),
-                                 error=excerpt_of(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"))
+            return AttemptResult(
+                outcome,
+                status_code=exc.smtp_code,
+                duration_ms=elapsed_ms(),
+                error=excerpt_of(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"),
+            )
         except smtplib.SMTPNotSupportedError as exc:
-            return AttemptResult("fail", error=excerpt_of(f"SMTP server lacks a needed feature: {exc}"),
-                                 duration_ms=elapsed_ms())
+            return AttemptResult(
+                "fail", error=excerpt_of(f"SMTP server lacks a needed feature: {exc}"), duration_ms=elapsed_ms()
+            )
         except (TimeoutError, asyncio.TimeoutError):
             return AttemptResult("retry", error=f"SMTP timed out after {self.timeout_s}s", duration_ms=elapsed_ms())
         except (smtplib.SMTPException, OSError) as exc:

@@ -34,27 +34,45 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     return max(0.0, (moment - now).total_seconds())
 
 
-def classify_response(status: int, headers: dict[str, str], excerpt: str, *, now: datetime,
-                      duration_ms: int) -> AttemptResult:
+def classify_response(
+    status: int, headers: dict[str, str], excerpt: str, *, now: datetime, duration_ms: int
+) -> AttemptResult:
     """2xx delivered; 429 and 5xx retried (Retry-After honoured); redirects and other 4xx fail for good."""
     if 200 <= status < 300:
         return AttemptResult("success", status_code=status, excerpt=excerpt, duration_ms=duration_ms)
     if status == 429 or status >= 500:
-        return AttemptResult("retry", status_code=status, excerpt=excerpt, error=f"HTTP {status}",
-                             retry_after_s=parse_retry_after(headers.get("retry-after"), now=now),
-                             duration_ms=duration_ms)
+        return AttemptResult(
+            "retry",
+            status_code=status,
+            excerpt=excerpt,
+            error=f"HTTP {status}",
+            retry_after_s=parse_retry_after(headers.get("retry-after"), now=now),
+            duration_ms=duration_ms,
+        )
     if 300 <= status < 400:
         location = headers.get("location", "")
-        return AttemptResult("fail", status_code=status, excerpt=excerpt, duration_ms=duration_ms,
-                             error=f"HTTP {status}: redirects are not followed (Location: {location[:200]})")
+        return AttemptResult(
+            "fail",
+            status_code=status,
+            excerpt=excerpt,
+            duration_ms=duration_ms,
+            error=f"HTTP {status}: redirects are not followed (Location: {location[:200]})",
+        )
     return AttemptResult("fail", status_code=status, excerpt=excerpt, error=f"HTTP {status}", duration_ms=duration_ms)
 
 
 class HttpPoster:
     """One connection pool per worker; every new connection is checked by the outbound policy."""
 
-    def __init__(self, *, policy: OutboundPolicy, connect_timeout_s: float, total_timeout_s: float,
-                 ca_file: str = "", max_connections: int = 100):
+    def __init__(
+        self,
+        *,
+        policy: OutboundPolicy,
+        connect_timeout_s: float,
+        total_timeout_s: float,
+        ca_file: str = "",
+        max_connections: int = 100,
+    ):
         self.policy = policy
         self.connect_timeout_s = connect_timeout_s
         self.total_timeout_s = total_timeout_s
@@ -62,8 +80,13 @@ class HttpPoster:
         if ca_file:
             context.load_verify_locations(cafile=ca_file)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context, network_backend=GuardedNetworkBackend(policy), max_connections=max_connections,
-            keepalive_expiry=30.0, http1=True, http2=False, retries=0,
+            ssl_context=context,
+            network_backend=GuardedNetworkBackend(policy),
+            max_connections=max_connections,
+            keepalive_expiry=30.0,
+            http1=True,
+            http2=False,
+            retries=0,
         )
 
     async def post(self, url: str, *, headers: dict[str, str], body: bytes, now: datetime) -> AttemptResult:
@@ -79,25 +102,32 @@ class HttpPoster:
             return AttemptResult("fail", error=f"refused by the outbound policy: {exc}", duration_ms=elapsed_ms())
         request_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
         request_headers += [(b"Content-Length", str(len(body)).encode()), (b"User-Agent", USER_AGENT.encode())]
-        timeouts = {"connect": self.connect_timeout_s, "read": self.total_timeout_s,
-                    "write": self.total_timeout_s, "pool": self.total_timeout_s}
+        timeouts = {
+            "connect": self.connect_timeout_s,
+            "read": self.total_timeout_s,
+            "write": self.total_timeout_s,
+            "pool": self.total_timeout_s,
+        }
         try:
             async with asyncio.timeout(self.total_timeout_s):
-                async with self._pool.stream("POST", url, headers=request_headers, content=body,
-                                             extensions={"timeout": timeouts}) as response:
+                async with self._pool.stream(
+                    "POST", url, headers=request_headers, content=body, extensions={"timeout": timeouts}
+                ) as response:
                     raw = b""
                     async for chunk in response.aiter_stream():
                         raw += chunk
                         if len(raw) >= MAX_RESPONSE_READ:
                             break
                     status = response.status
-                    response_headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                                        for k, v in response.headers}
+                    response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
         except OutboundRefused as exc:
             return AttemptResult("fail", error=f"refused by the outbound policy: {exc}", duration_ms=elapsed_ms())
         except (TimeoutError, httpcore.TimeoutException):
-            return AttemptResult("retry", error=f"timed out (connect {self.connect_timeout_s}s, "
-                                                f"total {self.total_timeout_s}s)", duration_ms=elapsed_ms())
+            return AttemptResult(
+                "retry",
+                error=f"timed out (connect {self.connect_timeout_s}s, total {self.total_timeout_s}s)",
+                duration_ms=elapsed_ms(),
+            )
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
             return AttemptResult("retry", error=f"{type(exc).__name__}: {exc}"[:500], duration_ms=elapsed_ms())
         excerpt = excerpt_of(raw.decode("utf-8", errors="replace"))

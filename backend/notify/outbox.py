@@ -27,21 +27,43 @@ class WrittenEvent:
     delivery_ids: list[int]
 
 
-async def write_event(conn: Connection, *, event_type: str, occurred_at: datetime, now: datetime,
-                      data: dict[str, Any], incident_id: int | None = None, area: str | None = None,
-                      priority: str | None = None, only_endpoint_id: int | None = None) -> WrittenEvent:
+async def write_event(
+    conn: Connection,
+    *,
+    event_type: str,
+    occurred_at: datetime,
+    now: datetime,
+    data: dict[str, Any],
+    incident_id: int | None = None,
+    area: str | None = None,
+    priority: str | None = None,
+    only_endpoint_id: int | None = None,
+) -> WrittenEvent:
     """Store one event and its deliveries (to every matching endpoint, or to one) inside the caller's transaction."""
     event_id = new_event_id()
     payload = envelope(event_id=event_id, event_type=event_type, occurred_at=occurred_at, data=data)
-    await repository.insert_event(conn, event_id=event_id, event_type=event_type, version=version_of(event_type),
-                                  occurred_at=occurred_at, now=now, incident_id=incident_id, area=area,
-                                  priority=priority, payload=payload)
+    await repository.insert_event(
+        conn,
+        event_id=event_id,
+        event_type=event_type,
+        version=version_of(event_type),
+        occurred_at=occurred_at,
+        now=now,
+        incident_id=incident_id,
+        area=area,
+        priority=priority,
+        payload=payload,
+    )
     if only_endpoint_id is not None:
-        delivery_ids = [await repository.insert_delivery(conn, event_id=event_id, endpoint_id=only_endpoint_id,
-                                                         now=now, manual=False)]
+        delivery_ids = [
+            await repository.insert_delivery(
+                conn, event_id=event_id, endpoint_id=only_endpoint_id, now=now, manual=False
+            )
+        ]
     else:
-        delivery_ids = await repository.insert_deliveries_for_matching(conn, event_id=event_id, event_type=event_type,
-                                                                       area=area, priority=priority, now=now)
+        delivery_ids = await repository.insert_deliveries_for_matching(
+            conn, event_id=event_id, event_type=event_type, area=area, priority=priority, now=now
+        )
     if delivery_ids:
         await repository.wake_workers(conn)
     return WrittenEvent(event_id, event_type, delivery_ids)
@@ -61,8 +83,7 @@ class OutboxListener:
     def __init__(self, *, clock: Clock):
         self.clock = clock
 
-    async def _incident_row(self, conn: Connection, event: DomainEvent,
-                            incident_id: int) -> dict[str, Any] | None:
+    async def _incident_row(self, conn: Connection, event: DomainEvent, incident_id: int) -> dict[str, Any] | None:
         if event.resource_type == "incident" and event.after and "title" in event.after and "area" in event.after:
             return event.after
         row = await repository.get_incident_for_event(conn, incident_id)
@@ -79,11 +100,21 @@ class OutboxListener:
             return
         incident = await self._incident_row(conn, event, incident_id)
         if incident is None:
-            log.warning("notification event about a missing incident; skipped",
-                        extra={"event": event.name, "incident_id": incident_id})
+            log.warning(
+                "notification event about a missing incident; skipped",
+                extra={"event": event.name, "incident_id": incident_id},
+            )
             return
         data = event_data(event_type, event, incident)
         if data is None:
             return
-        await write_event(conn, event_type=event_type, occurred_at=event.at, now=self.clock.now(), data=data,
-                          incident_id=incident_id, area=incident["area"], priority=incident["priority"])
+        await write_event(
+            conn,
+            event_type=event_type,
+            occurred_at=event.at,
+            now=self.clock.now(),
+            data=data,
+            incident_id=incident_id,
+            area=incident["area"],
+            priority=incident["priority"],
+        )

@@ -37,8 +37,10 @@ PREVIOUS_VALUE_FIELDS = ("title", "area", "priority", "status", "category", "ext
 _DETAIL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 # Detail keys that could carry a person, free text about people, or a secret are dropped, whatever the producer
 # put there; names of rules and policies are not personal.
-_PERSONAL_OR_SECRET = re.compile(r"name|mail|user|phone|comment|message|password|secret|token|actor|assignee|"
-                                 r"reassigned|reporter|(^|_)by(_|$)|(^|_)key$|api_?key|(^|_)ip($|_)")
+_PERSONAL_OR_SECRET = re.compile(
+    r"name|mail|user|phone|comment|message|password|secret|token|actor|assignee|"
+    r"reassigned|reporter|(^|_)by(_|$)|(^|_)key$|api_?key|(^|_)ip($|_)"
+)
 _NOT_PERSONAL_NAMES = {"rule_name", "policy_name"}
 
 
@@ -126,8 +128,11 @@ def event_data(event_type: str, event: DomainEvent, incident: Mapping[str, Any])
             return None
         data["changed"] = changed
         before = event.before or {}
-        data["previous"] = {f: (list(before[f]) if f == "tags" else before[f])
-                            for f in changed if f in PREVIOUS_VALUE_FIELDS and f in before}
+        data["previous"] = {
+            f: (list(before[f]) if f == "tags" else before[f])
+            for f in changed
+            if f in PREVIOUS_VALUE_FIELDS and f in before
+        }
     elif event_type == "incident.resolved":
         data["resolution"] = _excerpt(incident.get("resolution"), RESOLUTION_EXCERPT)
     elif event_type == "incident.reopened":
@@ -149,5 +154,10 @@ def event_data(event_type: str, event: DomainEvent, incident: Mapping[str, Any])
 
 def envelope(*, event_id: str, event_type: str, occurred_at: datetime, data: dict[str, Any]) -> dict[str, Any]:
     """The full event as sent: id, type, schema version, when it happened, and its data."""
-    return {"id": event_id, "type": event_type, "version": version_of(event_type), "timestamp": iso(occurred_at),
-            "data": data}
+    return {
+        "id": event_id,
+        "type": event_type,
+        "version": version_of(event_type),
+        "timestamp": iso(occurred_at),
+        "data": data,
+    }

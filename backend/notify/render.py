@@ -38,8 +38,12 @@ def detail_lines(payload: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     incident = data.get("incident")
     if isinstance(incident, dict):
-        for label, key in (("Area", "area"), ("Priority", "priority"), ("Status", "status"),
-                           ("External ref", "external_ref")):
+        for label, key in (
+            ("Area", "area"),
+            ("Priority", "priority"),
+            ("Status", "status"),
+            ("External ref", "external_ref"),
+        ):
             if incident.get(key):
                 lines.append(f"{label}: {incident[key]}")
     if data.get("changed"):

@@ -26,22 +26,45 @@ UPDATABLE_ENDPOINT_COLUMNS = ("target", "description", "event_types", "areas", "
 
 # --- endpoints ---------------------------------------------------------------------------------------------------
 
-async def insert_endpoint(conn: Connection, *, kind: str, target: str, description: str, enabled: bool,
-                          event_types: list[str], areas: list[str], priorities: list[str],
-                          secret_encrypted: bytes | None, now: datetime) -> int:
+
+async def insert_endpoint(
+    conn: Connection,
+    *,
+    kind: str,
+    target: str,
+    description: str,
+    enabled: bool,
+    event_types: list[str],
+    areas: list[str],
+    priorities: list[str],
+    secret_encrypted: bytes | None,
+    now: datetime,
+) -> int:
     """Create an endpoint and return its id."""
-    return cast(int, await conn.fetchval(
-        """INSERT INTO notify_endpoints (kind, target, description, enabled, event_types, areas, priorities,
+    return cast(
+        int,
+        await conn.fetchval(
+            """INSERT INTO notify_endpoints (kind, target, description, enabled, event_types, areas, priorities,
                                          secret_encrypted, secret_rotated_at, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9) RETURNING id""",
-        kind, target, description, enabled, event_types, areas, priorities, secret_encrypted, now,
-    ))
+            kind,
+            target,
+            description,
+            enabled,
+            event_types,
+            areas,
+            priorities,
+            secret_encrypted,
+            now,
+        ),
+    )
 
 
 async def lock_endpoint_state(conn: Connection, endpoint_id: int) -> asyncpg.Record | None:
     """Row-lock an endpoint and read its kind, enabled flag and failure streak."""
     return await conn.fetchrow(
-        "SELECT kind, enabled, consecutive_failures FROM notify_endpoints WHERE id = $1 FOR UPDATE", endpoint_id)
+        "SELECT kind, enabled, consecutive_failures FROM notify_endpoints WHERE id = $1 FOR UPDATE", endpoint_id
+    )
 
 
 async def get_endpoint(conn: Connection, endpoint_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
@@ -56,11 +79,11 @@ async def list_endpoints(conn: Connection) -> list[asyncpg.Record]:
     return await conn.fetch(f"SELECT {_ENDPOINT_COLUMNS} FROM notify_endpoints e ORDER BY e.id")
 
 
-async def update_endpoint(conn: Connection, endpoint_id: int, *, changes: dict[str, Any],
-                          now: datetime) -> None:
+async def update_endpoint(conn: Connection, endpoint_id: int, *, changes: dict[str, Any], now: datetime) -> None:
     """Set whitelisted columns; column names never come from input."""
-    statement = update_by_id("notify_endpoints", columns=UPDATABLE_ENDPOINT_COLUMNS, changes=changes,
-                             row_id=endpoint_id, now=now)
+    statement = update_by_id(
+        "notify_endpoints", columns=UPDATABLE_ENDPOINT_COLUMNS, changes=changes, row_id=endpoint_id, now=now
+    )
     if statement is not None:
         await conn.execute(statement[0], *statement[1])
 
@@ -70,8 +93,9 @@ async def delete_endpoint(conn: Connection, endpoint_id: int) -> bool:
     return await conn.fetchval("DELETE FROM notify_endpoints WHERE id = $1 RETURNING true", endpoint_id) is not None
 
 
-async def set_endpoint_enabled(conn: Connection, endpoint_id: int, *, enabled: bool, reason: str | None,
-                               now: datetime) -> None:
+async def set_endpoint_enabled(
+    conn: Connection, endpoint_id: int, *, enabled: bool, reason: str | None, now: datetime
+) -> None:
     """Enable (clearing the failure streak) or disable with a reason."""
     await conn.execute(
         """UPDATE notify_endpoints
@@ -80,7 +104,10 @@ async def set_endpoint_enabled(conn: Connection, endpoint_id: int, *, enabled: b
                   disabled_at = CASE WHEN $2::boolean THEN NULL ELSE $4::timestamptz END,
                   consecutive_failures = CASE WHEN $2::boolean THEN 0 ELSE consecutive_failures END
             WHERE id = $1""",
-        endpoint_id, enabled, reason, now,
+        endpoint_id,
+        enabled,
+        reason,
+        now,
     )
 
 
@@ -88,18 +115,31 @@ async def get_endpoint_secrets(conn: Connection, endpoint_id: int) -> asyncpg.Re
     """The encrypted secrets of an endpoint."""
     return await conn.fetchrow(
         """SELECT secret_encrypted, previous_secret_encrypted, previous_secret_expires_at
-             FROM notify_endpoints WHERE id = $1""", endpoint_id)
+             FROM notify_endpoints WHERE id = $1""",
+        endpoint_id,
+    )
 
 
-async def rotate_secret(conn: Connection, endpoint_id: int, *, new_encrypted: bytes,
-                        previous_encrypted: bytes | None, previous_expires_at: datetime | None, now: datetime) -> None:
+async def rotate_secret(
+    conn: Connection,
+    endpoint_id: int,
+    *,
+    new_encrypted: bytes,
+    previous_encrypted: bytes | None,
+    previous_expires_at: datetime | None,
+    now: datetime,
+) -> None:
     """Install a new secret and keep the old one until `previous_expires_at`."""
     await conn.execute(
         """UPDATE notify_endpoints
               SET secret_encrypted = $2, previous_secret_encrypted = $3, previous_secret_expires_at = $4,
                   secret_rotated_at = $5, updated_at = $5
             WHERE id = $1""",
-        endpoint_id, new_encrypted, previous_encrypted, previous_expires_at, now,
+        endpoint_id,
+        new_encrypted,
+        previous_encrypted,
+        previous_expires_at,
+        now,
     )
 
 
@@ -114,31 +154,58 @@ async def get_incident_for_event(conn: Connection, incident_id: int) -> asyncpg.
     return await conn.fetchrow(
         """SELECT id, title, description, area, priority, status, category, external_ref, tags, assignee_id,
                   resolution, reopened_count, created_at, updated_at, resolved_at, closed_at
-             FROM incidents WHERE id = $1""", incident_id)
+             FROM incidents WHERE id = $1""",
+        incident_id,
+    )
 
 
 async def incident_reporter_email(conn: Connection, incident_id: int) -> str | None:
     """The e-mail address of an incident's reporter, when their account has one."""
-    return cast(str | None, await conn.fetchval(
-        """SELECT nullif(btrim(u.email), '') FROM incidents i JOIN users u ON u.id = i.reporter_id
-            WHERE i.id = $1""", incident_id))
+    return cast(
+        str | None,
+        await conn.fetchval(
+            """SELECT nullif(btrim(u.email), '') FROM incidents i JOIN users u ON u.id = i.reporter_id
+            WHERE i.id = $1""",
+            incident_id,
+        ),
+    )
 
 
 # --- outbox ------------------------------------------------------------------------------------------------------
 
-async def insert_event(conn: Connection, *, event_id: str, event_type: str, version: int,
-                       occurred_at: datetime, now: datetime, incident_id: int | None, area: str | None,
-                       priority: str | None, payload: dict[str, Any]) -> None:
+
+async def insert_event(
+    conn: Connection,
+    *,
+    event_id: str,
+    event_type: str,
+    version: int,
+    occurred_at: datetime,
+    now: datetime,
+    incident_id: int | None,
+    area: str | None,
+    priority: str | None,
+    payload: dict[str, Any],
+) -> None:
     """Write one outbox row."""
     await conn.execute(
         """INSERT INTO notify_events (id, type, version, occurred_at, created_at, incident_id, area, priority, payload)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-        event_id, event_type, version, occurred_at, now, incident_id, area, priority, payload,
+        event_id,
+        event_type,
+        version,
+        occurred_at,
+        now,
+        incident_id,
+        area,
+        priority,
+        payload,
     )
 
 
-async def insert_deliveries_for_matching(conn: Connection, *, event_id: str, event_type: str,
-                                         area: str | None, priority: str | None, now: datetime) -> list[int]:
+async def insert_deliveries_for_matching(
+    conn: Connection, *, event_id: str, event_type: str, area: str | None, priority: str | None, now: datetime
+) -> list[int]:
     """One pending delivery per enabled endpoint whose filter matches; area/priority filters ignore events without them."""
     rows = await conn.fetch(
         """INSERT INTO notify_deliveries (event_id, endpoint_id, next_attempt_at, created_at, updated_at)
@@ -155,30 +222,45 @@ async def insert_deliveries_for_matching(conn: Connection, *, event_id: str, eve
                         WHERE ev.id = $1 AND nullif(btrim(u.email), '') IS NOT NULL))
             ORDER BY e.id
            RETURNING id""",
-        event_id, event_type, area, priority, now, REPORTER_TARGET,
+        event_id,
+        event_type,
+        area,
+        priority,
+        now,
+        REPORTER_TARGET,
     )
     return [row["id"] for row in rows]
 
 
-async def insert_delivery(conn: Connection, *, event_id: str, endpoint_id: int, now: datetime,
-                          manual: bool) -> int:
+async def insert_delivery(conn: Connection, *, event_id: str, endpoint_id: int, now: datetime, manual: bool) -> int:
     """One pending delivery of an event to one endpoint, at the back of that endpoint's queue."""
-    return cast(int, await conn.fetchval(
-        """INSERT INTO notify_deliveries (event_id, endpoint_id, manual, next_attempt_at, created_at, updated_at)
+    return cast(
+        int,
+        await conn.fetchval(
+            """INSERT INTO notify_deliveries (event_id, endpoint_id, manual, next_attempt_at, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $4, $4) RETURNING id""",
-        event_id, endpoint_id, manual, now,
-    ))
+            event_id,
+            endpoint_id,
+            manual,
+            now,
+        ),
+    )
 
 
-async def matching_endpoint_ids(conn: Connection, *, event_type: str, area: str | None,
-                                priority: str | None) -> list[int]:
+async def matching_endpoint_ids(
+    conn: Connection, *, event_type: str, area: str | None, priority: str | None
+) -> list[int]:
     """Enabled endpoints whose filter matches an event."""
     rows = await conn.fetch(
         """SELECT id FROM notify_endpoints e
             WHERE e.enabled AND $1 = ANY(e.event_types)
               AND ($2::text IS NULL OR cardinality(e.areas) = 0 OR $2 = ANY(e.areas))
               AND ($3::text IS NULL OR cardinality(e.priorities) = 0 OR $3 = ANY(e.priorities))
-            ORDER BY id""", event_type, area, priority)
+            ORDER BY id""",
+        event_type,
+        area,
+        priority,
+    )
     return [row["id"] for row in rows]
 
 
@@ -191,7 +273,9 @@ async def get_event(conn: Connection, event_id: str) -> asyncpg.Record | None:
     """One outbox event."""
     return await conn.fetchrow(
         """SELECT id, seq, type, version, occurred_at, created_at, incident_id, area, priority, payload
-             FROM notify_events WHERE id = $1""", event_id)
+             FROM notify_events WHERE id = $1""",
+        event_id,
+    )
 
 
 # Filters of the event, delivery and attempt lists: the condition of each, `{}` its bound value.
@@ -219,8 +303,9 @@ ATTEMPT_FILTERS = {
 }
 
 
-async def list_events(conn: Connection, *, filters: dict[str, Any], before_seq: int | None,
-                      limit: int) -> list[asyncpg.Record]:
+async def list_events(
+    conn: Connection, *, filters: dict[str, Any], before_seq: int | None, limit: int
+) -> list[asyncpg.Record]:
     """Events, newest first, keyset-paginated on seq."""
     query = Query()
     bind, where = query.bind, query.where
@@ -281,8 +366,9 @@ SELECT claimed.id AS delivery_id, claimed.attempts AS attempt_no, started.id AS 
 """
 
 
-async def claim_deliveries(conn: Connection, *, worker: str, now: datetime, lease_until: datetime,
-                           limit: int) -> list[asyncpg.Record]:
+async def claim_deliveries(
+    conn: Connection, *, worker: str, now: datetime, lease_until: datetime, limit: int
+) -> list[asyncpg.Record]:
     """Lease up to `limit` due queue heads (one per endpoint) and open an attempt row for each (one statement,
     atomic on its own)."""
     return await conn.fetch(_CLAIM, now, worker, lease_until, limit)
@@ -315,20 +401,48 @@ SELECT EXISTS (SELECT 1 FROM delivery) AS still_ours,
 """
 
 
-async def finish_delivery(conn: Connection, *, delivery_id: int, worker: str, attempt_no: int,
-                          attempt_id: int, outcome: str, status: str, next_attempt_at: datetime | None,
-                          status_code: int | None, excerpt: str | None, error: str | None, duration_ms: int,
-                          succeeded: bool, now: datetime) -> asyncpg.Record:
+async def finish_delivery(
+    conn: Connection,
+    *,
+    delivery_id: int,
+    worker: str,
+    attempt_no: int,
+    attempt_id: int,
+    outcome: str,
+    status: str,
+    next_attempt_at: datetime | None,
+    status_code: int | None,
+    excerpt: str | None,
+    error: str | None,
+    duration_ms: int,
+    succeeded: bool,
+    now: datetime,
+) -> asyncpg.Record:
     """In one statement: close the attempt row, move the delivery on if this worker still holds its lease, and
     reset or extend the endpoint's failure streak. Returns still_ours, consecutive_failures and enabled."""
-    return expect_row(await conn.fetchrow(
-        _FINISH, delivery_id, worker, attempt_no, attempt_id, outcome, status_code, excerpt, error, duration_ms,
-        status, now, next_attempt_at, succeeded,
-    ))
+    return expect_row(
+        await conn.fetchrow(
+            _FINISH,
+            delivery_id,
+            worker,
+            attempt_no,
+            attempt_id,
+            outcome,
+            status_code,
+            excerpt,
+            error,
+            duration_ms,
+            status,
+            now,
+            next_attempt_at,
+            succeeded,
+        )
+    )
 
 
-async def list_deliveries(conn: Connection, *, filters: dict[str, Any], before_id: int | None,
-                          limit: int) -> list[asyncpg.Record]:
+async def list_deliveries(
+    conn: Connection, *, filters: dict[str, Any], before_id: int | None, limit: int
+) -> list[asyncpg.Record]:
     """Deliveries with their event type, newest first."""
     query = Query()
     bind, where = query.bind, query.where
@@ -342,8 +456,9 @@ async def list_deliveries(conn: Connection, *, filters: dict[str, Any], before_i
     return await conn.fetch(sql + f" ORDER BY d.id DESC LIMIT {bind(limit)}", *query.args)
 
 
-async def list_attempts(conn: Connection, *, filters: dict[str, Any], before_id: int | None,
-                        limit: int) -> list[asyncpg.Record]:
+async def list_attempts(
+    conn: Connection, *, filters: dict[str, Any], before_id: int | None, limit: int
+) -> list[asyncpg.Record]:
     """The delivery log, newest first."""
     query = Query()
     bind, where = query.bind, query.where
@@ -359,13 +474,19 @@ async def list_attempts(conn: Connection, *, filters: dict[str, Any], before_id:
 
 async def delete_log_before(conn: Connection, *, before: datetime) -> dict[str, int]:
     """Retention: old attempts, finished deliveries, and events no pending delivery still needs."""
-    attempts = await conn.execute("DELETE FROM notify_attempts WHERE started_at < $1 AND outcome <> 'in_flight'",
-                                  before)
+    attempts = await conn.execute(
+        "DELETE FROM notify_attempts WHERE started_at < $1 AND outcome <> 'in_flight'", before
+    )
     deliveries = await conn.execute(
-        "DELETE FROM notify_deliveries WHERE status <> 'pending' AND finished_at < $1", before)
+        "DELETE FROM notify_deliveries WHERE status <> 'pending' AND finished_at < $1", before
+    )
     events = await conn.execute(
         """DELETE FROM notify_events ev
             WHERE ev.created_at < $1
-              AND NOT EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.event_id = ev.id)""", before)
-    return {name: int(result.split()[-1]) for name, result in
-            (("attempts", attempts), ("deliveries", deliveries), ("events", events))}
+              AND NOT EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.event_id = ev.id)""",
+        before,
+    )
+    return {
+        name: int(result.split()[-1])
+        for name, result in (("attempts", attempts), ("deliveries", deliveries), ("events", events))
+    }

@@ -80,15 +80,20 @@ class ToggleRequest(BaseModel):
 
 class RotateSecretRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    grace_seconds: int | None = Field(default=None, ge=0, le=MAX_GRACE_S,
-                                      description="How long the old secret keeps signing (both signatures are "
-                                                  "sent); default PRS_NOTIFY_SECRET_GRACE_S, 0 ends it now.")
+    grace_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_GRACE_S,
+        description="How long the old secret keeps signing (both signatures are "
+        "sent); default PRS_NOTIFY_SECRET_GRACE_S, 0 ends it now.",
+    )
 
 
 class RedeliverRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    endpoint_ids: list[int] | None = Field(default=None, min_length=1, max_length=100,
-                                           description="Default: every enabled endpoint whose filter matches.")
+    endpoint_ids: list[int] | None = Field(
+        default=None, min_length=1, max_length=100, description="Default: every enabled endpoint whose filter matches."
+    )
 
 
 class EndpointOut(BaseModel):

@@ -61,8 +61,16 @@ def _page(rows: list[asyncpg.Record], limit: int, key: str) -> dict[str, Any]:
 class NotifyService:
     """Endpoints and logs for admins; the outbox listener and the delivery worker hang off it."""
 
-    def __init__(self, *, settings: Settings, pool: asyncpg.Pool, clock: Clock, secret_box: SecretBox,
-                 policy: OutboundPolicy, delivery: Any = None):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        secret_box: SecretBox,
+        policy: OutboundPolicy,
+        delivery: Any = None,
+    ):
         self.settings = settings
         self.pool = pool
         self.clock = clock
@@ -95,8 +103,11 @@ class NotifyService:
             return
         other = sorted(set(event_types) - INCIDENT_EVENTS)
         if other:
-            raise ValidationFailed(f"an endpoint whose target is '{REPORTER_TARGET}' takes only events about an "
-                                   f"incident; not {', '.join(other)}", field="event_types")
+            raise ValidationFailed(
+                f"an endpoint whose target is '{REPORTER_TARGET}' takes only events about an "
+                f"incident; not {', '.join(other)}",
+                field="event_types",
+            )
 
     async def _check_areas(self, conn: Connection, areas: list[str]) -> None:
         unknown = sorted(set(areas) - await repository.existing_areas(conn, areas))
@@ -112,12 +123,27 @@ class NotifyService:
         async with transaction(self.pool) as conn:
             await self._check_areas(conn, body.areas)
             endpoint_id = await repository.insert_endpoint(
-                conn, kind=body.kind, target=target, description=body.description, enabled=body.enabled,
-                event_types=list(body.event_types), areas=body.areas, priorities=list(body.priorities),
-                secret_encrypted=self.secret_box.encrypt(secret) if secret else None, now=now)
+                conn,
+                kind=body.kind,
+                target=target,
+                description=body.description,
+                enabled=body.enabled,
+                event_types=list(body.event_types),
+                areas=body.areas,
+                priorities=list(body.priorities),
+                secret_encrypted=self.secret_box.encrypt(secret) if secret else None,
+                now=now,
+            )
             row = expect_row(await repository.get_endpoint(conn, endpoint_id))
-            await audit.record(conn, ctx, at=now, action="notify.endpoint.created", resource_type="notify_endpoint",
-                               resource_id=endpoint_id, after=_audit_view(row))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="notify.endpoint.created",
+                resource_type="notify_endpoint",
+                resource_id=endpoint_id,
+                after=_audit_view(row),
+            )
         return endpoint_view(row) | {"secret": secret}
 
     async def list_endpoints(self) -> list[dict[str, Any]]:
@@ -132,7 +158,9 @@ class NotifyService:
         return endpoint_view(row)
 
     async def _locked(self, conn: Connection, endpoint_id: int) -> asyncpg.Record:
-        row = found(await repository.get_endpoint(conn, endpoint_id, for_update=True), f"notification endpoint {endpoint_id}")
+        row = found(
+            await repository.get_endpoint(conn, endpoint_id, for_update=True), f"notification endpoint {endpoint_id}"
+        )
         return row
 
     async def update_endpoint(self, ctx: RequestContext, endpoint_id: int, body: EndpointUpdate) -> dict[str, Any]:
@@ -144,14 +172,23 @@ class NotifyService:
         now = self.clock.now()
         async with transaction(self.pool) as conn:
             before = await self._locked(conn, endpoint_id)
-            self._check_reporter_events(changes.get("target", before["target"]),
-                                        list(changes.get("event_types", before["event_types"])))
+            self._check_reporter_events(
+                changes.get("target", before["target"]), list(changes.get("event_types", before["event_types"]))
+            )
             if "areas" in changes:
                 await self._check_areas(conn, changes["areas"])
             await repository.update_endpoint(conn, endpoint_id, changes=changes, now=now)
             after = expect_row(await repository.get_endpoint(conn, endpoint_id))
-            await audit.record(conn, ctx, at=now, action="notify.endpoint.updated", resource_type="notify_endpoint",
-                               resource_id=endpoint_id, before=_audit_view(before), after=_audit_view(after))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="notify.endpoint.updated",
+                resource_type="notify_endpoint",
+                resource_id=endpoint_id,
+                before=_audit_view(before),
+                after=_audit_view(after),
+            )
         return endpoint_view(after)
 
     async def delete_endpoint(self, ctx: RequestContext, endpoint_id: int) -> None:
@@ -160,8 +197,15 @@ class NotifyService:
         async with transaction(self.pool) as conn:
             before = await self._locked(conn, endpoint_id)
             await repository.delete_endpoint(conn, endpoint_id)
-            await audit.record(conn, ctx, at=now, action="notify.endpoint.deleted", resource_type="notify_endpoint",
-                               resource_id=endpoint_id, before=_audit_view(before))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="notify.endpoint.deleted",
+                resource_type="notify_endpoint",
+                resource_id=endpoint_id,
+                before=_audit_view(before),
+            )
 
     async def set_enabled(self, ctx: RequestContext, endpoint_id: int, enabled: bool) -> dict[str, Any]:
         """Enable (pending deliveries resume in order, the failure streak restarts) or disable an endpoint."""
@@ -171,10 +215,16 @@ class NotifyService:
             reason = None if enabled else f"disabled by {ctx.principal.name}"
             await repository.set_endpoint_enabled(conn, endpoint_id, enabled=enabled, reason=reason, now=now)
             after = expect_row(await repository.get_endpoint(conn, endpoint_id))
-            await audit.record(conn, ctx, at=now, action="notify.endpoint." + ("enabled" if enabled else "disabled"),
-                               resource_type="notify_endpoint", resource_id=endpoint_id,
-                               before={"enabled": before["enabled"], "disabled_reason": before["disabled_reason"]},
-                               after={"enabled": enabled})
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="notify.endpoint." + ("enabled" if enabled else "disabled"),
+                resource_type="notify_endpoint",
+                resource_id=endpoint_id,
+                before={"enabled": before["enabled"], "disabled_reason": before["disabled_reason"]},
+                after={"enabled": enabled},
+            )
             if enabled:
                 await repository.wake_workers(conn)
         return endpoint_view(after)
@@ -191,12 +241,23 @@ class NotifyService:
             current = expect_row(await repository.get_endpoint_secrets(conn, endpoint_id))
             keep_old = grace > 0 and current["secret_encrypted"] is not None
             expires = now + timedelta(seconds=grace) if keep_old else None
-            await repository.rotate_secret(conn, endpoint_id, new_encrypted=self.secret_box.encrypt(secret),
-                                           previous_encrypted=current["secret_encrypted"] if keep_old else None,
-                                           previous_expires_at=expires, now=now)
-            await audit.record(conn, ctx, at=now, action="notify.endpoint.secret_rotated",
-                               resource_type="notify_endpoint", resource_id=endpoint_id,
-                               after={"previous_secret_expires_at": expires.isoformat() if expires else None})
+            await repository.rotate_secret(
+                conn,
+                endpoint_id,
+                new_encrypted=self.secret_box.encrypt(secret),
+                previous_encrypted=current["secret_encrypted"] if keep_old else None,
+                previous_expires_at=expires,
+                now=now,
+            )
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="notify.endpoint.secret_rotated",
+                resource_type="notify_endpoint",
+                resource_id=endpoint_id,
+                after={"previous_secret_expires_at": expires.isoformat() if expires else None},
+            )
         return {"endpoint_id": endpoint_id, "secret": secret, "previous_secret_expires_at": expires}
 
     async def send_ping(self, ctx: RequestContext, endpoint_id: int) -> dict[str, Any]:
@@ -207,13 +268,27 @@ class NotifyService:
             if not endpoint["enabled"]:
                 raise Conflict(f"endpoint {endpoint_id} is disabled; enable it before sending a test")
             if endpoint["kind"] == "email" and endpoint["target"] == REPORTER_TARGET:
-                raise Conflict(f"endpoint {endpoint_id} writes to each incident's reporter; there is no fixed "
-                               "address to send a test to")
-            written = await write_event(conn, event_type=PING, occurred_at=now, now=now,
-                                        data={"endpoint_id": endpoint_id, "message": PING_MESSAGE},
-                                        only_endpoint_id=endpoint_id)
-            await audit.record(conn, ctx, at=now, action="notify.endpoint.ping", resource_type="notify_endpoint",
-                               resource_id=endpoint_id, after={"event_id": written.event_id})
+                raise Conflict(
+                    f"endpoint {endpoint_id} writes to each incident's reporter; there is no fixed "
+                    "address to send a test to"
+                )
+            written = await write_event(
+                conn,
+                event_type=PING,
+                occurred_at=now,
+                now=now,
+                data={"endpoint_id": endpoint_id, "message": PING_MESSAGE},
+                only_endpoint_id=endpoint_id,
+            )
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="notify.endpoint.ping",
+                resource_type="notify_endpoint",
+                resource_id=endpoint_id,
+                after={"event_id": written.event_id},
+            )
         return {"event_id": written.event_id, "delivery_id": written.delivery_ids[0]}
 
     # --- events, deliveries and the log ----------------------------------------------------------------------
@@ -223,17 +298,25 @@ class NotifyService:
         self._check_period(filters)
         async with self.pool.acquire() as conn:
             rows = await repository.list_events(
-                conn, filters={"type": filters.event_type, "incident_id": filters.incident_id,
-                               "since": filters.since, "until": filters.until},
-                before_seq=_cursor(filters.cursor), limit=filters.limit + 1)
+                conn,
+                filters={
+                    "type": filters.event_type,
+                    "incident_id": filters.incident_id,
+                    "since": filters.since,
+                    "until": filters.until,
+                },
+                before_seq=_cursor(filters.cursor),
+                limit=filters.limit + 1,
+            )
         return _page(rows, filters.limit, "seq")
 
     async def get_event(self, event_id: str) -> dict[str, Any]:
         """One event with its deliveries."""
         async with self.pool.acquire() as conn:
             row = found(await repository.get_event(conn, event_id), f"event {event_id}")
-            deliveries = await repository.list_deliveries(conn, filters={"event_id": event_id}, before_id=None,
-                                                          limit=1000)
+            deliveries = await repository.list_deliveries(
+                conn, filters={"event_id": event_id}, before_id=None, limit=1000
+            )
         return dict(row) | {"deliveries": [dict(d) for d in reversed(deliveries)]}
 
     async def redeliver(self, ctx: RequestContext, event_id: str, endpoint_ids: list[int] | None) -> dict[str, Any]:
@@ -242,24 +325,36 @@ class NotifyService:
         async with transaction(self.pool) as conn:
             event = found(await repository.get_event(conn, event_id), f"event {event_id}")
             targets = await self._redelivery_targets(conn, event, endpoint_ids)
-            delivery_ids = [await repository.insert_delivery(conn, event_id=event_id, endpoint_id=endpoint_id,
-                                                             now=now, manual=True) for endpoint_id in targets]
+            delivery_ids = [
+                await repository.insert_delivery(conn, event_id=event_id, endpoint_id=endpoint_id, now=now, manual=True)
+                for endpoint_id in targets
+            ]
             await repository.wake_workers(conn)
-            await audit.record(conn, ctx, at=now, action="notify.event.redelivered", resource_type="notify_event",
-                               resource_id=event_id, after={"endpoint_ids": targets, "delivery_ids": delivery_ids})
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="notify.event.redelivered",
+                resource_type="notify_event",
+                resource_id=event_id,
+                after={"endpoint_ids": targets, "delivery_ids": delivery_ids},
+            )
         return {"event_id": event_id, "delivery_ids": delivery_ids}
 
-    async def _redelivery_targets(self, conn: Connection, event: asyncpg.Record,
-                                  endpoint_ids: list[int] | None) -> list[int]:
+    async def _redelivery_targets(
+        self, conn: Connection, event: asyncpg.Record, endpoint_ids: list[int] | None
+    ) -> list[int]:
         if endpoint_ids is None:
             if event["type"] == PING:
                 endpoint_ids = [int(event["payload"]["data"]["endpoint_id"])]
             else:
                 endpoint_ids = await repository.matching_endpoint_ids(
-                    conn, event_type=event["type"], area=event["area"], priority=event["priority"])
+                    conn, event_type=event["type"], area=event["area"], priority=event["priority"]
+                )
             if not endpoint_ids:
-                raise ValidationFailed("no enabled endpoint subscribes to this event; name endpoint_ids",
-                                       field="endpoint_ids")
+                raise ValidationFailed(
+                    "no enabled endpoint subscribes to this event; name endpoint_ids", field="endpoint_ids"
+                )
         targets = list(dict.fromkeys(endpoint_ids))
         for endpoint_id in targets:
             endpoint = await repository.get_endpoint(conn, endpoint_id)
@@ -280,8 +375,12 @@ class NotifyService:
     async def _log_page(self, filters: LogFilters, fetch: LogFetch, accepted: Mapping[str, str]) -> dict[str, Any]:
         self._check_period(filters)
         async with self.pool.acquire() as conn:
-            rows = await fetch(conn, filters=filters.model_dump(include=set(accepted)),
-                               before_id=_cursor(filters.cursor), limit=filters.limit + 1)
+            rows = await fetch(
+                conn,
+                filters=filters.model_dump(include=set(accepted)),
+                before_id=_cursor(filters.cursor),
+                limit=filters.limit + 1,
+            )
         return _page(rows, filters.limit, "id")
 
     @staticmethod

@@ -18,7 +18,7 @@ def new_signing_secret() -> str:
 
 
 def _secret_bytes(secret: str) -> bytes:
-    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    raw = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
     return base64.b64decode(raw + "=" * (-len(raw) % 4))
 
 

@@ -21,7 +21,7 @@ def slack_message(payload: dict[str, Any]) -> dict[str, Any]:
     details = "\n".join(slack_escape(line) for line in detail_lines(payload))
     body = f"*{title}*\n{details}"
     if len(body) > SLACK_TEXT_MAX:
-        body = body[:SLACK_TEXT_MAX - 1] + "…"
+        body = body[: SLACK_TEXT_MAX - 1] + "…"
     return {"text": title, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": body}}]}
 
 

@@ -51,8 +51,9 @@ def is_public_address(ip: IPAddress) -> bool:
     embedded = _embedded_ipv4(ip)
     if embedded is not None and not is_public_address(embedded):
         return False
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local
-                                 or ip.is_private or ip.is_unspecified)
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_unspecified
+    )
 
 
 def _normal_host(host: str) -> str:
@@ -89,8 +90,9 @@ class OutboundPolicy:
             raise OutboundRefused(f"not a valid URL: {exc}") from None
         allowed_schemes = ("https",) if self.require_https else ("https", "http")
         if parts.scheme not in allowed_schemes:
-            raise OutboundRefused("the URL must use " + " or ".join(allowed_schemes)
-                                  + (" in production" if self.require_https else ""))
+            raise OutboundRefused(
+                "the URL must use " + " or ".join(allowed_schemes) + (" in production" if self.require_https else "")
+            )
         if not parts.hostname:
             raise OutboundRefused("the URL has no host")
         if parts.username is not None or parts.password is not None:
@@ -114,8 +116,10 @@ class OutboundPolicy:
             raise OutboundRefused(f"host '{host}' has no address")
         refused = [str(ip) for ip in addresses if not self.address_permitted(host, ip)]
         if refused:
-            raise OutboundRefused(f"host '{host}' resolves to a non-public address ({', '.join(refused)}); "
-                                  "name it in PRS_NOTIFY_ALLOWED_HOSTS to allow it")
+            raise OutboundRefused(
+                f"host '{host}' resolves to a non-public address ({', '.join(refused)}); "
+                "name it in PRS_NOTIFY_ALLOWED_HOSTS to allow it"
+            )
         return [str(ip) for ip in addresses]
 
     async def check_url(self, url: str) -> TargetURL:
@@ -155,8 +159,14 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         self.policy = policy
         self.inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                          socket_options: Iterable | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         """Connect to the first reachable permitted address of `host`."""
         try:
             addresses = await asyncio.wait_for(self.policy.resolve_permitted(host, port), timeout)
@@ -167,15 +177,17 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         last_error: Exception | None = None
         for address in addresses:
             try:
-                return await self.inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                                    socket_options=socket_options)
+                return await self.inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
         assert last_error is not None  # resolve_permitted never returns an empty list
         raise last_error
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable | None = None
+    ) -> httpcore.AsyncNetworkStream:
         """Unix sockets are never a notification target."""
         raise OutboundRefused("unix sockets are not allowed")
 

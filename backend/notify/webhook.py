@@ -14,7 +14,9 @@ def webhook_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def webhook_request(payload: dict[str, Any], *, secrets_in_use: list[str], sent_at: datetime) -> tuple[dict[str, str], bytes]:
+def webhook_request(
+    payload: dict[str, Any], *, secrets_in_use: list[str], sent_at: datetime
+) -> tuple[dict[str, str], bytes]:
     """Headers and body of one signed webhook POST; webhook-id is the event id, so consumers can drop repeats."""
     body = webhook_body(payload)
     headers = {"Content-Type": "application/json"}

@@ -13,18 +13,31 @@ from backend.notify.service import NotifyService
 from backend.notify.ssrf import OutboundPolicy
 
 
-def build_notify(settings: Settings, *, pool: asyncpg.Pool, clock: Clock, registry: CollectorRegistry | None,
-                 worker_name: str | None = None,
-                 escalation_messages: EscalationMessages | None = None) -> NotifyService:
+def build_notify(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool,
+    clock: Clock,
+    registry: CollectorRegistry | None,
+    worker_name: str | None = None,
+    escalation_messages: EscalationMessages | None = None,
+) -> NotifyService:
     """The admin service with its outbox listener and its delivery worker."""
     if settings.notify_lease_s <= settings.notify_timeout_s:
         # A lease shorter than an attempt would let a second worker send a delivery that is still in flight.
         raise ValueError("PRS_NOTIFY_LEASE_S must be longer than PRS_NOTIFY_TIMEOUT_S")
     secret_box = SecretBox(resolve_notify_key(settings))
     policy = OutboundPolicy.from_settings(settings)
-    delivery = DeliveryWorker(settings=settings, pool=pool, clock=clock, secret_box=secret_box, policy=policy,
-                              metrics=NotifyMetrics(registry) if registry is not None else None,
-                              worker_name=worker_name, escalation_messages=escalation_messages)
-    return NotifyService(settings=settings, pool=pool, clock=clock, secret_box=secret_box, policy=policy,
-                         delivery=delivery)
-
+    delivery = DeliveryWorker(
+        settings=settings,
+        pool=pool,
+        clock=clock,
+        secret_box=secret_box,
+        policy=policy,
+        metrics=NotifyMetrics(registry) if registry is not None else None,
+        worker_name=worker_name,
+        escalation_messages=escalation_messages,
+    )
+    return NotifyService(
+        settings=settings, pool=pool, clock=clock, secret_box=secret_box, policy=policy, delivery=delivery
+    )

@@ -107,8 +107,10 @@ class DatabaseGauges(Collector):
                 self.snapshot = await asyncio.wait_for(self._read(), timeout=self.timeout_s)
             except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self.up = False
-                log.warning("database gauges not refreshed; serving the last values",
-                            extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+                log.warning(
+                    "database gauges not refreshed; serving the last values",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
+                )
                 return
             self.up = True
             self._read_at = time.monotonic()
@@ -126,74 +128,107 @@ class DatabaseGauges(Collector):
         yield from self._queues()
 
     def _health(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("prs_metrics_database_up",
-                                "1 when the last scrape-time read of the database gauges succeeded.", value=self.up)
+        yield GaugeMetricFamily(
+            "prs_metrics_database_up",
+            "1 when the last scrape-time read of the database gauges succeeded.",
+            value=self.up,
+        )
         age = time.monotonic() - self._read_at if self._read_at is not None else float("inf")
-        yield GaugeMetricFamily("prs_metrics_database_age_seconds",
-                                "Age of the database gauges served (+Inf before the first successful read).",
-                                value=age)
+        yield GaugeMetricFamily(
+            "prs_metrics_database_age_seconds",
+            "Age of the database gauges served (+Inf before the first successful read).",
+            value=age,
+        )
 
     def _incidents(self) -> Iterator[Metric]:
         rows = self.snapshot.open_incidents
-        yield GaugeMetricFamily("prs_incidents_open", "Open incidents (open, in progress, waiting).",
-                                value=sum(n for *_, n in rows))
-        detail = GaugeMetricFamily("prs_incidents_open_detail", "Open incidents by status, priority and area.",
-                                   labels=["status", "priority", "area"])
+        yield GaugeMetricFamily(
+            "prs_incidents_open", "Open incidents (open, in progress, waiting).", value=sum(n for *_, n in rows)
+        )
+        detail = GaugeMetricFamily(
+            "prs_incidents_open_detail",
+            "Open incidents by status, priority and area.",
+            labels=["status", "priority", "area"],
+        )
         for status, priority, area, n in rows:
             detail.add_metric([status, priority, area], n)
         yield detail
         # MTTR over a window: increase(prs_incident_resolution_seconds_total) / increase(prs_incidents_resolved_total)
-        yield CounterMetricFamily("prs_incidents_resolved", "Incidents resolved (reported here, not imported).",
-                                  value=self.snapshot.resolved)
-        yield CounterMetricFamily("prs_incident_resolution_seconds", "Summed time from report to resolution of "
-                                  "the resolved incidents.", value=self.snapshot.resolution_seconds)
+        yield CounterMetricFamily(
+            "prs_incidents_resolved", "Incidents resolved (reported here, not imported).", value=self.snapshot.resolved
+        )
+        yield CounterMetricFamily(
+            "prs_incident_resolution_seconds",
+            "Summed time from report to resolution of the resolved incidents.",
+            value=self.snapshot.resolution_seconds,
+        )
 
     def _sla(self) -> Iterator[Metric]:
         snap = self.snapshot
-        yield GaugeMetricFamily("prs_sla_clocks_breached", "SLA clocks of open incidents that are breached.",
-                                value=sum(snap.sla_breached.values()))
-        yield GaugeMetricFamily("prs_sla_clocks_at_risk",
-                                "SLA clocks of open incidents past a warning threshold, not yet breached.",
-                                value=sum(snap.sla_at_risk.values()))
-        breached = GaugeMetricFamily("prs_sla_clocks_breached_detail", "Breached SLA clocks of open incidents "
-                                     "by clock kind.", labels=["kind"])
-        at_risk = GaugeMetricFamily("prs_sla_clocks_at_risk_detail", "At-risk SLA clocks of open incidents by "
-                                    "clock kind.", labels=["kind"])
+        yield GaugeMetricFamily(
+            "prs_sla_clocks_breached",
+            "SLA clocks of open incidents that are breached.",
+            value=sum(snap.sla_breached.values()),
+        )
+        yield GaugeMetricFamily(
+            "prs_sla_clocks_at_risk",
+            "SLA clocks of open incidents past a warning threshold, not yet breached.",
+            value=sum(snap.sla_at_risk.values()),
+        )
+        breached = GaugeMetricFamily(
+            "prs_sla_clocks_breached_detail", "Breached SLA clocks of open incidents by clock kind.", labels=["kind"]
+        )
+        at_risk = GaugeMetricFamily(
+            "prs_sla_clocks_at_risk_detail", "At-risk SLA clocks of open incidents by clock kind.", labels=["kind"]
+        )
         for kind in CLOCK_KINDS:
             breached.add_metric([kind], snap.sla_breached.get(kind, 0))
             at_risk.add_metric([kind], snap.sla_at_risk.get(kind, 0))
         yield breached
         yield at_risk
-        stopped = CounterMetricFamily("prs_sla_clocks_stopped", "SLA clocks that stopped, by kind and whether "
-                                      "they met their target.", labels=["kind", "outcome"])
+        stopped = CounterMetricFamily(
+            "prs_sla_clocks_stopped",
+            "SLA clocks that stopped, by kind and whether they met their target.",
+            labels=["kind", "outcome"],
+        )
         for kind in CLOCK_KINDS:
             stopped.add_metric([kind, "met"], snap.sla_stopped.get((kind, False), 0))
             stopped.add_metric([kind, "breached"], snap.sla_stopped.get((kind, True), 0))
         yield stopped
-        yield CounterMetricFamily("prs_sla_breaches", "SLA breaches recorded (each clock breaches once).",
-                                  value=snap.sla_breaches_recorded)
-        escalations = CounterMetricFamily("prs_escalations", "Escalations recorded, by rule ('manual' for manual "
-                                          "ones).", labels=["rule"])
+        yield CounterMetricFamily(
+            "prs_sla_breaches", "SLA breaches recorded (each clock breaches once).", value=snap.sla_breaches_recorded
+        )
+        escalations = CounterMetricFamily(
+            "prs_escalations", "Escalations recorded, by rule ('manual' for manual ones).", labels=["rule"]
+        )
         for rule, n in sorted(snap.escalations.items()):
             escalations.add_metric([rule], n)
         yield escalations
-        yield CounterMetricFamily("prs_escalations_all", "Escalations recorded, all rules.",
-                                  value=sum(snap.escalations.values()))
+        yield CounterMetricFamily(
+            "prs_escalations_all", "Escalations recorded, all rules.", value=sum(snap.escalations.values())
+        )
 
     def _agent(self) -> Iterator[Metric]:
         snap = self.snapshot
-        feedback = GaugeMetricFamily("prs_suggestions_stored", "Stored suggestions by status and feedback.",
-                                     labels=["status", "feedback"])
+        feedback = GaugeMetricFamily(
+            "prs_suggestions_stored", "Stored suggestions by status and feedback.", labels=["status", "feedback"]
+        )
         counts = {(s, f): n for s, f, n in snap.suggestions}
         for status in SUGGESTION_STATUSES:
             for given in FEEDBACK:
                 feedback.add_metric([status, given], counts.get((status, given), 0))
         yield feedback
-        yield GaugeMetricFamily("prs_knowledge_entries_all", "Knowledge-base entries (incidents and document "
-                                "passages).", value=sum(n for n, _ in snap.knowledge.values()))
+        yield GaugeMetricFamily(
+            "prs_knowledge_entries_all",
+            "Knowledge-base entries (incidents and document passages).",
+            value=sum(n for n, _ in snap.knowledge.values()),
+        )
         entries = GaugeMetricFamily("prs_knowledge_entries", "Knowledge-base entries by kind.", labels=["kind"])
-        unsynced = GaugeMetricFamily("prs_knowledge_entries_unsynced",
-                                     "Knowledge-base entries not yet in the vector index, by kind.", labels=["kind"])
+        unsynced = GaugeMetricFamily(
+            "prs_knowledge_entries_unsynced",
+            "Knowledge-base entries not yet in the vector index, by kind.",
+            labels=["kind"],
+        )
         for kind in KNOWLEDGE_KINDS:
             total, waiting = snap.knowledge.get(kind, (0, 0))
             entries.add_metric([kind], total)
@@ -203,12 +238,16 @@ class DatabaseGauges(Collector):
 
     def _queues(self) -> Iterator[Metric]:
         snap = self.snapshot
-        yield GaugeMetricFamily("prs_jobs_queued_all", "Jobs waiting in every queue.",
-                                value=sum(q for _, q, _, _ in snap.jobs))
+        yield GaugeMetricFamily(
+            "prs_jobs_queued_all", "Jobs waiting in every queue.", value=sum(q for _, q, _, _ in snap.jobs)
+        )
         queued = GaugeMetricFamily("prs_jobs_queued", "Jobs waiting and due, by queue.", labels=["queue"])
         running = GaugeMetricFamily("prs_jobs_running", "Jobs being worked on, by queue.", labels=["queue"])
-        oldest = GaugeMetricFamily("prs_jobs_oldest_age_seconds", "Age of the oldest due job still waiting, by "
-                                   "queue (0 when none waits).", labels=["queue"])
+        oldest = GaugeMetricFamily(
+            "prs_jobs_oldest_age_seconds",
+            "Age of the oldest due job still waiting, by queue (0 when none waits).",
+            labels=["queue"],
+        )
         jobs = {queue: (waiting, working, age) for queue, waiting, working, age in snap.jobs}
         for queue in JOB_QUEUES:
             waiting, working, age = jobs.get(queue, (0, 0, 0.0))
@@ -218,15 +257,25 @@ class DatabaseGauges(Collector):
         yield queued
         yield running
         yield oldest
-        yield GaugeMetricFamily("prs_notify_backlog_all", "Notification deliveries waiting, every endpoint type.",
-                                value=sum(p for p, _, _ in snap.notify.values()))
-        yield GaugeMetricFamily("prs_notify_dead_letters_all", "Dead-lettered deliveries in the delivery log.",
-                                value=sum(d for _, d, _ in snap.notify.values()))
+        yield GaugeMetricFamily(
+            "prs_notify_backlog_all",
+            "Notification deliveries waiting, every endpoint type.",
+            value=sum(p for p, _, _ in snap.notify.values()),
+        )
+        yield GaugeMetricFamily(
+            "prs_notify_dead_letters_all",
+            "Dead-lettered deliveries in the delivery log.",
+            value=sum(d for _, d, _ in snap.notify.values()),
+        )
         backlog = GaugeMetricFamily("prs_notify_backlog", "Deliveries waiting, by endpoint type.", labels=["kind"])
-        dead = GaugeMetricFamily("prs_notify_dead_letters", "Dead-lettered deliveries in the log, by endpoint type.",
-                                 labels=["kind"])
-        oldest_pending = GaugeMetricFamily("prs_notify_oldest_pending_age_seconds",
-                                           "Age of the oldest waiting delivery, by endpoint type.", labels=["kind"])
+        dead = GaugeMetricFamily(
+            "prs_notify_dead_letters", "Dead-lettered deliveries in the log, by endpoint type.", labels=["kind"]
+        )
+        oldest_pending = GaugeMetricFamily(
+            "prs_notify_oldest_pending_age_seconds",
+            "Age of the oldest waiting delivery, by endpoint type.",
+            labels=["kind"],
+        )
         for kind in ENDPOINT_KINDS:
             pending, dead_n, age = snap.notify.get(kind, (0, 0, 0.0))
             backlog.add_metric([kind], pending)

@@ -40,8 +40,10 @@ async def _check_llm(services: Any) -> dict[str, Any]:
     nodes = await services.llm.health()
     return {
         "up": any(n.up for n in nodes),
-        "nodes": [{"url": n.url, "up": n.up, "version": n.version, "latency_ms": n.latency_ms, "error": n.error}
-                  for n in nodes],
+        "nodes": [
+            {"url": n.url, "up": n.up, "version": n.version, "latency_ms": n.latency_ms, "error": n.error}
+            for n in nodes
+        ],
     }
 
 
@@ -59,20 +61,25 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/health/ready", summary="Readiness",
-            description="No auth. 200 `ok` when database, vector store and at least one LLM node answer and no "
-                        "suggestion has waited longer than PRS_SUGGESTION_BACKLOG_DEGRADED_S; 200 `degraded` "
-                        "otherwise while the database answers (incidents are still accepted, retrieval falls back "
-                        "to lexical, suggestions wait), with `reasons` such as `backlog`; 503 `down` when the "
-                        "database does not answer; 503 `draining` after SIGTERM while the replica finishes its "
-                        "requests.")
+@router.get(
+    "/health/ready",
+    summary="Readiness",
+    description="No auth. 200 `ok` when database, vector store and at least one LLM node answer and no "
+    "suggestion has waited longer than PRS_SUGGESTION_BACKLOG_DEGRADED_S; 200 `degraded` "
+    "otherwise while the database answers (incidents are still accepted, retrieval falls back "
+    "to lexical, suggestions wait), with `reasons` such as `backlog`; 503 `down` when the "
+    "database does not answer; 503 `draining` after SIGTERM while the replica finishes its "
+    "requests.",
+)
 async def ready(request: Request) -> JSONResponse:
     if getattr(request.app.state, "draining", False):
         # SIGTERM received: leave the rotation while in-flight and new requests are still served.
         return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     services = get_container(request)
     database, vectors, llm, backlog = await asyncio.gather(
-        _check_database(services), _check_vector_store(services), _check_llm(services),
+        _check_database(services),
+        _check_vector_store(services),
+        _check_llm(services),
         _check_suggestion_backlog(services),
     )
     checks = {"database": database, "vector_store": vectors, "llm": llm, "backlog": backlog}
@@ -89,11 +96,16 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
-@router.get("/metrics", summary="Prometheus metrics", description="Prometheus text format. No auth (scrape it "
-            "from the internal network only; nginx does not expose it). Database gauges are read at most once per "
-            "PRS_METRICS_CACHE_S; when the database does not answer within PRS_METRICS_DB_TIMEOUT_S the last values "
-            "are served and prs_metrics_database_up is 0.",
-            response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Prometheus text format. No auth (scrape it "
+    "from the internal network only; nginx does not expose it). Database gauges are read at most once per "
+    "PRS_METRICS_CACHE_S; when the database does not answer within PRS_METRICS_DB_TIMEOUT_S the last values "
+    "are served and prs_metrics_database_up is 0.",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
 async def metrics(request: Request) -> Response:
     services = get_container(request)
     body = await render_metrics(services.metrics.registry, services.db_gauges)

@@ -25,41 +25,73 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.http_requests = Counter(
-            "prs_http_requests_total", "HTTP requests by method, route template and status code.",
-            ["method", "route", "status"], registry=self.registry)
+            "prs_http_requests_total",
+            "HTTP requests by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
         self.http_latency = Histogram(
-            "prs_http_request_duration_seconds", "HTTP request latency by method and route template.",
-            ["method", "route"], registry=self.registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.http_in_flight = Gauge("prs_http_requests_in_flight", "HTTP requests being served.",
-                                    registry=self.registry)
+            "prs_http_request_duration_seconds",
+            "HTTP request latency by method and route template.",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.http_in_flight = Gauge(
+            "prs_http_requests_in_flight", "HTTP requests being served.", registry=self.registry
+        )
         self.retrieval_latency = Histogram(
-            "prs_retrieval_duration_seconds", "Similar-incident retrieval latency, embedding included.",
-            registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-        self.suggestions = Counter("prs_suggestions_total", "Suggestion generation attempts by outcome.",
-                                   ["outcome"], registry=self.registry)
-        self.llm_node_up = Gauge("prs_llm_node_up", "1 when an LLM node answered its last health check.",
-                                 ["node"], registry=self.registry)
-        self.incidents_created = Counter("prs_incidents_created_total", "Incidents created by area and priority.",
-                                         ["area", "priority"], registry=self.registry)
+            "prs_retrieval_duration_seconds",
+            "Similar-incident retrieval latency, embedding included.",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.suggestions = Counter(
+            "prs_suggestions_total", "Suggestion generation attempts by outcome.", ["outcome"], registry=self.registry
+        )
+        self.llm_node_up = Gauge(
+            "prs_llm_node_up", "1 when an LLM node answered its last health check.", ["node"], registry=self.registry
+        )
+        self.incidents_created = Counter(
+            "prs_incidents_created_total",
+            "Incidents created by area and priority.",
+            ["area", "priority"],
+            registry=self.registry,
+        )
         self.suggestion_seconds = Histogram(
-            "prs_suggestion_generation_seconds", "Time of one suggestion attempt, retrieval included, by outcome.",
-            ["outcome"], registry=self.registry, buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300))
+            "prs_suggestion_generation_seconds",
+            "Time of one suggestion attempt, retrieval included, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+            buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
+        )
         self.suggestion_first_token = Histogram(
-            "prs_suggestion_first_token_seconds", "Time from the start of a suggestion attempt to its first token.",
-            registry=self.registry, buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
+            "prs_suggestion_first_token_seconds",
+            "Time from the start of a suggestion attempt to its first token.",
+            registry=self.registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+        )
         self.suggestion_tokens_per_second = Histogram(
-            "prs_suggestion_tokens_per_second", "Generation speed of finished suggestions (tokens per second).",
-            registry=self.registry, buckets=(1, 2, 5, 10, 20, 40, 80, 160))
-        self.login_failures = Counter("prs_login_failures_total", "Failed sign-ins (wrong name or password).",
-                                      registry=self.registry)
-        self.rate_limited = Counter("prs_rate_limited_total", "Requests refused with 429, by limit.", ["reason"],
-                                    registry=self.registry)
-        self.api_key_denials = Counter("prs_api_key_denials_total", "Requests refused an API key, by reason.",
-                                       ["reason"], registry=self.registry)
-        self.alerts_received = Counter("prs_alertmanager_alerts_total",
-                                       "Alertmanager alerts received, by what was done with them.", ["action"],
-                                       registry=self.registry)
+            "prs_suggestion_tokens_per_second",
+            "Generation speed of finished suggestions (tokens per second).",
+            registry=self.registry,
+            buckets=(1, 2, 5, 10, 20, 40, 80, 160),
+        )
+        self.login_failures = Counter(
+            "prs_login_failures_total", "Failed sign-ins (wrong name or password).", registry=self.registry
+        )
+        self.rate_limited = Counter(
+            "prs_rate_limited_total", "Requests refused with 429, by limit.", ["reason"], registry=self.registry
+        )
+        self.api_key_denials = Counter(
+            "prs_api_key_denials_total", "Requests refused an API key, by reason.", ["reason"], registry=self.registry
+        )
+        self.alerts_received = Counter(
+            "prs_alertmanager_alerts_total",
+            "Alertmanager alerts received, by what was done with them.",
+            ["action"],
+            registry=self.registry,
+        )
         # Known label values exist from start-up, at zero, so a fresh installation already shows every series.
         for outcome in SUGGESTION_OUTCOMES:
             self.suggestions.labels(outcome)

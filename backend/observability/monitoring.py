@@ -44,8 +44,9 @@ async def render_metrics(registry: CollectorRegistry, db_gauges: DatabaseGauges 
     return generate_latest(registry)
 
 
-async def start_metrics_server(render: Callable[[], Awaitable[bytes]], *, host: str,
-                               port: int) -> asyncio.AbstractServer:
+async def start_metrics_server(
+    render: Callable[[], Awaitable[bytes]], *, host: str, port: int
+) -> asyncio.AbstractServer:
     """Listen on host:port and answer `GET /metrics` (any other path: 404); fails at once if it cannot bind."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -58,8 +59,16 @@ async def start_metrics_server(render: Callable[[], Awaitable[bytes]], *, host: 
             else:
                 body, status, content_type = b"not found\n", b"404 Not Found", b"text/plain"
             body_out = b"" if parts[0] == b"HEAD" else body
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + content_type + b"\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body_out)
+            writer.write(
+                b"HTTP/1.1 "
+                + status
+                + b"\r\nContent-Type: "
+                + content_type
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n"
+                + body_out
+            )
             await writer.drain()
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass  # a client that sends no complete request head gets nothing

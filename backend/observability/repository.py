@@ -46,13 +46,15 @@ async def sla_clock_states(conn: Connection) -> list[asyncpg.Record]:
 
 async def resolutions(conn: Connection) -> asyncpg.Record:
     """Incidents reported here (not imported) that are resolved now, and their summed time to resolution."""
-    return expect_row(await conn.fetchrow(
-        """
+    return expect_row(
+        await conn.fetchrow(
+            """
         SELECT count(*) AS n, coalesce(sum(extract(epoch FROM resolved_at - created_at)), 0) AS seconds
           FROM incidents
          WHERE resolved_at IS NOT NULL AND source = 'api'
         """
-    ))
+        )
+    )
 
 
 async def sla_clocks_stopped(conn: Connection) -> list[asyncpg.Record]:

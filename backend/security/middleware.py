@@ -49,13 +49,29 @@ class _BodyTooLarge(Exception):
     """Raised from receive() once a streamed body passes the limit."""
 
 
-async def send_error(send: Send, status: int, error: str, detail: str, *, extra: dict | None = None,
-                     headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(
+    send: Send,
+    status: int,
+    error: str,
+    detail: str,
+    *,
+    extra: dict | None = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     """Answer with the API's JSON error shape and close the exchange."""
     body = json.dumps({"error": error, "detail": detail} | (extra or {})).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -75,19 +91,29 @@ class RequestLimitsMiddleware:
         headers = scope.get("headers") or []
         header_bytes = sum(len(name) + len(value) + 4 for name, value in headers)
         if header_bytes > self.max_header_bytes:
-            await send_error(send, 431, "RequestHeaderFieldsTooLarge",
-                             f"request headers are {header_bytes} bytes; the limit is {self.max_header_bytes}",
-                             extra={"limit_bytes": self.max_header_bytes})
+            await send_error(
+                send,
+                431,
+                "RequestHeaderFieldsTooLarge",
+                f"request headers are {header_bytes} bytes; the limit is {self.max_header_bytes}",
+                extra={"limit_bytes": self.max_header_bytes},
+            )
             return
         declared = [value for name, value in headers if name.lower() == b"content-length"]
         if declared:
             if len(set(declared)) != 1 or not declared[0].strip().isdigit():
-                await send_error(send, 400, "BadRequest", "Content-Length is not a single whole number",
-                                 extra={"field": "content-length"})
+                await send_error(
+                    send,
+                    400,
+                    "BadRequest",
+                    "Content-Length is not a single whole number",
+                    extra={"field": "content-length"},
+                )
                 return
             if int(declared[0]) > self.max_body_bytes:
-                await send_error(send, 413, "PayloadTooLarge", self._too_large(), extra={
-                    "limit_bytes": self.max_body_bytes})
+                await send_error(
+                    send, 413, "PayloadTooLarge", self._too_large(), extra={"limit_bytes": self.max_body_bytes}
+                )
                 return
         await self._run_counting_body(scope, receive, send)
 
@@ -115,8 +141,9 @@ class RequestLimitsMiddleware:
                 # Whatever the application answered to its broken read is replaced by one 413.
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await send_error(send, 413, "PayloadTooLarge", self._too_large(),
-                                     extra={"limit_bytes": self.max_body_bytes})
+                    await send_error(
+                        send, 413, "PayloadTooLarge", self._too_large(), extra={"limit_bytes": self.max_body_bytes}
+                    )
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -126,5 +153,6 @@ class RequestLimitsMiddleware:
             await self.app(scope, counting_receive, guarded_send)
         except _BodyTooLarge:
             if not started:
-                await send_error(send, 413, "PayloadTooLarge", self._too_large(),
-                                 extra={"limit_bytes": self.max_body_bytes})
+                await send_error(
+                    send, 413, "PayloadTooLarge", self._too_large(), extra={"limit_bytes": self.max_body_bytes}
+                )

@@ -103,11 +103,12 @@ class BusinessCalendar:
         parsed = []
         for raw in raw_windows:
             if not isinstance(raw, (list, tuple)) or len(raw) != 2:
-                raise CalendarError(f"{day}: each window is a pair [\"HH:MM\", \"HH:MM\"]")
+                raise CalendarError(f'{day}: each window is a pair ["HH:MM", "HH:MM"]')
             start, end = _parse_hhmm(raw[0], allow_24=False), _parse_hhmm(raw[1], allow_24=True)
             if start >= end:
-                raise CalendarError(f"{day}: window {raw[0]}-{raw[1]} must end after it starts "
-                                    "(split overnight shifts at midnight)")
+                raise CalendarError(
+                    f"{day}: window {raw[0]}-{raw[1]} must end after it starts (split overnight shifts at midnight)"
+                )
             parsed.append((start, end))
         parsed.sort()
         for (_, previous_end), (next_start, _) in zip(parsed, parsed[1:]):
@@ -121,8 +122,9 @@ class BusinessCalendar:
             return None
         return {
             "timezone": self.timezone_name,
-            "hours": {day: [[_format_hhmm(s), _format_hhmm(e)] for s, e in self.windows[i]]
-                      for i, day in enumerate(WEEKDAYS)},
+            "hours": {
+                day: [[_format_hhmm(s), _format_hhmm(e)] for s, e in self.windows[i]] for i, day in enumerate(WEEKDAYS)
+            },
             "holidays": sorted(d.isoformat() for d in self.holidays),
         }
 
@@ -140,8 +142,9 @@ class BusinessCalendar:
             return end - start
         total = timedelta(0)
         for seg_start, seg_end, offset in self._offset_segments(start, end):
-            for window_start, window_end in self._local_windows(_naive_utc(seg_start) + offset,
-                                                                _naive_utc(seg_end) + offset):
+            for window_start, window_end in self._local_windows(
+                _naive_utc(seg_start) + offset, _naive_utc(seg_end) + offset
+            ):
                 total += window_end - window_start
         return total
 
@@ -159,15 +162,17 @@ class BusinessCalendar:
         while cursor < horizon:
             chunk_end = cursor + _SEARCH_CHUNK
             for seg_start, seg_end, offset in self._offset_segments(cursor, chunk_end):
-                for window_start, window_end in self._local_windows(_naive_utc(seg_start) + offset,
-                                                                    _naive_utc(seg_end) + offset):
+                for window_start, window_end in self._local_windows(
+                    _naive_utc(seg_start) + offset, _naive_utc(seg_end) + offset
+                ):
                     length = window_end - window_start
                     if remaining <= length:
                         return (window_start + remaining - offset).replace(tzinfo=timezone.utc)
                     remaining -= length
             cursor = chunk_end
-        raise CalendarError(f"no business time found within {MAX_SEARCH.days} days; check the calendar's "
-                            "working hours and holidays")
+        raise CalendarError(
+            f"no business time found within {MAX_SEARCH.days} days; check the calendar's working hours and holidays"
+        )
 
     def is_business_instant(self, moment: datetime) -> bool:
         """True when `moment` is business time."""

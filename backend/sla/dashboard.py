@@ -73,37 +73,51 @@ class DashboardService:
             if row["feedback"] is not None:
                 feedback[row["feedback"]] += row["suggestions"]
         return {
-            "period": {"from": date_from, "to": date_to}, "as_of": now,
+            "period": {"from": date_from, "to": date_to},
+            "as_of": now,
             "open_incidents": {
                 "total": sum(r["incidents"] for r in open_rows if r["by_status"]),
-                "by_status": [{"status": r["status"], "incidents": r["incidents"]} for r in open_rows
-                              if r["by_status"]],
-                "by_priority": [{"priority": r["priority"], "incidents": r["incidents"]} for r in open_rows
-                                if r["by_priority"]],
+                "by_status": [
+                    {"status": r["status"], "incidents": r["incidents"]} for r in open_rows if r["by_status"]
+                ],
+                "by_priority": [
+                    {"priority": r["priority"], "incidents": r["incidents"]} for r in open_rows if r["by_priority"]
+                ],
                 "by_area": [{"area": r["area"], "incidents": r["incidents"]} for r in open_rows if r["by_area"]],
             },
             "escalations": {
                 "total": sum(r["escalations"] for r in escalation_rows),
-                "by_level": [{"level": level, "escalations": sum(r["escalations"] for r in escalation_rows
-                                                                 if r["level"] == level)}
-                             for level in sorted({r["level"] for r in escalation_rows})],
-                "by_trigger": [{"trigger": trigger, "escalations": sum(r["escalations"] for r in escalation_rows
-                                                                       if r["trigger"] == trigger)}
-                               for trigger in sorted({r["trigger"] for r in escalation_rows})],
+                "by_level": [
+                    {
+                        "level": level,
+                        "escalations": sum(r["escalations"] for r in escalation_rows if r["level"] == level),
+                    }
+                    for level in sorted({r["level"] for r in escalation_rows})
+                ],
+                "by_trigger": [
+                    {
+                        "trigger": trigger,
+                        "escalations": sum(r["escalations"] for r in escalation_rows if r["trigger"] == trigger),
+                    }
+                    for trigger in sorted({r["trigger"] for r in escalation_rows})
+                ],
             },
             "suggestions": {
-                "accepted": feedback["accepted"], "rejected": feedback["rejected"],
+                "accepted": feedback["accepted"],
+                "rejected": feedback["rejected"],
                 "ratings": [{"rating": stars, "suggestions": ratings[stars]} for stars in range(1, 6)],
             },
         }
 
-    async def recurring(self, date_from: datetime | None, date_to: datetime | None, *, limit: int,
-                        min_similarity: float) -> dict[str, Any]:
+    async def recurring(
+        self, date_from: datetime | None, date_to: datetime | None, *, limit: int, min_similarity: float
+    ) -> dict[str, Any]:
         now = self.clock.now()
         date_from, date_to = check_period(date_from, date_to, now)
         async with self.pool.acquire() as conn:
-            rows = await repository.incidents_for_recurrence(conn, date_from=date_from, date_to=date_to,
-                                                             limit=RECURRING_SCAN_MAX)
+            rows = await repository.incidents_for_recurrence(
+                conn, date_from=date_from, date_to=date_to, limit=RECURRING_SCAN_MAX
+            )
         problems: list[dict[str, Any]] = []
         if rows:
             texts = [f"{r['title']}. {r['description'][:DESCRIPTION_CHARS]}" for r in rows]
@@ -115,14 +129,25 @@ class DashboardService:
                 centroid = group.mean(axis=0)
                 central = members[int(np.argmax(group @ centroid))]
                 incidents = [rows[i] for i in members]
-                problems.append({
-                    "label": rows[central]["title"], "incidents": len(members),
-                    "open": sum(1 for r in incidents if r["status"] not in repository.CLOSED_STATUSES),
-                    "areas": [{"area": area, "incidents": count}
-                              for area, count in sorted(Counter(r["area"] for r in incidents).items())],
-                    "incident_ids": sorted(r["id"] for r in incidents)[:50],
-                    "first_at": incidents[0]["created_at"], "last_at": incidents[-1]["created_at"],
-                })
+                problems.append(
+                    {
+                        "label": rows[central]["title"],
+                        "incidents": len(members),
+                        "open": sum(1 for r in incidents if r["status"] not in repository.CLOSED_STATUSES),
+                        "areas": [
+                            {"area": area, "incidents": count}
+                            for area, count in sorted(Counter(r["area"] for r in incidents).items())
+                        ],
+                        "incident_ids": sorted(r["id"] for r in incidents)[:50],
+                        "first_at": incidents[0]["created_at"],
+                        "last_at": incidents[-1]["created_at"],
+                    }
+                )
             problems.sort(key=lambda p: (-p["incidents"], p["first_at"]))
-        return {"period": {"from": date_from, "to": date_to}, "as_of": now, "scanned": len(rows),
-                "min_similarity": min_similarity, "problems": problems[:limit]}
+        return {
+            "period": {"from": date_from, "to": date_to},
+            "as_of": now,
+            "scanned": len(rows),
+            "min_similarity": min_similarity,
+            "problems": problems[:limit],
+        }

@@ -56,8 +56,11 @@ def describe_condition(condition: dict[str, Any], language: str) -> str:
     if kind in ("sla_breached", "sla_warning"):
         clock = condition.get("clock", "any")
         prefix = "breached" if kind == "sla_breached" else "warning"
-        text = (_phrase(lang, f"{prefix}_any") if clock == "any"
-                else _phrase(lang, f"{prefix}_clock", clock=_phrase(lang, f"clock_{clock}")))
+        text = (
+            _phrase(lang, f"{prefix}_any")
+            if clock == "any"
+            else _phrase(lang, f"{prefix}_clock", clock=_phrase(lang, f"clock_{clock}"))
+        )
         if kind == "sla_warning" and condition.get("threshold"):
             text += _phrase(lang, "warning_threshold", threshold=condition["threshold"])
         return text
@@ -73,8 +76,9 @@ def describe_condition(condition: dict[str, Any], language: str) -> str:
 def describe_rule(rule: dict[str, Any], language: str) -> str:
     """Why a rule escalated, in words."""
     joiner = _phrase(language, "join_any" if rule["combine"] == "any" else "join_all")
-    return (_phrase(language, "rule_prefix", name=rule["name"])
-            + joiner.join(describe_condition(c, language) for c in rule["conditions"]))
+    return _phrase(language, "rule_prefix", name=rule["name"]) + joiner.join(
+        describe_condition(c, language) for c in rule["conditions"]
+    )
 
 
 def render_steps(steps: dict[str, Any], language: str) -> str:
@@ -86,11 +90,25 @@ def render_steps(steps: dict[str, Any], language: str) -> str:
         verdict = _phrase(lang, f"verdict_{suggestion.get('feedback') or 'none'}")
         lines.append(_phrase(lang, "step_suggestion", verdict=verdict, text=_short(suggestion["text"])))
     for comment in steps.get("comments", []):
-        lines.append(_phrase(lang, "step_comment", when=_when(comment["created_at"]), author=comment["author_name"],
-                             text=_short(comment["body"])))
+        lines.append(
+            _phrase(
+                lang,
+                "step_comment",
+                when=_when(comment["created_at"]),
+                author=comment["author_name"],
+                text=_short(comment["body"]),
+            )
+        )
     for earlier in steps.get("escalations", []):
-        lines.append(_phrase(lang, "step_escalation", when=_when(earlier["created_at"]), level=earlier["level"],
-                             text=_short(earlier["reason"])))
+        lines.append(
+            _phrase(
+                lang,
+                "step_escalation",
+                when=_when(earlier["created_at"]),
+                level=earlier["level"],
+                text=_short(earlier["reason"]),
+            )
+        )
     return "\n".join(lines) if lines else _phrase(lang, "no_steps")
 
 
@@ -99,17 +117,32 @@ def _split(rendered: str) -> dict[str, str]:
     return {"subject": subject.strip(), "body": body.strip() + "\n"}
 
 
-def render_escalation_messages(language: str, *, incident: dict[str, Any], level: int, previous_level: int,
-                               reason: str, department: str | None, reassigned_to: str | None,
-                               steps: dict[str, Any]) -> dict[str, Any]:
+def render_escalation_messages(
+    language: str,
+    *,
+    incident: dict[str, Any],
+    level: int,
+    previous_level: int,
+    reason: str,
+    department: str | None,
+    reassigned_to: str | None,
+    steps: dict[str, Any],
+) -> dict[str, Any]:
     """Subject and body for the reporter and for the target department, in one language."""
     lang = _checked_language(language)
     assignee = reassigned_to or incident.get("assignee_name") or _phrase(lang, "unassigned")
     values = {
-        "incident_id": incident["id"], "title": incident["title"], "area": incident["area"],
-        "priority": incident["priority"], "status": incident["status"], "level": level,
-        "previous_level": previous_level, "reason": reason, "reporter_name": incident.get("reporter_name") or "-",
-        "created_at": _when(incident["created_at"]), "description": _short(incident.get("description") or ""),
+        "incident_id": incident["id"],
+        "title": incident["title"],
+        "area": incident["area"],
+        "priority": incident["priority"],
+        "status": incident["status"],
+        "level": level,
+        "previous_level": previous_level,
+        "reason": reason,
+        "reporter_name": incident.get("reporter_name") or "-",
+        "created_at": _when(incident["created_at"]),
+        "description": _short(incident.get("description") or ""),
         "department_name": department or _phrase(lang, "no_department"),
         "department_line": _phrase(lang, "department_line", department=department) if department else "",
         "assignee_line": _phrase(lang, "assignee_line", assignee=assignee),

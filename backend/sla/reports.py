@@ -85,7 +85,9 @@ def summarize_clocks(outcomes: list[ClockOutcome], at_risk: Iterable[ClockOutcom
         met_all += met
         decided_all += met + len(breached)
         summary[kind] = {
-            "clocks": len(clocks), "met": met, "breached": len(breached),
+            "clocks": len(clocks),
+            "met": met,
+            "breached": len(breached),
             "pending": sum(1 for o in clocks if not o.stopped and not o.breached),
             "compliance_rate": _ratio(met, met + len(breached)),
             "avg_minutes_overdue": sum(overdue) / len(overdue) if overdue else None,
@@ -96,31 +98,41 @@ def summarize_clocks(outcomes: list[ClockOutcome], at_risk: Iterable[ClockOutcom
     return summary
 
 
-def _grouped(outcomes: list[ClockOutcome], at_risk: list[ClockOutcome], key: Callable[[ClockOutcome], Any],
-             label: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
+def _grouped(
+    outcomes: list[ClockOutcome],
+    at_risk: list[ClockOutcome],
+    key: Callable[[ClockOutcome], Any],
+    label: Callable[[Any], dict[str, Any]],
+) -> list[dict[str, Any]]:
     groups: dict[Any, list[ClockOutcome]] = defaultdict(list)
     risky: dict[Any, list[ClockOutcome]] = defaultdict(list)
     for outcome in outcomes:
         groups[key(outcome)].append(outcome)
     for outcome in at_risk:
         risky[key(outcome)].append(outcome)
-    return [label(k) | summarize_clocks(groups.get(k, []), risky.get(k, []))
-            for k in sorted(set(groups) | set(risky), key=str)]
+    return [
+        label(k) | summarize_clocks(groups.get(k, []), risky.get(k, []))
+        for k in sorted(set(groups) | set(risky), key=str)
+    ]
 
 
 def _quality_view(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "total_incidents": row["total_incidents"], "resolved": row["resolved"],
+        "total_incidents": row["total_incidents"],
+        "resolved": row["resolved"],
         "resolution_rate": _ratio(row["resolved"], row["total_incidents"]),
-        "escalated": row["escalated"], "escalation_rate": _ratio(row["escalated"], row["total_incidents"]),
-        "rated": row["rated"], "avg_satisfaction": row["avg_satisfaction"],
+        "escalated": row["escalated"],
+        "escalation_rate": _ratio(row["escalated"], row["total_incidents"]),
+        "rated": row["rated"],
+        "avg_satisfaction": row["avg_satisfaction"],
         "high_satisfaction": row["high_satisfaction"],
         "high_satisfaction_rate": _ratio(row["high_satisfaction"], row["rated"]),
         "mean_resolution_minutes": row["mean_resolution_minutes"],
         "median_resolution_minutes": row["median_resolution_minutes"],
         "first_contact_resolved": row["first_contact_resolved"],
         "first_contact_resolution_rate": _ratio(row["first_contact_resolved"], row["resolved"]),
-        "suggestions_judged": row["suggestions_judged"], "suggestions_accepted": row["suggestions_accepted"],
+        "suggestions_judged": row["suggestions_judged"],
+        "suggestions_accepted": row["suggestions_accepted"],
         "suggestion_acceptance_rate": _ratio(row["suggestions_accepted"], row["suggestions_judged"]),
     }
 
@@ -142,9 +154,14 @@ class SlaReportService:
             outcomes = await self._outcomes(conn, period_rows, now)
             at_risk = [o for o in await self._outcomes(conn, open_rows, now) if o.at_risk]
         return {
-            "period": {"from": date_from, "to": date_to}, "as_of": now,
-            "policies": _grouped(outcomes, at_risk, lambda o: (o.policy_id, o.policy_name),
-                                 lambda k: {"policy_id": k[0], "policy_name": k[1]}),
+            "period": {"from": date_from, "to": date_to},
+            "as_of": now,
+            "policies": _grouped(
+                outcomes,
+                at_risk,
+                lambda o: (o.policy_id, o.policy_name),
+                lambda k: {"policy_id": k[0], "policy_name": k[1]},
+            ),
             "by_area": _grouped(outcomes, at_risk, lambda o: o.area, lambda k: {"area": k}),
             "by_priority": _grouped(outcomes, at_risk, lambda o: o.priority, lambda k: {"priority": k}),
         }
@@ -156,20 +173,34 @@ class SlaReportService:
         async with self.pool.acquire() as conn:
             rows = await reports_repository.quality_figures(conn, date_from=date_from, date_to=date_to)
         overall = next((r for r in rows if r["all_areas"] and r["all_priorities"]), None)
-        empty = {"total_incidents": 0, "resolved": 0, "escalated": 0, "rated": 0, "avg_satisfaction": None,
-                 "high_satisfaction": 0, "mean_resolution_minutes": None, "median_resolution_minutes": None,
-                 "first_contact_resolved": 0, "suggestions_judged": 0, "suggestions_accepted": 0}
+        empty = {
+            "total_incidents": 0,
+            "resolved": 0,
+            "escalated": 0,
+            "rated": 0,
+            "avg_satisfaction": None,
+            "high_satisfaction": 0,
+            "mean_resolution_minutes": None,
+            "median_resolution_minutes": None,
+            "first_contact_resolved": 0,
+            "suggestions_judged": 0,
+            "suggestions_accepted": 0,
+        }
         return {
-            "period": {"from": date_from, "to": date_to}, "as_of": now,
+            "period": {"from": date_from, "to": date_to},
+            "as_of": now,
             "overall": _quality_view(overall if overall is not None else empty),
-            "by_area": [{"area": r["area"]} | _quality_view(r) for r in rows
-                        if not r["all_areas"] and r["all_priorities"]],
-            "by_priority": [{"priority": r["priority"]} | _quality_view(r) for r in rows
-                            if r["all_areas"] and not r["all_priorities"]],
+            "by_area": [
+                {"area": r["area"]} | _quality_view(r) for r in rows if not r["all_areas"] and r["all_priorities"]
+            ],
+            "by_priority": [
+                {"priority": r["priority"]} | _quality_view(r)
+                for r in rows
+                if r["all_areas"] and not r["all_priorities"]
+            ],
         }
 
-    async def _outcomes(self, conn: Connection, rows: list[asyncpg.Record],
-                        now: datetime) -> list[ClockOutcome]:
+    async def _outcomes(self, conn: Connection, rows: list[asyncpg.Record], now: datetime) -> list[ClockOutcome]:
         running_ids = sorted({r["incident_id"] for r in rows if r["state"] != "stopped"})
         spans: dict[int, list[asyncpg.Record]] = defaultdict(list)
         for span in await clocks_db.spans_of(conn, running_ids) if running_ids else []:
@@ -185,10 +216,19 @@ class SlaReportService:
                 reading = read_clock(rules, spans_from_rows(spans[row["incident_id"]]), now)
                 elapsed_s, stopped = reading.elapsed.total_seconds(), reading.state == "stopped"
                 lowest = min(row["warning_thresholds"], default=None)
-                at_risk = (not stopped and lowest is not None
-                           and target_s * lowest / 100 <= elapsed_s <= target_s)
-            outcomes.append(ClockOutcome(
-                incident_id=row["incident_id"], kind=row["kind"], policy_id=row["policy_id"],
-                policy_name=row["policy_name"], area=row["area"], priority=row["priority"], stopped=stopped,
-                breached=elapsed_s > target_s, overdue_minutes=max(elapsed_s - target_s, 0) / 60, at_risk=at_risk))
+                at_risk = not stopped and lowest is not None and target_s * lowest / 100 <= elapsed_s <= target_s
+            outcomes.append(
+                ClockOutcome(
+                    incident_id=row["incident_id"],
+                    kind=row["kind"],
+                    policy_id=row["policy_id"],
+                    policy_name=row["policy_name"],
+                    area=row["area"],
+                    priority=row["priority"],
+                    stopped=stopped,
+                    breached=elapsed_s > target_s,
+                    overdue_minutes=max(elapsed_s - target_s, 0) / 60,
+                    at_risk=at_risk,
+                )
+            )
         return outcomes

@@ -19,8 +19,7 @@ _CLOCK_SELECT = """
 """
 
 
-async def clocks_created_between(conn: Connection, *, date_from: datetime,
-                                 date_to: datetime) -> list[asyncpg.Record]:
+async def clocks_created_between(conn: Connection, *, date_from: datetime, date_to: datetime) -> list[asyncpg.Record]:
     """Clocks of incidents created in [date_from, date_to)."""
     return await conn.fetch(_CLOCK_SELECT + " WHERE i.created_at >= $1 AND i.created_at < $2", date_from, date_to)
 
@@ -59,4 +58,6 @@ async def quality_figures(conn: Connection, *, date_from: datetime, date_to: dat
              FROM scope
             GROUP BY GROUPING SETS ((), (area), (priority))
             ORDER BY all_areas DESC, all_priorities DESC, area, priority""",
-        date_from, date_to)
+        date_from,
+        date_to,
+    )

@@ -10,29 +10,59 @@ import asyncpg
 from backend.db import Connection
 from backend.sql import expect_row, update_by_id
 
-POLICY_COLUMNS = ("name", "description", "priorities", "customer_tiers", "areas", "precedence",
-                  "first_response_minutes", "resolution_minutes", "calendar", "pause_statuses",
-                  "warning_thresholds", "is_active")
-RULE_COLUMNS = ("name", "description", "combine", "conditions", "level", "target_department", "reassign_to",
-                "notify", "is_active")
+POLICY_COLUMNS = (
+    "name",
+    "description",
+    "priorities",
+    "customer_tiers",
+    "areas",
+    "precedence",
+    "first_response_minutes",
+    "resolution_minutes",
+    "calendar",
+    "pause_statuses",
+    "warning_thresholds",
+    "is_active",
+)
+RULE_COLUMNS = (
+    "name",
+    "description",
+    "combine",
+    "conditions",
+    "level",
+    "target_department",
+    "reassign_to",
+    "notify",
+    "is_active",
+)
 
 _SELECT_POLICY = f"SELECT id, {', '.join(POLICY_COLUMNS)}, created_at, updated_at FROM sla_policies"
 _SELECT_RULE = f"SELECT id, {', '.join(RULE_COLUMNS)}, created_at, updated_at FROM escalation_rules"
 
 
-async def _insert(conn: Connection, table: str, columns: tuple[str, ...], values: dict[str, Any],
-                  now: datetime, select: str) -> asyncpg.Record:
+async def _insert(
+    conn: Connection, table: str, columns: tuple[str, ...], values: dict[str, Any], now: datetime, select: str
+) -> asyncpg.Record:
     # `table` and `columns` are module constants, never input.
     args = [values[c] for c in columns] + [now]
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     new_id = await conn.fetchval(
         f"INSERT INTO {table} ({', '.join(columns)}, created_at, updated_at) "
-        f"VALUES ({placeholders}, ${len(args)}, ${len(args)}) RETURNING id", *args)
+        f"VALUES ({placeholders}, ${len(args)}, ${len(args)}) RETURNING id",
+        *args,
+    )
     return expect_row(await conn.fetchrow(select + " WHERE id = $1", new_id))
 
 
-async def _update(conn: Connection, table: str, allowed: tuple[str, ...], row_id: int,
-                  changes: dict[str, Any], now: datetime, select: str) -> asyncpg.Record | None:
+async def _update(
+    conn: Connection,
+    table: str,
+    allowed: tuple[str, ...],
+    row_id: int,
+    changes: dict[str, Any],
+    now: datetime,
+    select: str,
+) -> asyncpg.Record | None:
     statement = update_by_id(table, columns=allowed, changes=changes, row_id=row_id, now=now)
     if statement is not None:
         await conn.execute(statement[0], *statement[1])
@@ -44,16 +74,21 @@ async def _get(conn: Connection, select: str, row_id: int, for_update: bool) -> 
 
 
 async def _name_taken(conn: Connection, table: str, name: str, except_id: int | None) -> bool:
-    return bool(await conn.fetchval(
-        f"SELECT 1 FROM {table} WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2", name, except_id))
+    return bool(
+        await conn.fetchval(
+            f"SELECT 1 FROM {table} WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2", name, except_id
+        )
+    )
+
 
 async def insert_policy(conn: Connection, *, values: dict[str, Any], now: datetime) -> asyncpg.Record:
     """Create a policy and return it."""
     return await _insert(conn, "sla_policies", POLICY_COLUMNS, values, now, _SELECT_POLICY)
 
 
-async def update_policy(conn: Connection, policy_id: int, *, changes: dict[str, Any],
-                        now: datetime) -> asyncpg.Record | None:
+async def update_policy(
+    conn: Connection, policy_id: int, *, changes: dict[str, Any], now: datetime
+) -> asyncpg.Record | None:
     """Change whitelisted policy columns and return the policy."""
     return await _update(conn, "sla_policies", POLICY_COLUMNS, policy_id, changes, now, _SELECT_POLICY)
 
@@ -75,10 +110,14 @@ async def list_policies(conn: Connection) -> list[asyncpg.Record]:
 
 async def policy_in_use(conn: Connection, policy_id: int) -> bool:
     """True when a clock or an incident refers to the policy."""
-    return bool(await conn.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM sla_clocks WHERE policy_id = $1)
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM sla_clocks WHERE policy_id = $1)
                OR EXISTS (SELECT 1 FROM sla_incidents WHERE policy_id = $1)
-               OR EXISTS (SELECT 1 FROM sla_events WHERE policy_id = $1)""", policy_id))
+               OR EXISTS (SELECT 1 FROM sla_events WHERE policy_id = $1)""",
+            policy_id,
+        )
+    )
 
 
 async def delete_policy(conn: Connection, policy_id: int) -> bool:
@@ -86,11 +125,13 @@ async def delete_policy(conn: Connection, policy_id: int) -> bool:
     return (await conn.execute("DELETE FROM sla_policies WHERE id = $1", policy_id)) != "DELETE 0"
 
 
-async def matching_policy(conn: Connection, *, priority: str, customer_tier: str | None,
-                          area: str) -> asyncpg.Record | None:
+async def matching_policy(
+    conn: Connection, *, priority: str, customer_tier: str | None, area: str
+) -> asyncpg.Record | None:
     """The active policy for these attributes: lowest precedence, then most conditions, then oldest."""
     return await conn.fetchrow(
-        _SELECT_POLICY + """
+        _SELECT_POLICY
+        + """
          WHERE is_active
            AND (cardinality(priorities) = 0 OR $1 = ANY (priorities))
            AND (cardinality(customer_tiers) = 0 OR $2 = ANY (customer_tiers))
@@ -100,7 +141,10 @@ async def matching_policy(conn: Connection, *, priority: str, customer_tier: str
                     + (cardinality(areas) > 0)::int DESC,
                   id
          LIMIT 1""",
-        priority, customer_tier, area)
+        priority,
+        customer_tier,
+        area,
+    )
 
 
 async def insert_rule(conn: Connection, *, values: dict[str, Any], now: datetime) -> asyncpg.Record:
@@ -108,8 +152,9 @@ async def insert_rule(conn: Connection, *, values: dict[str, Any], now: datetime
     return await _insert(conn, "escalation_rules", RULE_COLUMNS, values, now, _SELECT_RULE)
 
 
-async def update_rule(conn: Connection, rule_id: int, *, changes: dict[str, Any],
-                      now: datetime) -> asyncpg.Record | None:
+async def update_rule(
+    conn: Connection, rule_id: int, *, changes: dict[str, Any], now: datetime
+) -> asyncpg.Record | None:
     """Change whitelisted rule columns and return the rule."""
     return await _update(conn, "escalation_rules", RULE_COLUMNS, rule_id, changes, now, _SELECT_RULE)
 
@@ -144,23 +189,35 @@ async def insert_escalation(conn: Connection, *, values: dict[str, Any]) -> asyn
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
            ON CONFLICT ON CONSTRAINT sla_escalations_once DO NOTHING
            RETURNING *""",
-        values["incident_id"], values["level"], values["previous_level"], values["trigger"], values["reason_key"],
-        values["reason"], values.get("rule_id"), values.get("rule_name"), values.get("target_department"),
-        values.get("reassigned_to"), values["actor_kind"], values.get("actor_id"), values["actor_name"],
-        values["language"], values["messages"], values["created_at"],
+        values["incident_id"],
+        values["level"],
+        values["previous_level"],
+        values["trigger"],
+        values["reason_key"],
+        values["reason"],
+        values.get("rule_id"),
+        values.get("rule_name"),
+        values.get("target_department"),
+        values.get("reassigned_to"),
+        values["actor_kind"],
+        values.get("actor_id"),
+        values["actor_name"],
+        values["language"],
+        values["messages"],
+        values["created_at"],
     )
 
 
 async def list_escalations(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
     """Escalations of one incident, oldest first."""
-    return await conn.fetch("SELECT * FROM sla_escalations WHERE incident_id = $1 ORDER BY created_at, id",
-                            incident_id)
+    return await conn.fetch("SELECT * FROM sla_escalations WHERE incident_id = $1 ORDER BY created_at, id", incident_id)
 
 
 async def get_escalation_messages(conn: Connection, escalation_id: int) -> dict[str, Any] | None:
     """The rendered messages of one escalation ({"reporter": {...}, "department": {...}}), or None."""
-    return cast(dict[str, Any] | None,
-                await conn.fetchval("SELECT messages FROM sla_escalations WHERE id = $1", escalation_id))
+    return cast(
+        dict[str, Any] | None, await conn.fetchval("SELECT messages FROM sla_escalations WHERE id = $1", escalation_id)
+    )
 
 
 async def fired_rule_keys(conn: Connection, incident_id: int) -> set[tuple[int, str]]:
@@ -177,14 +234,22 @@ async def incident_language(conn: Connection, incident_id: int) -> str | None:
 async def steps_tried(conn: Connection, incident_id: int, *, comment_limit: int = 10) -> dict[str, Any]:
     """What has been tried: the suggestion and its verdict, the latest comments, earlier escalations."""
     suggestion = await conn.fetchrow(
-        "SELECT status, text, feedback, rating FROM suggestions WHERE incident_id = $1", incident_id)
+        "SELECT status, text, feedback, rating FROM suggestions WHERE incident_id = $1", incident_id
+    )
     comments = await conn.fetch(
         """SELECT author_name, body, created_at FROM (
                SELECT id, author_name, body, created_at FROM incident_comments
                 WHERE incident_id = $1 ORDER BY id DESC LIMIT $2) latest
-            ORDER BY id""", incident_id, comment_limit)
+            ORDER BY id""",
+        incident_id,
+        comment_limit,
+    )
     escalations = await conn.fetch(
         "SELECT level, reason, created_at FROM sla_escalations WHERE incident_id = $1 ORDER BY created_at, id",
-        incident_id)
-    return {"suggestion": dict(suggestion) if suggestion else None, "comments": [dict(c) for c in comments],
-            "escalations": [dict(e) for e in escalations]}
+        incident_id,
+    )
+    return {
+        "suggestion": dict(suggestion) if suggestion else None,
+        "comments": [dict(c) for c in comments],
+        "escalations": [dict(e) for e in escalations],
+    }

@@ -31,7 +31,8 @@ class CalendarSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Madrid"])
     hours: dict[Weekday, list[tuple[str, str]]] = Field(
-        examples=[{d: [["08:00", "14:00"], ["15:00", "18:00"]] for d in WEEKDAYS[:5]}])
+        examples=[{d: [["08:00", "14:00"], ["15:00", "18:00"]] for d in WEEKDAYS[:5]}]
+    )
     holidays: list[date] = Field(default_factory=list, max_length=1000, examples=[["2025-12-25"]])
 
     @field_validator("timezone")
@@ -53,8 +54,11 @@ class CalendarSpec(BaseModel):
 
     def as_spec(self) -> dict[str, Any]:
         """The stored JSON shape."""
-        return {"timezone": self.timezone, "hours": {d: [list(w) for w in ws] for d, ws in self.hours.items()},
-                "holidays": sorted({d.isoformat() for d in self.holidays})}
+        return {
+            "timezone": self.timezone,
+            "hours": {d: [list(w) for w in ws] for d, ws in self.hours.items()},
+            "holidays": sorted({d.isoformat() for d in self.holidays}),
+        }
 
 
 def _unique_sorted_thresholds(values: list[int]) -> list[int]:
@@ -66,19 +70,27 @@ def _unique_sorted_thresholds(values: list[int]) -> list[int]:
 # One annotated type per field, shared by creation and change, so POST and PATCH validate alike.
 PolicyName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_not_blank)]
 PolicyDescription = Annotated[str, Field(max_length=1000)]
-PolicyPriorities = Annotated[list[Priority], Field(
-    max_length=4, description="Match: any of these priorities (empty: any priority).")]
-CustomerTiers = Annotated[list[Annotated[str, Field(min_length=1, max_length=32)]], Field(
-    max_length=20, description="Match: any of these customer tiers (empty: any).")]
-PolicyAreas = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(
-    max_length=50, description="Match: any of these area codes (empty: any area).")]
-Precedence = Annotated[int, Field(ge=0, le=10_000,
-                                  description="Lower wins when several policies match; then the most specific.")]
+PolicyPriorities = Annotated[
+    list[Priority], Field(max_length=4, description="Match: any of these priorities (empty: any priority).")
+]
+CustomerTiers = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=32)]],
+    Field(max_length=20, description="Match: any of these customer tiers (empty: any)."),
+]
+PolicyAreas = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=64)]],
+    Field(max_length=50, description="Match: any of these area codes (empty: any area)."),
+]
+Precedence = Annotated[
+    int, Field(ge=0, le=10_000, description="Lower wins when several policies match; then the most specific.")
+]
 TargetMinutes = Annotated[int, Field(ge=1, le=MAX_TARGET_MINUTES)]
 PauseStatuses = Annotated[list[PausableStatus], Field(max_length=3)]
-WarningThresholds = Annotated[list[Annotated[int, Field(ge=1, le=99)]], Field(
-    max_length=5, description="Percent of the target at which to warn."),
-    AfterValidator(_unique_sorted_thresholds)]
+WarningThresholds = Annotated[
+    list[Annotated[int, Field(ge=1, le=99)]],
+    Field(max_length=5, description="Percent of the target at which to warn."),
+    AfterValidator(_unique_sorted_thresholds),
+]
 
 
 def _default_pause_statuses() -> list[PausableStatus]:
@@ -189,8 +201,10 @@ class ReopenedTimes(BaseModel):
     times: int = Field(ge=1, le=100)
 
 
-Condition = Annotated[Union[DurationExceeds, SlaBreached, SlaWarning, PriorityIs, SuggestionRejectedTimes,
-                            ReopenedTimes], Field(discriminator="type")]
+Condition = Annotated[
+    Union[DurationExceeds, SlaBreached, SlaWarning, PriorityIs, SuggestionRejectedTimes, ReopenedTimes],
+    Field(discriminator="type"),
+]
 
 
 RuleName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_not_blank)]
@@ -338,5 +352,6 @@ class DuePreviewOut(BaseModel):
     due_at: datetime = Field(description="The earliest instant at which `minutes` of business time have passed.")
     timezone: str = Field(description="The calendar's time zone (UTC for 24/7).")
     due_local: str = Field(description="due_at as wall time in the calendar's zone, ISO 8601 with offset.")
-    wall_minutes: float = Field(description="Clock minutes from start to due_at (nights, weekends and holidays "
-                                            "included).")
+    wall_minutes: float = Field(
+        description="Clock minutes from start to due_at (nights, weekends and holidays included)."
+    )

@@ -30,14 +30,23 @@ def _minutes(delta: Any) -> float:
 
 def clock_view(row: asyncpg.Record, reading: ClockReading) -> dict[str, Any]:
     """The API shape of one clock."""
-    upcoming = [lv.occurred_at for lv in reading.levels
-                if lv.kind == "warning" and not lv.crossed and lv.occurred_at is not None]
+    upcoming = [
+        lv.occurred_at
+        for lv in reading.levels
+        if lv.kind == "warning" and not lv.crossed and lv.occurred_at is not None
+    ]
     return {
-        "kind": row["kind"], "policy_id": row["policy_id"], "target_minutes": row["target_minutes"],
-        "state": reading.state, "started_at": row["started_at"], "due_at": reading.due_at,
-        "stopped_at": reading.stopped_at, "elapsed_business_minutes": _minutes(reading.elapsed),
+        "kind": row["kind"],
+        "policy_id": row["policy_id"],
+        "target_minutes": row["target_minutes"],
+        "state": reading.state,
+        "started_at": row["started_at"],
+        "due_at": reading.due_at,
+        "stopped_at": reading.stopped_at,
+        "elapsed_business_minutes": _minutes(reading.elapsed),
         "remaining_business_minutes": _minutes(reading.remaining),
-        "overdue_business_minutes": _minutes(reading.overdue), "breached": reading.breached,
+        "overdue_business_minutes": _minutes(reading.overdue),
+        "breached": reading.breached,
         "met": (not reading.breached) if reading.state == "stopped" else None,
         "next_warning_at": min(upcoming, default=None) if reading.state == "running" else None,
     }
@@ -93,8 +102,15 @@ class SlaService:
         async with transaction(self.pool) as conn:
             await self._check_policy(conn, values, policy_id=None)
             row = await repository.insert_policy(conn, values=values, now=now)
-            await audit.record(conn, ctx, at=now, action="sla.policy_created", resource_type="sla_policy",
-                               resource_id=row["id"], after=dict(row))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="sla.policy_created",
+                resource_type="sla_policy",
+                resource_id=row["id"],
+                after=dict(row),
+            )
         return dict(row)
 
     async def update_policy(self, ctx: RequestContext, policy_id: int, body: PolicyUpdate) -> dict[str, Any]:
@@ -107,8 +123,16 @@ class SlaService:
             self._check_targets(merged)
             await self._check_policy(conn, changes, policy_id=policy_id)
             row = expect_row(await repository.update_policy(conn, policy_id, changes=changes, now=now))
-            await audit.record(conn, ctx, at=now, action="sla.policy_updated", resource_type="sla_policy",
-                               resource_id=policy_id, before=dict(before), after=dict(row))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="sla.policy_updated",
+                resource_type="sla_policy",
+                resource_id=policy_id,
+                before=dict(before),
+                after=dict(row),
+            )
         return dict(row)
 
     async def delete_policy(self, ctx: RequestContext, policy_id: int) -> None:
@@ -119,14 +143,22 @@ class SlaService:
             if await repository.policy_in_use(conn, policy_id):
                 raise Conflict("the policy has measured incidents; set is_active to false instead", field="id")
             await repository.delete_policy(conn, policy_id)
-            await audit.record(conn, ctx, at=now, action="sla.policy_deleted", resource_type="sla_policy",
-                               resource_id=policy_id, before=dict(before))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="sla.policy_deleted",
+                resource_type="sla_policy",
+                resource_id=policy_id,
+                before=dict(before),
+            )
 
     @staticmethod
     def _check_targets(values: dict[str, Any]) -> None:
         if values["first_response_minutes"] > values["resolution_minutes"]:
-            raise ValidationFailed("first_response_minutes must not exceed resolution_minutes",
-                                   field="first_response_minutes")
+            raise ValidationFailed(
+                "first_response_minutes must not exceed resolution_minutes", field="first_response_minutes"
+            )
 
     async def _check_policy(self, conn: Connection, values: dict[str, Any], *, policy_id: int | None) -> None:
         if "name" in values and await repository.policy_name_taken(conn, values["name"], except_id=policy_id):
@@ -155,8 +187,15 @@ class SlaService:
         async with transaction(self.pool) as conn:
             await self._check_rule(conn, values, rule_id=None)
             row = await repository.insert_rule(conn, values=values, now=now)
-            await audit.record(conn, ctx, at=now, action="sla.rule_created", resource_type="escalation_rule",
-                               resource_id=row["id"], after=dict(row))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="sla.rule_created",
+                resource_type="escalation_rule",
+                resource_id=row["id"],
+                after=dict(row),
+            )
         return dict(row)
 
     async def update_rule(self, ctx: RequestContext, rule_id: int, body: RuleUpdate) -> dict[str, Any]:
@@ -167,8 +206,16 @@ class SlaService:
             before = found(await repository.get_rule(conn, rule_id, for_update=True), f"escalation rule {rule_id}")
             await self._check_rule(conn, changes, rule_id=rule_id)
             row = expect_row(await repository.update_rule(conn, rule_id, changes=changes, now=now))
-            await audit.record(conn, ctx, at=now, action="sla.rule_updated", resource_type="escalation_rule",
-                               resource_id=rule_id, before=dict(before), after=dict(row))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="sla.rule_updated",
+                resource_type="escalation_rule",
+                resource_id=rule_id,
+                before=dict(before),
+                after=dict(row),
+            )
         return dict(row)
 
     async def delete_rule(self, ctx: RequestContext, rule_id: int) -> None:
@@ -177,16 +224,26 @@ class SlaService:
         async with transaction(self.pool) as conn:
             before = found(await repository.get_rule(conn, rule_id, for_update=True), f"escalation rule {rule_id}")
             await repository.delete_rule(conn, rule_id)
-            await audit.record(conn, ctx, at=now, action="sla.rule_deleted", resource_type="escalation_rule",
-                               resource_id=rule_id, before=dict(before))
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="sla.rule_deleted",
+                resource_type="escalation_rule",
+                resource_id=rule_id,
+                before=dict(before),
+            )
 
     async def _check_rule(self, conn: Connection, values: dict[str, Any], *, rule_id: int | None) -> None:
         if "name" in values and await repository.rule_name_taken(conn, values["name"], except_id=rule_id):
             raise Conflict(f"an escalation rule named '{values['name']}' exists", field="name")
-        if values.get("reassign_to") is not None and \
-                await self.incidents.assignable_user_in(conn, values["reassign_to"]) is None:
-            raise ValidationFailed(f"user {values['reassign_to']} does not exist or cannot own incidents",
-                                   field="reassign_to")
+        if (
+            values.get("reassign_to") is not None
+            and await self.incidents.assignable_user_in(conn, values["reassign_to"]) is None
+        ):
+            raise ValidationFailed(
+                f"user {values['reassign_to']} does not exist or cannot own incidents", field="reassign_to"
+            )
 
     # Incidents
 
@@ -202,15 +259,25 @@ class SlaService:
         if state is not None and state["policy_id"] is not None:
             policy = {"id": state["policy_id"], "name": state["policy_name"], "applied_at": state["policy_applied_at"]}
         return {
-            "incident_id": incident_id, "policy": policy, "calendar": state["calendar"] if state else None,
+            "incident_id": incident_id,
+            "policy": policy,
+            "calendar": state["calendar"] if state else None,
             "first_response_at": state["first_response_at"] if state else None,
             "escalation_level": state["escalation_level"] if state else 0,
             "escalated_department": state["escalated_department"] if state else None,
             "clocks": [clock_view(row, reading) for row, reading in readings],
-            "events": [{"clock": e["clock_kind"], "kind": e["kind"], "threshold_percent": e["threshold_percent"],
-                        "occurred_at": e["occurred_at"], "recorded_at": e["recorded_at"],
-                        "elapsed_minutes": float(e["elapsed_minutes"]),
-                        "minutes_overdue": float(e["minutes_overdue"])} for e in events],
+            "events": [
+                {
+                    "clock": e["clock_kind"],
+                    "kind": e["kind"],
+                    "threshold_percent": e["threshold_percent"],
+                    "occurred_at": e["occurred_at"],
+                    "recorded_at": e["recorded_at"],
+                    "elapsed_minutes": float(e["elapsed_minutes"]),
+                    "minutes_overdue": float(e["minutes_overdue"]),
+                }
+                for e in events
+            ],
             "as_of": now,
         }
 
@@ -224,11 +291,18 @@ class SlaService:
             state = await clocks_db.get_incident_state(conn, incident_id)
             current = state["escalation_level"] if state else 0
             if body.level < current:
-                raise Conflict(f"the incident is already at level {current}; escalate to {current} or higher",
-                               field="level")
-            order = EscalationOrder(level=body.level, reason=body.reason, reason_key=f"manual:{uuid.uuid4()}",
-                                    trigger="manual", target_department=body.target_department,
-                                    reassign_to=body.assignee_id, strict_reassign=True)
+                raise Conflict(
+                    f"the incident is already at level {current}; escalate to {current} or higher", field="level"
+                )
+            order = EscalationOrder(
+                level=body.level,
+                reason=body.reason,
+                reason_key=f"manual:{uuid.uuid4()}",
+                trigger="manual",
+                target_department=body.target_department,
+                reassign_to=body.assignee_id,
+                strict_reassign=True,
+            )
             # A fresh reason key: never recorded before, so the escalation happens.
             row = expect_row(await self.escalator.escalate(conn, ctx, incident_id, order, now))
         return escalation_view(row)

@@ -49,8 +49,12 @@ class SweepReport:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain figures for logs and the CLI."""
-        return {"incidents_checked": self.incidents_checked, "levels_recorded": self.levels_recorded,
-                "escalations": self.escalations, "failed_incidents": self.failed_incidents}
+        return {
+            "incidents_checked": self.incidents_checked,
+            "levels_recorded": self.levels_recorded,
+            "escalations": self.escalations,
+            "failed_incidents": self.failed_incidents,
+        }
 
 
 @dataclass(kw_only=True, eq=False)
@@ -89,8 +93,7 @@ class SlaSweeper:
             raise SweepIncomplete(f"sla sweep failed for incidents {report.failed_incidents}")
         return report
 
-    async def _incidents_with_due_rules(self, conn: Connection, rules: list[dict[str, Any]],
-                                        now: datetime) -> set[int]:
+    async def _incidents_with_due_rules(self, conn: Connection, rules: list[dict[str, Any]], now: datetime) -> set[int]:
         """Open incidents for which some rule matches and has not fired (read-only; rechecked under lock)."""
         found: set[int] = set()
         after_id = 0
@@ -125,26 +128,57 @@ class SlaSweeper:
                         escalated += 1
             return recorded, escalated
 
-    async def _record_level(self, conn: Connection, incident_id: int, clock_row: asyncpg.Record,
-                            reading: ClockReading, level: Level, now: datetime) -> bool:
+    async def _record_level(
+        self,
+        conn: Connection,
+        incident_id: int,
+        clock_row: asyncpg.Record,
+        reading: ClockReading,
+        level: Level,
+        now: datetime,
+    ) -> bool:
         """Insert a crossed warning or breach once and publish sla.warning / sla.breached; False if already there."""
         overdue = round(reading.overdue.total_seconds() / 60, 2) if level.kind == "breach" else 0.0
         elapsed = round(reading.elapsed.total_seconds() / 60, 2)
-        inserted = await clocks_db.insert_level_event(conn, values={
-            "incident_id": incident_id, "clock_kind": reading.kind, "kind": level.kind,
-            "threshold_percent": level.threshold_percent, "policy_id": clock_row["policy_id"],
-            "occurred_at": level.occurred_at, "recorded_at": now, "elapsed_minutes": elapsed,
-            "minutes_overdue": overdue,
-        })
+        inserted = await clocks_db.insert_level_event(
+            conn,
+            values={
+                "incident_id": incident_id,
+                "clock_kind": reading.kind,
+                "kind": level.kind,
+                "threshold_percent": level.threshold_percent,
+                "policy_id": clock_row["policy_id"],
+                "occurred_at": level.occurred_at,
+                "recorded_at": now,
+                "elapsed_minutes": elapsed,
+                "minutes_overdue": overdue,
+            },
+        )
         if inserted is None:
             return False
         incident = await self.incidents.read_in(conn, incident_id)
         state = await clocks_db.get_incident_state(conn, incident_id)
-        await self.events.publish(conn, DomainEvent(
-            name="sla.breached" if level.kind == "breach" else "sla.warning", resource_type="incident",
-            resource_id=incident_id, at=now, ctx=SWEEP_CONTEXT, before=dict(incident), after=dict(incident),
-            details={"clock": reading.kind, "threshold_percent": level.threshold_percent,
-                     "policy_id": clock_row["policy_id"], "policy_name": state["policy_name"] if state else None,
-                     "target_minutes": clock_row["target_minutes"], "due_at": reading.due_at,
-                     "occurred_at": level.occurred_at, "elapsed_minutes": elapsed, "minutes_overdue": overdue}))
+        await self.events.publish(
+            conn,
+            DomainEvent(
+                name="sla.breached" if level.kind == "breach" else "sla.warning",
+                resource_type="incident",
+                resource_id=incident_id,
+                at=now,
+                ctx=SWEEP_CONTEXT,
+                before=dict(incident),
+                after=dict(incident),
+                details={
+                    "clock": reading.kind,
+                    "threshold_percent": level.threshold_percent,
+                    "policy_id": clock_row["policy_id"],
+                    "policy_name": state["policy_name"] if state else None,
+                    "target_minutes": clock_row["target_minutes"],
+                    "due_at": reading.due_at,
+                    "occurred_at": level.occurred_at,
+                    "elapsed_minutes": elapsed,
+                    "minutes_overdue": overdue,
+                },
+            ),
+        )
         return True

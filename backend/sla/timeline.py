@@ -106,8 +106,9 @@ def elapsed_at(rules: ClockRules, intervals: list[tuple[datetime, datetime | Non
     return total
 
 
-def instant_reaching(rules: ClockRules, intervals: list[tuple[datetime, datetime | None]],
-                     amount: timedelta) -> datetime | None:
+def instant_reaching(
+    rules: ClockRules, intervals: list[tuple[datetime, datetime | None]], amount: timedelta
+) -> datetime | None:
     """When the clock's elapsed time reaches `amount`; None if it has not and cannot while paused or stopped."""
     consumed = timedelta(0)
     for start, end in intervals:
@@ -145,14 +146,24 @@ def read_clock(rules: ClockRules, spans: list[StatusSpan], now: datetime) -> Clo
     due_at = instant_reaching(rules, intervals, rules.target)
     past_due = instant_reaching(rules, intervals, rules.target + _PAST_TARGET)
     levels.append(Level("breach", 100, due_at, past_due, elapsed > rules.target))
-    return ClockReading(kind=rules.kind, state=state, elapsed=elapsed, target=rules.target, due_at=due_at,
-                        stopped_at=stopped_at, levels=tuple(levels))
+    return ClockReading(
+        kind=rules.kind,
+        state=state,
+        elapsed=elapsed,
+        target=rules.target,
+        due_at=due_at,
+        stopped_at=stopped_at,
+        levels=tuple(levels),
+    )
 
 
 def next_check_at(reading: ClockReading, recorded: set[tuple[str, int]]) -> datetime | None:
     """When a sweep should next look at this clock: the first unrecorded level's check instant (None: never)."""
     if reading.state == "stopped":
         return None
-    pending = [level.check_at for level in reading.levels
-               if (level.kind, level.threshold_percent) not in recorded and level.check_at is not None]
+    pending = [
+        level.check_at
+        for level in reading.levels
+        if (level.kind, level.threshold_percent) not in recorded and level.check_at is not None
+    ]
     return min(pending, default=None)

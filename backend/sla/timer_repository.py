@@ -12,17 +12,23 @@ from backend.db import Connection
 _OPEN_STATUSES_SQL = "i.status NOT IN ('resolved', 'closed')"
 
 
-async def ensure_incident_state(conn: Connection, *, incident_id: int, status: str, since: datetime,
-                                now: datetime) -> None:
+async def ensure_incident_state(
+    conn: Connection, *, incident_id: int, status: str, since: datetime, now: datetime
+) -> None:
     """Create the SLA state row and the first status span of an incident if missing."""
     await conn.execute(
         "INSERT INTO sla_incidents (incident_id, updated_at) VALUES ($1, $2) ON CONFLICT (incident_id) DO NOTHING",
-        incident_id, now)
+        incident_id,
+        now,
+    )
     await conn.execute(
         """INSERT INTO sla_status_spans (incident_id, seq, status, started_at)
            SELECT $1, 1, $2, $3
             WHERE NOT EXISTS (SELECT 1 FROM sla_status_spans WHERE incident_id = $1)""",
-        incident_id, status, since)
+        incident_id,
+        status,
+        since,
+    )
 
 
 async def get_incident_state(conn: Connection, incident_id: int) -> asyncpg.Record | None:
@@ -30,22 +36,31 @@ async def get_incident_state(conn: Connection, incident_id: int) -> asyncpg.Reco
     return await conn.fetchrow("SELECT * FROM sla_incidents WHERE incident_id = $1", incident_id)
 
 
-async def set_incident_policy(conn: Connection, incident_id: int, *, policy: asyncpg.Record | None,
-                              now: datetime) -> None:
+async def set_incident_policy(
+    conn: Connection, incident_id: int, *, policy: asyncpg.Record | None, now: datetime
+) -> None:
     """Remember which policy (and calendar snapshot) applies to the incident."""
     await conn.execute(
         """UPDATE sla_incidents
               SET policy_id = $2, policy_name = $3, calendar = $4, policy_applied_at = $5, updated_at = $5
             WHERE incident_id = $1""",
-        incident_id, policy["id"] if policy else None, policy["name"] if policy else None,
-        policy["calendar"] if policy else None, now)
+        incident_id,
+        policy["id"] if policy else None,
+        policy["name"] if policy else None,
+        policy["calendar"] if policy else None,
+        now,
+    )
 
 
 async def record_first_response(conn: Connection, incident_id: int, *, at: datetime, by: str) -> bool:
     """Set the first response once; False when it was already set."""
     result = await conn.execute(
         """UPDATE sla_incidents SET first_response_at = $2, first_response_by = $3, updated_at = $2
-            WHERE incident_id = $1 AND first_response_at IS NULL""", incident_id, at, by)
+            WHERE incident_id = $1 AND first_response_at IS NULL""",
+        incident_id,
+        at,
+        by,
+    )
     return result != "UPDATE 0"
 
 
@@ -53,50 +68,68 @@ async def count_assignee_change(conn: Connection, incident_id: int, now: datetim
     """One more hand-over to an assignee."""
     await conn.execute(
         "UPDATE sla_incidents SET assignee_changes = assignee_changes + 1, updated_at = $2 WHERE incident_id = $1",
-        incident_id, now)
+        incident_id,
+        now,
+    )
 
 
-async def set_consecutive_rejections(conn: Connection, incident_id: int, *, rejected: bool,
-                                     now: datetime) -> None:
+async def set_consecutive_rejections(conn: Connection, incident_id: int, *, rejected: bool, now: datetime) -> None:
     """Count a rejected suggestion, or reset the count on an accepted one."""
     await conn.execute(
         """UPDATE sla_incidents
               SET consecutive_rejections = CASE WHEN $2 THEN consecutive_rejections + 1 ELSE 0 END, updated_at = $3
-            WHERE incident_id = $1""", incident_id, rejected, now)
+            WHERE incident_id = $1""",
+        incident_id,
+        rejected,
+        now,
+    )
 
 
-async def raise_escalation_level(conn: Connection, incident_id: int, *, level: int,
-                                 department: str | None, now: datetime) -> None:
+async def raise_escalation_level(
+    conn: Connection, incident_id: int, *, level: int, department: str | None, now: datetime
+) -> None:
     """Escalation level only goes up; the department is the latest one named."""
     await conn.execute(
         """UPDATE sla_incidents
               SET escalation_level = GREATEST(escalation_level, $2),
                   escalated_department = COALESCE($3, escalated_department), updated_at = $4
-            WHERE incident_id = $1""", incident_id, level, department, now)
+            WHERE incident_id = $1""",
+        incident_id,
+        level,
+        department,
+        now,
+    )
 
 
 async def list_spans(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
     """The status timeline of an incident, in order."""
     return await conn.fetch(
         "SELECT seq, status, started_at, ended_at FROM sla_status_spans WHERE incident_id = $1 ORDER BY seq",
-        incident_id)
+        incident_id,
+    )
 
 
 async def spans_of(conn: Connection, incident_ids: list[int]) -> list[asyncpg.Record]:
     """Status timelines of several incidents."""
     return await conn.fetch(
         """SELECT incident_id, seq, status, started_at, ended_at FROM sla_status_spans
-            WHERE incident_id = ANY ($1::bigint[]) ORDER BY incident_id, seq""", incident_ids)
+            WHERE incident_id = ANY ($1::bigint[]) ORDER BY incident_id, seq""",
+        incident_ids,
+    )
 
 
 async def change_status_span(conn: Connection, incident_id: int, *, status: str, at: datetime) -> None:
     """Close the open span and open one for the new status."""
     await conn.execute(
-        "UPDATE sla_status_spans SET ended_at = $2 WHERE incident_id = $1 AND ended_at IS NULL", incident_id, at)
+        "UPDATE sla_status_spans SET ended_at = $2 WHERE incident_id = $1 AND ended_at IS NULL", incident_id, at
+    )
     await conn.execute(
         """INSERT INTO sla_status_spans (incident_id, seq, status, started_at)
            SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3 FROM sla_status_spans WHERE incident_id = $1""",
-        incident_id, status, at)
+        incident_id,
+        status,
+        at,
+    )
 
 
 async def list_clocks(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
@@ -104,20 +137,31 @@ async def list_clocks(conn: Connection, incident_id: int) -> list[asyncpg.Record
     return await conn.fetch("SELECT * FROM sla_clocks WHERE incident_id = $1 ORDER BY kind", incident_id)
 
 
-async def replace_clocks(conn: Connection, incident_id: int, *, policy: asyncpg.Record | None,
-                         started_at: datetime, now: datetime) -> None:
+async def replace_clocks(
+    conn: Connection, incident_id: int, *, policy: asyncpg.Record | None, started_at: datetime, now: datetime
+) -> None:
     """Drop the incident's clocks and, with a policy, start both from its creation with the policy's snapshot."""
     await conn.execute("DELETE FROM sla_clocks WHERE incident_id = $1", incident_id)
     if policy is None:
         return
-    for kind, target in (("first_response", policy["first_response_minutes"]),
-                         ("resolution", policy["resolution_minutes"])):
+    for kind, target in (
+        ("first_response", policy["first_response_minutes"]),
+        ("resolution", policy["resolution_minutes"]),
+    ):
         await conn.execute(
             """INSERT INTO sla_clocks (incident_id, kind, policy_id, target_minutes, calendar, pause_statuses,
                                        warning_thresholds, started_at, state, computed_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', $9)""",
-            incident_id, kind, policy["id"], target, policy["calendar"], policy["pause_statuses"],
-            policy["warning_thresholds"], started_at, now)
+            incident_id,
+            kind,
+            policy["id"],
+            target,
+            policy["calendar"],
+            policy["pause_statuses"],
+            policy["warning_thresholds"],
+            started_at,
+            now,
+        )
 
 
 async def save_clock_reading(conn: Connection, incident_id: int, kind: str, *, values: dict[str, Any]) -> None:
@@ -127,8 +171,16 @@ async def save_clock_reading(conn: Connection, incident_id: int, kind: str, *, v
               SET state = $3, stopped_at = $4, due_at = $5, elapsed_seconds = $6, breached = $7,
                   next_check_at = $8, computed_at = $9
             WHERE incident_id = $1 AND kind = $2""",
-        incident_id, kind, values["state"], values["stopped_at"], values["due_at"], values["elapsed_seconds"],
-        values["breached"], values["next_check_at"], values["computed_at"])
+        incident_id,
+        kind,
+        values["state"],
+        values["stopped_at"],
+        values["due_at"],
+        values["elapsed_seconds"],
+        values["breached"],
+        values["next_check_at"],
+        values["computed_at"],
+    )
 
 
 async def recorded_levels(conn: Connection, incident_id: int) -> list[asyncpg.Record]:
@@ -136,7 +188,9 @@ async def recorded_levels(conn: Connection, incident_id: int) -> list[asyncpg.Re
     return await conn.fetch(
         """SELECT id, clock_kind, kind, threshold_percent, policy_id, occurred_at, recorded_at, elapsed_minutes,
                   minutes_overdue
-             FROM sla_events WHERE incident_id = $1 ORDER BY occurred_at, id""", incident_id)
+             FROM sla_events WHERE incident_id = $1 ORDER BY occurred_at, id""",
+        incident_id,
+    )
 
 
 async def insert_level_event(conn: Connection, *, values: dict[str, Any]) -> asyncpg.Record | None:
@@ -147,9 +201,16 @@ async def insert_level_event(conn: Connection, *, values: dict[str, Any]) -> asy
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
            ON CONFLICT ON CONSTRAINT sla_events_once DO NOTHING
            RETURNING id, clock_kind, kind, threshold_percent""",
-        values["incident_id"], values["clock_kind"], values["kind"], values["threshold_percent"],
-        values["policy_id"], values["occurred_at"], values["recorded_at"], values["elapsed_minutes"],
-        values["minutes_overdue"])
+        values["incident_id"],
+        values["clock_kind"],
+        values["kind"],
+        values["threshold_percent"],
+        values["policy_id"],
+        values["occurred_at"],
+        values["recorded_at"],
+        values["elapsed_minutes"],
+        values["minutes_overdue"],
+    )
 
 
 async def incidents_with_due_checks(conn: Connection, *, now: datetime, limit: int) -> list[int]:
@@ -160,7 +221,10 @@ async def incidents_with_due_checks(conn: Connection, *, now: datetime, limit: i
              WHERE c.next_check_at <= $1 AND {_OPEN_STATUSES_SQL}
              GROUP BY c.incident_id
              ORDER BY first_check
-             LIMIT $2""", now, limit)
+             LIMIT $2""",
+        now,
+        limit,
+    )
     return [r["incident_id"] for r in rows]
 
 
@@ -181,7 +245,8 @@ _FACTS_SELECT = """
 async def open_incident_facts(conn: Connection, *, after_id: int, limit: int) -> list[asyncpg.Record]:
     """What escalation rules look at, for a page of open incidents (keyset on id)."""
     return await conn.fetch(
-        _FACTS_SELECT + f" WHERE {_OPEN_STATUSES_SQL} AND i.id > $1 ORDER BY i.id LIMIT $2", after_id, limit)
+        _FACTS_SELECT + f" WHERE {_OPEN_STATUSES_SQL} AND i.id > $1 ORDER BY i.id LIMIT $2", after_id, limit
+    )
 
 
 async def incident_facts(conn: Connection, incident_id: int) -> asyncpg.Record | None:
@@ -193,4 +258,6 @@ async def lock_incident(conn: Connection, incident_id: int) -> asyncpg.Record | 
     """Row-lock an incident (the same lock every incident change takes) and return its SLA-relevant columns."""
     return await conn.fetchrow(
         """SELECT id, status, priority, area, customer_tier, created_at, reopened_count, assignee_id, source
-             FROM incidents WHERE id = $1 FOR UPDATE""", incident_id)
+             FROM incidents WHERE id = $1 FOR UPDATE""",
+        incident_id,
+    )

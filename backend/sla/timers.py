@@ -42,15 +42,17 @@ def spans_from_rows(rows: list[asyncpg.Record]) -> list[StatusSpan]:
 def rules_for_clock(row: asyncpg.Record, first_response_at: datetime | None) -> ClockRules:
     """What a stored clock measures."""
     return ClockRules(
-        kind=row["kind"], target=timedelta(minutes=row["target_minutes"]),
-        calendar=BusinessCalendar.from_spec(row["calendar"]), pause_statuses=frozenset(row["pause_statuses"]),
-        warning_thresholds=tuple(row["warning_thresholds"]), started_at=row["started_at"],
+        kind=row["kind"],
+        target=timedelta(minutes=row["target_minutes"]),
+        calendar=BusinessCalendar.from_spec(row["calendar"]),
+        pause_statuses=frozenset(row["pause_statuses"]),
+        warning_thresholds=tuple(row["warning_thresholds"]),
+        started_at=row["started_at"],
         stopped_at=first_response_at if row["kind"] == "first_response" else None,
     )
 
 
-async def load_readings(conn: Connection, incident_id: int,
-                        now: datetime) -> list[tuple[asyncpg.Record, ClockReading]]:
+async def load_readings(conn: Connection, incident_id: int, now: datetime) -> list[tuple[asyncpg.Record, ClockReading]]:
     """Every clock of an incident read as of `now` (nothing is written)."""
     rows = await clocks_db.list_clocks(conn, incident_id)
     if not rows:
@@ -61,22 +63,34 @@ async def load_readings(conn: Connection, incident_id: int,
     return [(row, read_clock(rules_for_clock(row, first_response_at), spans, now)) for row in rows]
 
 
-async def save_readings(conn: Connection, incident_id: int,
-                        readings: list[tuple[asyncpg.Record, ClockReading]], now: datetime) -> None:
+async def save_readings(
+    conn: Connection, incident_id: int, readings: list[tuple[asyncpg.Record, ClockReading]], now: datetime
+) -> None:
     """Store derived clock columns, with the next time a sweep must look (unrecorded levels only)."""
-    recorded = {(r["clock_kind"], r["kind"], r["threshold_percent"])
-                for r in await clocks_db.recorded_levels(conn, incident_id)}
+    recorded = {
+        (r["clock_kind"], r["kind"], r["threshold_percent"]) for r in await clocks_db.recorded_levels(conn, incident_id)
+    }
     for row, reading in readings:
         done = {(kind, percent) for clock, kind, percent in recorded if clock == row["kind"]}
-        await clocks_db.save_clock_reading(conn, incident_id, row["kind"], values={
-            "state": reading.state, "stopped_at": reading.stopped_at, "due_at": reading.due_at,
-            "elapsed_seconds": reading.elapsed.total_seconds(), "breached": reading.breached,
-            "next_check_at": next_check_at(reading, done), "computed_at": now,
-        })
+        await clocks_db.save_clock_reading(
+            conn,
+            incident_id,
+            row["kind"],
+            values={
+                "state": reading.state,
+                "stopped_at": reading.stopped_at,
+                "due_at": reading.due_at,
+                "elapsed_seconds": reading.elapsed.total_seconds(),
+                "breached": reading.breached,
+                "next_check_at": next_check_at(reading, done),
+                "computed_at": now,
+            },
+        )
 
 
-async def refresh_clocks(conn: Connection, incident_id: int,
-                         now: datetime) -> list[tuple[asyncpg.Record, ClockReading]]:
+async def refresh_clocks(
+    conn: Connection, incident_id: int, now: datetime
+) -> list[tuple[asyncpg.Record, ClockReading]]:
     """Recompute and store an incident's clocks as of `now`."""
     readings = await load_readings(conn, incident_id, now)
     await save_readings(conn, incident_id, readings, now)
@@ -88,15 +102,20 @@ def snapshot_differs(policy: asyncpg.Record, clock_rows: list[asyncpg.Record]) -
     targets = {"first_response": policy["first_response_minutes"], "resolution": policy["resolution_minutes"]}
     if {row["kind"] for row in clock_rows} != set(targets):
         return True
-    return any(row["target_minutes"] != targets[row["kind"]] or row["calendar"] != policy["calendar"]
-               or list(row["pause_statuses"]) != list(policy["pause_statuses"])
-               or list(row["warning_thresholds"]) != list(policy["warning_thresholds"]) for row in clock_rows)
+    return any(
+        row["target_minutes"] != targets[row["kind"]]
+        or row["calendar"] != policy["calendar"]
+        or list(row["pause_statuses"]) != list(policy["pause_statuses"])
+        or list(row["warning_thresholds"]) != list(policy["warning_thresholds"])
+        for row in clock_rows
+    )
 
 
 async def apply_policy(conn: Connection, incident: dict[str, Any], now: datetime) -> asyncpg.Record | None:
     """Find the policy for the incident's attributes and (re)build its clocks from the creation time."""
-    policy = await policies_db.matching_policy(conn, priority=incident["priority"],
-                                               customer_tier=incident.get("customer_tier"), area=incident["area"])
+    policy = await policies_db.matching_policy(
+        conn, priority=incident["priority"], customer_tier=incident.get("customer_tier"), area=incident["area"]
+    )
     await clocks_db.set_incident_policy(conn, incident["id"], policy=policy, now=now)
     await clocks_db.replace_clocks(conn, incident["id"], policy=policy, started_at=incident["created_at"], now=now)
     return policy
@@ -140,14 +159,19 @@ class SlaClockListener:
 
     async def _ensure_state(self, conn: Connection, event: DomainEvent) -> None:
         before = event.before or event.after or {}
-        await clocks_db.ensure_incident_state(conn, incident_id=event.resource_id,
-                                              status=before.get("status", "open"),
-                                              since=before.get("updated_at") or event.at, now=event.at)
+        await clocks_db.ensure_incident_state(
+            conn,
+            incident_id=event.resource_id,
+            status=before.get("status", "open"),
+            since=before.get("updated_at") or event.at,
+            now=event.at,
+        )
 
     async def _on_created(self, conn: Connection, event: DomainEvent) -> None:
         incident = event.after or {}
-        await clocks_db.ensure_incident_state(conn, incident_id=event.resource_id, status=incident["status"],
-                                              since=incident["created_at"], now=event.at)
+        await clocks_db.ensure_incident_state(
+            conn, incident_id=event.resource_id, status=incident["status"], since=incident["created_at"], now=event.at
+        )
         if incident.get("source") == "import":
             return  # historical incidents loaded into the knowledge base are not measured
         await apply_policy(conn, incident, event.at)
@@ -161,32 +185,43 @@ class SlaClockListener:
         await clocks_db.count_assignee_change(conn, event.resource_id, event.at)
         if not (self.count_assignments and event.ctx.principal.kind == "user"):
             return False
-        return await clocks_db.record_first_response(conn, event.resource_id, at=event.at,
-                                                     by=f"assignment by {event.ctx.principal.name}")
+        return await clocks_db.record_first_response(
+            conn, event.resource_id, at=event.at, by=f"assignment by {event.ctx.principal.name}"
+        )
 
     async def _on_commented(self, conn: Connection, event: DomainEvent) -> bool:
         details = event.details
-        if not (self.count_comments and details.get("author_kind") == "user"
-                and details.get("author_role") in STAFF_ROLES):
+        if not (
+            self.count_comments and details.get("author_kind") == "user" and details.get("author_role") in STAFF_ROLES
+        ):
             return False
-        return await clocks_db.record_first_response(conn, event.resource_id, at=event.at,
-                                                     by=f"comment by {event.ctx.principal.name}")
+        return await clocks_db.record_first_response(
+            conn, event.resource_id, at=event.at, by=f"comment by {event.ctx.principal.name}"
+        )
 
     async def _on_attributes_changed(self, conn: Connection, event: DomainEvent) -> bool:
         incident = event.after or {}
         state = await clocks_db.get_incident_state(conn, event.resource_id)
-        policy = await policies_db.matching_policy(conn, priority=incident["priority"],
-                                                   customer_tier=incident.get("customer_tier"),
-                                                   area=incident["area"])
+        policy = await policies_db.matching_policy(
+            conn, priority=incident["priority"], customer_tier=incident.get("customer_tier"), area=incident["area"]
+        )
         old_id = state["policy_id"] if state else None
         new_id = policy["id"] if policy else None
-        if old_id == new_id and (policy is None or not snapshot_differs(
-                policy, await clocks_db.list_clocks(conn, event.resource_id))):
+        if old_id == new_id and (
+            policy is None or not snapshot_differs(policy, await clocks_db.list_clocks(conn, event.resource_id))
+        ):
             return False
         await apply_policy(conn, incident, event.at)
-        await audit.record(conn, event.ctx, at=event.at, action="sla.policy_applied", resource_type="incident",
-                           resource_id=event.resource_id, before={"policy_id": old_id},
-                           after={"policy_id": new_id, "policy_name": policy["name"] if policy else None})
+        await audit.record(
+            conn,
+            event.ctx,
+            at=event.at,
+            action="sla.policy_applied",
+            resource_type="incident",
+            resource_id=event.resource_id,
+            before={"policy_id": old_id},
+            after={"policy_id": new_id, "policy_name": policy["name"] if policy else None},
+        )
         log.info("sla policy recalculated", extra={"incident_id": event.resource_id, "policy_id": new_id})
         return True
 

@@ -30,13 +30,26 @@ class SlaDomain:
     timers: SlaClockListener
 
 
-def build_sla(settings: Settings, *, pool: asyncpg.Pool, reads: ReadRouting, clock: Clock, events: EventBus,
-              incidents: IncidentService) -> SlaDomain:
+def build_sla(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool,
+    reads: ReadRouting,
+    clock: Clock,
+    events: EventBus,
+    incidents: IncidentService,
+) -> SlaDomain:
     """The SLA domain on `pool` (reports read through `reads`, a standby when configured); escalation reassigns
     through the incidents service."""
     escalator = Escalator(events=events, incidents=incidents, default_language=settings.suggestion_language)
-    sweeper = SlaSweeper(pool=pool, clock=clock, escalator=escalator, events=events, incidents=incidents,
-                         batch_size=settings.sla_sweep_batch_size)
+    sweeper = SlaSweeper(
+        pool=pool,
+        clock=clock,
+        escalator=escalator,
+        events=events,
+        incidents=incidents,
+        batch_size=settings.sla_sweep_batch_size,
+    )
     return SlaDomain(
         service=SlaService(pool=pool, clock=clock, escalator=escalator, sweeper=sweeper, incidents=incidents),
         reports=SlaReportService(pool=reads, clock=clock),

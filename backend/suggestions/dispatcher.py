@@ -128,14 +128,16 @@ class SuggestionDispatcher:
             incident_id = await repository.next_pending_for_update(conn, now=now)
             if incident_id is None:
                 return None
-            slot = await slots_repository.lease_free_slot(conn, node_urls=nodes, holder=self.holder,
-                                                          incident_id=incident_id, now=now, lease_until=lease_until)
+            slot = await slots_repository.lease_free_slot(
+                conn, node_urls=nodes, holder=self.holder, incident_id=incident_id, now=now, lease_until=lease_until
+            )
             if slot is None:
                 if self.metrics is not None:
                     self.metrics.admissions_waiting.inc()
                 return None
-            claimed = await repository.mark_generating(conn, incident_id, node=slot["node_url"], now=now,
-                                                       lease_until=lease_until)
+            claimed = await repository.mark_generating(
+                conn, incident_id, node=slot["node_url"], now=now, lease_until=lease_until
+            )
         if claimed is None:  # cannot happen while the row lock is held; never leave a slot leased for nothing
             await self._release(slot["node_url"], slot["slot"])
             return None
@@ -152,8 +154,11 @@ class SuggestionDispatcher:
 
     async def _generate(self, admission: Admission) -> None:
         incident_id = admission.claimed["incident_id"]
-        llm = self.llm.pinned(admission.node_url, first_token_timeout_s=self.settings.llm_first_token_timeout_s,
-                              token_timeout_s=self.settings.llm_token_timeout_s)
+        llm = self.llm.pinned(
+            admission.node_url,
+            first_token_timeout_s=self.settings.llm_first_token_timeout_s,
+            token_timeout_s=self.settings.llm_token_timeout_s,
+        )
         renewal = asyncio.create_task(self._renew_leases(admission))
         try:
             outcome = await self.suggestions.run_attempt(admission.claimed, llm)
@@ -179,8 +184,13 @@ class SuggestionDispatcher:
             lease_until = self.clock.now() + timedelta(seconds=self.settings.suggestion_lease_s)
             try:
                 async with self.pool.acquire() as conn:
-                    await slots_repository.renew_slot(conn, node_url=admission.node_url, slot=admission.slot,
-                                                      holder=self.holder, lease_until=lease_until)
+                    await slots_repository.renew_slot(
+                        conn,
+                        node_url=admission.node_url,
+                        slot=admission.slot,
+                        holder=self.holder,
+                        lease_until=lease_until,
+                    )
                     await repository.renew_lease(conn, admission.claimed["incident_id"], lease_until=lease_until)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.warning("lease renewal failed; retrying", exc_info=True)

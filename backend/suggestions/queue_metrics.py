@@ -18,22 +18,40 @@ class QueueMetrics:
     """Queue depth and age per priority, generations in flight per node, skipped and waiting admissions."""
 
     def __init__(self, registry: CollectorRegistry):
-        self.depth = Gauge("prs_suggestion_queue_depth", "Suggestions waiting for an LLM slot, by priority.",
-                           ["priority"], registry=registry)
-        self.oldest_age = Gauge("prs_suggestion_queue_oldest_age_seconds",
-                                "How long the longest waiting suggestion of each priority has waited.", ["priority"],
-                                registry=registry)
-        self.in_flight = Gauge("prs_llm_generations_in_flight", "Generations running on each LLM node (leased slots).",
-                               ["node"], registry=registry)
-        self.slots = Gauge("prs_llm_node_slots", "Parallel generation slots of each LLM node.", ["node"],
-                           registry=registry)
-        self.skipped = Counter("prs_suggestions_skipped_total",
-                               "Suggestions skipped because they waited past PRS_SUGGESTION_BACKLOG_MAX_AGE_S.",
-                               registry=registry)
-        self.admissions_waiting = Counter("prs_suggestion_admissions_waiting_total",
-                                          "Times work was waiting but every LLM slot was busy.", registry=registry)
-        self.outcomes = Counter("prs_suggestion_attempts_total", "Admitted generation attempts by outcome.",
-                                ["outcome"], registry=registry)
+        self.depth = Gauge(
+            "prs_suggestion_queue_depth",
+            "Suggestions waiting for an LLM slot, by priority.",
+            ["priority"],
+            registry=registry,
+        )
+        self.oldest_age = Gauge(
+            "prs_suggestion_queue_oldest_age_seconds",
+            "How long the longest waiting suggestion of each priority has waited.",
+            ["priority"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "prs_llm_generations_in_flight",
+            "Generations running on each LLM node (leased slots).",
+            ["node"],
+            registry=registry,
+        )
+        self.slots = Gauge(
+            "prs_llm_node_slots", "Parallel generation slots of each LLM node.", ["node"], registry=registry
+        )
+        self.skipped = Counter(
+            "prs_suggestions_skipped_total",
+            "Suggestions skipped because they waited past PRS_SUGGESTION_BACKLOG_MAX_AGE_S.",
+            registry=registry,
+        )
+        self.admissions_waiting = Counter(
+            "prs_suggestion_admissions_waiting_total",
+            "Times work was waiting but every LLM slot was busy.",
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "prs_suggestion_attempts_total", "Admitted generation attempts by outcome.", ["outcome"], registry=registry
+        )
         for name in repository.PRIORITY_RANKS:
             self.depth.labels(name).set(0)
             self.oldest_age.labels(name).set(0)

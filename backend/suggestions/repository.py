@@ -16,8 +16,7 @@ _COLUMNS = """incident_id, status, language, text, citations, retrieved, model, 
 PRIORITY_RANKS = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
-async def upsert_pending(conn: Connection, *, incident_id: int, language: str, priority: str,
-                         now: datetime) -> None:
+async def upsert_pending(conn: Connection, *, incident_id: int, language: str, priority: str, now: datetime) -> None:
     """Create the suggestion row, or reset it to pending for a regeneration; either way it joins the queue now."""
     await conn.execute(
         """INSERT INTO suggestions (incident_id, status, language, next_attempt_at, priority_rank, queued_at,
@@ -29,7 +28,10 @@ async def upsert_pending(conn: Connection, *, incident_id: int, language: str, p
                   last_error = NULL, feedback = NULL, feedback_by = NULL, feedback_at = NULL, rating = NULL,
                   rated_by = NULL, rated_at = NULL, updated_at = EXCLUDED.updated_at, completed_at = NULL,
                   priority_rank = EXCLUDED.priority_rank, queued_at = EXCLUDED.queued_at""",
-        incident_id, language, now, PRIORITY_RANKS[priority],
+        incident_id,
+        language,
+        now,
+        PRIORITY_RANKS[priority],
     )
 
 
@@ -41,19 +43,23 @@ async def get(conn: Connection, incident_id: int) -> asyncpg.Record | None:
 async def next_pending_for_update(conn: Connection, *, now: datetime) -> int | None:
     """The incident whose suggestion goes next, locked (SKIP LOCKED): watched ones first, then by priority, then
     the longest waiting; only those whose retry time has come."""
-    return cast(int | None, await conn.fetchval(
-        """SELECT incident_id FROM suggestions
+    return cast(
+        int | None,
+        await conn.fetchval(
+            """SELECT incident_id FROM suggestions
             WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
             ORDER BY (watched_until IS NOT NULL AND watched_until > $1) DESC, priority_rank DESC, queued_at,
                      incident_id
             LIMIT 1
             FOR UPDATE SKIP LOCKED""",
-        now,
-    ))
+            now,
+        ),
+    )
 
 
-async def mark_generating(conn: Connection, incident_id: int, *, node: str, now: datetime,
-                          lease_until: datetime) -> asyncpg.Record | None:
+async def mark_generating(
+    conn: Connection, incident_id: int, *, node: str, now: datetime, lease_until: datetime
+) -> asyncpg.Record | None:
     """Start an attempt on `node` (the caller holds the row lock and a slot of that node)."""
     return await conn.fetchrow(
         f"""UPDATE suggestions
@@ -61,7 +67,10 @@ async def mark_generating(conn: Connection, incident_id: int, *, node: str, now:
                    updated_at = $3
              WHERE incident_id = $1 AND status = 'pending'
          RETURNING {_COLUMNS}""",
-        incident_id, node, now, lease_until,
+        incident_id,
+        node,
+        now,
+        lease_until,
     )
 
 
@@ -69,7 +78,8 @@ async def renew_lease(conn: Connection, incident_id: int, *, lease_until: dateti
     """Keep a running attempt's lease alive."""
     await conn.execute(
         "UPDATE suggestions SET lease_expires_at = $2 WHERE incident_id = $1 AND status = 'generating'",
-        incident_id, lease_until,
+        incident_id,
+        lease_until,
     )
 
 
@@ -79,7 +89,8 @@ async def return_to_queue(conn: Connection, incident_id: int, *, now: datetime) 
         """UPDATE suggestions SET status = 'pending', text = '', attempts = greatest(attempts - 1, 0),
                                   lease_expires_at = NULL, updated_at = $2
             WHERE incident_id = $1 AND status = 'generating'""",
-        incident_id, now,
+        incident_id,
+        now,
     )
 
 
@@ -94,8 +105,9 @@ async def requeue_expired(conn: Connection, *, now: datetime) -> int:
     return int(result.split()[-1])
 
 
-async def skip_backlog(conn: Connection, *, now: datetime, queued_before: datetime,
-                       ranks: list[int], reason: str) -> list[int]:
+async def skip_backlog(
+    conn: Connection, *, now: datetime, queued_before: datetime, ranks: list[int], reason: str
+) -> list[int]:
     """Skip pending suggestions of these priority ranks that have waited since before `queued_before` and nobody
     is watching; returns their incident ids."""
     rows = await conn.fetch(
@@ -105,7 +117,10 @@ async def skip_backlog(conn: Connection, *, now: datetime, queued_before: dateti
             WHERE status = 'pending' AND queued_at < $2 AND priority_rank = ANY($3::smallint[])
               AND (watched_until IS NULL OR watched_until <= $1)
         RETURNING incident_id""",
-        now, queued_before, ranks, reason,
+        now,
+        queued_before,
+        ranks,
+        reason,
     )
     return [r["incident_id"] for r in rows]
 
@@ -114,7 +129,8 @@ async def mark_watched(conn: Connection, incident_id: int, *, until: datetime) -
     """Someone has the suggestion open until `until`: it goes ahead of its priority while pending."""
     await conn.execute(
         "UPDATE suggestions SET watched_until = greatest(coalesce(watched_until, $2), $2) WHERE incident_id = $1",
-        incident_id, until,
+        incident_id,
+        until,
     )
 
 
@@ -135,31 +151,52 @@ async def save_progress(conn: Connection, incident_id: int, *, text: str, now: d
     """Store the partial text while generating (read by the SSE stream)."""
     await conn.execute(
         "UPDATE suggestions SET text = $2, updated_at = $3 WHERE incident_id = $1 AND status = 'generating'",
-        incident_id, text, now,
+        incident_id,
+        text,
+        now,
     )
 
 
-async def mark_ready(conn: Connection, incident_id: int, *, text: str, citations: list[int],
-                     retrieved: list[int], model: str, node: str, now: datetime) -> None:
+async def mark_ready(
+    conn: Connection,
+    incident_id: int,
+    *,
+    text: str,
+    citations: list[int],
+    retrieved: list[int],
+    model: str,
+    node: str,
+    now: datetime,
+) -> None:
     """Store the finished, grounded suggestion."""
     await conn.execute(
         """UPDATE suggestions
               SET status = 'ready', text = $2, citations = $3, retrieved = $4, model = $5, node = $6,
                   lease_expires_at = NULL, last_error = NULL, next_attempt_at = NULL, updated_at = $7, completed_at = $7
             WHERE incident_id = $1""",
-        incident_id, text, citations, retrieved, model, node, now,
+        incident_id,
+        text,
+        citations,
+        retrieved,
+        model,
+        node,
+        now,
     )
 
 
-async def mark_retry(conn: Connection, incident_id: int, *, error: str, next_attempt_at: datetime,
-                     now: datetime) -> None:
+async def mark_retry(
+    conn: Connection, incident_id: int, *, error: str, next_attempt_at: datetime, now: datetime
+) -> None:
     """Back to pending after a failed attempt."""
     await conn.execute(
         """UPDATE suggestions
               SET status = 'pending', text = '', last_error = $2, next_attempt_at = $3, lease_expires_at = NULL,
                   updated_at = $4
             WHERE incident_id = $1""",
-        incident_id, error, next_attempt_at, now,
+        incident_id,
+        error,
+        next_attempt_at,
+        now,
     )
 
 
@@ -169,25 +206,33 @@ async def mark_failed(conn: Connection, incident_id: int, *, error: str, now: da
         """UPDATE suggestions SET status = 'failed', last_error = $2, lease_expires_at = NULL, next_attempt_at = NULL,
                                   updated_at = $3
             WHERE incident_id = $1""",
-        incident_id, error, now,
+        incident_id,
+        error,
+        now,
     )
 
 
-async def set_feedback(conn: Connection, incident_id: int, *, decision: str, user_id: int | None,
-                       now: datetime) -> None:
+async def set_feedback(
+    conn: Connection, incident_id: int, *, decision: str, user_id: int | None, now: datetime
+) -> None:
     """Accept or reject."""
     await conn.execute(
         "UPDATE suggestions SET feedback = $2, feedback_by = $3, feedback_at = $4, updated_at = $4 WHERE incident_id = $1",
-        incident_id, decision, user_id, now,
+        incident_id,
+        decision,
+        user_id,
+        now,
     )
 
 
-async def set_rating(conn: Connection, incident_id: int, *, rating: int, user_id: int | None,
-                     now: datetime) -> None:
+async def set_rating(conn: Connection, incident_id: int, *, rating: int, user_id: int | None, now: datetime) -> None:
     """Rate 1-5."""
     await conn.execute(
         "UPDATE suggestions SET rating = $2, rated_by = $3, rated_at = $4, updated_at = $4 WHERE incident_id = $1",
-        incident_id, rating, user_id, now,
+        incident_id,
+        rating,
+        user_id,
+        now,
     )
 
 

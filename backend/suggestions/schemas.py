@@ -12,7 +12,8 @@ class SuggestionOut(BaseModel):
     incident_id: int
     status: Literal["pending", "generating", "ready", "failed", "skipped"] = Field(
         description="pending: waiting for a free LLM slot (in priority order); skipped: it waited past the backlog "
-                    "limit, ask for it again with POST .../suggestion/regenerate.")
+        "limit, ask for it again with POST .../suggestion/regenerate."
+    )
     language: Literal["es", "en"]
     text: str = Field(description="The suggestion; partial while generating.")
     citations: list[int] = Field(description="Ids of retrieved incidents the suggestion relies on.")

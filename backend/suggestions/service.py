@@ -98,36 +98,64 @@ class SuggestionService:
             return "skipped"  # deleted meanwhile
         try:
             cases = await self.knowledge.retrieve_cases(
-                text=f"{incident['title']}\n{incident['description']}", area=incident["area"],
+                text=f"{incident['title']}\n{incident['description']}",
+                area=incident["area"],
                 limit=self.settings.suggestion_cases,
             )
             suggestion = await self.suggester.suggest(
-                title=incident["title"], description=incident["description"], area=incident["area"], cases=cases,
-                language=claimed["language"], on_progress=self._progress_writer(incident_id, timing), llm=llm,
+                title=incident["title"],
+                description=incident["description"],
+                area=incident["area"],
+                cases=cases,
+                language=claimed["language"],
+                on_progress=self._progress_writer(incident_id, timing),
+                llm=llm,
             )
         except LLMUnavailable as exc:
             # Another node is up: fail over to it at once (the failed one cools down and gets no slot meanwhile).
             failover = bool(self.suggester.llm.up_node_urls())
-            return await self._retry_later(incident_id, claimed["attempts"], f"no LLM node answered: {exc}",
-                                           immediately=failover)
+            return await self._retry_later(
+                incident_id, claimed["attempts"], f"no LLM node answered: {exc}", immediately=failover
+            )
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never lost
             log.exception("suggestion generation failed", extra={"incident_id": incident_id})
             return await self._retry_later(incident_id, claimed["attempts"], f"{type(exc).__name__}: {exc}")
         self._observe_speed(timing, suggestion.completion_tokens)
         retrieved = [c.incident_id for c in cases if c.incident_id is not None]
         async with transaction(self.pool) as conn:
-            await repository.mark_ready(conn, incident_id, text=suggestion.text, citations=suggestion.citations,
-                                        retrieved=retrieved, model=suggestion.model, node=suggestion.node,
-                                        now=self.clock.now())
+            await repository.mark_ready(
+                conn,
+                incident_id,
+                text=suggestion.text,
+                citations=suggestion.citations,
+                retrieved=retrieved,
+                model=suggestion.model,
+                node=suggestion.node,
+                now=self.clock.now(),
+            )
             ctx = system_context("suggestion-worker")
             now = self.clock.now()
-            await audit.record(conn, ctx, at=now, action="suggestion.ready", resource_type="incident",
-                               resource_id=incident_id, after={"citations": suggestion.citations,
-                                                               "model": suggestion.model})
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="suggestion.ready",
+                resource_type="incident",
+                resource_id=incident_id,
+                after={"citations": suggestion.citations, "model": suggestion.model},
+            )
             ready = expect_row(await repository.get(conn, incident_id))
-            await self.events.publish(conn, DomainEvent(
-                name="suggestion.ready", resource_type="incident", resource_id=incident_id, at=now, ctx=ctx,
-                after=suggestion_view(ready)))
+            await self.events.publish(
+                conn,
+                DomainEvent(
+                    name="suggestion.ready",
+                    resource_type="incident",
+                    resource_id=incident_id,
+                    at=now,
+                    ctx=ctx,
+                    after=suggestion_view(ready),
+                ),
+            )
         return "ready"
 
     def _observe_speed(self, timing: AttemptTiming, completion_tokens: int) -> None:
@@ -160,10 +188,16 @@ class SuggestionService:
             if attempts >= self.settings.suggestion_max_attempts:
                 await repository.mark_failed(conn, incident_id, error=error[:1000], now=now)
                 return "failed"
-            delay = 0.0 if immediately else retry_delay_s(attempts, base_s=self.settings.suggestion_retry_base_s,
-                                                          max_s=self.settings.suggestion_retry_max_s)
-            await repository.mark_retry(conn, incident_id, error=error[:1000],
-                                        next_attempt_at=now + timedelta(seconds=delay), now=now)
+            delay = (
+                0.0
+                if immediately
+                else retry_delay_s(
+                    attempts, base_s=self.settings.suggestion_retry_base_s, max_s=self.settings.suggestion_retry_max_s
+                )
+            )
+            await repository.mark_retry(
+                conn, incident_id, error=error[:1000], next_attempt_at=now + timedelta(seconds=delay), now=now
+            )
         log.warning("suggestion retry scheduled", extra={"incident_id": incident_id, "delay_s": round(delay, 1)})
         return "pending"
 
@@ -180,8 +214,9 @@ class SuggestionService:
             return []
         queued_before = now - timedelta(seconds=self.settings.suggestion_backlog_max_age_s)
         async with self.pool.acquire() as conn:
-            return await repository.skip_backlog(conn, now=now, queued_before=queued_before, ranks=ranks,
-                                                 reason=SKIPPED_BACKLOG)
+            return await repository.skip_backlog(
+                conn, now=now, queued_before=queued_before, ranks=ranks, reason=SKIPPED_BACKLOG
+            )
 
     async def mark_watched(self, incident_id: int) -> None:
         """Someone is watching the suggestion: it goes first while it waits."""
@@ -205,8 +240,14 @@ class SuggestionService:
             if current["status"] == "generating":
                 raise Conflict("the suggestion is being generated right now", field="status")
             await schedule(conn, incident_id=incident_id, language=language or current["language"], now=now)
-            await audit.record(conn, ctx, at=now, action="suggestion.regenerate_requested", resource_type="incident",
-                               resource_id=incident_id)
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action="suggestion.regenerate_requested",
+                resource_type="incident",
+                resource_id=incident_id,
+            )
             row = expect_row(await repository.get(conn, incident_id))
         return suggestion_view(row)
 
@@ -218,8 +259,15 @@ class SuggestionService:
         """Rate a ready suggestion 1-5; reporters only on their own incidents."""
         return await self._judge(ctx, incident_id, action="suggestion.rated", rating=rating)
 
-    async def _judge(self, ctx: RequestContext, incident_id: int, *, action: str, decision: str | None = None,
-                     rating: int | None = None) -> dict[str, Any]:
+    async def _judge(
+        self,
+        ctx: RequestContext,
+        incident_id: int,
+        *,
+        action: str,
+        decision: str | None = None,
+        rating: int | None = None,
+    ) -> dict[str, Any]:
         now = self.clock.now()
         principal = ctx.principal
         async with transaction(self.pool) as conn:
@@ -241,16 +289,34 @@ class SuggestionService:
             else:
                 await repository.set_rating(conn, incident_id, rating=rating, user_id=user_id, now=now)
                 before, after = {"rating": row["rating"]}, {"rating": rating}
-            await audit.record(conn, ctx, at=now, action=action, resource_type="incident", resource_id=incident_id,
-                               before=before, after=after)
+            await audit.record(
+                conn,
+                ctx,
+                at=now,
+                action=action,
+                resource_type="incident",
+                resource_id=incident_id,
+                before=before,
+                after=after,
+            )
             updated = expect_row(await repository.get(conn, incident_id))
-            await self.events.publish(conn, DomainEvent(
-                name=action, resource_type="incident", resource_id=incident_id, at=now, ctx=ctx,
-                before=before, after=suggestion_view(updated)))
+            await self.events.publish(
+                conn,
+                DomainEvent(
+                    name=action,
+                    resource_type="incident",
+                    resource_id=incident_id,
+                    at=now,
+                    ctx=ctx,
+                    before=before,
+                    after=suggestion_view(updated),
+                ),
+            )
         return suggestion_view(updated)
 
-    async def stream_updates(self, incident_id: int, *, poll_s: float = 0.25,
-                             max_s: float = 600.0) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def stream_updates(
+        self, incident_id: int, *, poll_s: float = 0.25, max_s: float = 600.0
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event, data) pairs as the suggestion text grows; works across replicas by reading Postgres."""
         sent_text, sent_status = "", None
         deadline = time.monotonic() + max_s
@@ -266,7 +332,7 @@ class SuggestionService:
             text = current["text"]
             if text != sent_text:
                 if text.startswith(sent_text):
-                    yield "token", {"text": text[len(sent_text):]}
+                    yield "token", {"text": text[len(sent_text) :]}
                 else:
                     yield "reset", {"text": text}
                 sent_text = text

@@ -14,10 +14,10 @@ async def sync_node_slots(conn: Connection, *, node_url: str, slots: int) -> Non
     await conn.execute(
         """INSERT INTO llm_slots (node_url, slot) SELECT $1, s FROM generate_series(0, $2 - 1) AS s
            ON CONFLICT DO NOTHING""",
-        node_url, slots,
+        node_url,
+        slots,
     )
-    await conn.execute("DELETE FROM llm_slots WHERE node_url = $1 AND slot >= $2 AND holder IS NULL",
-                       node_url, slots)
+    await conn.execute("DELETE FROM llm_slots WHERE node_url = $1 AND slot >= $2 AND holder IS NULL", node_url, slots)
 
 
 async def forget_other_nodes(conn: Connection, *, node_urls: list[str]) -> None:
@@ -25,8 +25,9 @@ async def forget_other_nodes(conn: Connection, *, node_urls: list[str]) -> None:
     await conn.execute("DELETE FROM llm_slots WHERE NOT (node_url = ANY($1::text[])) AND holder IS NULL", node_urls)
 
 
-async def lease_free_slot(conn: Connection, *, node_urls: list[str], holder: str, incident_id: int,
-                          now: datetime, lease_until: datetime) -> asyncpg.Record | None:
+async def lease_free_slot(
+    conn: Connection, *, node_urls: list[str], holder: str, incident_id: int, now: datetime, lease_until: datetime
+) -> asyncpg.Record | None:
     """Take a free slot (or one whose lease ran out) of one of `node_urls`, the least busy node first."""
     return await conn.fetchrow(
         """WITH busy AS (
@@ -42,16 +43,22 @@ async def lease_free_slot(conn: Connection, *, node_urls: list[str], holder: str
              FROM candidate c
             WHERE t.node_url = c.node_url AND t.slot = c.slot
         RETURNING t.node_url, t.slot""",
-        node_urls, holder, incident_id, now, lease_until,
+        node_urls,
+        holder,
+        incident_id,
+        now,
+        lease_until,
     )
 
 
-async def renew_slot(conn: Connection, *, node_url: str, slot: int, holder: str,
-                     lease_until: datetime) -> None:
+async def renew_slot(conn: Connection, *, node_url: str, slot: int, holder: str, lease_until: datetime) -> None:
     """Keep a held slot's lease alive."""
     await conn.execute(
         "UPDATE llm_slots SET leased_until = $4 WHERE node_url = $1 AND slot = $2 AND holder = $3",
-        node_url, slot, holder, lease_until,
+        node_url,
+        slot,
+        holder,
+        lease_until,
     )
 
 
@@ -60,7 +67,9 @@ async def release_slot(conn: Connection, *, node_url: str, slot: int, holder: st
     await conn.execute(
         """UPDATE llm_slots SET holder = NULL, incident_id = NULL, leased_until = NULL, started_at = NULL
             WHERE node_url = $1 AND slot = $2 AND holder = $3""",
-        node_url, slot, holder,
+        node_url,
+        slot,
+        holder,
     )
 
 

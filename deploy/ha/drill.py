@@ -52,11 +52,21 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile(api_replicas=3, workers=2, llm_nodes=2, load_s=200,
-                    faults=((25, "api_replica"), (60, "llm_node"), (95, "worker"), (135, "db_primary"))),
-    "short": Profile(api_replicas=2, workers=1, llm_nodes=1, load_s=70, faults=((12, "api_replica"),
-                                                                                (30, "db_primary")),
-                     settle_s=120),
+    "full": Profile(
+        api_replicas=3,
+        workers=2,
+        llm_nodes=2,
+        load_s=200,
+        faults=((25, "api_replica"), (60, "llm_node"), (95, "worker"), (135, "db_primary")),
+    ),
+    "short": Profile(
+        api_replicas=2,
+        workers=1,
+        llm_nodes=1,
+        load_s=70,
+        faults=((12, "api_replica"), (30, "db_primary")),
+        settle_s=120,
+    ),
     "baseline": Profile(api_replicas=1, workers=0, llm_nodes=1, load_s=200, faults=()),
 }
 
@@ -71,8 +81,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_http(url: str, *, timeout: float, process: subprocess.Popen | None = None, verify=True,
-              accept=(200,)) -> None:
+def wait_http(url: str, *, timeout: float, process: subprocess.Popen | None = None, verify=True, accept=(200,)) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -93,12 +102,28 @@ class Processes:
         self.folder = folder
         self.started: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None, user: str | None = None,
-              cwd: Path | None = None) -> subprocess.Popen:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen:
         log_file = (self.folder / "logs" / f"{name}.log").open("ab")
-        process = subprocess.Popen(argv, env=env, cwd=cwd or REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True, user=user,
-                                   group=user, extra_groups=[] if user else None)
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd or REPO_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+        )
         self.started[name] = process
         return process
 
@@ -160,21 +185,56 @@ class Topology:
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
     cert, key = folder / "prs.crt", folder / "prs.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
 def start_etcd(top: Topology) -> str:
     client, peer = free_port(), free_port()
     etcd = shutil.which("etcd") or "/usr/bin/etcd"
-    top.processes.start("etcd", [etcd, "--name", "drill", "--data-dir", str(top.folder / "etcd"),
-                                 "--listen-client-urls", f"http://127.0.0.1:{client}",
-                                 "--advertise-client-urls", f"http://127.0.0.1:{client}",
-                                 "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-                                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                                 "--initial-cluster", f"drill=http://127.0.0.1:{peer}"])
+    top.processes.start(
+        "etcd",
+        [
+            etcd,
+            "--name",
+            "drill",
+            "--data-dir",
+            str(top.folder / "etcd"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{client}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"drill=http://127.0.0.1:{peer}",
+        ],
+    )
     wait_http(f"http://127.0.0.1:{client}/health", timeout=60, process=top.processes.started["etcd"])
     return f"127.0.0.1:{client}"
 
@@ -191,14 +251,21 @@ def start_patroni(top: Topology, etcd_hosts: str, password: str) -> list[int]:
         node.mkdir(mode=0o700)
         os.chown(node, postgres.pw_uid, postgres.pw_gid)
         pg_port, rest_port = free_port(), free_port()
-        env = {"PATH": f"{PG_BIN}:/usr/bin:/bin", "HOME": str(node), "LANG": "C.UTF-8",
-               "PATRONI_NAME": f"pg{n}", "PATRONI_ETCD3_HOSTS": etcd_hosts,
-               "PATRONI_RESTAPI_LISTEN": f"127.0.0.1:{rest_port}",
-               "PATRONI_RESTAPI_CONNECT_ADDRESS": f"127.0.0.1:{rest_port}",
-               "PATRONI_POSTGRESQL_LISTEN": f"127.0.0.1:{pg_port}",
-               "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"127.0.0.1:{pg_port}",
-               "PATRONI_POSTGRESQL_DATA_DIR": str(node / "data"), "PATRONI_POSTGRESQL_PGPASS": str(node / "pgpass"),
-               "PATRONI_SUPERUSER_PASSWORD": password, "PATRONI_REPLICATION_PASSWORD": password}
+        env = {
+            "PATH": f"{PG_BIN}:/usr/bin:/bin",
+            "HOME": str(node),
+            "LANG": "C.UTF-8",
+            "PATRONI_NAME": f"pg{n}",
+            "PATRONI_ETCD3_HOSTS": etcd_hosts,
+            "PATRONI_RESTAPI_LISTEN": f"127.0.0.1:{rest_port}",
+            "PATRONI_RESTAPI_CONNECT_ADDRESS": f"127.0.0.1:{rest_port}",
+            "PATRONI_POSTGRESQL_LISTEN": f"127.0.0.1:{pg_port}",
+            "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"127.0.0.1:{pg_port}",
+            "PATRONI_POSTGRESQL_DATA_DIR": str(node / "data"),
+            "PATRONI_POSTGRESQL_PGPASS": str(node / "pgpass"),
+            "PATRONI_SUPERUSER_PASSWORD": password,
+            "PATRONI_REPLICATION_PASSWORD": password,
+        }
         top.processes.start(f"pg{n}", ["patroni", str(config)], env=env, user="postgres", cwd=node)
         top.patroni_rest[f"pg{n}"] = rest_port
         ports.append(pg_port)
@@ -226,25 +293,54 @@ def cluster_roles(top: Topology) -> dict[str, str]:
     return {}
 
 
-def app_environment(top: Topology, *, database_url: str, read_url: str, llm_urls: list[str], chroma_url: str,
-                    redis_url: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PRS_DATABASE_URL": database_url,
-            "PRS_DATABASE_READ_URL": read_url, "PRS_LLM_NODES": ",".join(llm_urls), "PRS_CHROMA_URL": chroma_url,
-            "PRS_RATE_LIMIT_STORAGE_URI": redis_url, "PRS_RATE_LIMIT_KEY_PREFIX": f"drill-{uuid.uuid4().hex[:6]}",
-            "PRS_TRUSTED_PROXIES": "127.0.0.1/32", "PRS_JWT_SECRET": secrets.token_urlsafe(40),
-            "PRS_NOTIFY_SECRET_KEY": secrets.token_urlsafe(40), "PRS_EMBEDDED_WORKER": "false",
-            "PRS_LOG_JSON": "false", "PRS_LOG_LEVEL": "WARNING", "PRS_ENVIRONMENT": "production",
-            "PRS_LLM_MAX_TOKENS": "12", "PRS_LLM_THREADS": "1", "PRS_LLM_CONTEXT": "1024",
-            "PRS_LLM_TIMEOUT_S": "60", "PRS_LLM_NODE_COOLDOWN_S": "3", "PRS_LLM_HEALTH_INTERVAL_S": "5",
-            "PRS_SUGGESTION_CASES": "2", "PRS_SUGGESTION_LEASE_S": "10", "PRS_SUGGESTION_RETRY_BASE_S": "1",
-            "PRS_SUGGESTION_RETRY_MAX_S": "5", "PRS_SUGGESTION_BACKLOG_MAX_AGE_S": "45",
-            "PRS_DATABASE_POOL_MAX": "6", "PRS_SHUTDOWN_DRAIN_S": "0", "PRS_LOGIN_RATE_LIMIT": "1000/minute",
-            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+def app_environment(
+    top: Topology, *, database_url: str, read_url: str, llm_urls: list[str], chroma_url: str, redis_url: str
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PRS_DATABASE_URL": database_url,
+        "PRS_DATABASE_READ_URL": read_url,
+        "PRS_LLM_NODES": ",".join(llm_urls),
+        "PRS_CHROMA_URL": chroma_url,
+        "PRS_RATE_LIMIT_STORAGE_URI": redis_url,
+        "PRS_RATE_LIMIT_KEY_PREFIX": f"drill-{uuid.uuid4().hex[:6]}",
+        "PRS_TRUSTED_PROXIES": "127.0.0.1/32",
+        "PRS_JWT_SECRET": secrets.token_urlsafe(40),
+        "PRS_NOTIFY_SECRET_KEY": secrets.token_urlsafe(40),
+        "PRS_EMBEDDED_WORKER": "false",
+        "PRS_LOG_JSON": "false",
+        "PRS_LOG_LEVEL": "WARNING",
+        "PRS_ENVIRONMENT": "production",
+        "PRS_LLM_MAX_TOKENS": "12",
+        "PRS_LLM_THREADS": "1",
+        "PRS_LLM_CONTEXT": "1024",
+        "PRS_LLM_TIMEOUT_S": "60",
+        "PRS_LLM_NODE_COOLDOWN_S": "3",
+        "PRS_LLM_HEALTH_INTERVAL_S": "5",
+        "PRS_SUGGESTION_CASES": "2",
+        "PRS_SUGGESTION_LEASE_S": "10",
+        "PRS_SUGGESTION_RETRY_BASE_S": "1",
+        "PRS_SUGGESTION_RETRY_MAX_S": "5",
+        "PRS_SUGGESTION_BACKLOG_MAX_AGE_S": "45",
+        "PRS_DATABASE_POOL_MAX": "6",
+        "PRS_SHUTDOWN_DRAIN_S": "0",
+        "PRS_LOGIN_RATE_LIMIT": "1000/minute",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+    }
 
 
 def prs(top: Topology, *args: str, timeout: float = 300) -> str:
-    done = subprocess.run([PYTHON, "-m", "backend.cli", *args], cwd=REPO_ROOT, env=top.app_env, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [PYTHON, "-m", "backend.cli", *args],
+        cwd=REPO_ROOT,
+        env=top.app_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"prs {' '.join(args[:2])} failed: {done.stderr[-2000:]}")
     return done.stdout
@@ -254,8 +350,11 @@ def start_app_processes(top: Topology, *, embedded: bool) -> None:
     """LLM nodes, API replicas and workers; waits until each serves."""
     for n, name in enumerate(top.llm_names):
         port = int(top.app_env["PRS_LLM_NODES"].split(",")[n].rsplit(":", 1)[1])
-        top.processes.start(name, [PYTHON, "-m", "backend.cli", "llm", "serve", "--port", str(port)],
-                            env=top.app_env | {"PRS_DATA_DIR": str(top.folder / name)})
+        top.processes.start(
+            name,
+            [PYTHON, "-m", "backend.cli", "llm", "serve", "--port", str(port)],
+            env=top.app_env | {"PRS_DATA_DIR": str(top.folder / name)},
+        )
     api_ports = []
     for name in top.api_names:
         port = free_port()
@@ -268,13 +367,17 @@ def start_app_processes(top: Topology, *, embedded: bool) -> None:
             argv.append("--no-worker")
         top.processes.start(name, argv, env=env)
     for name in top.worker_names:
-        top.processes.start(name, [PYTHON, "-m", "backend.cli", "worker"],
-                            env=top.app_env | {"PRS_DATA_DIR": str(top.folder / name)})
+        top.processes.start(
+            name, [PYTHON, "-m", "backend.cli", "worker"], env=top.app_env | {"PRS_DATA_DIR": str(top.folder / name)}
+        )
     for name, port in zip(top.api_names, api_ports):
         wait_http(f"http://127.0.0.1:{port}/health/live", timeout=600, process=top.processes.started[name])
     for n, name in enumerate(top.llm_names):
-        wait_http(top.app_env["PRS_LLM_NODES"].split(",")[n] + "/api/version", timeout=600,
-                  process=top.processes.started[name])
+        wait_http(
+            top.app_env["PRS_LLM_NODES"].split(",")[n] + "/api/version",
+            timeout=600,
+            process=top.processes.started[name],
+        )
     top.app_env["DRILL_API_PORTS"] = ",".join(map(str, api_ports))
 
 
@@ -282,14 +385,17 @@ def start_nginx(top: Topology, api_ports: list[int]) -> None:
     cert, key = make_certificate(top.folder)
     text = (REPO_ROOT / "nginx/nginx.conf").read_text()
     https, http, internal = free_port(), free_port(), free_port()
-    replacements = [("include mime.types;", "include /etc/nginx/mime.types;"),
-                    ("/var/log/nginx/access.log", str(top.folder / "logs/nginx-access.log")),
-                    ("/var/log/nginx/error.log", str(top.folder / "logs/nginx-error.log")),
-                    ("listen 80;", f"listen 127.0.0.1:{http};"),
-                    ("listen 443 ssl http2;", f"listen 127.0.0.1:{https} ssl http2;"),
-                    ("listen 8081;", f"listen 127.0.0.1:{internal};"),
-                    ("/etc/nginx/tls/prs.crt", str(cert)), ("/etc/nginx/tls/prs.key", str(key)),
-                    ("include proxy.conf;", f"include {REPO_ROOT / 'nginx/proxy.conf'};")]
+    replacements = [
+        ("include mime.types;", "include /etc/nginx/mime.types;"),
+        ("/var/log/nginx/access.log", str(top.folder / "logs/nginx-access.log")),
+        ("/var/log/nginx/error.log", str(top.folder / "logs/nginx-error.log")),
+        ("listen 80;", f"listen 127.0.0.1:{http};"),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{https} ssl http2;"),
+        ("listen 8081;", f"listen 127.0.0.1:{internal};"),
+        ("/etc/nginx/tls/prs.crt", str(cert)),
+        ("/etc/nginx/tls/prs.key", str(key)),
+        ("include proxy.conf;", f"include {REPO_ROOT / 'nginx/proxy.conf'};"),
+    ]
     for old, new in replacements:
         if old not in text:
             raise RuntimeError(f"nginx/nginx.conf no longer contains {old!r}: update deploy/ha/drill.py")
@@ -315,6 +421,7 @@ def start_nginx(top: Topology, api_ports: list[int]) -> None:
 
 
 # --- load ---------------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Attempt:
@@ -358,17 +465,22 @@ async def send(client: httpx.AsyncClient, load: Load, method: str, path: str, *,
         delay = min(delay * 2, 2.0)
 
 
-async def writer(client: httpx.AsyncClient, load: Load, headers: dict, stop: asyncio.Event, number: int,
-                 interval: float) -> None:
+async def writer(
+    client: httpx.AsyncClient, load: Load, headers: dict, stop: asyncio.Event, number: int, interval: float
+) -> None:
     sequence = 0
     while not stop.is_set():
         sequence += 1
         key = f"drill-{number}-{sequence}-{uuid.uuid4().hex[:8]}"
-        body = {"title": f"Fallo en línea {number} [{key}]", "area": AREAS[sequence % len(AREAS)],
-                "description": f"La máquina {sequence} de la línea {number} se detiene con alarma E-{4000 + sequence}.",
-                "priority": "low"}
-        reply = await send(client, load, "POST", "/api/v1/incidents", json=body,
-                           headers=headers | {"Idempotency-Key": key})
+        body = {
+            "title": f"Fallo en línea {number} [{key}]",
+            "area": AREAS[sequence % len(AREAS)],
+            "description": f"La máquina {sequence} de la línea {number} se detiene con alarma E-{4000 + sequence}.",
+            "priority": "low",
+        }
+        reply = await send(
+            client, load, "POST", "/api/v1/incidents", json=body, headers=headers | {"Idempotency-Key": key}
+        )
         if reply is not None and reply.status_code == 201:
             load.accepted[key] = reply.json()["id"]
         elif reply is not None and reply.status_code < 500:
@@ -443,8 +555,10 @@ async def run_load(top: Topology, profile: Profile, headers: dict) -> tuple[Load
     load, stop = Load(), asyncio.Event()
     async with httpx.AsyncClient(base_url=top.base_url, verify=top.verify, timeout=httpx.Timeout(30)) as client:
         started = time.monotonic()
-        tasks = [asyncio.create_task(writer(client, load, headers, stop, n, profile.write_interval_s))
-                 for n in range(profile.writers)]
+        tasks = [
+            asyncio.create_task(writer(client, load, headers, stop, n, profile.write_interval_s))
+            for n in range(profile.writers)
+        ]
         tasks += [asyncio.create_task(reader(client, load, headers, stop)) for _ in range(profile.readers)]
         fault_times: list[tuple[str, float]] = []
         for offset, fault in profile.faults:
@@ -464,14 +578,17 @@ async def run_load(top: Topology, profile: Profile, headers: dict) -> tuple[Load
 
 # --- checks ---------------------------------------------------------------------------------------------------------
 
+
 async def check_outcome(top: Topology, load: Load, settle_s: float) -> dict:
     """Lost and duplicated incidents, suggestions finished once (after the backlog settles), the audit chain."""
     import asyncpg
 
     conn = await asyncpg.connect(top.database_url)
     try:
-        rows = await conn.fetch("SELECT id, substring(title from '\\[(drill-[^]]+)\\]') AS key FROM incidents "
-                                "WHERE title LIKE 'Fallo en línea %'")
+        rows = await conn.fetch(
+            "SELECT id, substring(title from '\\[(drill-[^]]+)\\]') AS key FROM incidents "
+            "WHERE title LIKE 'Fallo en línea %'"
+        )
         by_key: dict[str, list[int]] = {}
         for row in rows:
             by_key.setdefault(row["key"], []).append(row["id"])
@@ -484,38 +601,64 @@ async def check_outcome(top: Topology, load: Load, settle_s: float) -> dict:
                 break
             await asyncio.sleep(2)
         states = dict(await conn.fetch("SELECT status, count(*) FROM suggestions GROUP BY status"))
-        without = await conn.fetchval("SELECT count(*) FROM incidents i WHERE NOT EXISTS "
-                                      "(SELECT 1 FROM suggestions s WHERE s.incident_id = i.id)")
+        without = await conn.fetchval(
+            "SELECT count(*) FROM incidents i WHERE NOT EXISTS (SELECT 1 FROM suggestions s WHERE s.incident_id = i.id)"
+        )
         ready_twice = await conn.fetchval(
             "SELECT count(*) FROM (SELECT resource_id FROM audit_log WHERE action = 'suggestion.ready' "
-            "GROUP BY resource_id HAVING count(*) > 1) twice")
+            "GROUP BY resource_id HAVING count(*) > 1) twice"
+        )
     finally:
         await conn.close()
-    verified = subprocess.run([PYTHON, "-m", "backend.cli", "audit", "verify"], cwd=REPO_ROOT, env=top.app_env,
-                              capture_output=True, text=True, timeout=600)
+    verified = subprocess.run(
+        [PYTHON, "-m", "backend.cli", "audit", "verify"],
+        cwd=REPO_ROOT,
+        env=top.app_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     audit = json.loads(verified.stdout.strip().splitlines()[-1]) if verified.stdout.strip() else {}
     unfinished = states.get("pending", 0) + states.get("generating", 0)
-    return {"lost": lost, "duplicates": duplicates,
-            "suggestions": {"ready": states.get("ready", 0), "skipped": states.get("skipped", 0),
-                            "failed": states.get("failed", 0), "unfinished": unfinished, "missing": without,
-                            "finished_twice": ready_twice},
-            "audit_chain_ok": verified.returncode == 0 and bool(audit.get("ok")),
-            "audit_rows_checked": audit.get("rows_checked")}
+    return {
+        "lost": lost,
+        "duplicates": duplicates,
+        "suggestions": {
+            "ready": states.get("ready", 0),
+            "skipped": states.get("skipped", 0),
+            "failed": states.get("failed", 0),
+            "unfinished": unfinished,
+            "missing": without,
+            "finished_twice": ready_twice,
+        },
+        "audit_chain_ok": verified.returncode == 0 and bool(audit.get("ok")),
+        "audit_rows_checked": audit.get("rows_checked"),
+    }
 
 
 def report(load: Load, recovery: dict[str, float], duration: float, outcome: dict, profile_name: str) -> dict:
     latencies = sorted(load.latencies_ms) or [0.0]
     p99_index = min(len(latencies) - 1, max(0, int(round(0.99 * len(latencies))) - 1))
-    return {"profile": profile_name, "requests": load.requests, "accepted": len(load.accepted), "failed": load.failed,
-            "lost": outcome["lost"], "duplicates": outcome["duplicates"],
-            "p50_ms": round(statistics.median(latencies), 1), "p99_ms": round(latencies[p99_index], 1),
-            "rps": round(load.requests / duration, 2) if duration else 0.0,
-            "recovery_s": recovery, "retried_attempts": sum(1 for a in load.attempts if not a.ok),
-            "suggestions": outcome["suggestions"], "audit_chain_ok": outcome["audit_chain_ok"],
-            "duration_s": round(duration, 1)}
+    return {
+        "profile": profile_name,
+        "requests": load.requests,
+        "accepted": len(load.accepted),
+        "failed": load.failed,
+        "lost": outcome["lost"],
+        "duplicates": outcome["duplicates"],
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[p99_index], 1),
+        "rps": round(load.requests / duration, 2) if duration else 0.0,
+        "recovery_s": recovery,
+        "retried_attempts": sum(1 for a in load.attempts if not a.ok),
+        "suggestions": outcome["suggestions"],
+        "audit_chain_ok": outcome["audit_chain_ok"],
+        "duration_s": round(duration, 1),
+    }
 
 
 # --- the drill --------------------------------------------------------------------------------------------------
+
 
 async def login(top: Topology, username: str, password: str) -> dict[str, str]:
     async with httpx.AsyncClient(base_url=top.base_url, verify=top.verify, timeout=30) as client:
@@ -527,8 +670,9 @@ async def login(top: Topology, username: str, password: str) -> dict[str, str]:
 def build(top: Topology, profile_name: str) -> None:
     profile = top.profile
     redis_port, chroma_port = free_port(), free_port()
-    top.processes.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no"])
+    top.processes.start(
+        "redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    )
     llm_urls = [f"http://127.0.0.1:{free_port()}" for _ in range(profile.llm_nodes)]
     top.llm_names = [f"llm{n + 1}" for n in range(profile.llm_nodes)]
     top.api_names = [f"api{n + 1}" for n in range(profile.api_replicas)]
@@ -537,25 +681,41 @@ def build(top: Topology, profile_name: str) -> None:
     if profile_name == "baseline":
         server = os.environ.get("PRS_DRILL_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
         top.database_url = f"{server}/{database}"
-        top.app_env = app_environment(top, database_url=top.database_url, read_url="", llm_urls=llm_urls,
-                                      chroma_url="", redis_url="memory://")
+        top.app_env = app_environment(
+            top, database_url=top.database_url, read_url="", llm_urls=llm_urls, chroma_url="", redis_url="memory://"
+        )
     else:
         etcd_hosts = start_etcd(top)
         password = secrets.token_urlsafe(18)
         log("starting Patroni (2 nodes) and waiting for the synchronous standby")
         pg_ports = start_patroni(top, etcd_hosts, password)
         hosts = ",".join(f"127.0.0.1:{p}" for p in pg_ports)
-        top.database_url = (f"postgresql://postgres:{password}@{hosts}/{database}"
-                            "?target_session_attrs=read-write")
-        read_url = (f"postgresql://postgres:{password}@{hosts}/{database}"
-                    "?target_session_attrs=prefer-standby")
-        top.processes.start("chroma", [str(Path(PYTHON).parent / "chroma"), "run", "--path",
-                                       str(top.folder / "chroma"), "--host", "127.0.0.1", "--port", str(chroma_port)])
-        top.app_env = app_environment(top, database_url=top.database_url, read_url=read_url, llm_urls=llm_urls,
-                                      chroma_url=f"http://127.0.0.1:{chroma_port}",
-                                      redis_url=f"redis://127.0.0.1:{redis_port}")
-        wait_http(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", timeout=120,
-                  process=top.processes.started["chroma"])
+        top.database_url = f"postgresql://postgres:{password}@{hosts}/{database}?target_session_attrs=read-write"
+        read_url = f"postgresql://postgres:{password}@{hosts}/{database}?target_session_attrs=prefer-standby"
+        top.processes.start(
+            "chroma",
+            [
+                str(Path(PYTHON).parent / "chroma"),
+                "run",
+                "--path",
+                str(top.folder / "chroma"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(chroma_port),
+            ],
+        )
+        top.app_env = app_environment(
+            top,
+            database_url=top.database_url,
+            read_url=read_url,
+            llm_urls=llm_urls,
+            chroma_url=f"http://127.0.0.1:{chroma_port}",
+            redis_url=f"redis://127.0.0.1:{redis_port}",
+        )
+        wait_http(
+            f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", timeout=120, process=top.processes.started["chroma"]
+        )
     log("migrating and creating the drill's account")
     prs(top, "migrate")
 
@@ -572,8 +732,10 @@ async def drill(profile_name: str) -> dict:
         build(top, profile_name)
         password = "Drill-" + secrets.token_urlsafe(12) + "a1A"
         prs(top, "user", "create", "--username", "drill", "--password", password, "--role", "reporter")
-        log(f"starting {len(top.llm_names)} LLM node(s), {len(top.api_names)} API replica(s), "
-            f"{len(top.worker_names)} worker(s)")
+        log(
+            f"starting {len(top.llm_names)} LLM node(s), {len(top.api_names)} API replica(s), "
+            f"{len(top.worker_names)} worker(s)"
+        )
         start_app_processes(top, embedded=profile_name == "baseline")
         api_ports = [int(p) for p in top.app_env["DRILL_API_PORTS"].split(",")]
         if profile_name == "baseline":
@@ -591,9 +753,18 @@ async def drill(profile_name: str) -> dict:
         for name in top.patroni_rest:
             processes.kill_postgres(folder / name / "data")
         if profile_name == "baseline" and top.database_url:
-            subprocess.run([PYTHON, "-c", "import asyncio, sys; from backend.db import drop_database; "
-                            "asyncio.run(drop_database(sys.argv[1]))", top.database_url], cwd=REPO_ROOT,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                [
+                    PYTHON,
+                    "-c",
+                    "import asyncio, sys; from backend.db import drop_database; "
+                    "asyncio.run(drop_database(sys.argv[1]))",
+                    top.database_url,
+                ],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                timeout=120,
+            )
         if keep:
             log(f"kept {folder}")
         else:

@@ -36,7 +36,8 @@ async def _rewrite_history(pool) -> None:
 
 
 async def test_a_consistently_rewritten_chain_passes_the_plain_check_but_the_anchored_one_names_the_anchor(
-        backup_world: BackupWorld):
+    backup_world: BackupWorld,
+):
     pool = backup_world.services.pool
     anchors = backup_world.services.backups.anchors
     await seed_incidents(backup_world, count=3)

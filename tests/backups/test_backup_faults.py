@@ -63,8 +63,9 @@ async def test_verify_names_a_truncated_object(backup_world: BackupWorld):
     report = await service.verify(manifest.backup_id)
 
     assert not report["ok"]
-    assert report["problems"] == [f"{VECTORS_OBJECT}: stored size {len(data) // 2} bytes, manifest says "
-                                  f"{len(data)} (truncated?)"]
+    assert report["problems"] == [
+        f"{VECTORS_OBJECT}: stored size {len(data) // 2} bytes, manifest says {len(data)} (truncated?)"
+    ]
 
 
 async def test_wrong_key_is_refused_before_the_target_database_is_created(backup_world: BackupWorld):
@@ -74,8 +75,9 @@ async def test_wrong_key_is_refused_before_the_target_database_is_created(backup
     target = with_database(backup_world.database_url, backup_world.database_url.rsplit("/", 1)[1] + "_wrongkey")
 
     with pytest.raises(WrongEncryptionKey, match="does not open this backup"):
-        await restore_backup(other, service.catalog, manifest.backup_id, RestoreTarget(database_url=target),
-                             work_dir=service.work_dir())
+        await restore_backup(
+            other, service.catalog, manifest.backup_id, RestoreTarget(database_url=target), work_dir=service.work_dir()
+        )
 
     assert not await _database_exists(target)
     result = await asyncio.to_thread(run_prs, other, "backup", "verify", manifest.backup_id)
@@ -83,16 +85,21 @@ async def test_wrong_key_is_refused_before_the_target_database_is_created(backup
 
 
 async def test_create_refuses_to_run_without_a_long_enough_key(backup_world: BackupWorld):
-    result = await asyncio.to_thread(run_prs, backup_world.settings_with(backup_encryption_key="too short"),
-                                     "backup", "create")
+    result = await asyncio.to_thread(
+        run_prs, backup_world.settings_with(backup_encryption_key="too short"), "backup", "create"
+    )
     assert result.returncode == 1
     assert "PRS_BACKUP_ENCRYPTION_KEY must be a passphrase of at least 32 characters" in result.stderr
     assert await _service(backup_world).list_backups() == []
     # A scheduled run without a key is a failed run at once (no retries), counted for the alert.
     metrics = BackupMetrics(None)
-    keyless = build_backup_service(backup_world.settings_with(backup_encryption_key=""),
-                                   pool=backup_world.services.pool, clock=backup_world.clock, vector_store=None,
-                                   metrics=metrics)
+    keyless = build_backup_service(
+        backup_world.settings_with(backup_encryption_key=""),
+        pool=backup_world.services.pool,
+        clock=backup_world.clock,
+        vector_store=None,
+        metrics=metrics,
+    )
     with pytest.raises(EncryptionKeyMissing):
         await keyless.create(tier="hourly", attempts=3, trigger="schedule")
     runs = await keyless.recent_runs(5)
@@ -101,13 +108,18 @@ async def test_create_refuses_to_run_without_a_long_enough_key(backup_world: Bac
     assert metrics.failures.labels("hourly")._value.get() == 1
 
 
-async def test_storage_down_is_retried_with_backoff_recorded_as_failed_audited_and_counted(
-        backup_world: BackupWorld):
-    settings = backup_world.settings_with(backup_s3_endpoint=f"127.0.0.1:{free_port()}", backup_retry_base_s=0.5,
-                                          backup_s3_timeout_s=1.0)
+async def test_storage_down_is_retried_with_backoff_recorded_as_failed_audited_and_counted(backup_world: BackupWorld):
+    settings = backup_world.settings_with(
+        backup_s3_endpoint=f"127.0.0.1:{free_port()}", backup_retry_base_s=0.5, backup_s3_timeout_s=1.0
+    )
     metrics = BackupMetrics(None)
-    down = build_backup_service(settings, pool=backup_world.services.pool, clock=backup_world.clock,
-                                vector_store=backup_world.services.vector_store, metrics=metrics)
+    down = build_backup_service(
+        settings,
+        pool=backup_world.services.pool,
+        clock=backup_world.clock,
+        vector_store=backup_world.services.vector_store,
+        metrics=metrics,
+    )
     slept: list[float] = []
 
     async def record_sleep(seconds: float) -> None:
@@ -128,20 +140,22 @@ async def test_storage_down_is_retried_with_backoff_recorded_as_failed_audited_a
     assert await _service(backup_world).list_backups() == []
 
 
-async def test_wrong_credentials_are_a_clear_error_and_a_failed_run(backup_world: BackupWorld,
-                                                                    s3_server_checking_credentials):
+async def test_wrong_credentials_are_a_clear_error_and_a_failed_run(
+    backup_world: BackupWorld, s3_server_checking_credentials
+):
     settings = backup_world.settings_with(backup_s3_endpoint=s3_server_checking_credentials.endpoint)
     result = await asyncio.to_thread(run_prs, settings, "backup", "create")
 
     assert result.returncode == 1
-    assert f"backup storage {s3_server_checking_credentials.endpoint}: create bucket prs-backups failed: " \
-           "AccessDenied" in result.stderr
+    assert (
+        f"backup storage {s3_server_checking_credentials.endpoint}: create bucket prs-backups failed: "
+        "AccessDenied" in result.stderr
+    )
     runs = await _service(backup_world).recent_runs(1)
     assert (runs[0]["status"], runs[0]["error"].startswith("StorageError")) == ("failed", True)
 
 
-async def test_a_backup_without_its_manifest_is_never_listed_and_prune_removes_the_leftovers(
-        backup_world: BackupWorld):
+async def test_a_backup_without_its_manifest_is_never_listed_and_prune_removes_the_leftovers(backup_world: BackupWorld):
     service = _service(backup_world)
     kept = await service.create(tier="daily")
     assert (await service.verify(kept.backup_id))["ok"]  # the newest verified daily: kept whatever its age
@@ -166,13 +180,19 @@ async def test_restore_refuses_a_backup_from_a_newer_schema_naming_both_levels(b
     manifest = await service.create(tier="daily")
     newer = Manifest.from_json(manifest.to_json())
     newer.schema_level = 999
-    service.store.upload_bytes(service.catalog.bucket, service.catalog.object_name(manifest.backup_id, MANIFEST),
-                               newer.to_json())
+    service.store.upload_bytes(
+        service.catalog.bucket, service.catalog.object_name(manifest.backup_id, MANIFEST), newer.to_json()
+    )
     target = backup_world.database_url + "_newer"
 
     with pytest.raises(RestoreRefused, match=f"schema level 999, newer than this release's {code_schema_level()}"):
-        await restore_backup(backup_world.settings, service.catalog, manifest.backup_id,
-                             RestoreTarget(database_url=target), work_dir=service.work_dir())
+        await restore_backup(
+            backup_world.settings,
+            service.catalog,
+            manifest.backup_id,
+            RestoreTarget(database_url=target),
+            work_dir=service.work_dir(),
+        )
     assert not await _database_exists(target)
 
 
@@ -182,22 +202,30 @@ async def test_a_backup_from_an_older_schema_taken_from_a_standby_is_migrated_fo
     await ensure_database(old)
     conn = await connect(old)
     try:
-        await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-                           "applied_at timestamptz NOT NULL DEFAULT now())")
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         for version, name, sql in migration_files()[:3]:
             await conn.execute(sql)
             await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
     finally:
         await conn.close()
     settings = backup_world.settings_with(backup_source_database_url=old)
-    service = build_backup_service(settings, pool=backup_world.services.pool, clock=backup_world.clock,
-                                   vector_store=None, metrics=None)
+    service = build_backup_service(
+        settings, pool=backup_world.services.pool, clock=backup_world.clock, vector_store=None, metrics=None
+    )
     try:
         manifest = await service.create(tier="daily")
         assert (manifest.schema_level, manifest.source) == (3, "standby")
 
-        report = await restore_backup(settings, service.catalog, manifest.backup_id,
-                                      RestoreTarget(database_url=target), work_dir=service.work_dir())
+        report = await restore_backup(
+            settings,
+            service.catalog,
+            manifest.backup_id,
+            RestoreTarget(database_url=target),
+            work_dir=service.work_dir(),
+        )
 
         assert report["ok"], report["problems"]
         assert report["schema_level"] == {"backup": 3, "restored": code_schema_level()}
@@ -218,10 +246,20 @@ async def test_restore_refuses_a_database_with_tables_unless_forced(backup_world
     await conn.close()
     try:
         with pytest.raises(RestoreRefused, match="not empty"):
-            await restore_backup(backup_world.settings, service.catalog, manifest.backup_id,
-                                 RestoreTarget(database_url=target), work_dir=service.work_dir())
-        report = await restore_backup(backup_world.settings, service.catalog, "latest",
-                                      RestoreTarget(database_url=target, force=True), work_dir=service.work_dir())
+            await restore_backup(
+                backup_world.settings,
+                service.catalog,
+                manifest.backup_id,
+                RestoreTarget(database_url=target),
+                work_dir=service.work_dir(),
+            )
+        report = await restore_backup(
+            backup_world.settings,
+            service.catalog,
+            "latest",
+            RestoreTarget(database_url=target, force=True),
+            work_dir=service.work_dir(),
+        )
         assert report["ok"] and report["backup_id"] == manifest.backup_id
         conn = await connect(target)
         try:
@@ -235,8 +273,9 @@ async def test_restore_refuses_a_database_with_tables_unless_forced(backup_world
 async def test_a_scheduled_run_with_storage_down_is_a_failed_and_counted_run(backup_world: BackupWorld):
     settings = backup_world.settings_with(backup_s3_endpoint=f"127.0.0.1:{free_port()}", backup_s3_timeout_s=1.0)
     metrics = BackupMetrics(None)
-    down = build_backup_service(settings, pool=backup_world.services.pool, clock=backup_world.clock,
-                                vector_store=None, metrics=metrics)
+    down = build_backup_service(
+        settings, pool=backup_world.services.pool, clock=backup_world.clock, vector_store=None, metrics=metrics
+    )
 
     with pytest.raises(StorageError):
         await down.scheduled_run(backup_world.clock.now())

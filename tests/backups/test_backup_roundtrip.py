@@ -13,12 +13,25 @@ from backups.database import database_facts
 from tests.fixtures.backups import BackupWorld, run_prs, seed_incidents
 
 QUERIES = [
-    "conveyor motor overheating", "alarm E-4021 belt stops", "hydraulic press leaking oil", "label printer jams",
-    "forklift battery does not charge", "network switch down in the warehouse", "PLC communication lost",
-    "compressor pressure too low", "robot arm stops with a servo fault", "scale shows wrong weight",
-    "cinta transportadora sobrecalentada", "fuga de aceite en la prensa", "impresora de etiquetas atascada",
-    "pérdida de comunicación con el PLC", "sensor de temperatura no responde", "vibration in the pump bearing",
-    "quality camera rejects good parts", "air conditioning failure in the server room", "barcode scanner offline",
+    "conveyor motor overheating",
+    "alarm E-4021 belt stops",
+    "hydraulic press leaking oil",
+    "label printer jams",
+    "forklift battery does not charge",
+    "network switch down in the warehouse",
+    "PLC communication lost",
+    "compressor pressure too low",
+    "robot arm stops with a servo fault",
+    "scale shows wrong weight",
+    "cinta transportadora sobrecalentada",
+    "fuga de aceite en la prensa",
+    "impresora de etiquetas atascada",
+    "pérdida de comunicación con el PLC",
+    "sensor de temperatura no responde",
+    "vibration in the pump bearing",
+    "quality camera rejects good parts",
+    "air conditioning failure in the server room",
+    "barcode scanner offline",
     "welding robot misaligned",
 ]
 
@@ -33,7 +46,8 @@ async def similar_top10(world_services) -> list[list[tuple[int, float]]]:
 
 
 async def test_create_drop_restore_gives_identical_counts_audit_head_chain_and_similar_incidents(
-        backup_world: BackupWorld, encoder):
+    backup_world: BackupWorld, encoder
+):
     from backend.container import build_container
 
     world = backup_world
@@ -51,8 +65,17 @@ async def test_create_drop_restore_gives_identical_counts_audit_head_chain_and_s
     await drop_database(world.database_url)
 
     restore_dir = world.tmp_path / "restored"
-    restored = await asyncio.to_thread(run_prs, world.settings, "backup", "restore", backup_id, "--database-url",
-                                       world.database_url, "--data-dir", str(restore_dir))
+    restored = await asyncio.to_thread(
+        run_prs,
+        world.settings,
+        "backup",
+        "restore",
+        backup_id,
+        "--database-url",
+        world.database_url,
+        "--data-dir",
+        str(restore_dir),
+    )
     assert restored.returncode == 0, restored.stderr
     report = json.loads(restored.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["vectors"]["pending_rebuild"] == 0
@@ -63,13 +86,15 @@ async def test_create_drop_restore_gives_identical_counts_audit_head_chain_and_s
     verified = await asyncio.to_thread(run_prs, world.settings, "audit", "verify")
     assert verified.returncode == 0 and json.loads(verified.stdout)["head_hash"] == before_facts.audit_head["hash"]
 
-    world.services = await build_container(world.settings_with(data_dir=restore_dir), clock=world.clock,
-                                          encoder=encoder)
+    world.services = await build_container(
+        world.settings_with(data_dir=restore_dir), clock=world.clock, encoder=encoder
+    )
     assert await similar_top10(world.services) == before_similar
 
 
 async def test_backup_taken_while_incidents_are_written_has_every_incident_with_its_audit_rows(
-        backup_world: BackupWorld):
+    backup_world: BackupWorld,
+):
     from backend.context import system_context
     from backend.incidents.schemas import IncidentCreate
 
@@ -81,9 +106,15 @@ async def test_backup_taken_while_incidents_are_written_has_every_incident_with_
     async def keep_writing() -> None:
         nonlocal written
         while not stop.is_set():
-            await world.services.incidents.create(system_context("writer"), IncidentCreate(
-                title=f"Pump {written} vibrating", description="Bearing noise at station 4.", area="production",
-                priority="medium"))
+            await world.services.incidents.create(
+                system_context("writer"),
+                IncidentCreate(
+                    title=f"Pump {written} vibrating",
+                    description="Bearing noise at station 4.",
+                    area="production",
+                    priority="medium",
+                ),
+            )
             written += 1
 
     writer = asyncio.create_task(keep_writing())
@@ -100,8 +131,13 @@ async def test_backup_taken_while_incidents_are_written_has_every_incident_with_
     target = world.database_url + "_copy"
     from backups.restore import RestoreTarget, restore_backup
 
-    restored = await restore_backup(world.settings, service.catalog, manifest.backup_id,
-                                    RestoreTarget(database_url=target), work_dir=service.work_dir())
+    restored = await restore_backup(
+        world.settings,
+        service.catalog,
+        manifest.backup_id,
+        RestoreTarget(database_url=target),
+        work_dir=service.work_dir(),
+    )
     try:
         assert restored["ok"], restored["problems"]
         pool = await create_pool(target, min_size=1, max_size=2)
@@ -110,7 +146,8 @@ async def test_backup_taken_while_incidents_are_written_has_every_incident_with_
                 orphans = await conn.fetchval(
                     """SELECT count(*) FROM incidents i WHERE NOT EXISTS (
                            SELECT 1 FROM audit_log a WHERE a.resource_type = 'incident'
-                              AND a.resource_id = i.id::text AND a.action = 'incident.created')""")
+                              AND a.resource_id = i.id::text AND a.action = 'incident.created')"""
+                )
                 incidents = await conn.fetchval("SELECT count(*) FROM incidents")
             assert (await verify_chain(pool))["ok"]
         finally:
@@ -121,7 +158,8 @@ async def test_backup_taken_while_incidents_are_written_has_every_incident_with_
 
 
 async def test_restore_puts_the_vectors_into_a_named_chroma_server_and_refuses_a_non_empty_one(
-        backup_world: BackupWorld, chroma_server_url):
+    backup_world: BackupWorld, chroma_server_url
+):
     from backups.restore import RestoreRefused, RestoreTarget, restore_backup
 
     world = backup_world
@@ -132,14 +170,22 @@ async def test_restore_puts_the_vectors_into_a_named_chroma_server_and_refuses_a
     settings = world.settings_with(chroma_collection=f"restore_{manifest.backup_id[-6:]}")
     target = world.database_url + "_chroma"
     try:
-        report = await restore_backup(settings, service.catalog, manifest.backup_id,
-                                      RestoreTarget(database_url=target, chroma_url=chroma_server_url),
-                                      work_dir=service.work_dir())
+        report = await restore_backup(
+            settings,
+            service.catalog,
+            manifest.backup_id,
+            RestoreTarget(database_url=target, chroma_url=chroma_server_url),
+            work_dir=service.work_dir(),
+        )
         assert report["ok"] and report["vectors"]["restored"] == manifest.vectors["count"] > 40
         assert report["vectors"]["pending_rebuild"] == 0
         with pytest.raises(RestoreRefused, match="vector store is not empty"):
-            await restore_backup(settings, service.catalog, manifest.backup_id,
-                                 RestoreTarget(database_url=target + "_again", chroma_url=chroma_server_url),
-                                 work_dir=service.work_dir())
+            await restore_backup(
+                settings,
+                service.catalog,
+                manifest.backup_id,
+                RestoreTarget(database_url=target + "_again", chroma_url=chroma_server_url),
+                work_dir=service.work_dir(),
+            )
     finally:
         await drop_database(target)

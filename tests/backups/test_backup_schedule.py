@@ -27,8 +27,11 @@ def _workers(world: BackupWorld, count: int) -> list[PeriodicScheduler]:
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of a Prometheus exposition by (name, sorted labels)."""
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 async def _count(world: BackupWorld, sql: str) -> int:
@@ -37,7 +40,8 @@ async def _count(world: BackupWorld, sql: str) -> int:
 
 
 async def test_three_workers_take_one_backup_per_hour_of_the_due_tier_and_verify_all_but_hourly(
-        backup_world: BackupWorld):
+    backup_world: BackupWorld,
+):
     world = backup_world
     await seed_incidents(world, count=1)
     workers = _workers(world, 3)
@@ -56,7 +60,8 @@ async def test_three_workers_take_one_backup_per_hour_of_the_due_tier_and_verify
 
 
 async def test_metrics_show_last_success_size_and_verify_result_and_every_process_reads_them_from_the_runs(
-        backup_world: BackupWorld):
+    backup_world: BackupWorld,
+):
     world = backup_world
     service = world.services.backups.service
     manifest = await service.create(tier="daily")
@@ -82,7 +87,8 @@ async def test_metrics_show_last_success_size_and_verify_result_and_every_proces
 
 
 async def test_prune_deletes_expired_backups_from_storage_and_keeps_a_tiers_newest_verified_one(
-        backup_world: BackupWorld):
+    backup_world: BackupWorld,
+):
     world = backup_world
     service = world.services.backups.service
     old_verified = await service.create(tier="daily")

@@ -26,8 +26,9 @@ async def client(backup_world: BackupWorld) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _headers(world: BackupWorld, http: httpx.AsyncClient, role: str) -> dict[str, str]:
-    await world.services.auth.create_user(system_context("test"), UserCreate(username=role, password=PASSWORD,
-                                                                             role=role))
+    await world.services.auth.create_user(
+        system_context("test"), UserCreate(username=role, password=PASSWORD, role=role)
+    )
     reply = await http.post("/api/v1/auth/token", data={"username": role, "password": PASSWORD})
     assert reply.status_code == 200, reply.text
     return {"Authorization": f"Bearer {reply.json()['access_token']}"}
@@ -60,8 +61,12 @@ async def test_bad_tier_is_422_naming_the_field_and_people_below_admin_get_403(b
 
     bad = await client.post("/api/v1/backups", json={"tier": "yearly"}, headers=admin)
     assert bad.status_code == 422 and bad.json()["field"] == "tier"
-    for method, path in (("GET", "/api/v1/backups"), ("POST", "/api/v1/backups"),
-                         ("GET", "/api/v1/backups/verification"), ("GET", "/api/v1/backups/runs")):
+    for method, path in (
+        ("GET", "/api/v1/backups"),
+        ("POST", "/api/v1/backups"),
+        ("GET", "/api/v1/backups/verification"),
+        ("GET", "/api/v1/backups/runs"),
+    ):
         assert (await client.request(method, path, json={}, headers=supervisor)).status_code == 403
     assert (await client.get("/api/v1/backups")).status_code == 401
 
@@ -76,10 +81,13 @@ async def test_without_storage_configured_the_endpoints_answer_409_and_with_stor
             assert reply.status_code == 409
             assert reply.json()["error"] == "Conflict" and "PRS_BACKUP_S3_ENDPOINT" in reply.json()["detail"]
 
-        down = build_backup_service(backup_world.settings_with(backup_s3_endpoint=f"127.0.0.1:{free_port()}",
-                                                               backup_s3_timeout_s=1.0),
-                                    pool=backup_world.services.pool, clock=backup_world.clock, vector_store=None,
-                                    metrics=None)
+        down = build_backup_service(
+            backup_world.settings_with(backup_s3_endpoint=f"127.0.0.1:{free_port()}", backup_s3_timeout_s=1.0),
+            pool=backup_world.services.pool,
+            clock=backup_world.clock,
+            vector_store=None,
+            metrics=None,
+        )
         backup_world.services.backups = Backups(metrics=configured.metrics, service=down, anchors=None)
         for method, path in (("GET", "/api/v1/backups"), ("POST", "/api/v1/backups")):
             reply = await client.request(method, path, json={}, headers=admin)

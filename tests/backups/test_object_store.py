@@ -13,8 +13,15 @@ from tests.fixtures.backups import S3Server
 
 
 def _store(server: S3Server) -> ObjectStore:
-    return ObjectStore(endpoint=server.endpoint, access_key="testing", secret_key="testing", secure=False,
-                       region="us-east-1", timeout_s=10, part_bytes=5 * 1024 * 1024)
+    return ObjectStore(
+        endpoint=server.endpoint,
+        access_key="testing",
+        secret_key="testing",
+        secure=False,
+        region="us-east-1",
+        timeout_s=10,
+        part_bytes=5 * 1024 * 1024,
+    )
 
 
 def test_a_file_larger_than_a_part_goes_up_in_parts_and_comes_back_identical(s3_server, tmp_path):
@@ -36,8 +43,13 @@ def test_a_locked_object_version_cannot_be_deleted_before_its_retention_ends(s3_
     s3_server.reset()
     store = _store(s3_server)
     store.ensure_bucket("prs-anchors", object_lock=True)
-    store.upload_locked("prs-anchors", "anchors/a.json", b'{"seq": 1}',
-                        until=datetime.now(timezone.utc) + timedelta(days=1), compliance=True)
+    store.upload_locked(
+        "prs-anchors",
+        "anchors/a.json",
+        b'{"seq": 1}',
+        until=datetime.now(timezone.utc) + timedelta(days=1),
+        compliance=True,
+    )
     [version] = store.list_versions("prs-anchors", "anchors/")
 
     with pytest.raises(StorageError, match="AccessDenied"):

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-ALERTMANAGER = (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-                or "/usr/bin/prometheus-alertmanager")
+ALERTMANAGER = (
+    shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or "/usr/bin/prometheus-alertmanager"
+)
 TEST_FOR = "3s"
 ALERT = "PRSLLMAllNodesDown"
 
@@ -62,8 +63,10 @@ def prometheus_config(target: Path, *, rules: Path, api: str, node: str, alertma
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
         "rule_files": [str(rules)],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [{"job_name": "prs-api", "static_configs": [{"targets": [api]}]},
-                           {"job_name": "prs-llm", "static_configs": [{"targets": [node]}]}],
+        "scrape_configs": [
+            {"job_name": "prs-api", "static_configs": [{"targets": [api]}]},
+            {"job_name": "prs-llm", "static_configs": [{"targets": [node]}]},
+        ],
     }
     target.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -109,42 +112,73 @@ async def wait_until(predicate, *, timeout: float, what: str, logs: list[Path]):
 
 
 async def test_llm_node_down_becomes_an_incident_and_its_recovery_is_recorded(
-        services, clean_state, app_settings, llm_node_factory, tmp_path):
-    key = await services.api_keys.create(system_context("test"), ApiKeyCreate(
-        name="alertmanager", owner_email="ops@example.com", permissions=["write"], rate_limit_per_minute=1000))
+    services, clean_state, app_settings, llm_node_factory, tmp_path
+):
+    key = await services.api_keys.create(
+        system_context("test"),
+        ApiKeyCreate(
+            name="alertmanager", owner_email="ops@example.com", permissions=["write"], rate_limit_per_minute=1000
+        ),
+    )
     key_file = tmp_path / "pr-system-api-key"
     key_file.write_text(key["key"])
     node = llm_node_factory.start()
-    env = {**os.environ, "PRS_DATABASE_URL": app_settings.database_url, "PRS_DATA_DIR": str(tmp_path / "data"),
-           "PRS_LLM_NODES": node.url, "PRS_EMBEDDED_WORKER": "false", "PRS_LLM_HEALTH_INTERVAL_S": "1",
-           "PRS_METRICS_CACHE_S": "1", "PRS_LLM_CONNECT_TIMEOUT_S": "1", "PRS_LOG_JSON": "true"}
+    env = {
+        **os.environ,
+        "PRS_DATABASE_URL": app_settings.database_url,
+        "PRS_DATA_DIR": str(tmp_path / "data"),
+        "PRS_LLM_NODES": node.url,
+        "PRS_EMBEDDED_WORKER": "false",
+        "PRS_LLM_HEALTH_INTERVAL_S": "1",
+        "PRS_METRICS_CACHE_S": "1",
+        "PRS_LLM_CONNECT_TIMEOUT_S": "1",
+        "PRS_LOG_JSON": "true",
+    }
     server = Server(env, tmp_path / "prs-serve.log")
     am_port, prom_port = free_port(), free_port()
     rules = tmp_path / "rules.yml"
     rules_with_short_durations(rules)
-    alertmanager_config(tmp_path / "alertmanager.yml", pr_system_url=f"http://127.0.0.1:{server.port}",
-                        key_file=key_file)
-    prometheus_config(tmp_path / "prometheus.yml", rules=rules, api=f"127.0.0.1:{server.port}",
-                      node=f"127.0.0.1:{node.port}", alertmanager=f"127.0.0.1:{am_port}")
+    alertmanager_config(
+        tmp_path / "alertmanager.yml", pr_system_url=f"http://127.0.0.1:{server.port}", key_file=key_file
+    )
+    prometheus_config(
+        tmp_path / "prometheus.yml",
+        rules=rules,
+        api=f"127.0.0.1:{server.port}",
+        node=f"127.0.0.1:{node.port}",
+        alertmanager=f"127.0.0.1:{am_port}",
+    )
     logs = [tmp_path / "prometheus.log", tmp_path / "alertmanager.log", server.log]
     daemons: list[Daemon] = []
     server.start()
     try:
-        alertmanager = Daemon([ALERTMANAGER, f"--config.file={tmp_path / 'alertmanager.yml'}",
-                               f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
-                               "--cluster.listen-address="], tmp_path / "alertmanager.log")
+        alertmanager = Daemon(
+            [
+                ALERTMANAGER,
+                f"--config.file={tmp_path / 'alertmanager.yml'}",
+                f"--storage.path={tmp_path / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            tmp_path / "alertmanager.log",
+        )
         daemons.append(alertmanager)
         alertmanager.ready(f"http://127.0.0.1:{am_port}/-/ready")
-        prometheus = Daemon([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                             f"--web.listen-address=127.0.0.1:{prom_port}", "--rules.alert.resend-delay=1s"],
-                            tmp_path / "prometheus.log")
+        prometheus = Daemon(
+            [
+                PROMETHEUS,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--rules.alert.resend-delay=1s",
+            ],
+            tmp_path / "prometheus.log",
+        )
         daemons.append(prometheus)
         prometheus.ready(f"http://127.0.0.1:{prom_port}/-/ready")
 
         node.stop()
-        linked = await wait_until(lambda: alert_incident(services), timeout=60, what="incident of the alert",
-                                  logs=logs)
+        linked = await wait_until(lambda: alert_incident(services), timeout=60, what="incident of the alert", logs=logs)
         incident = await services.incidents.get(linked["incident_id"])
         assert incident["title"] == f"{ALERT}: No LLM node answers"
         assert incident["priority"] == "critical" and incident["status"] == "open"

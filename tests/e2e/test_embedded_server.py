@@ -20,8 +20,14 @@ ADMIN_PASSWORD = "Admin-Password-2026"
 
 
 def prs(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backend.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -29,9 +35,15 @@ def embedded_env(tmp_path, database_url, llm_node_url):
     base, _, _ = database_url.rpartition("/")
     name = f"prs_e2e_{os.getpid()}"
     subprocess.run(["psql", f"{base}/postgres", "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=True)
-    env = {**os.environ, "PRS_DATABASE_URL": f"{base}/{name}", "PRS_DATA_DIR": str(tmp_path / "data"),
-           "PRS_LLM_NODES": llm_node_url, "PRS_LLM_MAX_TOKENS": "24", "PRS_LOG_JSON": "true",
-           "PRS_SIMILAR_MIN_SCORE": "0.2"}
+    env = {
+        **os.environ,
+        "PRS_DATABASE_URL": f"{base}/{name}",
+        "PRS_DATA_DIR": str(tmp_path / "data"),
+        "PRS_LLM_NODES": llm_node_url,
+        "PRS_LLM_MAX_TOKENS": "24",
+        "PRS_LOG_JSON": "true",
+        "PRS_SIMILAR_MIN_SCORE": "0.2",
+    }
     yield env
     subprocess.run(["psql", f"{base}/postgres", "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=False)
 
@@ -59,9 +71,12 @@ def test_operator_flow_from_migrate_to_grounded_suggestion_and_reindex(embedded_
         with httpx.Client(base_url=server.url, timeout=30) as client:
             headers = login(client, "admin", ADMIN_PASSWORD)
             assert client.get("/docs").status_code == 200
-            report = {"title": "Motor de la cinta de la línea 3 se calienta, alarma E-4021",
-                      "description": "La cinta transportadora de la línea 3 se para por sobretemperatura del motor.",
-                      "area": "production", "priority": "high"}
+            report = {
+                "title": "Motor de la cinta de la línea 3 se calienta, alarma E-4021",
+                "description": "La cinta transportadora de la línea 3 se para por sobretemperatura del motor.",
+                "area": "production",
+                "priority": "high",
+            }
             created = client.post("/api/v1/incidents", json=report, headers=headers)
             assert created.status_code == 201, created.text
             similar_before = [(s["incident_id"], round(s["score"], 4)) for s in created.json()["similar"]]

@@ -28,13 +28,25 @@ PAGES = {
     "audit": ("#/admin/audit", ".audit-table"),
     "knowledge": ("#/admin/knowledge", ".documents-table"),
 }
-ADMIN_LINKS = ["#/dashboard", "#/admin/users", "#/admin/api-keys", "#/admin/notifications", "#/admin/sla",
-               "#/admin/audit", "#/admin/knowledge"]
+ADMIN_LINKS = [
+    "#/dashboard",
+    "#/admin/users",
+    "#/admin/api-keys",
+    "#/admin/notifications",
+    "#/admin/sla",
+    "#/admin/audit",
+    "#/admin/knowledge",
+]
 
 
 async def create_incident(api, account, title: str, **fields) -> dict:
-    body = {"title": title, "description": "Seen on the night shift; the operator restarted it twice.",
-            "area": "production", "priority": "high", **fields}
+    body = {
+        "title": title,
+        "description": "Seen on the night shift; the operator restarted it twice.",
+        "area": "production",
+        "priority": "high",
+        **fields,
+    }
     reply = await api.post("/api/v1/incidents", headers=account.headers, json=body)
     assert reply.status_code == 201, reply.text
     return reply.json()
@@ -55,24 +67,59 @@ async def server_call(server, account, method: str, path: str, **kwargs) -> http
 
 async def seed(api, server, admin, tech) -> dict:
     """Enough of everything that every page shows rows: incidents, a policy, a rule, an endpoint, a key, a document."""
-    incidents = [await create_incident(api, tech, title) for title in (
-        "Conveyor belt 3 stopped, motor overheated", "Belt conveyor 3 halted: the motor is overheating",
-        "Label printer on line 4 prints blank labels")]
-    await api.post(f"/api/v1/incidents/{incidents[1]['id']}/status", headers=tech.headers,
-                   json={"status": "in_progress"})
-    replies = [
-        await api.post("/api/v1/sla/policies", headers=admin.headers, json={
-            "name": "High priority 24/7", "priorities": ["high"], "first_response_minutes": 30,
-            "resolution_minutes": 240}),
-        await api.post("/api/v1/sla/escalation-rules", headers=admin.headers, json={
-            "name": "Breached high", "conditions": [{"type": "sla_breached"}], "level": 1}),
-        await api.post("/api/v1/api-keys", headers=admin.headers, json={
-            "name": "MES line 3", "owner_email": "mes@example.com", "permissions": ["read"]}),
-        await api.post("/api/v1/knowledge/documents", headers=admin.headers, files={
-            "file": ("conveyor.md", b"# Conveyor overheating\n\nCheck the fan of the drive motor.\n", "text/markdown")}),
+    incidents = [
+        await create_incident(api, tech, title)
+        for title in (
+            "Conveyor belt 3 stopped, motor overheated",
+            "Belt conveyor 3 halted: the motor is overheating",
+            "Label printer on line 4 prints blank labels",
+        )
     ]
-    replies.append(await server_call(server, admin, "POST", "/api/v1/notify/endpoints", json={
-        "kind": "webhook", "target": "http://127.0.0.1:9/hook", "event_types": ["incident.created"]}))
+    await api.post(
+        f"/api/v1/incidents/{incidents[1]['id']}/status", headers=tech.headers, json={"status": "in_progress"}
+    )
+    replies = [
+        await api.post(
+            "/api/v1/sla/policies",
+            headers=admin.headers,
+            json={
+                "name": "High priority 24/7",
+                "priorities": ["high"],
+                "first_response_minutes": 30,
+                "resolution_minutes": 240,
+            },
+        ),
+        await api.post(
+            "/api/v1/sla/escalation-rules",
+            headers=admin.headers,
+            json={"name": "Breached high", "conditions": [{"type": "sla_breached"}], "level": 1},
+        ),
+        await api.post(
+            "/api/v1/api-keys",
+            headers=admin.headers,
+            json={"name": "MES line 3", "owner_email": "mes@example.com", "permissions": ["read"]},
+        ),
+        await api.post(
+            "/api/v1/knowledge/documents",
+            headers=admin.headers,
+            files={
+                "file": (
+                    "conveyor.md",
+                    b"# Conveyor overheating\n\nCheck the fan of the drive motor.\n",
+                    "text/markdown",
+                )
+            },
+        ),
+    ]
+    replies.append(
+        await server_call(
+            server,
+            admin,
+            "POST",
+            "/api/v1/notify/endpoints",
+            json={"kind": "webhook", "target": "http://127.0.0.1:9/hook", "event_types": ["incident.created"]},
+        )
+    )
     for reply in replies:
         assert reply.status_code == 201, reply.text
     return {"incidents": incidents}
@@ -85,7 +132,8 @@ async def open_page(page: WebPage, name: str, incident_id: int) -> None:
 
 
 async def test_every_page_in_both_languages_and_sizes_passes_axe_and_is_screenshotted(
-        api, web_server, make_account, new_page, screenshot_dir):
+    api, web_server, make_account, new_page, screenshot_dir
+):
     admin = await make_account("admin")
     tech = await make_account("technician")
     data = await seed(api, web_server, admin, tech)
@@ -96,7 +144,9 @@ async def test_every_page_in_both_languages_and_sizes_passes_axe_and_is_screensh
         for size_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
             page = await new_page(viewport)
             await page.log_in(admin.username, language=language)
-            hrefs = await page.evaluate("[...document.querySelectorAll('#topnav a')].map((a) => a.getAttribute('href'))")
+            hrefs = await page.evaluate(
+                "[...document.querySelectorAll('#topnav a')].map((a) => a.getAttribute('href'))"
+            )
             assert set(ADMIN_LINKS) <= set(hrefs)
             for name in PAGES:
                 await open_page(page, name, incident_id)
@@ -122,8 +172,7 @@ async def api_get(api, account, path: str, **params):
     return reply.json()
 
 
-async def test_an_admin_creates_a_user_changes_the_role_disables_it_and_resets_the_password(
-        api, make_account, browser):
+async def test_an_admin_creates_a_user_changes_the_role_disables_it_and_resets_the_password(api, make_account, browser):
     admin = await make_account("admin")
     await browser.log_in(admin.username)
     await browser.go("#/admin/users", ".users-table")
@@ -153,11 +202,13 @@ async def test_an_admin_creates_a_user_changes_the_role_disables_it_and_resets_t
     assert user["must_change_password"] is True and user["password_changed_at"] is not None
 
 
-async def test_an_api_key_is_shown_once_never_stored_then_rotated_and_revoked(api, web_server, make_account,
-                                                                               new_page):
+async def test_an_api_key_is_shown_once_never_stored_then_rotated_and_revoked(api, web_server, make_account, new_page):
     admin = await make_account("admin")
-    used = await api.post("/api/v1/api-keys", headers=admin.headers, json={
-        "name": "SCADA hall 2", "owner_email": "scada@example.com", "permissions": ["read"]})
+    used = await api.post(
+        "/api/v1/api-keys",
+        headers=admin.headers,
+        json={"name": "SCADA hall 2", "owner_email": "scada@example.com", "permissions": ["read"]},
+    )
     async with httpx.AsyncClient(base_url=web_server.url, timeout=30) as client:
         reply = await client.get("/api/v1/incidents", headers={"X-API-Key": used.json()["key"]})
     assert reply.status_code == 200, reply.text
@@ -169,8 +220,8 @@ async def test_an_api_key_is_shown_once_never_stored_then_rotated_and_revoked(ap
 
     await page.fill("#key-name", "MES line 5")
     await page.fill("#key-owner", "mes-team@example.com")
-    await page.check('input[name=permissions][value=write]')
-    await page.check('input[name=allowed_areas][value=production]')
+    await page.check("input[name=permissions][value=write]")
+    await page.check("input[name=allowed_areas][value=production]")
     await page.fill("#key-networks", "not-a-network")
     await page.fill("#key-origins", "https://mes.example.com")
     await page.fill("#key-expires", "2031-01-31T12:00")
@@ -209,8 +260,7 @@ async def test_an_api_key_is_shown_once_never_stored_then_rotated_and_revoked(ap
     assert key["status"] == "revoked" and key["revoked_by"] == admin.username
 
 
-async def test_a_notification_endpoint_is_created_pinged_toggled_rotated_and_redelivered(
-        api, make_account, browser):
+async def test_a_notification_endpoint_is_created_pinged_toggled_rotated_and_redelivered(api, make_account, browser):
     admin = await make_account("admin")
     await browser.log_in(admin.username)
     await browser.go("#/admin/notifications", ".endpoint-form")
@@ -222,7 +272,7 @@ async def test_a_notification_endpoint_is_created_pinged_toggled_rotated_and_red
     assert "http" in await browser.text_of(field_error("target"))
     await page.fill("#endpoint-target", "http://127.0.0.1:9/erp-hook")
     await page.check('input[name=event_types][value="incident.resolved"]')
-    await page.check('input[name=priorities][value=critical]')
+    await page.check("input[name=priorities][value=critical]")
     await page.click(".endpoint-form button[type=submit]")
     first_secret = await page.locator("#secret-once").input_value()
     assert first_secret
@@ -255,7 +305,8 @@ async def test_a_notification_endpoint_is_created_pinged_toggled_rotated_and_red
 
 
 async def test_an_sla_policy_with_a_calendar_and_holidays_previews_a_due_date_and_a_rule_is_added(
-        api, make_account, new_page):
+    api, make_account, new_page
+):
     supervisor = await make_account("supervisor")
     browser = await new_page(timezone_id="Europe/Madrid")
     await browser.log_in(supervisor.username)
@@ -265,7 +316,7 @@ async def test_an_sla_policy_with_a_calendar_and_holidays_previews_a_due_date_an
     await page.fill("#policy-name", "Critical, office hours")
     await page.fill("#policy-first", "30")
     await page.fill("#policy-resolution", "120")
-    await page.check('input[name=priorities][value=critical]')
+    await page.check("input[name=priorities][value=critical]")
     await page.check("#policy-business")
     await page.fill("#policy-timezone", "Europe/Atlantis")
     await page.fill("#policy-hours-fri", "08:00-17:00")
@@ -298,8 +349,10 @@ async def test_an_sla_policy_with_a_calendar_and_holidays_previews_a_due_date_an
     await page.locator(".rules-table td", has_text="Critical breached").wait_for()
     [rule] = await api_get(api, supervisor, "/api/v1/sla/escalation-rules")
     assert rule["level"] == 2 and rule["target_department"] == "maintenance-l2"
-    assert rule["conditions"] == [{"type": "sla_breached", "clock": "resolution"},
-                                  {"type": "priority_is", "priorities": ["critical"]}]
+    assert rule["conditions"] == [
+        {"type": "sla_breached", "clock": "resolution"},
+        {"type": "priority_is", "priorities": ["critical"]},
+    ]
 
 
 async def test_the_audit_log_filters_shows_before_and_after_and_verifies_the_chain(api, make_account, browser):
@@ -335,8 +388,11 @@ async def test_a_runbook_is_uploaded_found_and_deleted(api, make_account, browse
     await page.click(".upload-form button[type=submit]")
     assert ".md, .txt" in await browser.text_of(field_error("file"))
     runbook = tmp_path / "press-pump.md"
-    runbook.write_text("# Hydraulic press pump\n\nWhen the pump of the hydraulic press cavitates, bleed the air from "
-                       "the suction line and check the oil level.\n", encoding="utf-8")
+    runbook.write_text(
+        "# Hydraulic press pump\n\nWhen the pump of the hydraulic press cavitates, bleed the air from "
+        "the suction line and check the oil level.\n",
+        encoding="utf-8",
+    )
     await page.set_input_files("#doc-file", str(runbook))
     await page.fill("#doc-title", "Press pump runbook")
     await page.click(".upload-form button[type=submit]")
@@ -369,8 +425,11 @@ async def test_a_technician_escalates_an_incident_by_hand_from_its_page(api, mak
     await page.click(".escalate-form button[type=submit]")
     await page.locator(".escalation-item", has_text="Level 0 → 2").wait_for()
     [escalation] = await api_get(api, tech, f"/api/v1/incidents/{incident['id']}/escalations")
-    assert (escalation["level"], escalation["trigger"], escalation["target_department"]) == (2, "manual",
-                                                                                           "automation-l2")
+    assert (escalation["level"], escalation["trigger"], escalation["target_department"]) == (
+        2,
+        "manual",
+        "automation-l2",
+    )
 
 
 async def test_a_role_that_may_not_open_a_page_is_told_so(make_account, browser):
@@ -400,21 +459,38 @@ async def test_a_lost_connection_shows_a_banner_and_trying_again_recovers(make_a
 
 
 async def test_the_dashboard_shows_the_figures_of_the_metrics_endpoints_as_charts_tables_and_csv(
-        api, make_account, browser):
+    api, make_account, browser
+):
     supervisor = await make_account("supervisor")
     tech = await make_account("technician")
-    await api.post("/api/v1/sla/policies", headers=supervisor.headers, json={
-        "name": "All incidents", "first_response_minutes": 60, "resolution_minutes": 480})
-    incidents = [await create_incident(api, tech, title, priority=priority, area=area) for title, priority, area in (
-        ("Conveyor belt 3 stopped, motor overheated", "high", "production"),
-        ("Belt conveyor 3 halted: the motor is overheating", "critical", "production"),
-        ("Scanner at gate 1 offline", "low", "logistics"))]
-    await api.post(f"/api/v1/incidents/{incidents[2]['id']}/comments", headers=tech.headers,
-                   json={"body": "Restarted the scanner service."})
-    await api.post(f"/api/v1/incidents/{incidents[2]['id']}/resolve", headers=tech.headers,
-                   json={"solution": "Restarted the scanner service and replaced its cable."})
-    await api.post(f"/api/v1/incidents/{incidents[0]['id']}/escalations", headers=tech.headers,
-                   json={"level": 1, "reason": "Line stopped for an hour"})
+    await api.post(
+        "/api/v1/sla/policies",
+        headers=supervisor.headers,
+        json={"name": "All incidents", "first_response_minutes": 60, "resolution_minutes": 480},
+    )
+    incidents = [
+        await create_incident(api, tech, title, priority=priority, area=area)
+        for title, priority, area in (
+            ("Conveyor belt 3 stopped, motor overheated", "high", "production"),
+            ("Belt conveyor 3 halted: the motor is overheating", "critical", "production"),
+            ("Scanner at gate 1 offline", "low", "logistics"),
+        )
+    ]
+    await api.post(
+        f"/api/v1/incidents/{incidents[2]['id']}/comments",
+        headers=tech.headers,
+        json={"body": "Restarted the scanner service."},
+    )
+    await api.post(
+        f"/api/v1/incidents/{incidents[2]['id']}/resolve",
+        headers=tech.headers,
+        json={"solution": "Restarted the scanner service and replaced its cable."},
+    )
+    await api.post(
+        f"/api/v1/incidents/{incidents[0]['id']}/escalations",
+        headers=tech.headers,
+        json={"level": 1, "reason": "Line stopped for an hour"},
+    )
 
     await browser.log_in(supervisor.username)
     await browser.go("#/dashboard", ".kpi-tiles")
@@ -424,8 +500,12 @@ async def test_the_dashboard_shows_the_figures_of_the_metrics_endpoints_as_chart
     compliance = await api_get(api, supervisor, "/api/v1/sla/metrics/compliance")
     recurring = await api_get(api, supervisor, "/api/v1/sla/metrics/recurring")
 
-    tiles = dict(await page.evaluate("[...document.querySelectorAll('.kpi')].map((k) => [k.dataset.kpi, "
-                                     "k.querySelector('.kpi-value').textContent])"))
+    tiles = dict(
+        await page.evaluate(
+            "[...document.querySelectorAll('.kpi')].map((k) => [k.dataset.kpi, "
+            "k.querySelector('.kpi-value').textContent])"
+        )
+    )
     assert tiles["open"] == str(overview["open_incidents"]["total"]) == "2"
     assert tiles["escalations"] == str(overview["escalations"]["total"]) == "1"
     mttr_hours = quality["overall"]["mean_resolution_minutes"] / 60
@@ -434,8 +514,10 @@ async def test_the_dashboard_shows_the_figures_of_the_metrics_endpoints_as_chart
 
     async def table_rows(card: str) -> list[list[str]]:
         await page.locator(f"#chart-{card} summary").click()
-        return await page.evaluate(f"[...document.querySelectorAll('#chart-{card} tbody tr')].map((tr) => "
-                                   "[...tr.cells].map((td) => td.textContent))")
+        return await page.evaluate(
+            f"[...document.querySelectorAll('#chart-{card} tbody tr')].map((tr) => "
+            "[...tr.cells].map((td) => td.textContent))"
+        )
 
     async def csv_rows(card: str) -> list[dict]:
         async with page.expect_download() as info:
@@ -457,11 +539,16 @@ async def test_the_dashboard_shows_the_figures_of_the_metrics_endpoints_as_chart
     assert (problem_row["label"], int(problem_row["incidents"])) == (problem["label"], 2)
     area_rows = {row["area"]: row for row in await csv_rows("resolution")}
     assert float(area_rows["logistics"]["mean_resolution_minutes"]) == pytest.approx(
-        next(a for a in quality["by_area"] if a["area"] == "logistics")["mean_resolution_minutes"])
-    chart_names = await page.evaluate("[...document.querySelectorAll('svg.chart')].map((s) => "
-                                      "s.getAttribute('aria-label'))")
-    assert any(name.startswith("Open incidents by status: Open 1, In progress") or
-               name.startswith("Open incidents by status: Open 2") for name in chart_names)
+        next(a for a in quality["by_area"] if a["area"] == "logistics")["mean_resolution_minutes"]
+    )
+    chart_names = await page.evaluate(
+        "[...document.querySelectorAll('svg.chart')].map((s) => s.getAttribute('aria-label'))"
+    )
+    assert any(
+        name.startswith("Open incidents by status: Open 1, In progress")
+        or name.startswith("Open incidents by status: Open 2")
+        for name in chart_names
+    )
 
 
 async def test_an_incident_created_in_one_page_appears_in_another_within_two_seconds(api, make_account, new_page):
@@ -482,8 +569,11 @@ async def test_an_incident_created_in_one_page_appears_in_another_within_two_sec
     await second.page.click("form button[type=submit]")
     await second.page.locator(".created-panel").wait_for()
     created_at = time.monotonic()
-    await first.wait_until("[...document.querySelectorAll('.incident-table td')].some((td) => "
-                           "td.textContent === 'Paint booth 2 extractor fan noisy')", timeout=5)
+    await first.wait_until(
+        "[...document.querySelectorAll('.incident-table td')].some((td) => "
+        "td.textContent === 'Paint booth 2 extractor fan noisy')",
+        timeout=5,
+    )
     assert time.monotonic() - created_at < 2.0
 
     # The incident page follows changes made elsewhere too.
@@ -494,8 +584,9 @@ async def test_an_incident_created_in_one_page_appears_in_another_within_two_sec
     await second.page.click(".comments-card button[type=submit]")
     await second.page.locator(".comment", has_text="Fan bearing worn").wait_for()
     commented_at = time.monotonic()
-    await first.wait_until("[...document.querySelectorAll('.comment')].some((c) => "
-                           "c.textContent.includes('Fan bearing worn'))", timeout=5)
+    await first.wait_until(
+        "[...document.querySelectorAll('.comment')].some((c) => c.textContent.includes('Fan bearing worn'))", timeout=5
+    )
     assert time.monotonic() - commented_at < 2.0
     # One stream for the tab, kept from the list to the incident page.
     assert len(streams) == 1

@@ -22,8 +22,10 @@ async def open_incident(browser: WebPage, incident_id: int) -> None:
 
 def clock_badge(clock_name: str) -> str:
     """An expression: the badge text of the SLA panel's clock named `clock_name` (undefined while absent)."""
-    return ("[...document.querySelectorAll('.sla-clock')].find((row) => row.querySelector('strong').textContent === "
-            f"{json.dumps(clock_name)})?.querySelector('.badge').textContent")
+    return (
+        "[...document.querySelectorAll('.sla-clock')].find((row) => row.querySelector('strong').textContent === "
+        f"{json.dumps(clock_name)})?.querySelector('.badge').textContent"
+    )
 
 
 async def create_policy(api, supervisor, **fields) -> dict:
@@ -33,19 +35,31 @@ async def create_policy(api, supervisor, **fields) -> dict:
 
 
 async def create_incident(api, account, priority: str) -> int:
-    reply = await api.post("/api/v1/incidents", headers=account.headers, json={
-        "title": "Labeller on line 4 prints blank labels", "description": "Since the ribbon change every label "
-        "comes out blank; the printer reports no error.", "area": "production", "priority": priority})
+    reply = await api.post(
+        "/api/v1/incidents",
+        headers=account.headers,
+        json={
+            "title": "Labeller on line 4 prints blank labels",
+            "description": "Since the ribbon change every label comes out blank; the printer reports no error.",
+            "area": "production",
+            "priority": priority,
+        },
+    )
     assert reply.status_code == 201, reply.text
     return reply.json()["id"]
 
 
-async def test_the_sla_panel_shows_each_clock_and_follows_a_comment_and_a_pause(
-        web_server, browser, api, make_account):
+async def test_the_sla_panel_shows_each_clock_and_follows_a_comment_and_a_pause(web_server, browser, api, make_account):
     supervisor = await make_account("supervisor")
     technician = await make_account("technician")
-    await create_policy(api, supervisor, name="Line stoppage 24/7", priorities=["high"],
-                        first_response_minutes=60, resolution_minutes=240)
+    await create_policy(
+        api,
+        supervisor,
+        name="Line stoppage 24/7",
+        priorities=["high"],
+        first_response_minutes=60,
+        resolution_minutes=240,
+    )
     incident_id = await create_incident(api, technician, "high")
 
     await log_in(browser, web_server, technician.username)
@@ -75,27 +89,37 @@ async def test_the_sla_panel_shows_each_clock_and_follows_a_comment_and_a_pause(
 async def test_an_incident_no_policy_matches_says_so_in_spanish(web_server, browser, api, make_account):
     supervisor = await make_account("supervisor")
     technician = await make_account("technician")
-    await create_policy(api, supervisor, name="Solo críticas", priorities=["critical"],
-                        first_response_minutes=15, resolution_minutes=120)
+    await create_policy(
+        api,
+        supervisor,
+        name="Solo críticas",
+        priorities=["critical"],
+        first_response_minutes=15,
+        resolution_minutes=120,
+    )
     incident_id = await create_incident(api, technician, "low")
 
     await log_in(browser, web_server, technician.username, language="es")
     await open_incident(browser, incident_id)
     text = await browser.wait_until(
         "document.querySelector('.sla-card')?.innerText.includes('Ninguna política') && "
-        "document.querySelector('.sla-card').innerText")
+        "document.querySelector('.sla-card').innerText"
+    )
     assert text.startswith("Nivel de servicio (SLA)")
     assert await browser.evaluate("document.querySelectorAll('.sla-clock').length") == 0
 
 
-async def test_a_forced_password_change_leads_from_the_login_form_to_the_change_form(web_server, browser, services,
-                                                                                  clean_state):
+async def test_a_forced_password_change_leads_from_the_login_form_to_the_change_form(
+    web_server, browser, services, clean_state
+):
     """The initial admin's flow: log in with the given password, land on the change form, then on the list."""
     from backend.auth.schemas import UserCreate
     from backend.context import system_context
 
-    await services.auth.create_user(system_context("test"), UserCreate(
-        username="firstadmin", password=PASSWORD, role="admin", must_change_password=True))
+    await services.auth.create_user(
+        system_context("test"),
+        UserCreate(username="firstadmin", password=PASSWORD, role="admin", must_change_password=True),
+    )
     await log_in(browser, web_server, "firstadmin")
     await browser.wait_until("!!document.querySelector('.password-card')")
     assert "Choose a new password" in await browser.text_of(".password-card")
@@ -112,8 +136,9 @@ async def test_an_auditor_signs_in_to_a_page_that_points_to_the_audit_api(web_se
     from backend.auth.schemas import UserCreate
     from backend.context import system_context
 
-    await services.auth.create_user(system_context("test"), UserCreate(username="inspector", password=PASSWORD,
-                                                                       role="auditor"))
+    await services.auth.create_user(
+        system_context("test"), UserCreate(username="inspector", password=PASSWORD, role="auditor")
+    )
     await log_in(browser, web_server, "inspector")
     await browser.wait_until("!!document.querySelector('.auditor-page')")
     assert "/api/v1/audit" in await browser.text_of(".auditor-page")

@@ -20,11 +20,17 @@ LONG_RUNNING_EXCEPT = {"migrate"}  # a one-shot job
 @pytest.fixture(scope="module")
 def compose() -> dict:
     assert DOCKER_COMPOSE, "docker-compose is missing: deploy/local/install.sh installs Debian's docker-compose"
-    checked = subprocess.run([DOCKER_COMPOSE, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=120)
+    checked = subprocess.run(
+        [DOCKER_COMPOSE, "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert checked.returncode == 0, checked.stderr
-    resolved = subprocess.run([DOCKER_COMPOSE, "-f", str(COMPOSE_FILE), "config"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=120)
+    resolved = subprocess.run(
+        [DOCKER_COMPOSE, "-f", str(COMPOSE_FILE), "config"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert resolved.returncode == 0, resolved.stderr
     return yaml.safe_load(resolved.stdout)
 
@@ -120,8 +126,13 @@ def test_mounted_configuration_files_are_the_repository_ones_and_names_resolve(c
     upstreams = re.findall(r"server (\w[\w-]*):\d+", (REPO_ROOT / "nginx/nginx.conf").read_text())
     assert upstreams and set(upstreams) <= known
     prometheus = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    targets = {t.split(":")[0] for job in prometheus["scrape_configs"] for c in job.get("static_configs", [])
-               for t in c["targets"] if "://" not in t}
+    targets = {
+        t.split(":")[0]
+        for job in prometheus["scrape_configs"]
+        for c in job.get("static_configs", [])
+        for t in c["targets"]
+        if "://" not in t
+    }
     assert targets <= known, sorted(targets - known)
 
 

@@ -24,8 +24,12 @@ from tests.fixtures.tcp_relay import TcpRelay
 
 pytestmark = pytest.mark.asyncio
 
-REPORT = {"title": "Prensa P-3 sin presión hidráulica", "description": "La prensa P-3 pierde presión hidráulica "
-          "tras diez minutos de trabajo.", "area": "maintenance", "priority": "high"}
+REPORT = {
+    "title": "Prensa P-3 sin presión hidráulica",
+    "description": "La prensa P-3 pierde presión hidráulica tras diez minutos de trabajo.",
+    "area": "maintenance",
+    "priority": "high",
+}
 
 
 def with_dead_host_first(url: str, dead_port: int) -> str:
@@ -55,8 +59,9 @@ async def open_app(settings, encoder):
 
 async def login_headers(services, client: httpx.AsyncClient) -> dict[str, str]:
     name = f"reporter-{uuid.uuid4().hex[:8]}"
-    await services.auth.create_user(system_context("test"), UserCreate(username=name, password=PASSWORD,
-                                                                       role="reporter"))
+    await services.auth.create_user(
+        system_context("test"), UserCreate(username=name, password=PASSWORD, role="reporter")
+    )
     reply = await client.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
     assert reply.status_code == 200, reply.text
     return {"Authorization": f"Bearer {reply.json()['access_token']}"}
@@ -74,10 +79,12 @@ async def set_read_only(admin_url: str, database: str, read_only: bool) -> None:
         await conn.close()
 
 
-async def test_a_multi_host_dsn_skips_a_dead_host_and_finds_the_writable_server(app_settings, encoder,
-                                                                                 own_database_url, tmp_path):
-    settings = app_settings.model_copy(update={"database_url": with_dead_host_first(own_database_url, free_port()),
-                                               "data_dir": tmp_path})
+async def test_a_multi_host_dsn_skips_a_dead_host_and_finds_the_writable_server(
+    app_settings, encoder, own_database_url, tmp_path
+):
+    settings = app_settings.model_copy(
+        update={"database_url": with_dead_host_first(own_database_url, free_port()), "data_dir": tmp_path}
+    )
     services, client = await open_app(settings, encoder)
     try:
         headers = await login_headers(services, client)
@@ -89,11 +96,13 @@ async def test_a_multi_host_dsn_skips_a_dead_host_and_finds_the_writable_server(
 
 
 async def test_a_demoted_primary_is_503_with_retry_after_and_the_pool_heals_without_a_restart(
-        app_settings, encoder, own_database_url, tmp_path):
+    app_settings, encoder, own_database_url, tmp_path
+):
     database = own_database_url.rsplit("/", 1)[1]
     admin_url = database_url_named("postgres")
-    settings = app_settings.model_copy(update={"database_url": own_database_url, "data_dir": tmp_path,
-                                               "database_retry_after_s": 3})
+    settings = app_settings.model_copy(
+        update={"database_url": own_database_url, "data_dir": tmp_path, "database_retry_after_s": 3}
+    )
     services, client = await open_app(settings, encoder)
     try:
         headers = await login_headers(services, client)
@@ -116,7 +125,8 @@ async def test_a_demoted_primary_is_503_with_retry_after_and_the_pool_heals_with
 
 
 async def test_a_lost_database_is_503_not_500_and_the_pool_reconnects_when_it_is_back(
-        app_settings, encoder, own_database_url, tmp_path):
+    app_settings, encoder, own_database_url, tmp_path
+):
     relay = TcpRelay(free_port(), "127.0.0.1", urlsplit(own_database_url).port or 5432)
     await relay.start()
     through_relay = urlunsplit(urlsplit(own_database_url)._replace(netloc=f"postgres@127.0.0.1:{relay.port}"))
@@ -147,9 +157,15 @@ async def _pool_on_dead_port():
 
 
 async def test_lists_come_from_the_read_pool_and_fall_back_to_the_primary_when_it_is_down(
-        app_settings, encoder, own_database_url, tmp_path):
-    settings = app_settings.model_copy(update={"database_url": own_database_url, "data_dir": tmp_path,
-                                               "database_read_url": own_database_url + "?application_name=prs-read"})
+    app_settings, encoder, own_database_url, tmp_path
+):
+    settings = app_settings.model_copy(
+        update={
+            "database_url": own_database_url,
+            "data_dir": tmp_path,
+            "database_read_url": own_database_url + "?application_name=prs-read",
+        }
+    )
     services, client = await open_app(settings, encoder)
     try:
         headers = await login_headers(services, client)

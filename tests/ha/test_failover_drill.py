@@ -19,13 +19,20 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def drill_report() -> dict:
     for tool in ("patroni", "etcd", "nginx", "redis-server"):
-        assert shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists(), \
+        assert shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists(), (
             f"{tool} is missing: deploy/local/install.sh installs it"
+        )
     if os.geteuid() != 0:
         pytest.skip("the drill runs PostgreSQL as the postgres user and needs root")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "deploy/ha/drill.py"), "--profile", "short"],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "deploy/ha/drill.py"), "--profile", "short"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-5000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

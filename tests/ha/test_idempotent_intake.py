@@ -11,8 +11,12 @@ import pytest
 
 pytestmark = pytest.mark.asyncio
 
-REPORT = {"title": "Compresor C-4 dispara por sobrecorriente", "description": "El compresor C-4 se detiene con "
-          "alarma de sobrecorriente a los pocos minutos del arranque.", "area": "maintenance", "priority": "high"}
+REPORT = {
+    "title": "Compresor C-4 dispara por sobrecorriente",
+    "description": "El compresor C-4 se detiene con alarma de sobrecorriente a los pocos minutos del arranque.",
+    "area": "maintenance",
+    "priority": "high",
+}
 
 
 async def count_incidents(services, title: str) -> int:
@@ -21,8 +25,9 @@ async def count_incidents(services, title: str) -> int:
 
 
 class TestPeopleIntake:
-    async def test_a_repeat_with_the_same_key_answers_the_first_answer_and_creates_nothing(self, api, make_account,
-                                                                                         services):
+    async def test_a_repeat_with_the_same_key_answers_the_first_answer_and_creates_nothing(
+        self, api, make_account, services
+    ):
         account = await make_account("reporter")
         headers = account.headers | {"Idempotency-Key": str(uuid.uuid4())}
         first = await api.post("/api/v1/incidents", json=REPORT, headers=headers)
@@ -33,7 +38,8 @@ class TestPeopleIntake:
         assert await count_incidents(services, REPORT["title"]) == 1
 
     async def test_the_same_key_with_another_body_is_422_naming_the_header_and_stores_nothing(
-            self, api, make_account, services):
+        self, api, make_account, services
+    ):
         account = await make_account("reporter")
         headers = account.headers | {"Idempotency-Key": "order-4711"}
         assert (await api.post("/api/v1/incidents", json=REPORT, headers=headers)).status_code == 201
@@ -46,8 +52,7 @@ class TestPeopleIntake:
     async def test_concurrent_duplicates_create_exactly_one_incident(self, api, make_account, services):
         account = await make_account("reporter")
         headers = account.headers | {"Idempotency-Key": str(uuid.uuid4())}
-        replies = await asyncio.gather(*(api.post("/api/v1/incidents", json=REPORT, headers=headers)
-                                         for _ in range(6)))
+        replies = await asyncio.gather(*(api.post("/api/v1/incidents", json=REPORT, headers=headers) for _ in range(6)))
         assert [r.status_code for r in replies] == [201] * 6, [r.text for r in replies]
         assert len({r.json()["id"] for r in replies}) == 1
         assert sum(1 for r in replies if "idempotent-replayed" not in r.headers) == 1
@@ -56,8 +61,9 @@ class TestPeopleIntake:
     async def test_keys_are_private_to_their_sender(self, api, make_account, services):
         first, second = await make_account("reporter"), await make_account("reporter")
         for account in (first, second):
-            reply = await api.post("/api/v1/incidents", json=REPORT,
-                                   headers=account.headers | {"Idempotency-Key": "shared-key-1"})
+            reply = await api.post(
+                "/api/v1/incidents", json=REPORT, headers=account.headers | {"Idempotency-Key": "shared-key-1"}
+            )
             assert reply.status_code == 201 and "idempotent-replayed" not in reply.headers
         assert await count_incidents(services, REPORT["title"]) == 2
 
@@ -68,14 +74,14 @@ class TestPeopleIntake:
         assert reply.status_code == 422 and reply.json()["field"] == "Idempotency-Key"
         assert await count_incidents(services, REPORT["title"]) == 0
 
-    async def test_keys_are_kept_a_day_and_an_expired_key_is_purged_and_free_again(self, api, make_account,
-                                                                                  services):
+    async def test_keys_are_kept_a_day_and_an_expired_key_is_purged_and_free_again(self, api, make_account, services):
         account = await make_account("reporter")
         headers = account.headers | {"Idempotency-Key": "expiring-key"}
         first = (await api.post("/api/v1/incidents", json=REPORT, headers=headers)).json()
         async with services.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT created_at, expires_at FROM idempotency_keys WHERE key = $1",
-                                      "expiring-key")
+            row = await conn.fetchrow(
+                "SELECT created_at, expires_at FROM idempotency_keys WHERE key = $1", "expiring-key"
+            )
             assert row["expires_at"] - row["created_at"] >= timedelta(hours=24)
             await conn.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'")
         later = await api.post("/api/v1/incidents", json=REPORT, headers=headers)

@@ -81,8 +81,9 @@ class Proxy:
     second: Upstream
 
     def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(base_url=self.https_url, verify=ssl.create_default_context(cafile=str(self.ca_file)),
-                            timeout=15, **kwargs)
+        return httpx.Client(
+            base_url=self.https_url, verify=ssl.create_default_context(cafile=str(self.ca_file)), timeout=15, **kwargs
+        )
 
 
 @pytest.fixture(scope="module")
@@ -92,19 +93,26 @@ def proxy(tmp_path_factory) -> Iterator[Proxy]:
     first, second = Upstream("first", drop=True), Upstream("second")
     servers = [first.serve(), second.serve()]
     http_port, https_port, internal_port = free_port(), free_port(), free_port()
-    config = nginx_config_for_test(folder, http_port=http_port, https_port=https_port,
-                                   replicas=[first.port, second.port], pki=pki, internal_port=internal_port)
+    config = nginx_config_for_test(
+        folder,
+        http_port=http_port,
+        https_port=https_port,
+        replicas=[first.port, second.port],
+        pki=pki,
+        internal_port=internal_port,
+    )
     checked = subprocess.run([NGINX, "-t", "-p", str(folder), "-c", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     log_path = folder / "nginx.out"
     with log_path.open("wb") as log:
-        nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"], stdout=log,
-                                 stderr=subprocess.STDOUT)
+        nginx = subprocess.Popen(
+            [NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT
+        )
     try:
-        assert wait_until_serving(f"http://127.0.0.1:{internal_port}/health/live", nginx, timeout=30), \
+        assert wait_until_serving(f"http://127.0.0.1:{internal_port}/health/live", nginx, timeout=30), (
             log_path.read_text()
-        yield Proxy(f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{internal_port}", pki.ca_file,
-                    first, second)
+        )
+        yield Proxy(f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{internal_port}", pki.ca_file, first, second)
     finally:
         nginx.terminate()
         nginx.wait(timeout=30)
@@ -114,8 +122,9 @@ def proxy(tmp_path_factory) -> Iterator[Proxy]:
 
 def test_a_post_with_an_idempotency_key_is_resent_to_the_next_replica_when_one_dies_mid_request(proxy):
     with proxy.client() as client:
-        replies = [client.post("/api/v1/incidents", json={"n": n}, headers={"Idempotency-Key": f"k-{n}"})
-                   for n in range(4)]
+        replies = [
+            client.post("/api/v1/incidents", json={"n": n}, headers={"Idempotency-Key": f"k-{n}"}) for n in range(4)
+        ]
     assert [r.status_code for r in replies] == [201] * 4
     assert {r.json()["replica"] for r in replies} == {"second"}
     assert ("POST", "/api/v1/incidents") in proxy.first.requests, "some attempts reached the dying replica"
@@ -143,15 +152,19 @@ def test_operations_endpoints_are_internal_only(proxy):
 
 def test_login_floods_get_429_from_nginx(proxy):
     with proxy.client() as client:
-        codes = [client.post("/api/v1/auth/token", data={"username": "x", "password": "y"}).status_code
-                 for _ in range(30)]
+        codes = [
+            client.post("/api/v1/auth/token", data={"username": "x", "password": "y"}).status_code for _ in range(30)
+        ]
     assert 429 in codes and codes[0] != 429
 
 
 def test_tls_is_mozilla_intermediate_with_upstream_keepalive(proxy):
     port = int(proxy.https_url.rsplit(":", 1)[1])
     modern = ssl.create_default_context(cafile=str(proxy.ca_file))
-    with socket.create_connection(("127.0.0.1", port)) as raw, modern.wrap_socket(raw, server_hostname="localhost") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        modern.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
         assert tls.version() in ("TLSv1.3", "TLSv1.2")
     legacy = ssl.create_default_context(cafile=str(proxy.ca_file))
     legacy.maximum_version = ssl.TLSVersion.TLSv1_2

@@ -71,7 +71,9 @@ class TestTokens:
     async def test_logout_revokes_the_refresh_token(self, api, make_account):
         account = await make_account("reporter")
         tokens = (await login(api, account.username)).json()
-        assert (await api.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})).status_code == 204
+        assert (
+            await api.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+        ).status_code == 204
         reply = await api.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert reply.status_code == 401
 
@@ -80,7 +82,9 @@ class TestTokens:
         tokens = (await login(api, account.username)).json()
         bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
         assert (await api.get("/api/v1/auth/me", headers=bearer)).status_code == 200
-        assert (await api.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})).status_code == 204
+        assert (
+            await api.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+        ).status_code == 204
         reply = await api.get("/api/v1/auth/me", headers=bearer)
         assert reply.status_code == 401 and "session has ended" in reply.json()["detail"]
         assert (await api.get("/api/v1/auth/me", headers=account.headers)).status_code == 200, "other sessions live on"
@@ -89,16 +93,27 @@ class TestTokens:
     async def test_forged_or_expired_access_tokens_are_refused(self, api, make_account, services, kind):
         account = await make_account("admin")
         now = services.clock.now()
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(account.id), "role": "admin", "typ": "access",
-                  "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())}
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": str(account.id),
+            "role": "admin",
+            "typ": "access",
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(minutes=5)).timestamp()),
+        }
         if kind == "alg-none":
             token = jwt.encode(claims, key=None, algorithm="none")
         elif kind == "wrong-signature":
             token = jwt.encode(claims, "x" * 48, algorithm="HS256")
         elif kind == "expired":
             key = await services.auth.signing_keys.current()
-            token = jwt.encode({**claims, "exp": int((now - timedelta(seconds=1)).timestamp())}, key.secret,
-                               algorithm="HS256", headers={"kid": key.kid})
+            token = jwt.encode(
+                {**claims, "exp": int((now - timedelta(seconds=1)).timestamp())},
+                key.secret,
+                algorithm="HS256",
+                headers={"kid": key.kid},
+            )
         elif kind == "refresh-as-access":
             token = (await login(api, account.username)).json()["refresh_token"]
         else:
@@ -109,14 +124,22 @@ class TestTokens:
 
 
 class TestUserAdministration:
-    @pytest.mark.parametrize("password, problem", [
-        ("Short1Aa", "at least 12 characters"), ("alllowercase123", "an upper-case letter"),
-        ("ALLUPPERCASE123", "a lower-case letter"), ("NoDigitsHereAtAll", "a digit"),
-    ])
+    @pytest.mark.parametrize(
+        "password, problem",
+        [
+            ("Short1Aa", "at least 12 characters"),
+            ("alllowercase123", "an upper-case letter"),
+            ("ALLUPPERCASE123", "a lower-case letter"),
+            ("NoDigitsHereAtAll", "a digit"),
+        ],
+    )
     async def test_password_policy_names_what_is_missing(self, api, make_account, services, password, problem):
         admin = await make_account("admin")
-        reply = await api.post("/api/v1/users", json={"username": "newbie", "password": password, "role": "reporter"},
-                               headers=admin.headers)
+        reply = await api.post(
+            "/api/v1/users",
+            json={"username": "newbie", "password": password, "role": "reporter"},
+            headers=admin.headers,
+        )
         assert reply.status_code == 422
         assert reply.json()["field"] == "password" and problem in reply.json()["detail"]
         async with services.pool.acquire() as conn:
@@ -124,8 +147,11 @@ class TestUserAdministration:
 
     async def test_admin_creates_user_who_can_log_in(self, api, make_account):
         admin = await make_account("admin")
-        reply = await api.post("/api/v1/users", json={"username": "maria", "password": "Maria-Segura-2026",
-                                                      "role": "technician"}, headers=admin.headers)
+        reply = await api.post(
+            "/api/v1/users",
+            json={"username": "maria", "password": "Maria-Segura-2026", "role": "technician"},
+            headers=admin.headers,
+        )
         # Neither the password nor its hash comes back (the lifecycle fields are named password_* but hold none).
         assert reply.status_code == 201 and "Maria-Segura-2026" not in reply.text and "$argon2" not in reply.text
         assert not {"password", "password_hash"} & set(reply.json())
@@ -133,8 +159,11 @@ class TestUserAdministration:
 
     async def test_duplicate_username_is_409(self, api, make_account):
         admin = await make_account("admin")
-        reply = await api.post("/api/v1/users", json={"username": admin.username.upper(), "password": PASSWORD,
-                                                      "role": "reporter"}, headers=admin.headers)
+        reply = await api.post(
+            "/api/v1/users",
+            json={"username": admin.username.upper(), "password": PASSWORD, "role": "reporter"},
+            headers=admin.headers,
+        )
         assert reply.status_code == 409 and reply.json()["field"] == "username"
 
     async def test_last_admin_cannot_demote_itself(self, api, make_account):

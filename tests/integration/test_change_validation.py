@@ -12,12 +12,25 @@ pytestmark = pytest.mark.asyncio
 
 # A valid new resource per collection; the invalid cases are derived from the schemas.
 VALID_BODIES = {
-    "/api/v1/incidents": {"title": "Line 3 conveyor motor overheating", "area": "production", "priority": "low",
-                          "description": "Alarm E-4021 after 20 minutes.", "category": "motors", "tags": ["line3"]},
-    "/api/v1/users": {"username": "change-target", "password": "Correct-Horse-9-Battery", "role": "reporter",
-                      "email": "target@example.com"},
-    "/api/v1/notify/endpoints": {"kind": "webhook", "target": "http://127.0.0.1:9/hook",
-                                 "event_types": ["incident.created"]},
+    "/api/v1/incidents": {
+        "title": "Line 3 conveyor motor overheating",
+        "area": "production",
+        "priority": "low",
+        "description": "Alarm E-4021 after 20 minutes.",
+        "category": "motors",
+        "tags": ["line3"],
+    },
+    "/api/v1/users": {
+        "username": "change-target",
+        "password": "Correct-Horse-9-Battery",
+        "role": "reporter",
+        "email": "target@example.com",
+    },
+    "/api/v1/notify/endpoints": {
+        "kind": "webhook",
+        "target": "http://127.0.0.1:9/hook",
+        "event_types": ["incident.created"],
+    },
     "/api/v1/sla/policies": {"name": "Production", "first_response_minutes": 15, "resolution_minutes": 240},
     "/api/v1/sla/escalation-rules": {"name": "Breach", "conditions": [{"type": "sla_breached"}], "level": 1},
 }
@@ -69,30 +82,30 @@ async def test_every_change_operation_refuses_what_create_refuses_and_stores_not
 
 
 async def test_null_clears_a_nullable_field_and_omission_keeps_it(notify_api, admin):
-    created = await notify_api.post("/api/v1/incidents", json=VALID_BODIES["/api/v1/incidents"],
-                                    headers=admin.headers)
+    created = await notify_api.post("/api/v1/incidents", json=VALID_BODIES["/api/v1/incidents"], headers=admin.headers)
     incident = created.json()
-    reply = await notify_api.patch(f"/api/v1/incidents/{incident['id']}", json={"category": None},
-                                   headers=admin.headers)
+    reply = await notify_api.patch(
+        f"/api/v1/incidents/{incident['id']}", json={"category": None}, headers=admin.headers
+    )
     assert reply.status_code == 200, reply.text
     assert reply.json()["category"] is None
     assert reply.json()["tags"] == ["line3"] and reply.json()["title"] == incident["title"]
 
 
 async def test_tags_null_on_change_is_a_422_naming_tags(notify_api, admin):
-    created = await notify_api.post("/api/v1/incidents", json=VALID_BODIES["/api/v1/incidents"],
-                                    headers=admin.headers)
-    reply = await notify_api.patch(f"/api/v1/incidents/{created.json()['id']}", json={"tags": None},
-                                   headers=admin.headers)
+    created = await notify_api.post("/api/v1/incidents", json=VALID_BODIES["/api/v1/incidents"], headers=admin.headers)
+    reply = await notify_api.patch(
+        f"/api/v1/incidents/{created.json()['id']}", json={"tags": None}, headers=admin.headers
+    )
     assert reply.status_code == 422
     assert reply.json()["field"] == "tags"
 
 
 async def test_null_email_removes_a_users_address_and_omission_keeps_it(notify_api, admin):
-    created = (await notify_api.post("/api/v1/users", json=VALID_BODIES["/api/v1/users"],
-                                     headers=admin.headers)).json()
-    kept = await notify_api.patch(f"/api/v1/users/{created['id']}", json={"display_name": "Target"},
-                                  headers=admin.headers)
+    created = (await notify_api.post("/api/v1/users", json=VALID_BODIES["/api/v1/users"], headers=admin.headers)).json()
+    kept = await notify_api.patch(
+        f"/api/v1/users/{created['id']}", json={"display_name": "Target"}, headers=admin.headers
+    )
     assert kept.json()["email"] == "target@example.com"
     cleared = await notify_api.patch(f"/api/v1/users/{created['id']}", json={"email": None}, headers=admin.headers)
     assert cleared.status_code == 200 and cleared.json()["email"] is None

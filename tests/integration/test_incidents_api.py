@@ -6,8 +6,13 @@ import pytest
 
 pytestmark = pytest.mark.asyncio
 
-NEW = {"title": "Cinta línea 3 se para", "description": "El motor de la cinta transportadora de la línea 3 se "
-       "sobrecalienta y salta la alarma E-4021 tras 20 minutos.", "area": "production", "priority": "high"}
+NEW = {
+    "title": "Cinta línea 3 se para",
+    "description": "El motor de la cinta transportadora de la línea 3 se "
+    "sobrecalienta y salta la alarma E-4021 tras 20 minutos.",
+    "area": "production",
+    "priority": "high",
+}
 
 
 async def count_rows(services, table: str) -> int:
@@ -26,8 +31,9 @@ class TestCreateIncident:
         tech = await make_account("technician")
         first = await create(api, tech.headers)
         solution = "Se limpió el ventilador del motor y se cambió el rodamiento; la alarma E-4021 no volvió."
-        reply = await api.post(f"/api/v1/incidents/{first['id']}/resolve", json={"solution": solution},
-                               headers=tech.headers)
+        reply = await api.post(
+            f"/api/v1/incidents/{first['id']}/resolve", json={"solution": solution}, headers=tech.headers
+        )
         assert reply.status_code == 200, reply.text
         second = await create(api, tech.headers, title="Motor cinta línea 3 caliente, alarma E-4021")
         assert second["similar"], "the resolved incident should be found"
@@ -37,14 +43,18 @@ class TestCreateIncident:
         assert 0 < top["score"] <= 1
         assert second["suggestion_status"] == "pending"
 
-    async def test_creation_writes_incident_audit_row_and_pending_suggestion_together(self, api, make_account, services):
+    async def test_creation_writes_incident_audit_row_and_pending_suggestion_together(
+        self, api, make_account, services
+    ):
         reporter = await make_account("reporter")
         incident = await create(api, reporter.headers)
         async with services.pool.acquire() as conn:
             audit_row = await conn.fetchrow(
-                "SELECT * FROM audit_log WHERE action = 'incident.created' AND resource_id = $1", str(incident["id"]))
-            suggestion = await conn.fetchrow("SELECT status, priority_rank, queued_at FROM suggestions "
-                                             "WHERE incident_id = $1", incident["id"])
+                "SELECT * FROM audit_log WHERE action = 'incident.created' AND resource_id = $1", str(incident["id"])
+            )
+            suggestion = await conn.fetchrow(
+                "SELECT status, priority_rank, queued_at FROM suggestions WHERE incident_id = $1", incident["id"]
+            )
         assert audit_row["actor_name"] == reporter.username
         assert audit_row["client_ip"] == "10.1.2.3"
         assert audit_row["request_id"]
@@ -80,7 +90,8 @@ BAD_INPUTS = [
 class TestBadInput:
     @pytest.mark.parametrize("case, body, status, field", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
     async def test_bad_incident_is_refused_naming_the_field_and_nothing_is_stored(
-            self, api, make_account, services, case, body, status, field):
+        self, api, make_account, services, case, body, status, field
+    ):
         reporter = await make_account("reporter")
         reply = await api.post("/api/v1/incidents", json=body, headers=reporter.headers)
         assert reply.status_code == status, reply.text
@@ -91,8 +102,11 @@ class TestBadInput:
 
     async def test_malformed_json_is_a_400_naming_the_body(self, api, make_account, services):
         reporter = await make_account("reporter")
-        reply = await api.post("/api/v1/incidents", content=b'{"title": "x", ',
-                               headers={**reporter.headers, "Content-Type": "application/json"})
+        reply = await api.post(
+            "/api/v1/incidents",
+            content=b'{"title": "x", ',
+            headers={**reporter.headers, "Content-Type": "application/json"},
+        )
         assert reply.status_code == 400
         assert reply.json() == {"error": "BadRequest", "detail": "request body is not valid JSON", "field": "body"}
         assert await count_rows(services, "incidents") == 0
@@ -122,10 +136,16 @@ class TestStatusMachine:
         assert body["status"] == "open" and body["reopened_count"] == 1
         assert body["resolved_at"] is None and body["closed_at"] is None
 
-    @pytest.mark.parametrize("steps, target", [
-        ([], "closed"), (["in_progress"], "closed"), ([], "open"),
-        (["resolved"], "waiting"), (["resolved", "closed"], "in_progress"),
-    ])
+    @pytest.mark.parametrize(
+        "steps, target",
+        [
+            ([], "closed"),
+            (["in_progress"], "closed"),
+            ([], "open"),
+            (["resolved"], "waiting"),
+            (["resolved", "closed"], "in_progress"),
+        ],
+    )
     async def test_illegal_transition_is_409_naming_both_states(self, api, make_account, services, steps, target):
         tech = await make_account("technician")
         incident = await create(api, tech.headers)
@@ -146,11 +166,13 @@ class TestStatusMachine:
     async def test_resolving_without_a_solution_names_the_solution_field(self, api, make_account):
         tech = await make_account("technician")
         incident = await create(api, tech.headers)
-        reply = await api.post(f"/api/v1/incidents/{incident['id']}/status", json={"status": "resolved"},
-                               headers=tech.headers)
+        reply = await api.post(
+            f"/api/v1/incidents/{incident['id']}/status", json={"status": "resolved"}, headers=tech.headers
+        )
         assert reply.status_code == 422 and reply.json()["field"] == "solution"
-        reply = await api.post(f"/api/v1/incidents/{incident['id']}/resolve", json={"solution": "  "},
-                               headers=tech.headers)
+        reply = await api.post(
+            f"/api/v1/incidents/{incident['id']}/resolve", json={"solution": "  "}, headers=tech.headers
+        )
         assert reply.status_code == 422 and reply.json()["field"] == "solution"
 
     async def test_every_change_leaves_an_audit_row_with_before_and_after(self, api, make_account, services):
@@ -163,8 +185,13 @@ class TestStatusMachine:
         await api.post(f"{path}/status", json={"status": "in_progress"}, headers=tech.headers)
         history = (await api.get(f"{path}/history", headers=tech.headers)).json()
         actions = [h["action"] for h in history]
-        assert actions == ["incident.created", "incident.updated", "incident.assigned", "incident.commented",
-                           "incident.status_changed"]
+        assert actions == [
+            "incident.created",
+            "incident.updated",
+            "incident.assigned",
+            "incident.commented",
+            "incident.status_changed",
+        ]
         update = history[1]
         assert update["before"]["priority"] == "high" and update["after"]["priority"] == "critical"
         assert history[2]["after"] == {"assignee_id": tech.id}
@@ -175,15 +202,17 @@ class TestWorkingAnIncident:
         tech = await make_account("technician")
         reporter = await make_account("reporter")
         incident = await create(api, tech.headers)
-        reply = await api.post(f"/api/v1/incidents/{incident['id']}/assign", json={"assignee_id": reporter.id},
-                               headers=tech.headers)
+        reply = await api.post(
+            f"/api/v1/incidents/{incident['id']}/assign", json={"assignee_id": reporter.id}, headers=tech.headers
+        )
         assert reply.status_code == 422 and reply.json()["field"] == "assignee_id"
 
     async def test_assignment_shows_the_assignee(self, api, make_account):
         tech = await make_account("technician")
         incident = await create(api, tech.headers)
-        reply = await api.post(f"/api/v1/incidents/{incident['id']}/assign", json={"assignee_id": tech.id},
-                               headers=tech.headers)
+        reply = await api.post(
+            f"/api/v1/incidents/{incident['id']}/assign", json={"assignee_id": tech.id}, headers=tech.headers
+        )
         assert reply.json()["assignee"] == {"id": tech.id, "name": tech.username}
 
     async def test_reporter_may_comment_only_on_own_incidents(self, api, make_account):
@@ -208,8 +237,13 @@ class TestListing:
         tech = await make_account("technician")
         made = []
         for i in range(7):
-            incident = await create(api, tech.headers, title=f"Fallo {i} compresor", area="maintenance" if i % 2 else "production",
-                                    priority="low" if i < 3 else "high")
+            incident = await create(
+                api,
+                tech.headers,
+                title=f"Fallo {i} compresor",
+                area="maintenance" if i % 2 else "production",
+                priority="low" if i < 3 else "high",
+            )
             made.append(incident["id"])
         seen, cursor = [], None
         while True:
@@ -220,8 +254,9 @@ class TestListing:
             if not cursor:
                 break
         assert seen == sorted(made, reverse=True)
-        page = (await api.get("/api/v1/incidents", params={"area": "maintenance", "priority": "high"},
-                              headers=tech.headers)).json()
+        page = (
+            await api.get("/api/v1/incidents", params={"area": "maintenance", "priority": "high"}, headers=tech.headers)
+        ).json()
         assert {i["id"] for i in page["items"]} == {made[3], made[5]}
         page = (await api.get("/api/v1/incidents", params={"text": "Fallo 4"}, headers=tech.headers)).json()
         assert [i["id"] for i in page["items"]] == [made[4]]

@@ -40,8 +40,9 @@ Unrelated section: recalibrate the media sensor of a Zebra ZT410 by holding PAUS
 async def test_a_document_is_chunked_and_its_best_chunk_is_found(knowledge):
     document = await knowledge.service.ingest_document(title="Air leaks", filename="air.md", text=RUNBOOK)
     assert document["chunk_count"] >= 3
-    hits = await knowledge.service.search(query="how to calibrate the Zebra media sensor", area=None, limit=5,
-                                          kinds=("document",))
+    hits = await knowledge.service.search(
+        query="how to calibrate the Zebra media sensor", area=None, limit=5, kinds=("document",)
+    )
     assert len(hits) == 1  # one document, however many chunks matched
     assert hits[0].document_id == document["id"] and hits[0].document_title == "Air leaks"
     assert "PAUSE and CANCEL" in hits[0].text
@@ -51,11 +52,14 @@ async def test_a_document_is_chunked_and_its_best_chunk_is_found(knowledge):
 async def test_documents_ground_suggestions_beside_incidents(knowledge):
     await knowledge.service.ingest_document(title="Air leaks", filename="air.md", text=RUNBOOK)
     incident_id = await knowledge.add_resolved_incident(
-        area="maintenance", title="Pressure drop at the presses", description="Air pressure falls to 5.2 bar.",
+        area="maintenance",
+        title="Pressure drop at the presses",
+        description="Air pressure falls to 5.2 bar.",
         resolution="Found and replaced a leaking quick coupling with the ultrasonic detector.",
     )
-    cases = await knowledge.service.retrieve_cases(text="air pressure falling, compressors at full load, leak?",
-                                                   area="maintenance", limit=4)
+    cases = await knowledge.service.retrieve_cases(
+        text="air pressure falling, compressors at full load, leak?", area="maintenance", limit=4
+    )
     assert {case.incident_id for case in cases if case.incident_id} == {incident_id}
     documents = [case for case in cases if case.incident_id is None]
     assert documents and documents[0].document_title == "Air leaks"
@@ -122,8 +126,9 @@ async def client(knowledge) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_upload_list_search_and_delete_over_http(client):
-    created = await client.post("/api/v1/knowledge/documents", files={"file": ("air-leaks.md", RUNBOOK.encode())},
-                                data={"area": "maintenance"})
+    created = await client.post(
+        "/api/v1/knowledge/documents", files={"file": ("air-leaks.md", RUNBOOK.encode())}, data={"area": "maintenance"}
+    )
     assert created.status_code == 201, created.text
     document = created.json()
     assert document["title"] == "air-leaks" and document["area"] == "maintenance" and document["chunk_count"] >= 3
@@ -170,9 +175,12 @@ async def test_reporters_may_search_but_not_upload(knowledge):
 
 
 async def test_documents_ingested_in_bulk_are_all_indexed_and_found(knowledge):
-    texts = [f"Pump {n} trips on fault code P-{700 + n} when the inlet valve {n} sticks; free the valve." for n in range(30)]
+    texts = [
+        f"Pump {n} trips on fault code P-{700 + n} when the inlet valve {n} sticks; free the valve." for n in range(30)
+    ]
     stored = await knowledge.service.ingest_documents(
-        [{"title": f"Pump {n}", "filename": f"pump{n}.md", "text": text} for n, text in enumerate(texts)])
+        [{"title": f"Pump {n}", "filename": f"pump{n}.md", "text": text} for n, text in enumerate(texts)]
+    )
     assert [document["title"] for document in stored] == [f"Pump {n}" for n in range(30)]
     assert (await knowledge.service.status())["vectors_pending"] == 0
     hits = await knowledge.service.search(query="fault code P-717", area=None, limit=3, kinds=("document",))
@@ -180,8 +188,10 @@ async def test_documents_ingested_in_bulk_are_all_indexed_and_found(knowledge):
 
 
 async def test_a_bad_document_in_a_bulk_ingest_stores_none_of_them(knowledge):
-    documents = [{"title": "Good", "filename": "good.md", "text": "Restart the conveyor."},
-                 {"title": "Empty", "filename": "empty.md", "text": "   "}]
+    documents = [
+        {"title": "Good", "filename": "good.md", "text": "Restart the conveyor."},
+        {"title": "Empty", "filename": "empty.md", "text": "   "},
+    ]
     with pytest.raises(ValidationFailed) as raised:
         await knowledge.service.ingest_documents(documents)
     assert raised.value.field == "file"

@@ -10,18 +10,38 @@ import pytest
 from backend.errors import ValidationFailed
 
 PRS_RECORDS = [
-    {"key": "OLD-1", "title": "Robot cell door interlock fault", "description": "Cell 4 stops with door open alarm.",
-     "area": "production", "priority": "high", "category": "safety", "tags": ["robot", "interlock"],
-     "resolution": "Realigned the door switch actuator.", "created_at": "2024-05-02T10:00:00Z"},
-    {"key": "OLD-2", "title": "Cooling tower fan vibration", "description": "Vibration alarm on fan 2 at night.",
-     "area": "facilities", "priority": "medium", "resolution": "Balanced the fan blades.",
-     "created_at": "2024-06-11T22:30:00+02:00"},
+    {
+        "key": "OLD-1",
+        "title": "Robot cell door interlock fault",
+        "description": "Cell 4 stops with door open alarm.",
+        "area": "production",
+        "priority": "high",
+        "category": "safety",
+        "tags": ["robot", "interlock"],
+        "resolution": "Realigned the door switch actuator.",
+        "created_at": "2024-05-02T10:00:00Z",
+    },
+    {
+        "key": "OLD-2",
+        "title": "Cooling tower fan vibration",
+        "description": "Vibration alarm on fan 2 at night.",
+        "area": "facilities",
+        "priority": "medium",
+        "resolution": "Balanced the fan blades.",
+        "created_at": "2024-06-11T22:30:00+02:00",
+    },
 ]
 JIRA_RECORD = {
-    "key": "HDFS-42", "project": "HDFS", "created": "2010-01-05T10:00:00.000+0000",
-    "resolved": "2010-02-01T09:00:00.000+0000", "priority": "Blocker", "resolution": "Fixed",
-    "components": ["namenode", "datanode"], "summary": "NameNode hangs in DFSClient.getFileInfo",
-    "description": "Calls to getFileInfo block forever after failover.", "environment": "Linux, JDK 6",
+    "key": "HDFS-42",
+    "project": "HDFS",
+    "created": "2010-01-05T10:00:00.000+0000",
+    "resolved": "2010-02-01T09:00:00.000+0000",
+    "priority": "Blocker",
+    "resolution": "Fixed",
+    "components": ["namenode", "datanode"],
+    "summary": "NameNode hangs in DFSClient.getFileInfo",
+    "description": "Calls to getFileInfo block forever after failover.",
+    "environment": "Linux, JDK 6",
     "resolution_text": "Patch adds a timeout to the RPC call.",
 }
 
@@ -39,8 +59,12 @@ async def test_imported_incidents_are_closed_indexed_and_found(knowledge, tmp_pa
     assert report["inserted"] == 2 and report["vectors_synced"] == 2
     async with knowledge.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM incidents WHERE external_ref = 'OLD-1'")
-    assert (row["status"], row["source"], row["priority"], row["tags"]) == ("closed", "import", "high",
-                                                                           ["robot", "interlock"])
+    assert (row["status"], row["source"], row["priority"], row["tags"]) == (
+        "closed",
+        "import",
+        "high",
+        ["robot", "interlock"],
+    )
     similar = await knowledge.service.similar_incidents(text="robot door switch alarm", area="production", limit=1)
     assert similar[0].incident_id == row["id"]
     assert similar[0].resolution == "Realigned the door switch actuator."
@@ -101,9 +125,17 @@ async def test_an_import_of_many_pages_syncs_every_vector_while_it_stages(knowle
 
     monkeypatch.setattr(knowledge_service, "IMPORT_BATCH", 3)  # four staging transactions
     monkeypatch.setattr(knowledge_service, "SYNC_BATCH", 4)  # three encode pages, overlapping them
-    records = [{"key": f"BULK-{n}", "title": f"Valve {n} leaks at flange {n}", "description": f"Leak on valve {n}.",
-                "area": "maintenance", "resolution": f"Replaced gasket {n}.", "created_at": "2024-05-02T10:00:00Z"}
-               for n in range(10)]
+    records = [
+        {
+            "key": f"BULK-{n}",
+            "title": f"Valve {n} leaks at flange {n}",
+            "description": f"Leak on valve {n}.",
+            "area": "maintenance",
+            "resolution": f"Replaced gasket {n}.",
+            "created_at": "2024-05-02T10:00:00Z",
+        }
+        for n in range(10)
+    ]
     report = await knowledge.service.ingest_incidents_jsonl(write_jsonl(tmp_path / "bulk.jsonl", records))
     assert report["inserted"] == 10 and report["vectors_synced"] == 10
     assert (await knowledge.service.status())["vectors_pending"] == 0

@@ -16,16 +16,36 @@ from backend.knowledge import repository
 from backend.knowledge.service import KnowledgeService
 
 INCIDENTS = [
-    ("production", "Conveyor motor overheating on line 3", "Alarm E-4021, belt stops every 20 minutes.",
-     "Cleaned the blocked fan grille."),
-    ("production", "Conveyor belt slipping on line 1", "Belt slips under load after the format change.",
-     "Tensioned the belt and fixed the recipe speed."),
-    ("maintenance", "Compressed air leak near press PN-04", "Pressure drops from 7 to 5.2 bar during the shift.",
-     "Replaced the quick coupling and a cracked hose."),
-    ("it", "MES to ERP order sync fails", "Orders stay pending; the interface log shows HTTP 401 from the ERP.",
-     "Rotated the expired service account password."),
-    ("production", "Label printer prints blank labels", "Zebra ZT230 ribbon sensor error after the roll change.",
-     "Recalibrated the ribbon sensor."),
+    (
+        "production",
+        "Conveyor motor overheating on line 3",
+        "Alarm E-4021, belt stops every 20 minutes.",
+        "Cleaned the blocked fan grille.",
+    ),
+    (
+        "production",
+        "Conveyor belt slipping on line 1",
+        "Belt slips under load after the format change.",
+        "Tensioned the belt and fixed the recipe speed.",
+    ),
+    (
+        "maintenance",
+        "Compressed air leak near press PN-04",
+        "Pressure drops from 7 to 5.2 bar during the shift.",
+        "Replaced the quick coupling and a cracked hose.",
+    ),
+    (
+        "it",
+        "MES to ERP order sync fails",
+        "Orders stay pending; the interface log shows HTTP 401 from the ERP.",
+        "Rotated the expired service account password.",
+    ),
+    (
+        "production",
+        "Label printer prints blank labels",
+        "Zebra ZT230 ribbon sensor error after the roll change.",
+        "Recalibrated the ribbon sensor.",
+    ),
 ]
 QUERIES = ["motor overheating alarm", "air pressure drop press", "printer blank labels ribbon", "ERP sync 401"]
 
@@ -97,10 +117,18 @@ async def test_entries_staged_while_chroma_is_down_are_synced_when_it_is_back(kn
             incident_id = await conn.fetchval(
                 """INSERT INTO incidents (title, description, area, priority, status, resolution, created_at,
                                           updated_at) VALUES ('Hydraulic unit noisy', 'Pump whines at start', 'maintenance',
-                                          'low', 'resolved', 'Bled the air from the circuit', now(), now()) RETURNING id""")
-            await degraded.stage_incident(conn, incident_id=incident_id, title="Hydraulic unit noisy",
-                                          description="Pump whines at start", area="maintenance", category=None,
-                                          resolution="Bled the air from the circuit", created_at=knowledge.clock.now())
+                                          'low', 'resolved', 'Bled the air from the circuit', now(), now()) RETURNING id"""
+            )
+            await degraded.stage_incident(
+                conn,
+                incident_id=incident_id,
+                title="Hydraulic unit noisy",
+                description="Pump whines at start",
+                area="maintenance",
+                category=None,
+                resolution="Bled the air from the circuit",
+                created_at=knowledge.clock.now(),
+            )
     with pytest.raises(VectorStoreUnavailable):
         await degraded.sync_pending_vectors()
     assert await knowledge.fetchval("SELECT count(*) FROM knowledge_entries WHERE NOT vector_synced") == 1
@@ -135,8 +163,9 @@ async def test_bm25_in_sql_agrees_with_a_straightforward_python_bm25(knowledge, 
     query = tokenize("conveyor belt motor overheating conveyor line 3 E-4021")
     expected = python_bm25(corpus, query, k1, b)
     async with knowledge.pool.acquire() as conn:
-        rows = await repository.bm25_search(conn, query, area=None, kinds=["incident"], limit=10, max_terms=100,
-                                            k1=k1, b=b)
+        rows = await repository.bm25_search(
+            conn, query, area=None, kinds=["incident"], limit=10, max_terms=100, k1=k1, b=b
+        )
     got = {vector_id: score for vector_id, score, _ in rows}
     want = {f"inc:{incident_id}": score for incident_id, score in zip(ids, expected) if score > 0}
     assert got.keys() == want.keys()
@@ -148,12 +177,15 @@ async def test_bm25_in_sql_agrees_with_a_straightforward_python_bm25(knowledge, 
 async def test_bm25_area_filter_keeps_global_statistics(knowledge):
     ids = await seed(knowledge)
     async with knowledge.pool.acquire() as conn:
-        everywhere = await repository.bm25_search(conn, ["conveyor"], area=None, kinds=["incident"], limit=10,
-                                                  max_terms=10, k1=1.2, b=0.75)
-        production = await repository.bm25_search(conn, ["conveyor"], area="production", kinds=["incident"],
-                                                   limit=10, max_terms=10, k1=1.2, b=0.75)
-        maintenance = await repository.bm25_search(conn, ["pressure"], area="production", kinds=["incident"],
-                                                    limit=10, max_terms=10, k1=1.2, b=0.75)
+        everywhere = await repository.bm25_search(
+            conn, ["conveyor"], area=None, kinds=["incident"], limit=10, max_terms=10, k1=1.2, b=0.75
+        )
+        production = await repository.bm25_search(
+            conn, ["conveyor"], area="production", kinds=["incident"], limit=10, max_terms=10, k1=1.2, b=0.75
+        )
+        maintenance = await repository.bm25_search(
+            conn, ["pressure"], area="production", kinds=["incident"], limit=10, max_terms=10, k1=1.2, b=0.75
+        )
     assert production == everywhere
     assert {v for v, _, _ in production} == {f"inc:{ids[0]}", f"inc:{ids[1]}"}
     assert maintenance == []
@@ -164,11 +196,19 @@ async def test_bm25_statistics_stay_equal_to_a_recount_through_every_change(know
     await knowledge.reopen(ids[1])
     async with knowledge.pool.acquire() as conn:
         async with conn.transaction():
-            await knowledge.service.stage_incident(conn, incident_id=ids[0], title="Conveyor motor fan replaced",
-                                                   description="New text", area="production", category=None,
-                                                   resolution="Replaced the fan", created_at=knowledge.clock.now())
-    document = await knowledge.service.ingest_document(title="Belt runbook", filename="belt.md",
-                                                       text="# Belt\n\nTension the conveyor belt to 1.5 percent.")
+            await knowledge.service.stage_incident(
+                conn,
+                incident_id=ids[0],
+                title="Conveyor motor fan replaced",
+                description="New text",
+                area="production",
+                category=None,
+                resolution="Replaced the fan",
+                created_at=knowledge.clock.now(),
+            )
+    document = await knowledge.service.ingest_document(
+        title="Belt runbook", filename="belt.md", text="# Belt\n\nTension the conveyor belt to 1.5 percent."
+    )
     await knowledge.service.ingest_document(title="Other", filename="other.md", text="Conveyor guides at 96 mm.")
     await knowledge.service.delete_document(document["id"])
 

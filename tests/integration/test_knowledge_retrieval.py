@@ -108,8 +108,14 @@ async def test_a_reopened_then_resolved_again_incident_is_found_again(knowledge)
     async with knowledge.pool.acquire() as conn:
         async with conn.transaction():
             await knowledge.service.stage_incident(
-                conn, incident_id=ids["printer"], title=PRINTER["title"], description=PRINTER["description"],
-                area="production", category=None, resolution="Replaced the print head.", created_at=knowledge.clock.now(),
+                conn,
+                incident_id=ids["printer"],
+                title=PRINTER["title"],
+                description=PRINTER["description"],
+                area="production",
+                category=None,
+                resolution="Replaced the print head.",
+                created_at=knowledge.clock.now(),
             )
     await knowledge.service.sync_pending_vectors()
     similar = await knowledge.service.similar_incidents(text=PRINTER["title"], area="production", limit=1)

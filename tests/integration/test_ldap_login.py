@@ -23,8 +23,9 @@ def directory_client(services, clean_state, ldap_directory, api_from):
 
     def make(**overrides):
         settings = settings_with(services, **ldap_directory.settings(**overrides))
-        auth = AuthService(settings=settings, pool=services.pool, clock=services.clock,
-                           signing_keys=services.auth.signing_keys)
+        auth = AuthService(
+            settings=settings, pool=services.pool, clock=services.clock, signing_keys=services.auth.signing_keys
+        )
         return api_from(app_with(services, settings, auth=auth))
 
     return make
@@ -60,7 +61,8 @@ class TestDirectorySignIn:
         assert ("user.created", "ldap") in actions and ("auth.login", "bob") in actions
 
     async def test_a_group_change_in_the_directory_changes_the_role_at_the_next_login(
-            self, directory_client, services, ldap_directory):
+        self, directory_client, services, ldap_directory
+    ):
         client = directory_client()
         assert (await sign_in(client, "erin")).status_code == 200
         assert (await user_row(services, "erin"))["role"] == "reporter"
@@ -93,7 +95,8 @@ class TestDirectorySignIn:
         assert (await client.get("/api/v1/incidents", headers=headers)).status_code == 403
 
     async def test_wrong_password_and_unknown_person_are_401_audited_and_create_nothing(
-            self, directory_client, services):
+        self, directory_client, services
+    ):
         client = directory_client()
         for username, password in (("bob", "Not-Bobs-Password-1"), ("zed", "Whatever-Pass-123")):
             reply = await sign_in(client, username, password)
@@ -124,14 +127,16 @@ class TestDirectorySignIn:
         assert (await sign_in(client, "bob")).status_code == 200
         admin = await make_account("admin")
         bob = await user_row(services, "bob")
-        reply = await client.patch(f"/api/v1/users/{bob['id']}", json={"password": "New-Local-Pass-123"},
-                                   headers=admin.headers)
+        reply = await client.patch(
+            f"/api/v1/users/{bob['id']}", json={"password": "New-Local-Pass-123"}, headers=admin.headers
+        )
         assert reply.status_code == 422 and reply.json()["field"] == "password"
         assert (await user_row(services, "bob"))["password_hash"] is None
 
     async def test_local_account_of_the_same_name_keeps_its_own_password(self, directory_client, services):
-        await services.auth.create_user(system_context("test"), UserCreate(username="alice", password=PASSWORD,
-                                                                           role="reporter"))
+        await services.auth.create_user(
+            system_context("test"), UserCreate(username="alice", password=PASSWORD, role="reporter")
+        )
         client = directory_client()
         assert (await sign_in(client, "alice")).status_code == 401, "the directory password must not open it"
         assert (await sign_in(client, "alice", PASSWORD)).status_code == 200
@@ -150,8 +155,9 @@ class TestTransportSecurity:
 
     @pytest.mark.parametrize("transport", ["ldaps", "starttls"])
     async def test_an_untrusted_certificate_is_refused_before_any_password_is_sent(
-            self, directory_client, ldap_directory, services, transport):
-        overrides = ({"ldap_url": ldap_directory.ldaps_url} if transport == "ldaps" else {"ldap_start_tls": True})
+        self, directory_client, ldap_directory, services, transport
+    ):
+        overrides = {"ldap_url": ldap_directory.ldaps_url} if transport == "ldaps" else {"ldap_start_tls": True}
         reply = await sign_in(directory_client(**overrides), "bob")
         assert reply.status_code == 503 and "certificate verify failed" in reply.json()["detail"]
         assert await user_row(services, "bob") is None
@@ -160,8 +166,9 @@ class TestTransportSecurity:
 class TestDirectoryDown:
     async def test_directory_down_says_unreachable_and_local_admins_still_sign_in(self, directory_client, services):
         client = directory_client(ldap_url=f"ldap://127.0.0.1:{free_port()}", ldap_timeout_s=1.0)
-        await services.auth.create_user(system_context("test"), UserCreate(username="root-admin", password=PASSWORD,
-                                                                           role="admin"))
+        await services.auth.create_user(
+            system_context("test"), UserCreate(username="root-admin", password=PASSWORD, role="admin")
+        )
         reply = await sign_in(client, "bob")
         assert reply.status_code == 503
         assert reply.json()["error"] == "DirectoryUnavailable" and "unreachable" in reply.json()["detail"]
@@ -172,8 +179,7 @@ class TestDirectoryDown:
 
 
 class TestDirectoryLockout:
-    async def test_directory_accounts_are_counted_locally_but_locked_by_the_directory(self, directory_client,
-                                                                                      services):
+    async def test_directory_accounts_are_counted_locally_but_locked_by_the_directory(self, directory_client, services):
         client = directory_client(login_rate_limit="1000/minute", lockout_threshold=3)
         assert (await sign_in(client, "bob")).status_code == 200  # the local account exists from here on
         for n in range(3):
@@ -185,9 +191,9 @@ class TestDirectoryLockout:
         assert (await sign_in(client, "bob")).status_code == 200
 
     async def test_with_local_lockout_on_a_locked_directory_account_is_refused_without_asking(
-            self, directory_client, services):
-        client = directory_client(login_rate_limit="1000/minute", lockout_threshold=3,
-                                  lockout_directory_accounts=True)
+        self, directory_client, services
+    ):
+        client = directory_client(login_rate_limit="1000/minute", lockout_threshold=3, lockout_directory_accounts=True)
         assert (await sign_in(client, "bob")).status_code == 200
         for n in range(3):
             await sign_in(client, "bob", f"Wrong-Guess-{n}")

@@ -67,7 +67,7 @@ async def test_node_killed_mid_stream_restarts_the_answer_on_the_next_node(victi
     restarts = [index for index, event in enumerate(events) if isinstance(event, RestartEvent)]
     assert len(restarts) == 1
     assert events[restarts[0]].node == victim.url
-    after_restart = events[restarts[0] + 1:]
+    after_restart = events[restarts[0] + 1 :]
     assert all(isinstance(event, TokenEvent) for event in after_restart[:-1])
     assert "".join(event.text for event in after_restart[:-1]).strip()
     done = after_restart[-1]

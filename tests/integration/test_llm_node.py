@@ -54,9 +54,10 @@ async def test_generate_without_stream_returns_text_counts_and_durations(client:
 
 async def test_streamed_generation_matches_the_whole_answer(client: ollama.AsyncClient):
     whole = await client.generate(TEST_MODEL_NAME, COUNTING_PROMPT, raw=True, options=GREEDY)
-    parts = [part async for part in await client.generate(
-        TEST_MODEL_NAME, COUNTING_PROMPT, raw=True, stream=True, options=GREEDY
-    )]
+    parts = [
+        part
+        async for part in await client.generate(TEST_MODEL_NAME, COUNTING_PROMPT, raw=True, stream=True, options=GREEDY)
+    ]
     assert len(parts) > 2
     assert all(not part.done for part in parts[:-1])
     final = parts[-1]
@@ -143,7 +144,9 @@ async def test_bad_json_and_bad_options_are_400(llm_node_url: str):
 
 async def test_abandoned_stream_stops_generating_and_frees_the_node(llm_node_url: str, client: ollama.AsyncClient):
     long_request = {
-        "model": TEST_MODEL_NAME, "prompt": COUNTING_PROMPT, "raw": True,
+        "model": TEST_MODEL_NAME,
+        "prompt": COUNTING_PROMPT,
+        "raw": True,
         "options": {"temperature": 0, "num_predict": 1500},
     }
     async with httpx.AsyncClient(base_url=llm_node_url, timeout=60) as http:

@@ -28,14 +28,34 @@ DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 # Metrics of the exporters the shipped Prometheus scrapes beside PR-System (and Prometheus' own `up`).
-OTHER_EXPORTERS = {"up", "pg_up", "pg_replication_lag_seconds", "nginx_up", "probe_ssl_earliest_cert_expiry",
-                   # exported by the backups package (issue 13)
-                   "prs_backup_last_success_timestamp_seconds", "prs_backup_failures_total",
-                   "prs_backup_last_verify_success"}
+OTHER_EXPORTERS = {
+    "up",
+    "pg_up",
+    "pg_replication_lag_seconds",
+    "nginx_up",
+    "probe_ssl_earliest_cert_expiry",
+    # exported by the backups package (issue 13)
+    "prs_backup_last_success_timestamp_seconds",
+    "prs_backup_failures_total",
+    "prs_backup_last_verify_success",
+}
 # Grafana's interval variables, replaced by sample values so promtool can parse the expressions.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "6h"}
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
-                "offset", "inf", "nan"}
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,8 +74,11 @@ def exported_metric_names() -> set[str]:
     registries.append(gauges)
     for registry in registries:
         for family in registry.collect():
-            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"],
-                        "summary": ["_sum", "_count", ""]}.get(family.type, [""])
+            suffixes = {
+                "counter": ["_total"],
+                "histogram": ["_bucket", "_sum", "_count"],
+                "summary": ["_sum", "_count", ""],
+            }.get(family.type, [""])
             names.update(family.name + suffix for suffix in suffixes)
     names.update({"prs_db_pool_connections", "prs_db_pool_in_use", "prs_db_pool_max"})
     return names
@@ -69,7 +92,7 @@ def metric_names_in(expr: str) -> set[str]:
     text = re.sub(r"\[[^\]]*\]", " ", text)
     found = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
-        following = text[match.end():].lstrip()[:1]
+        following = text[match.end() :].lstrip()[:1]
         word = match.group(0)
         if following != "(" and word.lower() not in PROMQL_WORDS:
             found.add(word)
@@ -103,8 +126,12 @@ def test_shipped_alertmanager_config_is_valid_and_routes_to_pr_system():
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
     hooks = [h for r in config["receivers"] for h in r.get("webhook_configs", [])]
-    assert any(h["url"].endswith("/api/v1/external/alerts/alertmanager") and h["send_resolved"]
-               and h["http_config"]["authorization"]["type"] == "Bearer" for h in hooks)
+    assert any(
+        h["url"].endswith("/api/v1/external/alerts/alertmanager")
+        and h["send_resolved"]
+        and h["http_config"]["authorization"]["type"] == "Bearer"
+        for h in hooks
+    )
 
 
 def test_every_alert_has_severity_summary_runbook_and_tests_firing_and_silent():
@@ -142,14 +169,16 @@ def test_dashboard_is_a_valid_model_whose_queries_parse_and_name_exported_metric
                 expr = expr.replace(variable, value)
             exprs.append(expr)
     # Each query wrapped in a recording rule: promtool parses and checks them all.
-    rules = {"groups": [{"name": path.stem, "rules": [{"record": f"dashboard:query_{i}", "expr": e}
-                                                      for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {"name": path.stem, "rules": [{"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(exprs)]}
+        ]
+    }
     rule_file = tmp_path / "dashboard-queries.yml"
     rule_file.write_text(yaml.safe_dump(rules))
     checked = run_tool(PROMTOOL, "check", "rules", str(rule_file))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    known = exported_metric_names() | OTHER_EXPORTERS | {"process_resident_memory_bytes",
-                                                          "process_cpu_seconds_total"}
+    known = exported_metric_names() | OTHER_EXPORTERS | {"process_resident_memory_bytes", "process_cpu_seconds_total"}
     unknown = {name for e in exprs for name in metric_names_in(e)} - known
     assert not unknown, f"{path.name} reads metrics nothing exports: {sorted(unknown)}"
 
@@ -171,11 +200,17 @@ def test_shipped_nginx_serves_stub_status_to_the_local_exporter_and_redirects_th
     from tests.integration.test_nginx_proxy import NGINX, nginx_config_for_test
 
     http_port, https_port = free_port(), free_port()
-    config = nginx_config_for_test(tmp_path, http_port=http_port, https_port=https_port,
-                                   replicas=[free_port(), free_port()], pki=make_pki(tmp_path))
+    config = nginx_config_for_test(
+        tmp_path,
+        http_port=http_port,
+        https_port=https_port,
+        replicas=[free_port(), free_port()],
+        pki=make_pki(tmp_path),
+    )
     with (tmp_path / "nginx.out").open("wb") as log:
-        nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(config), "-g", "daemon off;"], stdout=log,
-                                 stderr=subprocess.STDOUT)
+        nginx = subprocess.Popen(
+            [NGINX, "-p", str(tmp_path), "-c", str(config), "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         status_url = f"http://127.0.0.1:{http_port}/nginx_status"
         assert wait_until_serving(status_url, nginx, timeout=30), (tmp_path / "nginx.out").read_text()

@@ -34,8 +34,9 @@ def _replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def nginx_config_for_test(folder: Path, *, http_port: int, https_port: int, replicas: list[int], pki,
-                          internal_port: int | None = None) -> Path:
+def nginx_config_for_test(
+    folder: Path, *, http_port: int, https_port: int, replicas: list[int], pki, internal_port: int | None = None
+) -> Path:
     """nginx/nginx.conf as shipped, with loopback ports, the test certificate and files in `folder`."""
     internal_port = internal_port or free_port()
     text = (NGINX_DIR / "nginx.conf").read_text()
@@ -50,8 +51,11 @@ def nginx_config_for_test(folder: Path, *, http_port: int, https_port: int, repl
     text = _replace(text, "/etc/nginx/tls/prs.crt", str(pki.cert_file))
     text = _replace(text, "/etc/nginx/tls/prs.key", str(pki.key_file))
     # Which replica answered (tests only), and proxy.conf from the repository as shipped.
-    text = _replace(text, "include proxy.conf;",
-                    f"include {NGINX_DIR / 'proxy.conf'};\n        add_header X-Upstream $upstream_addr always;")
+    text = _replace(
+        text,
+        "include proxy.conf;",
+        f"include {NGINX_DIR / 'proxy.conf'};\n        add_header X-Upstream $upstream_addr always;",
+    )
     head = f"pid {folder / 'nginx.pid'};\nerror_log {folder / 'error.log'} warn;\n"
     if os.geteuid() == 0:
         head += "user root;\n"  # the workers write request bodies to temp files under `folder`
@@ -97,12 +101,20 @@ def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path, *, verif
 def proxied(app_settings, tmp_path_factory) -> Iterator[ProxiedSystem]:
     folder = tmp_path_factory.mktemp("nginx")
     pki = make_pki(tmp_path_factory.mktemp("nginx-pki"))
-    env = {**os.environ, "PRS_DATABASE_URL": app_settings.database_url, "PRS_LLM_NODES": f"http://127.0.0.1:{free_port()}",
-           "PRS_EMBEDDED_WORKER": "false", "PRS_LOG_JSON": "false", "PRS_ENVIRONMENT": "test",
-           "PRS_JWT_SECRET": "nginx-test-secret-" + "x" * 32, "PRS_TRUSTED_PROXIES": "127.0.0.1/32",
-           "PRS_RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
-           "PRS_RATE_LIMIT_KEY_PREFIX": f"prs-nginx-test-{uuid.uuid4().hex[:8]}",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PRS_DATABASE_URL": app_settings.database_url,
+        "PRS_LLM_NODES": f"http://127.0.0.1:{free_port()}",
+        "PRS_EMBEDDED_WORKER": "false",
+        "PRS_LOG_JSON": "false",
+        "PRS_ENVIRONMENT": "test",
+        "PRS_JWT_SECRET": "nginx-test-secret-" + "x" * 32,
+        "PRS_TRUSTED_PROXIES": "127.0.0.1/32",
+        "PRS_RATE_LIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+        "PRS_RATE_LIMIT_KEY_PREFIX": f"prs-nginx-test-{uuid.uuid4().hex[:8]}",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     replicas: list[Replica] = []
     nginx: subprocess.Popen | None = None
     try:
@@ -112,24 +124,38 @@ def proxied(app_settings, tmp_path_factory) -> Iterator[ProxiedSystem]:
             log_path = data_dir / "server.log"
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--no-worker"], cwd=REPO_ROOT,
-                    env=env | {"PRS_DATA_DIR": str(data_dir)}, stdout=log, stderr=subprocess.STDOUT)
+                    [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--no-worker"],
+                    cwd=REPO_ROOT,
+                    env=env | {"PRS_DATA_DIR": str(data_dir)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             replicas.append(Replica(port, process, log_path))
         for replica in replicas:
             _wait_until_up(f"http://127.0.0.1:{replica.port}/health/live", replica.process, replica.log_path)
         http_port, https_port = free_port(), free_port()
-        config = nginx_config_for_test(folder, http_port=http_port, https_port=https_port,
-                             replicas=[r.port for r in replicas], pki=pki)
+        config = nginx_config_for_test(
+            folder, http_port=http_port, https_port=https_port, replicas=[r.port for r in replicas], pki=pki
+        )
         checked = subprocess.run([NGINX, "-t", "-p", str(folder), "-c", str(config)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
         nginx_log = folder / "nginx.out"
         with nginx_log.open("wb") as log:
-            nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"],
-                                     stdout=log, stderr=subprocess.STDOUT)
-        _wait_until_up(f"https://127.0.0.1:{https_port}/health/live", nginx, nginx_log,
-                       verify=ssl.create_default_context(cafile=str(pki.ca_file)))
-        yield ProxiedSystem(https_url=f"https://127.0.0.1:{https_port}", http_url=f"http://127.0.0.1:{http_port}",
-                            ca_file=pki.ca_file, replicas=replicas)
+            nginx = subprocess.Popen(
+                [NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT
+            )
+        _wait_until_up(
+            f"https://127.0.0.1:{https_port}/health/live",
+            nginx,
+            nginx_log,
+            verify=ssl.create_default_context(cafile=str(pki.ca_file)),
+        )
+        yield ProxiedSystem(
+            https_url=f"https://127.0.0.1:{https_port}",
+            http_url=f"http://127.0.0.1:{http_port}",
+            ca_file=pki.ca_file,
+            replicas=replicas,
+        )
     finally:
         if nginx is not None and nginx.poll() is None:
             nginx.terminate()
@@ -139,8 +165,7 @@ def proxied(app_settings, tmp_path_factory) -> Iterator[ProxiedSystem]:
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str, **headers) -> httpx.Response:
-    return await client.post("/api/v1/auth/token", data={"username": username, "password": password},
-                             headers=headers)
+    return await client.post("/api/v1/auth/token", data={"username": username, "password": password}, headers=headers)
 
 
 async def test_plain_http_is_redirected_to_https(proxied):
@@ -150,8 +175,7 @@ async def test_plain_http_is_redirected_to_https(proxied):
     assert reply.headers["location"].startswith("https://")
 
 
-async def test_the_audit_log_records_the_real_client_behind_nginx_not_a_forged_header(
-        proxied, make_account, services):
+async def test_the_audit_log_records_the_real_client_behind_nginx_not_a_forged_header(proxied, make_account, services):
     account = await make_account("reporter")
     address = f"127.{random.randint(10, 250)}.{random.randint(0, 250)}.{random.randint(2, 250)}"
     async with proxied.client(address) as client:
@@ -159,8 +183,9 @@ async def test_the_audit_log_records_the_real_client_behind_nginx_not_a_forged_h
     assert reply.status_code == 401
     assert reply.headers["strict-transport-security"].startswith("max-age=")
     async with services.pool.acquire() as conn:
-        seen = await conn.fetchval("SELECT client_ip FROM audit_log WHERE action = 'auth.login_failed' "
-                                   "ORDER BY id DESC LIMIT 1")
+        seen = await conn.fetchval(
+            "SELECT client_ip FROM audit_log WHERE action = 'auth.login_failed' ORDER BY id DESC LIMIT 1"
+        )
     assert str(seen) == address
 
 
@@ -183,13 +208,24 @@ async def test_the_suggestion_stream_flows_through_nginx_while_the_suggestion_is
     async with proxied.client() as client:
         token = (await login(client, account.username, PASSWORD)).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        created = await client.post("/api/v1/incidents", headers=headers, json={
-            "title": "Sensor de presión sin lectura", "description": "El sensor P-7 no da lectura desde las 6:00.",
-            "area": "maintenance", "priority": "low"})
+        created = await client.post(
+            "/api/v1/incidents",
+            headers=headers,
+            json={
+                "title": "Sensor de presión sin lectura",
+                "description": "El sensor P-7 no da lectura desde las 6:00.",
+                "area": "maintenance",
+                "priority": "low",
+            },
+        )
         assert created.status_code == 201, created.text
         # No LLM node answers: the stream sends its first event (the pending state) at once and stays open.
-        async with client.stream("GET", f"/api/v1/incidents/{created.json()['id']}/suggestion/stream",
-                                 headers=headers, timeout=httpx.Timeout(30, read=15)) as stream:
+        async with client.stream(
+            "GET",
+            f"/api/v1/incidents/{created.json()['id']}/suggestion/stream",
+            headers=headers,
+            timeout=httpx.Timeout(30, read=15),
+        ) as stream:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
             first = await anext(stream.aiter_lines())
@@ -202,15 +238,26 @@ async def test_the_live_incident_stream_flows_through_nginx_from_any_replica(pro
     async with proxied.client() as client:
         token = (await login(client, account.username, PASSWORD)).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        async with client.stream("GET", "/api/v1/live/incidents", headers=headers,
-                                 timeout=httpx.Timeout(30, read=15)) as stream:
+        async with client.stream(
+            "GET", "/api/v1/live/incidents", headers=headers, timeout=httpx.Timeout(30, read=15)
+        ) as stream:
             assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
             lines = stream.aiter_lines()
             assert await anext(lines) == "event: ready"
             titles = [f"Cinta C-{n} parada {uuid.uuid4().hex[:6]}" for n in range(2)]
-            created = [await client.post("/api/v1/incidents", headers=headers, json={
-                "title": title, "description": "La cinta se para sola cada pocos minutos.",
-                "area": "production", "priority": "medium"}) for title in titles]
+            created = [
+                await client.post(
+                    "/api/v1/incidents",
+                    headers=headers,
+                    json={
+                        "title": title,
+                        "description": "La cinta se para sola cada pocos minutos.",
+                        "area": "production",
+                        "priority": "medium",
+                    },
+                )
+                for title in titles
+            ]
             ids = {reply.json()["id"] for reply in created}
             seen = set()
             async for line in lines:
@@ -229,9 +276,16 @@ async def test_a_killed_replica_loses_no_request_and_creates_nothing_twice(proxi
         token = (await login(client, account.username, PASSWORD)).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         replies = [await client.get("/api/v1/incidents", headers=headers) for _ in range(6)]
-        created = await client.post("/api/v1/incidents", headers=headers, json={
-            "title": title, "description": "El compresor C-2 no levanta presión tras el arranque.",
-            "area": "maintenance", "priority": "high"})
+        created = await client.post(
+            "/api/v1/incidents",
+            headers=headers,
+            json={
+                "title": title,
+                "description": "El compresor C-2 no levanta presión tras el arranque.",
+                "area": "maintenance",
+                "priority": "high",
+            },
+        )
     assert [r.status_code for r in replies] == [200] * 6
     assert created.status_code == 201, created.text
     async with services.pool.acquire() as conn:

@@ -27,7 +27,9 @@ async def test_readiness_is_ok_with_database_vector_store_and_a_node(api):
     assert any(node["up"] for node in body["checks"]["llm"]["nodes"])
 
 
-async def test_readiness_is_degraded_not_down_when_no_llm_node_answers(app_settings, encoder, llm_node_factory, clean_state):
+async def test_readiness_is_degraded_not_down_when_no_llm_node_answers(
+    app_settings, encoder, llm_node_factory, clean_state
+):
     settings = app_settings.model_copy(update={"llm_nodes": llm_node_factory.unused_url()})
     services = await build_container(settings, encoder=encoder)
     try:
@@ -44,8 +46,9 @@ async def test_readiness_is_degraded_not_down_when_no_llm_node_answers(app_setti
 
 
 async def test_readiness_is_503_when_the_database_is_unreachable(app_settings, encoder, clean_state):
-    settings = app_settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/none",
-                                               "database_pool_min": 0})
+    settings = app_settings.model_copy(
+        update={"database_url": "postgresql://postgres@127.0.0.1:1/none", "database_pool_min": 0}
+    )
     services = await build_container(settings, encoder=encoder)
     try:
         app = create_app(settings, container=services, run_worker=False)
@@ -61,9 +64,13 @@ async def test_metrics_count_requests_by_route_template_not_raw_path(api, make_a
     for incident_id in (101, 102, 103):
         await api.get(f"/api/v1/incidents/{incident_id}", headers=tech.headers)
     text = (await api.get("/metrics")).text
-    line = next(row for row in text.splitlines()
-                if row.startswith("prs_http_requests_total") and 'route="/api/v1/incidents/{incident_id}"' in row
-                and 'status="404"' in row)
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("prs_http_requests_total")
+        and 'route="/api/v1/incidents/{incident_id}"' in row
+        and 'status="404"' in row
+    )
     assert float(line.rsplit(" ", 1)[1]) >= 3
     assert "/api/v1/incidents/101" not in text
     assert "prs_http_request_duration_seconds_bucket" in text

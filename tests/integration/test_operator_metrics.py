@@ -28,10 +28,21 @@ from tests.fixtures.processes import free_port, wait_until_serving
 from tests.fixtures.security import app_with, client_for, settings_with
 
 REPO = Path(__file__).resolve().parents[2]
-ALWAYS_EXPORTED = ("prs_incidents_open", "prs_sla_clocks_breached", "prs_sla_clocks_at_risk", "prs_sla_breaches_total",
-                   "prs_jobs_queued_all", "prs_notify_backlog_all", "prs_notify_dead_letters_all",
-                   "prs_knowledge_entries_all", "prs_escalations_all_total", "prs_incidents_resolved_total",
-                   "prs_metrics_database_up", "prs_db_pool_in_use", "process_resident_memory_bytes")
+ALWAYS_EXPORTED = (
+    "prs_incidents_open",
+    "prs_sla_clocks_breached",
+    "prs_sla_clocks_at_risk",
+    "prs_sla_breaches_total",
+    "prs_jobs_queued_all",
+    "prs_notify_backlog_all",
+    "prs_notify_dead_letters_all",
+    "prs_knowledge_entries_all",
+    "prs_escalations_all_total",
+    "prs_incidents_resolved_total",
+    "prs_metrics_database_up",
+    "prs_db_pool_in_use",
+    "process_resident_memory_bytes",
+)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -54,8 +65,12 @@ async def scrape(client: httpx.AsyncClient) -> dict:
 
 
 async def report(services, title: str, *, priority: str = "high", area: str = "maintenance") -> int:
-    created = await services.incidents.create(system_context("test"), IncidentCreate(
-        title=title, description="Hydraulic press leaks oil at the main cylinder.", area=area, priority=priority))
+    created = await services.incidents.create(
+        system_context("test"),
+        IncidentCreate(
+            title=title, description="Hydraulic press leaks oil at the main cylinder.", area=area, priority=priority
+        ),
+    )
     return int(created["id"])
 
 
@@ -100,8 +115,13 @@ async def test_open_incidents_and_queued_jobs_follow_the_database_after_the_cach
 
 
 async def test_scrape_while_postgres_is_down_answers_at_once_with_stale_gauges(app_settings, encoder, clean_state):
-    settings = app_settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/none",
-                                               "database_pool_min": 0, "metrics_db_timeout_s": 1.0})
+    settings = app_settings.model_copy(
+        update={
+            "database_url": "postgresql://postgres@127.0.0.1:1/none",
+            "database_pool_min": 0,
+            "metrics_db_timeout_s": 1.0,
+        }
+    )
     down = await build_container(settings, encoder=encoder)
     try:
         async with client_for(create_app(settings, container=down, run_worker=False)) as client:
@@ -155,8 +175,9 @@ async def test_a_database_that_accepts_but_never_answers_does_not_hang_the_scrap
     assert value(page, "prs_metrics_database_up") == 0
 
 
-async def test_llm_node_gauge_is_kept_by_the_background_check(app_settings, encoder, llm_node_url, llm_node_factory,
-                                                              clean_state):
+async def test_llm_node_gauge_is_kept_by_the_background_check(
+    app_settings, encoder, llm_node_url, llm_node_factory, clean_state
+):
     dead = llm_node_factory.unused_url()
     settings = app_settings.model_copy(update={"llm_nodes": f"{llm_node_url},{dead}"})
     watched = await build_container(settings, encoder=encoder, metrics=Metrics())
@@ -183,16 +204,22 @@ async def test_a_generated_suggestion_records_its_duration_first_token_and_speed
     def count(name: str, **labels: str) -> float:
         return services.metrics.registry.get_sample_value(name, labels) or 0.0
 
-    before = (count("prs_suggestion_generation_seconds_count", outcome="ready"),
-              count("prs_suggestion_first_token_seconds_count"), count("prs_suggestion_tokens_per_second_count"))
+    before = (
+        count("prs_suggestion_generation_seconds_count", outcome="ready"),
+        count("prs_suggestion_first_token_seconds_count"),
+        count("prs_suggestion_tokens_per_second_count"),
+    )
     incident_id = await report(services, "Hydraulic press 1 loses pressure")
 
     async def ready() -> bool:
         return (await services.suggestions.get(incident_id))["status"] == "ready"
 
     await wait_for(ready, timeout=120)
-    after = (count("prs_suggestion_generation_seconds_count", outcome="ready"),
-             count("prs_suggestion_first_token_seconds_count"), count("prs_suggestion_tokens_per_second_count"))
+    after = (
+        count("prs_suggestion_generation_seconds_count", outcome="ready"),
+        count("prs_suggestion_first_token_seconds_count"),
+        count("prs_suggestion_tokens_per_second_count"),
+    )
     assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
     assert count("prs_suggestion_tokens_per_second_sum") > 0
     assert count("prs_suggestions_total", outcome="ready") >= 1
@@ -218,8 +245,10 @@ async def test_requests_refused_by_a_rate_limit_are_counted_by_limit(services, c
     settings = settings_with(services, login_rate_limit="2/minute")
     async with client_for(app_with(services, settings), client_ip="10.9.9.9") as client:
         before = (await scrape(client)).get(("prs_rate_limited_total", (("reason", "login_rate_limited"),)), 0.0)
-        codes = [(await client.post("/api/v1/auth/token", data={"username": "x", "password": "Wrong-pass-1"}))
-                 .status_code for _ in range(3)]
+        codes = [
+            (await client.post("/api/v1/auth/token", data={"username": "x", "password": "Wrong-pass-1"})).status_code
+            for _ in range(3)
+        ]
         after = await scrape(client)
     assert codes == [401, 401, 429]
     assert value(after, "prs_rate_limited_total", reason="login_rate_limited") - before == 1
@@ -228,12 +257,20 @@ async def test_requests_refused_by_a_rate_limit_are_counted_by_limit(services, c
 def scrape_worker(app_settings, tmp_path, command: list[str], **extra_env: str) -> dict:
     """Start a worker command with PRS_METRICS_PORT, scrape it once, stop it; also checks other paths get 404."""
     port = free_port()
-    env = {**os.environ, "PRS_DATABASE_URL": app_settings.database_url, "PRS_DATA_DIR": str(tmp_path / "data"),
-           "PRS_METRICS_PORT": str(port), "PRS_METRICS_HOST": "127.0.0.1", "PRS_LOG_JSON": "false", **extra_env}
+    env = {
+        **os.environ,
+        "PRS_DATABASE_URL": app_settings.database_url,
+        "PRS_DATA_DIR": str(tmp_path / "data"),
+        "PRS_METRICS_PORT": str(port),
+        "PRS_METRICS_HOST": "127.0.0.1",
+        "PRS_LOG_JSON": "false",
+        **extra_env,
+    }
     log = tmp_path / "worker.log"
     with log.open("wb") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "backend.cli", *command], cwd=REPO, env=env,
-                                   stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", *command], cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
     try:
         assert wait_until_serving(f"http://127.0.0.1:{port}/metrics", process, timeout=120), log.read_text()[-2000:]
         page = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
@@ -262,12 +299,20 @@ def test_job_worker_serves_queue_gauges_and_node_state_on_the_metrics_port(app_s
 async def test_llm_node_exports_requests_tokens_and_queue(llm_node_url):
     async with httpx.AsyncClient(base_url=llm_node_url, timeout=120) as node:
         before = samples((await node.get("/metrics")).text)
-        reply = await node.post("/api/generate", json={"model": "gemma3-270m", "prompt": "The pump", "stream": False,
-                                                       "options": {"num_predict": 8, "temperature": 0}})
+        reply = await node.post(
+            "/api/generate",
+            json={
+                "model": "gemma3-270m",
+                "prompt": "The pump",
+                "stream": False,
+                "options": {"num_predict": 8, "temperature": 0},
+            },
+        )
         assert reply.status_code == 200
         after = samples((await node.get("/metrics")).text)
-    tokens = value(after, "prs_llm_node_generated_tokens_total") - before.get(("prs_llm_node_generated_tokens_total",
-                                                                               ()), 0.0)
+    tokens = value(after, "prs_llm_node_generated_tokens_total") - before.get(
+        ("prs_llm_node_generated_tokens_total", ()), 0.0
+    )
     assert tokens == reply.json()["eval_count"] > 0
     assert value(after, "prs_llm_node_requests_total", path="/api/generate", status="200") >= 1
     assert value(after, "prs_llm_node_tokens_per_second_count") >= 1

@@ -97,15 +97,17 @@ def test_the_policy_table_matches_what_the_endpoints_declare():
         assert minimum_role(GUARDS[(method, template)]) == minimum, f"{method} {path}"
 
 
-PEOPLE_ROUTES = sorted((method, path, minimum_role(guard)) for (method, path), guard in GUARDS.items()
-                       if guard and minimum_role(guard) not in (None, "reporter"))
+PEOPLE_ROUTES = sorted(
+    (method, path, minimum_role(guard))
+    for (method, path), guard in GUARDS.items()
+    if guard and minimum_role(guard) not in (None, "reporter")
+)
 KEY_ROUTES = sorted((method, path) for (method, path), guard in GUARDS.items() if guard.startswith("require_api_key_"))
 
 
 @pytest.mark.parametrize("method, path, minimum", PEOPLE_ROUTES)
 @pytest.mark.asyncio
-async def test_every_endpoint_refuses_each_role_below_its_declared_minimum(api, make_account, method, path,
-                                                                          minimum):
+async def test_every_endpoint_refuses_each_role_below_its_declared_minimum(api, make_account, method, path, minimum):
     for role in ROLES[: ROLES.index(minimum)]:
         account = await make_account(role)
         reply = await api.request(method, concrete(path), json={}, headers=account.headers)
@@ -128,14 +130,23 @@ def test_the_route_list_is_not_empty():
 def test_every_documented_minimum_matches_a_real_route():
     real = {(m, p) for m, p in ALL_ROUTES}
     for method, path, _ in MINIMUM_ROLE:
-        template = (path.replace("/1/", "/{incident_id}/") if path.startswith("/api/v1/incidents/1/") else path)
-        template = {"/api/v1/incidents/1": "/api/v1/incidents/{incident_id}", "/api/v1/users/1": "/api/v1/users/{user_id}",
-                    "/api/v1/knowledge/documents/1": "/api/v1/knowledge/documents/{document_id}"}.get(template, template)
+        template = path.replace("/1/", "/{incident_id}/") if path.startswith("/api/v1/incidents/1/") else path
+        template = {
+            "/api/v1/incidents/1": "/api/v1/incidents/{incident_id}",
+            "/api/v1/users/1": "/api/v1/users/{user_id}",
+            "/api/v1/knowledge/documents/1": "/api/v1/knowledge/documents/{document_id}",
+        }.get(template, template)
         assert (method, template) in real, f"{method} {template} is not a route"
 
 
-AUDITOR_MAY = {("GET", "/api/v1/audit"), ("GET", "/api/v1/audit/verify"), ("GET", "/api/v1/sla/metrics/compliance"),
-               ("GET", "/api/v1/sla/metrics/quality"), ("GET", "/api/v1/auth/me"), ("POST", "/api/v1/auth/password")}
+AUDITOR_MAY = {
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/audit/verify"),
+    ("GET", "/api/v1/sla/metrics/compliance"),
+    ("GET", "/api/v1/sla/metrics/quality"),
+    ("GET", "/api/v1/auth/me"),
+    ("POST", "/api/v1/auth/password"),
+}
 
 
 @pytest.mark.asyncio

@@ -79,8 +79,9 @@ async def test_two_rotations_within_a_token_lifetime_keep_every_token_valid_unti
     rotated = await client.post("/api/v1/signing-keys/rotate", headers=under_a)
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["previous_kid"] == kid_of(under_a)
-    assert datetime.fromisoformat(rotated.json()["previous_verifies_until"]) == START + timedelta(minutes=60,
-                                                                                                   seconds=0.2)
+    assert datetime.fromisoformat(rotated.json()["previous_verifies_until"]) == START + timedelta(
+        minutes=60, seconds=0.2
+    )
     under_b = await sign_in(client)
     assert kid_of(under_b) == rotated.json()["kid"] != kid_of(under_a)
     clock.advance(minutes=30)
@@ -113,8 +114,9 @@ async def test_retired_secrets_are_destroyed_and_their_tokens_stay_refused(keyed
     clock.advance(minutes=61)
     assert await auth.signing_keys.destroy_expired() >= 1
     async with services.pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT secret_ciphertext, destroyed_at FROM signing_keys WHERE kid = $1",
-                                  kid_of(old))
+        row = await conn.fetchrow(
+            "SELECT secret_ciphertext, destroyed_at FROM signing_keys WHERE kid = $1", kid_of(old)
+        )
     assert row["secret_ciphertext"] is None and row["destroyed_at"] == clock.now()
     await auth.signing_keys.reload()
     assert (await client.get("/api/v1/users", headers=old)).status_code == 401
@@ -160,13 +162,27 @@ async def test_a_token_naming_an_unknown_key_is_refused(keyed):
 
 
 async def test_prs_keys_rotate_and_list_on_the_command_line(services, clean_state, tmp_path):
-    env = {**os.environ, "PRS_DATABASE_URL": services.settings.database_url, "PRS_DATA_DIR": str(tmp_path),
-           "PRS_JWT_SECRET": "cli-master-secret-" + uuid.uuid4().hex, "PRS_LOG_JSON": "false",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PRS_DATABASE_URL": services.settings.database_url,
+        "PRS_DATA_DIR": str(tmp_path),
+        "PRS_JWT_SECRET": "cli-master-secret-" + uuid.uuid4().hex,
+        "PRS_LOG_JSON": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
 
     async def prs(*args: str) -> object:
-        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "backend.cli", *args], cwd=REPO_ROOT,
-                                       env=env, capture_output=True, text=True, timeout=300, check=False)
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "backend.cli", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 

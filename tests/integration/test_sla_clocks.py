@@ -21,8 +21,14 @@ def clock(view: dict, kind: str) -> dict:
 class TestPolicyMatching:
     async def test_incident_gets_the_most_specific_policy_and_its_due_times(self, sla):
         general = await sla.policy(name="General", first_response_minutes=60, resolution_minutes=480)
-        critical = await sla.policy(name="Critical production", priorities=["critical"], areas=["production"],
-                                    first_response_minutes=15, resolution_minutes=120, calendar=MADRID_OFFICE)
+        critical = await sla.policy(
+            name="Critical production",
+            priorities=["critical"],
+            areas=["production"],
+            first_response_minutes=15,
+            resolution_minutes=120,
+            calendar=MADRID_OFFICE,
+        )
         await sla.policy(name="VIP only", customer_tiers=["vip"], first_response_minutes=5, resolution_minutes=60)
 
         urgent = await sla.incident(priority="critical")
@@ -34,8 +40,9 @@ class TestPolicyMatching:
         assert clock(urgent_sla, "resolution")["due_at"] == SLA_START + minutes(120)
         assert routine_sla["policy"]["id"] == general["id"]
         assert clock(routine_sla, "resolution")["due_at"] == SLA_START + minutes(480)
-        stored = await sla.count("SELECT count(*) FROM sla_clocks WHERE incident_id = $1 AND due_at IS NOT NULL",
-                                 urgent["id"])
+        stored = await sla.count(
+            "SELECT count(*) FROM sla_clocks WHERE incident_id = $1 AND due_at IS NOT NULL", urgent["id"]
+        )
         assert stored == 2
 
     async def test_lower_precedence_wins_over_more_specific_and_tier_policies_need_the_tier(self, sla):
@@ -110,8 +117,9 @@ class TestPausesAndStops:
         resumed = clock(await sla.sla_of(incident["id"]), "resolution")
         assert resumed["state"] == "running"
         assert resumed["due_at"] == SLA_START + minutes(30 + 300 + 90)
-        stored_due = await sla.count("SELECT due_at FROM sla_clocks WHERE incident_id = $1 AND kind = 'resolution'",
-                                     incident["id"])
+        stored_due = await sla.count(
+            "SELECT due_at FROM sla_clocks WHERE incident_id = $1 AND kind = 'resolution'", incident["id"]
+        )
         assert stored_due == SLA_START + minutes(420)
 
     async def test_resolving_stops_the_clock_and_reopening_resumes_it_without_the_gap(self, sla):
@@ -119,8 +127,9 @@ class TestPausesAndStops:
         tech = await sla.user("technician")
         incident = await sla.incident()
         sla.advance(minutes=40)
-        await sla.services.incidents.change_status(tech.ctx, incident["id"], status="resolved",
-                                                   solution="Cambiado el rodamiento.")
+        await sla.services.incidents.change_status(
+            tech.ctx, incident["id"], status="resolved", solution="Cambiado el rodamiento."
+        )
         view = await sla.sla_of(incident["id"])
         assert clock(view, "resolution")["state"] == "stopped" and clock(view, "resolution")["met"] is True
         # Resolving counts as the first response when nobody answered before.
@@ -138,8 +147,9 @@ class TestPausesAndStops:
 class TestRecalculation:
     async def test_priority_change_applies_the_new_policy_as_if_from_creation(self, sla):
         await sla.policy(name="Normal", first_response_minutes=60, resolution_minutes=480)
-        urgent = await sla.policy(name="Urgent", priorities=["critical"], first_response_minutes=15,
-                                  resolution_minutes=120)
+        urgent = await sla.policy(
+            name="Urgent", priorities=["critical"], first_response_minutes=15, resolution_minutes=120
+        )
         tech = await sla.user("technician")
         incident = await sla.incident(priority="medium")
         sla.advance(minutes=20)
@@ -157,8 +167,10 @@ class TestRecalculation:
         assert resolution["due_at"] == sla.clock.now() + minutes(90)
         first = clock(view, "first_response")
         assert first["breached"] and first["overdue_business_minutes"] == 15
-        audit = await sla.count("SELECT count(*) FROM audit_log WHERE action = 'sla.policy_applied' "
-                                "AND resource_id = $1", str(incident["id"]))
+        audit = await sla.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'sla.policy_applied' AND resource_id = $1",
+            str(incident["id"]),
+        )
         assert audit == 1
 
     async def test_policy_edits_do_not_move_running_clocks_until_recalculation(self, sla):
@@ -183,4 +195,3 @@ class TestRecalculation:
         reply = await sla.client.get("/api/v1/incidents/999999/sla", headers=owner.headers)
         assert reply.status_code == 404
         assert (await sla.client.get(f"/api/v1/incidents/{incident['id']}/sla")).status_code == 401
-

@@ -26,8 +26,12 @@ async def levels(sla, incident_id: int) -> set[tuple[str, str, int]]:
 class TestDurationExceeds:
     async def test_business_minutes_since_creation_skip_the_weekend(self, sla):
         await sla.policy(calendar=MADRID_OFFICE, first_response_minutes=600, resolution_minutes=6000)
-        await sla.rule(name="Stalled", level=1, target_department="maintenance-l1",
-                       conditions=[{"type": "duration_exceeds", "minutes": 60}])
+        await sla.rule(
+            name="Stalled",
+            level=1,
+            target_department="maintenance-l1",
+            conditions=[{"type": "duration_exceeds", "minutes": 60}],
+        )
         sla.clock.set(datetime(2025, 6, 13, 17, 30, tzinfo=MADRID))  # Friday evening
         incident = await sla.incident()
         sla.clock.set(datetime(2025, 6, 14, 12, 0, tzinfo=MADRID))  # Saturday noon: 30 business minutes
@@ -48,13 +52,21 @@ class TestDurationExceeds:
         [event] = sla.events.named("incident.escalated")
         assert event.resource_id == incident["id"] and event.details["level"] == 1
         assert event.details["target_department"] == "maintenance-l1"
-        assert await sla.count("SELECT count(*) FROM notify_events WHERE type = 'incident.escalated' "
-                               "AND incident_id = $1", incident["id"]) == 1
+        assert (
+            await sla.count(
+                "SELECT count(*) FROM notify_events WHERE type = 'incident.escalated' AND incident_id = $1",
+                incident["id"],
+            )
+            == 1
+        )
 
     async def test_minutes_in_a_named_status(self, sla):
         await sla.policy()
-        await sla.rule(name="Waiting too long", level=2, conditions=[
-            {"type": "duration_exceeds", "minutes": 120, "since": "status", "status": "waiting"}])
+        await sla.rule(
+            name="Waiting too long",
+            level=2,
+            conditions=[{"type": "duration_exceeds", "minutes": 120, "since": "status", "status": "waiting"}],
+        )
         tech = await sla.user("technician")
         incident = await sla.incident()
         sla.advance(minutes=200)  # long in "open": does not count
@@ -72,8 +84,13 @@ class TestSlaLevels:
     async def test_warnings_then_breach_with_minutes_overdue_and_reassignment(self, sla):
         await sla.policy(first_response_minutes=60, resolution_minutes=60)
         supervisor = await sla.user("supervisor")
-        await sla.rule(name="Breached", level=2, target_department="production-l2", reassign_to=supervisor.id,
-                       conditions=[{"type": "sla_breached", "clock": "resolution"}])
+        await sla.rule(
+            name="Breached",
+            level=2,
+            target_department="production-l2",
+            reassign_to=supervisor.id,
+            conditions=[{"type": "sla_breached", "clock": "resolution"}],
+        )
         incident = await sla.incident()
         sla.advance(minutes=50)
         await sla.sweep()
@@ -101,8 +118,7 @@ class TestSlaLevels:
 
     async def test_warning_rule_fires_at_its_threshold(self, sla):
         await sla.policy(first_response_minutes=100, resolution_minutes=100, warning_thresholds=[50, 90])
-        await sla.rule(name="Almost late", conditions=[{"type": "sla_warning", "clock": "resolution",
-                                                        "threshold": 90}])
+        await sla.rule(name="Almost late", conditions=[{"type": "sla_warning", "clock": "resolution", "threshold": 90}])
         tech = await sla.user("technician")
         incident = await sla.incident()
         await sla.services.incidents.add_comment(tech.ctx, incident["id"], "Mirándolo.")
@@ -130,8 +146,14 @@ class TestSlaLevels:
 class TestOtherConditions:
     async def test_priority_combined_with_duration(self, sla):
         await sla.policy()
-        await sla.rule(name="Critical stalls", level=3, conditions=[
-            {"type": "priority_is", "priorities": ["critical"]}, {"type": "duration_exceeds", "minutes": 30}])
+        await sla.rule(
+            name="Critical stalls",
+            level=3,
+            conditions=[
+                {"type": "priority_is", "priorities": ["critical"]},
+                {"type": "duration_exceeds", "minutes": 30},
+            ],
+        )
         critical = await sla.incident(priority="critical")
         high = await sla.incident(priority="high")
         sla.advance(minutes=20)
@@ -144,8 +166,11 @@ class TestOtherConditions:
 
     async def test_any_combination_fires_on_either_condition(self, sla):
         await sla.policy()
-        await sla.rule(name="Either", combine="any", conditions=[
-            {"type": "priority_is", "priorities": ["critical"]}, {"type": "reopened_times", "times": 1}])
+        await sla.rule(
+            name="Either",
+            combine="any",
+            conditions=[{"type": "priority_is", "priorities": ["critical"]}, {"type": "reopened_times", "times": 1}],
+        )
         critical = await sla.incident(priority="critical")
         low = await sla.incident(priority="low")
         await sla.sweep()
@@ -154,12 +179,15 @@ class TestOtherConditions:
 
     async def test_two_rejected_suggestions_in_a_row_escalate_and_acceptance_resets(self, sla):
         await sla.policy()
-        await sla.rule(name="Assistant failing", level=2, conditions=[
-            {"type": "suggestion_rejected_times", "times": 2}])
+        await sla.rule(
+            name="Assistant failing", level=2, conditions=[{"type": "suggestion_rejected_times", "times": 2}]
+        )
         tech = await sla.user("technician")
         failing, recovered = await sla.incident(), await sla.incident()
-        for verdicts, incident in ((["rejected", "rejected"], failing), (["rejected", "accepted", "rejected"],
-                                                                         recovered)):
+        for verdicts, incident in (
+            (["rejected", "rejected"], failing),
+            (["rejected", "accepted", "rejected"], recovered),
+        ):
             for verdict in verdicts:
                 await sla.make_suggestion_ready(incident["id"])
                 await sla.services.suggestions.record_feedback(tech.ctx, incident["id"], verdict)
@@ -167,8 +195,10 @@ class TestOtherConditions:
         await sla.sweep()
         assert [e["level"] for e in await escalations(sla, failing["id"])] == [2]
         assert await escalations(sla, recovered["id"]) == []
-        assert await sla.count("SELECT consecutive_rejections FROM sla_incidents WHERE incident_id = $1",
-                               recovered["id"]) == 1
+        assert (
+            await sla.count("SELECT consecutive_rejections FROM sla_incidents WHERE incident_id = $1", recovered["id"])
+            == 1
+        )
 
     async def test_reopened_twice_escalates(self, sla):
         await sla.policy()
@@ -178,8 +208,9 @@ class TestOtherConditions:
         for attempt in range(2):
             await sla.sweep()
             assert await escalations(sla, incident["id"]) == []
-            await sla.services.incidents.change_status(tech.ctx, incident["id"], status="resolved",
-                                                       solution=f"Intento {attempt}")
+            await sla.services.incidents.change_status(
+                tech.ctx, incident["id"], status="resolved", solution=f"Intento {attempt}"
+            )
             await sla.services.incidents.change_status(tech.ctx, incident["id"], status="open", reason="Falla otra vez")
         await sla.sweep()
         assert [e["level"] for e in await escalations(sla, incident["id"])] == [2]
@@ -227,9 +258,16 @@ class TestManualEscalation:
         await sla.services.incidents.add_comment(tech.ctx, incident["id"], "Replaced the fuse; still stops.")
         await sla.make_suggestion_ready(incident["id"], "Clean the motor fan.")
         await sla.services.suggestions.record_feedback(tech.ctx, incident["id"], "rejected")
-        reply = await sla.client.post(f"/api/v1/incidents/{incident['id']}/escalations", headers=tech.headers, json={
-            "level": 2, "reason": "Line 3 stopped for 2 hours", "target_department": "electrical",
-            "assignee_id": supervisor.id})
+        reply = await sla.client.post(
+            f"/api/v1/incidents/{incident['id']}/escalations",
+            headers=tech.headers,
+            json={
+                "level": 2,
+                "reason": "Line 3 stopped for 2 hours",
+                "target_department": "electrical",
+                "assignee_id": supervisor.id,
+            },
+        )
         assert reply.status_code == 201, reply.text
         body = reply.json()
         assert body["trigger"] == "manual" and body["actor"]["name"] == tech.username
@@ -239,8 +277,11 @@ class TestManualEscalation:
         assert "Line 3 stopped for 2 hours" in body["messages"]["reporter"]["body"]
         history = await sla.client.get(f"/api/v1/incidents/{incident['id']}/escalations", headers=tech.headers)
         assert [e["id"] for e in history.json()] == [body["id"]]
-        lower = await sla.client.post(f"/api/v1/incidents/{incident['id']}/escalations", headers=tech.headers,
-                                      json={"level": 1, "reason": "lower"})
+        lower = await sla.client.post(
+            f"/api/v1/incidents/{incident['id']}/escalations",
+            headers=tech.headers,
+            json={"level": 1, "reason": "lower"},
+        )
         assert lower.status_code == 409 and lower.json()["field"] == "level"
 
     BAD = [
@@ -255,8 +296,9 @@ class TestManualEscalation:
         tech = await sla.user("technician", login=True)
         incident = await sla.incident()
         for body, status, field in self.BAD:
-            reply = await sla.client.post(f"/api/v1/incidents/{incident['id']}/escalations", headers=tech.headers,
-                                          json=body)
+            reply = await sla.client.post(
+                f"/api/v1/incidents/{incident['id']}/escalations", headers=tech.headers, json=body
+            )
             assert reply.status_code == status and reply.json()["field"] == field, (body, reply.text)
         assert await sla.count("SELECT count(*) FROM sla_escalations") == 0
         assert (await sla.sla_of(incident["id"]))["escalation_level"] == 0
@@ -265,13 +307,18 @@ class TestManualEscalation:
         reporter = await sla.user("reporter", login=True)
         tech = await sla.user("technician", login=True)
         incident = await sla.incident(reporter)
-        reply = await sla.client.post(f"/api/v1/incidents/{incident['id']}/escalations", headers=reporter.headers,
-                                      json={"level": 1, "reason": "please"})
+        reply = await sla.client.post(
+            f"/api/v1/incidents/{incident['id']}/escalations",
+            headers=reporter.headers,
+            json={"level": 1, "reason": "please"},
+        )
         assert reply.status_code == 403
         await sla.services.incidents.change_status(tech.ctx, incident["id"], status="resolved", solution="Hecho")
-        reply = await sla.client.post(f"/api/v1/incidents/{incident['id']}/escalations", headers=tech.headers,
-                                      json={"level": 1, "reason": "late"})
+        reply = await sla.client.post(
+            f"/api/v1/incidents/{incident['id']}/escalations", headers=tech.headers, json={"level": 1, "reason": "late"}
+        )
         assert reply.status_code == 409 and reply.json()["field"] == "status"
-        missing = await sla.client.post("/api/v1/incidents/999999/escalations", headers=tech.headers,
-                                        json={"level": 1, "reason": "ghost"})
+        missing = await sla.client.post(
+            "/api/v1/incidents/999999/escalations", headers=tech.headers, json={"level": 1, "reason": "ghost"}
+        )
         assert missing.status_code == 404

@@ -20,7 +20,10 @@ async def seed_ticks(sla, label: str, count: int, *, age: timedelta) -> None:
         await conn.execute(
             """INSERT INTO periodic_ticks (task, tick, claimed_by, claimed_at, finished_at)
                SELECT $1, $2::timestamptz - g * interval '1 minute', 'test', $2, $2 FROM generate_series(0, $3 - 1) g""",
-            f"test.{label}", newest, count)
+            f"test.{label}",
+            newest,
+            count,
+        )
 
 
 async def seed_old_and_new_rows(sla) -> None:
@@ -40,8 +43,9 @@ class TestMaintenance:
         assert await remaining(sla, "old") == 0
         assert await remaining(sla, "recent") == 30
         assert {"incidents", "sla_clocks", "sla_events", "periodic_ticks"} <= set(report["analyzed"])
-        analyzed = await sla.count("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'sla_clocks' "
-                                   "AND last_analyze IS NOT NULL")
+        analyzed = await sla.count(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'sla_clocks' AND last_analyze IS NOT NULL"
+        )
         assert analyzed == 1
         again = await sla.services.maintenance.run()
         assert again["removed"]["periodic_ticks"] == 0

@@ -13,10 +13,12 @@ PERIOD = {"date_from": (SLA_START - minutes(1)).isoformat(), "date_to": (SLA_STA
 
 async def build_history(sla):
     """Incidents with known outcomes under two 24/7 policies (minutes relative to SLA_START in comments)."""
-    standard = await sla.policy(name="Standard", first_response_minutes=30, resolution_minutes=120,
-                                warning_thresholds=[75])
-    critical = await sla.policy(name="Critical", priorities=["critical"], first_response_minutes=10,
-                                resolution_minutes=60)
+    standard = await sla.policy(
+        name="Standard", first_response_minutes=30, resolution_minutes=120, warning_thresholds=[75]
+    )
+    critical = await sla.policy(
+        name="Critical", priorities=["critical"], first_response_minutes=10, resolution_minutes=60
+    )
     reporter = await sla.user("reporter")
     tech, other = await sla.user("technician"), await sla.user("technician")
     svc = sla.services
@@ -57,8 +59,7 @@ async def build_history(sla):
     late_critical = await sla.incident(reporter, area="it", priority="critical")
     sla.advance(minutes=50)  # 220: late_critical 50 of 60 minutes (at risk), urgent 160 minutes overdue
     await sla.sweep()
-    return {"standard": standard, "critical": critical, "old": old, "pending": pending,
-            "late_critical": late_critical}
+    return {"standard": standard, "critical": critical, "old": old, "pending": pending, "late_critical": late_critical}
 
 
 def _manual():
@@ -119,12 +120,17 @@ class TestCompliance:
         assert reply.status_code == 200, reply.text
         report = reply.json()
         async with sla.services.pool.acquire() as conn:
-            rows = await conn.fetch(EXPECTED_CLOCKS, SLA_START - minutes(1), SLA_START + minutes(24 * 60),
-                                    sla.clock.now())
-            totals = {r["policy_id"]: r["n"] for r in await conn.fetch(
-                """SELECT c.policy_id, count(DISTINCT c.incident_id) AS n FROM sla_clocks c
+            rows = await conn.fetch(
+                EXPECTED_CLOCKS, SLA_START - minutes(1), SLA_START + minutes(24 * 60), sla.clock.now()
+            )
+            totals = {
+                r["policy_id"]: r["n"]
+                for r in await conn.fetch(
+                    """SELECT c.policy_id, count(DISTINCT c.incident_id) AS n FROM sla_clocks c
                      JOIN incidents i ON i.id = c.incident_id WHERE i.created_at >= $1 GROUP BY c.policy_id""",
-                SLA_START - minutes(1))}
+                    SLA_START - minutes(1),
+                )
+            }
         by_policy = {p["policy_id"]: p for p in report["policies"]}
         assert set(by_policy) == {made["standard"]["id"], made["critical"]["id"]}
         for row in rows:

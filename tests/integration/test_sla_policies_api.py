@@ -8,12 +8,25 @@ from tests.fixtures.sla import MADRID_OFFICE
 
 pytestmark = pytest.mark.asyncio
 
-POLICY = {"name": "Critical production", "priorities": ["critical"], "areas": ["production"],
-          "first_response_minutes": 15, "resolution_minutes": 240, "calendar": MADRID_OFFICE,
-          "pause_statuses": ["waiting"], "warning_thresholds": [90, 75]}
-RULE = {"name": "Breach to L2", "conditions": [{"type": "sla_breached", "clock": "resolution"},
-                                               {"type": "priority_is", "priorities": ["critical"]}],
-        "level": 2, "target_department": "maintenance-l2"}
+POLICY = {
+    "name": "Critical production",
+    "priorities": ["critical"],
+    "areas": ["production"],
+    "first_response_minutes": 15,
+    "resolution_minutes": 240,
+    "calendar": MADRID_OFFICE,
+    "pause_statuses": ["waiting"],
+    "warning_thresholds": [90, 75],
+}
+RULE = {
+    "name": "Breach to L2",
+    "conditions": [
+        {"type": "sla_breached", "clock": "resolution"},
+        {"type": "priority_is", "priorities": ["critical"]},
+    ],
+    "level": 2,
+    "target_department": "maintenance-l2",
+}
 
 
 class TestPolicies:
@@ -24,8 +37,11 @@ class TestPolicies:
         policy = created.json()
         assert policy["warning_thresholds"] == [75, 90]
         assert policy["calendar"]["hours"]["mon"] == [["09:00", "14:00"], ["15:00", "18:00"]]
-        changed = await sla.client.patch(f"/api/v1/sla/policies/{policy['id']}", headers=boss.headers,
-                                         json={"resolution_minutes": 300, "calendar": None})
+        changed = await sla.client.patch(
+            f"/api/v1/sla/policies/{policy['id']}",
+            headers=boss.headers,
+            json={"resolution_minutes": 300, "calendar": None},
+        )
         assert changed.status_code == 200 and changed.json()["calendar"] is None
         listed = await sla.client.get("/api/v1/sla/policies", headers=boss.headers)
         assert [p["resolution_minutes"] for p in listed.json()] == [300]
@@ -41,8 +57,9 @@ class TestPolicies:
         await sla.incident(priority="critical")
         reply = await sla.client.delete(f"/api/v1/sla/policies/{policy['id']}", headers=boss.headers)
         assert reply.status_code == 409
-        reply = await sla.client.patch(f"/api/v1/sla/policies/{policy['id']}", headers=boss.headers,
-                                       json={"is_active": False})
+        reply = await sla.client.patch(
+            f"/api/v1/sla/policies/{policy['id']}", headers=boss.headers, json={"is_active": False}
+        )
         assert reply.status_code == 200
         later = await sla.incident(priority="critical")
         assert (await sla.sla_of(later["id"]))["policy"] is None
@@ -82,8 +99,9 @@ class TestPolicies:
     async def test_duplicate_names_conflict(self, sla):
         boss = await sla.user("supervisor", login=True)
         assert (await sla.client.post("/api/v1/sla/policies", json=POLICY, headers=boss.headers)).status_code == 201
-        again = await sla.client.post("/api/v1/sla/policies", json=POLICY | {"name": "critical PRODUCTION"},
-                                      headers=boss.headers)
+        again = await sla.client.post(
+            "/api/v1/sla/policies", json=POLICY | {"name": "critical PRODUCTION"}, headers=boss.headers
+        )
         assert again.status_code == 409 and again.json()["field"] == "name"
 
 
@@ -94,8 +112,9 @@ class TestRules:
         assert created.status_code == 201, created.text
         rule = created.json()
         assert rule["conditions"][0] == {"type": "sla_breached", "clock": "resolution"}
-        changed = await sla.client.patch(f"/api/v1/sla/escalation-rules/{rule['id']}", headers=boss.headers,
-                                         json={"level": 3, "combine": "any"})
+        changed = await sla.client.patch(
+            f"/api/v1/sla/escalation-rules/{rule['id']}", headers=boss.headers, json={"level": 3, "combine": "any"}
+        )
         assert changed.json()["level"] == 3 and changed.json()["combine"] == "any"
         fetched = await sla.client.get(f"/api/v1/sla/escalation-rules/{rule['id']}", headers=boss.headers)
         assert fetched.json()["level"] == 3

@@ -23,12 +23,22 @@ DONE_TIMEOUT_S = 90.0
 
 def start_worker(index: int, database_url: str, data_dir: Path) -> subprocess.Popen:
     """`python -m backend.cli worker` with a one-second sweep interval and no reachable LLM."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PRS_DATABASE_URL": database_url, "PRS_DATA_DIR": str(data_dir),
-           "PRS_ENVIRONMENT": "test", "PRS_SLA_SWEEP_INTERVAL_S": "1", "PRS_LLM_NODES": "http://127.0.0.1:9",
-           "PRS_LOG_JSON": "false", "PRS_LOG_LEVEL": "WARNING", "PRS_DATABASE_POOL_MAX": "4"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PRS_DATABASE_URL": database_url,
+        "PRS_DATA_DIR": str(data_dir),
+        "PRS_ENVIRONMENT": "test",
+        "PRS_SLA_SWEEP_INTERVAL_S": "1",
+        "PRS_LLM_NODES": "http://127.0.0.1:9",
+        "PRS_LOG_JSON": "false",
+        "PRS_LOG_LEVEL": "WARNING",
+        "PRS_DATABASE_POOL_MAX": "4",
+    }
     log = (data_dir / "worker.log").open("ab")
-    return subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=REPO_ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "worker"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def stop_workers(processes: list[subprocess.Popen]) -> list[int | None]:
@@ -63,8 +73,12 @@ async def poll(predicate, timeout: float, processes: list[subprocess.Popen], log
 async def test_breaches_and_escalations_are_recorded_once_with_three_worker_processes(sla, tmp_path):
     await sla.policy(name="Line", first_response_minutes=30, resolution_minutes=60)
     await sla.rule(name="Warn L1", level=1, conditions=[{"type": "sla_warning"}])
-    await sla.rule(name="Breach L2", level=2, target_department="maintenance-l2",
-                   conditions=[{"type": "sla_breached", "clock": "resolution"}])
+    await sla.rule(
+        name="Breach L2",
+        level=2,
+        target_department="maintenance-l2",
+        conditions=[{"type": "sla_breached", "clock": "resolution"}],
+    )
     tech = await sla.user("technician")
     # Incidents reported three hours ago: every level is already crossed when the workers start.
     sla.clock.set(datetime.now(timezone.utc) - timedelta(hours=3))
@@ -84,9 +98,12 @@ async def test_breaches_and_escalations_are_recorded_once_with_three_worker_proc
     logs = [folder / "worker.log" for folder in dirs]
     processes = [start_worker(i, sla.services.settings.database_url, dirs[i]) for i in range(WORKERS)]
     try:
+
         async def all_workers_sweeping():
-            return await sla.count("SELECT count(DISTINCT claimed_by) FROM periodic_ticks "
-                                   "WHERE task = 'sla.sweep'") >= WORKERS
+            return (
+                await sla.count("SELECT count(DISTINCT claimed_by) FROM periodic_ticks WHERE task = 'sla.sweep'")
+                >= WORKERS
+            )
 
         await poll(all_workers_sweeping, READY_TIMEOUT_S, processes, logs)
         resumed_at = sla.clock.set(datetime.now(timezone.utc))
@@ -94,15 +111,20 @@ async def test_breaches_and_escalations_are_recorded_once_with_three_worker_proc
             await sla.services.incidents.change_status(tech.ctx, incident["id"], status="in_progress")
 
         async def everything_recorded():
-            return await sla.count("SELECT count(*) FROM sla_escalations") >= 2 * len(incidents) and \
-                await sla.count("SELECT count(*) FROM sla_events") >= 6 * len(incidents)
+            return await sla.count("SELECT count(*) FROM sla_escalations") >= 2 * len(incidents) and await sla.count(
+                "SELECT count(*) FROM sla_events"
+            ) >= 6 * len(incidents)
 
         await poll(everything_recorded, DONE_TIMEOUT_S, processes, logs)
         ticks_before = await sla.count("SELECT count(*) FROM periodic_ticks WHERE task = 'sla.sweep'")
 
         async def three_more_sweeps():
-            return await sla.count("SELECT count(*) FROM periodic_ticks WHERE task = 'sla.sweep' "
-                                   "AND finished_at IS NOT NULL") >= ticks_before + 3
+            return (
+                await sla.count(
+                    "SELECT count(*) FROM periodic_ticks WHERE task = 'sla.sweep' AND finished_at IS NOT NULL"
+                )
+                >= ticks_before + 3
+            )
 
         await poll(three_more_sweeps, DONE_TIMEOUT_S, processes, logs)
     finally:
@@ -110,8 +132,10 @@ async def test_breaches_and_escalations_are_recorded_once_with_three_worker_proc
     assert codes == [0] * WORKERS
 
     async with sla.services.pool.acquire() as conn:
-        per_incident = {r["incident_id"]: r for r in await conn.fetch(
-            """SELECT i.id AS incident_id,
+        per_incident = {
+            r["incident_id"]: r
+            for r in await conn.fetch(
+                """SELECT i.id AS incident_id,
                       (SELECT count(*) FROM sla_events e WHERE e.incident_id = i.id) AS levels,
                       (SELECT count(*) FROM sla_events e WHERE e.incident_id = i.id AND e.kind = 'breach') AS breaches,
                       (SELECT array_agg(x.level ORDER BY x.level) FROM sla_escalations x
@@ -120,17 +144,22 @@ async def test_breaches_and_escalations_are_recorded_once_with_three_worker_proc
                         AND n.type = 'incident.escalated') AS escalated_events,
                       (SELECT count(*) FROM notify_events n WHERE n.incident_id = i.id
                         AND n.type = 'sla.breached') AS breached_events
-                 FROM incidents i""")}
-        sweepers = await conn.fetchval(
-            "SELECT count(DISTINCT claimed_by) FROM periodic_ticks WHERE task = 'sla.sweep'")
+                 FROM incidents i"""
+            )
+        }
+        sweepers = await conn.fetchval("SELECT count(DISTINCT claimed_by) FROM periodic_ticks WHERE task = 'sla.sweep'")
         duplicate_ticks = await conn.fetchval(
             "SELECT count(*) FROM (SELECT tick FROM periodic_ticks WHERE task = 'sla.sweep' "
-            "GROUP BY tick HAVING count(*) > 1) d")
+            "GROUP BY tick HAVING count(*) > 1) d"
+        )
         failed_ticks = await conn.fetchval(
-            "SELECT count(*) FROM periodic_ticks WHERE task = 'sla.sweep' AND error IS NOT NULL")
+            "SELECT count(*) FROM periodic_ticks WHERE task = 'sla.sweep' AND error IS NOT NULL"
+        )
         late_breaches = await conn.fetch(
             """SELECT occurred_at, recorded_at FROM sla_events WHERE clock_kind = 'resolution' AND kind = 'breach'
-                AND incident_id = ANY ($1::bigint[])""", [i["id"] for i in held])
+                AND incident_id = ANY ($1::bigint[])""",
+            [i["id"] for i in held],
+        )
     assert set(per_incident) == {i["id"] for i in incidents}
     for incident_id, row in per_incident.items():
         assert row["levels"] == 6, incident_id  # 75 %, 90 % and breach of both clocks, once each

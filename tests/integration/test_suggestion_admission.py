@@ -24,14 +24,20 @@ LOW_REPORTS = 6
 
 
 def _report(n: int, priority: str) -> dict:
-    return {"title": f"Bomba {n} de la línea 2 con vibración", "area": "production", "priority": priority,
-            "description": f"La bomba {n} vibra y hace ruido al arrancar; alarma V-{100 + n}."}
+    return {
+        "title": f"Bomba {n} de la línea 2 con vibración",
+        "area": "production",
+        "priority": priority,
+        "description": f"La bomba {n} vibra y hace ruido al arrancar; alarma V-{100 + n}.",
+    }
 
 
 async def _statuses(pool) -> list[dict]:
     async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT incident_id, status, attempts, last_error, completed_at, priority_rank "
-                                "FROM suggestions ORDER BY incident_id")
+        rows = await conn.fetch(
+            "SELECT incident_id, status, attempts, last_error, completed_at, priority_rank "
+            "FROM suggestions ORDER BY incident_id"
+        )
     return [dict(r) for r in rows]
 
 
@@ -42,8 +48,9 @@ async def _busy_slots(pool) -> int:
 
 @pytest.fixture
 async def burst_services(app_settings, encoder, llm_node_url, clean_state):
-    settings = app_settings.model_copy(update={"llm_nodes": llm_node_url, "suggestion_dispatch_poll_s": 0.1,
-                                               "llm_slots_per_node": 0})
+    settings = app_settings.model_copy(
+        update={"llm_nodes": llm_node_url, "suggestion_dispatch_poll_s": 0.1, "llm_slots_per_node": 0}
+    )
     services = await build_container(settings, encoder=encoder)
     yield services
     await services.aclose()
@@ -94,6 +101,7 @@ async def test_a_burst_is_admitted_by_capacity_and_a_critical_report_goes_first(
     assert list(capacity.values()) == [1]  # the node advertises one parallel slot
     tasks = [asyncio.create_task(w.run(stop)) for w in workers] + [asyncio.create_task(sample_busy_slots())]
     try:
+
         async def one_generating():
             return any(s["status"] == "generating" for s in await _statuses(services.pool)) or None
 
@@ -123,18 +131,26 @@ async def test_a_stale_low_priority_backlog_is_skipped_and_can_be_asked_for_agai
     services = burst.services
     low, high = await burst.report(1, "low"), await burst.report(2, "high")
     async with services.pool.acquire() as conn:
-        await conn.execute("UPDATE suggestions SET queued_at = queued_at - $1::interval",
-                           timedelta(seconds=services.settings.suggestion_backlog_max_age_s + 60))
+        await conn.execute(
+            "UPDATE suggestions SET queued_at = queued_at - $1::interval",
+            timedelta(seconds=services.settings.suggestion_backlog_max_age_s + 60),
+        )
     ready = (await burst.client.get("/health/ready")).json()
     assert ready["status"] == "degraded" and "backlog" in ready["reasons"]
-    dispatcher = SuggestionDispatcher(settings=services.settings, pool=services.pool, clock=services.clock,
-                                      llm=services.llm, suggestions=services.suggestions)
+    dispatcher = SuggestionDispatcher(
+        settings=services.settings,
+        pool=services.pool,
+        clock=services.clock,
+        llm=services.llm,
+        suggestions=services.suggestions,
+    )
     await dispatcher.housekeeping()
     skipped, kept = await burst.suggestion(low["id"]), await burst.suggestion(high["id"])
     assert skipped["status"] == "skipped" and "backlog" in skipped["last_error"]
     assert kept["status"] == "pending"
-    again = await burst.client.post(f"/api/v1/incidents/{low['id']}/suggestion/regenerate", json={},
-                                    headers=burst.headers)
+    again = await burst.client.post(
+        f"/api/v1/incidents/{low['id']}/suggestion/regenerate", json={}, headers=burst.headers
+    )
     assert again.status_code == 200 and again.json()["status"] == "pending"
 
 
@@ -148,14 +164,21 @@ async def test_a_watched_suggestion_goes_ahead_of_higher_priorities(burst):
     assert first == low["id"] != high["id"]
 
 
-async def test_a_node_failure_fails_over_to_an_up_node_at_once(app_settings, encoder, llm_node_url, llm_node_factory,
-                                                                make_account, clean_state):
+async def test_a_node_failure_fails_over_to_an_up_node_at_once(
+    app_settings, encoder, llm_node_url, llm_node_factory, make_account, clean_state
+):
     dead = llm_node_factory.start()
     dead.kill()
     # A backoff this long would show: failing over to the other node must not wait for it.
-    settings = app_settings.model_copy(update={"llm_nodes": f"{dead.url},{llm_node_url}",
-                                               "suggestion_retry_base_s": 60.0, "suggestion_retry_max_s": 60.0,
-                                               "suggestion_dispatch_poll_s": 0.1, "llm_slots_per_node": 1})
+    settings = app_settings.model_copy(
+        update={
+            "llm_nodes": f"{dead.url},{llm_node_url}",
+            "suggestion_retry_base_s": 60.0,
+            "suggestion_retry_max_s": 60.0,
+            "suggestion_dispatch_poll_s": 0.1,
+            "llm_slots_per_node": 1,
+        }
+    )
     services = await build_container(settings, encoder=encoder)
     stop = asyncio.Event()
     task = asyncio.create_task(build_dispatcher(services).run(stop))
@@ -166,8 +189,9 @@ async def test_a_node_failure_fails_over_to_an_up_node_at_once(app_settings, enc
             incident = (await client.post("/api/v1/incidents", json=_report(1, "high"), headers=tech.headers)).json()
 
             async def ready():
-                current = (await client.get(f"/api/v1/incidents/{incident['id']}/suggestion",
-                                            headers=tech.headers)).json()
+                current = (
+                    await client.get(f"/api/v1/incidents/{incident['id']}/suggestion", headers=tech.headers)
+                ).json()
                 return current if current["status"] == "ready" else None
 
             done = await wait_for(ready, timeout=25)  # a 60 s backoff would wait at least 30 s

@@ -15,10 +15,18 @@ from tests.fixtures.app import wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
-PAST = {"title": "Motor de cinta línea 3 sobrecalentado", "description": "Alarma E-4021 en el motor principal de "
-        "la cinta de la línea 3 tras 20 minutos de marcha.", "area": "production", "priority": "high"}
-NEW = {"title": "Cinta línea 3 parada por temperatura", "description": "El motor vuelve a dar la alarma E-4021 y la "
-       "cinta se detiene.", "area": "production", "priority": "high"}
+PAST = {
+    "title": "Motor de cinta línea 3 sobrecalentado",
+    "description": "Alarma E-4021 en el motor principal de la cinta de la línea 3 tras 20 minutos de marcha.",
+    "area": "production",
+    "priority": "high",
+}
+NEW = {
+    "title": "Cinta línea 3 parada por temperatura",
+    "description": "El motor vuelve a dar la alarma E-4021 y la cinta se detiene.",
+    "area": "production",
+    "priority": "high",
+}
 SOLUTION = "Se limpió el filtro del ventilador del motor y se sustituyó el rodamiento trasero."
 
 
@@ -50,22 +58,26 @@ async def test_worker_writes_a_suggestion_citing_only_retrieved_incidents(api, m
     assert set(done["citations"]) <= set(done["retrieved"])
     assert past_id in done["citations"], "the answer is primed with the best retrieved case"
     assert done["model"] and done["node"]
-    reply = await api.post(f"/api/v1/incidents/{incident['id']}/suggestion/feedback", json={"decision": "accepted"},
-                           headers=tech.headers)
+    reply = await api.post(
+        f"/api/v1/incidents/{incident['id']}/suggestion/feedback", json={"decision": "accepted"}, headers=tech.headers
+    )
     assert reply.json()["feedback"] == "accepted"
-    reply = await api.post(f"/api/v1/incidents/{incident['id']}/suggestion/rating", json={"rating": 6},
-                           headers=tech.headers)
+    reply = await api.post(
+        f"/api/v1/incidents/{incident['id']}/suggestion/rating", json={"rating": 6}, headers=tech.headers
+    )
     assert reply.status_code == 422 and reply.json()["field"] == "rating"
-    reply = await api.post(f"/api/v1/incidents/{incident['id']}/suggestion/rating", json={"rating": 4},
-                           headers=tech.headers)
+    reply = await api.post(
+        f"/api/v1/incidents/{incident['id']}/suggestion/rating", json={"rating": 4}, headers=tech.headers
+    )
     assert reply.json()["rating"] == 4
 
 
 async def test_rating_a_suggestion_that_is_not_ready_is_409(api, make_account):
     reporter = await make_account("reporter")
     incident = (await api.post("/api/v1/incidents", json=NEW, headers=reporter.headers)).json()
-    reply = await api.post(f"/api/v1/incidents/{incident['id']}/suggestion/rating", json={"rating": 5},
-                           headers=reporter.headers)
+    reply = await api.post(
+        f"/api/v1/incidents/{incident['id']}/suggestion/rating", json={"rating": 5}, headers=reporter.headers
+    )
     assert reply.status_code == 409
 
 
@@ -74,8 +86,9 @@ async def test_sse_stream_relays_tokens_and_ends_with_the_grounded_suggestion(ap
     await resolved_past_incident(api, tech.headers)
     incident = (await api.post("/api/v1/incidents", json=NEW, headers=tech.headers)).json()
     events: list[tuple[str, dict]] = []
-    async with api.stream("GET", f"/api/v1/incidents/{incident['id']}/suggestion/stream", headers=tech.headers,
-                          timeout=120) as reply:
+    async with api.stream(
+        "GET", f"/api/v1/incidents/{incident['id']}/suggestion/stream", headers=tech.headers, timeout=120
+    ) as reply:
         assert reply.headers["content-type"].startswith("text/event-stream")
         event = None
         async for line in reply.aiter_lines():
@@ -99,7 +112,8 @@ async def test_sse_stream_relays_tokens_and_ends_with_the_grounded_suggestion(ap
 
 
 async def test_llm_outage_keeps_incident_and_similar_spends_no_attempts_and_completes_when_a_node_returns(
-        app_settings, encoder, llm_node_factory, make_account, api):
+    app_settings, encoder, llm_node_factory, make_account, api
+):
     node = llm_node_factory.start()
     node.kill()
     settings = app_settings.model_copy(update={"llm_nodes": node.url})
@@ -118,8 +132,9 @@ async def test_llm_outage_keeps_incident_and_similar_spends_no_attempts_and_comp
 
             async def node_found_down():
                 both = [await suggestion(client, tech.headers, i) for i in (past_id, created["id"])]
-                return both if any(s["attempts"] for s in both) and all(s["status"] == "pending" for s in both) \
-                    else None
+                return (
+                    both if any(s["attempts"] for s in both) and all(s["status"] == "pending" for s in both) else None
+                )
 
             tried = [s for s in await wait_for(node_found_down, timeout=60) if s["attempts"]]
             assert len(tried) == 1 and "no LLM node answered" in tried[0]["last_error"]

@@ -31,8 +31,11 @@ def seed(store):
     store.upsert(
         ["inc:1", "inc:2", "doc:7:0"],
         np.stack([unit(1, 0), unit(1, 1), unit(0, 1)]),
-        [{"kind": "incident", "area": "production"}, {"kind": "incident", "area": "it"},
-         {"kind": "document", "area": ""}],
+        [
+            {"kind": "incident", "area": "production"},
+            {"kind": "incident", "area": "it"},
+            {"kind": "document", "area": ""},
+        ],
     )
 
 
@@ -70,8 +73,13 @@ def test_reset_empties_the_store(store):
 
 def test_an_unreachable_server_raises_vector_store_unavailable():
     dead = ChromaVectorStore.http("http://127.0.0.1:9", "prs_knowledge")
-    for call in (dead.count, dead.reset, lambda: dead.query(unit(1), 3), lambda: dead.delete(["inc:1"]),
-                 lambda: dead.upsert(["inc:1"], unit(1)[None, :], [{"kind": "incident", "area": "it"}])):
+    for call in (
+        dead.count,
+        dead.reset,
+        lambda: dead.query(unit(1), 3),
+        lambda: dead.delete(["inc:1"]),
+        lambda: dead.upsert(["inc:1"], unit(1)[None, :], [{"kind": "incident", "area": "it"}]),
+    ):
         with pytest.raises(VectorStoreUnavailable):
             call()
 

@@ -86,15 +86,18 @@ def test_pages_use_no_inline_code_no_eval_and_no_inner_html():
             assert forbidden not in source, f"{name} uses {forbidden}"
 
 
-@pytest.mark.parametrize("path", [
-    "/static/router.py",
-    "/static/..%2Frouter.py",
-    "/static/%2e%2e%2f__init__.py",
-    "/static/",
-    "/static/app.js/extra",
-    "/static/APP.JS",
-    "/static/../router.py",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/router.py",
+        "/static/..%2Frouter.py",
+        "/static/%2e%2e%2f__init__.py",
+        "/static/",
+        "/static/app.js/extra",
+        "/static/APP.JS",
+        "/static/../router.py",
+    ],
+)
 async def test_a_path_outside_the_whitelist_is_not_found(web_client, path):
     response = await web_client.get(path)
     assert response.status_code == 404

@@ -43,17 +43,26 @@ class TestEndpoints:
 
     async def test_update_toggle_and_delete(self, notify_api, admin, receiver, services):
         created = await create_endpoint(notify_api, admin, target=receiver.url())
-        reply = await notify_api.patch(f"{BASE}/endpoints/{created['id']}", headers=admin.headers, json={
-            "event_types": ["incident.resolved", "sla.breached"], "areas": ["production"], "priorities": ["high"],
-            "target": receiver.url("/other")})
+        reply = await notify_api.patch(
+            f"{BASE}/endpoints/{created['id']}",
+            headers=admin.headers,
+            json={
+                "event_types": ["incident.resolved", "sla.breached"],
+                "areas": ["production"],
+                "priorities": ["high"],
+                "target": receiver.url("/other"),
+            },
+        )
         assert reply.status_code == 200, reply.text
         assert reply.json()["event_types"] == ["incident.resolved", "sla.breached"]
         assert reply.json()["target"].endswith("/other")
-        off = await notify_api.post(f"{BASE}/endpoints/{created['id']}/toggle", json={"enabled": False},
-                                    headers=admin.headers)
+        off = await notify_api.post(
+            f"{BASE}/endpoints/{created['id']}/toggle", json={"enabled": False}, headers=admin.headers
+        )
         assert off.json()["enabled"] is False and off.json()["disabled_reason"] == f"disabled by {admin.username}"
-        on = await notify_api.post(f"{BASE}/endpoints/{created['id']}/toggle", json={"enabled": True},
-                                   headers=admin.headers)
+        on = await notify_api.post(
+            f"{BASE}/endpoints/{created['id']}/toggle", json={"enabled": True}, headers=admin.headers
+        )
         assert on.json()["enabled"] is True and on.json()["disabled_reason"] is None
         assert (await notify_api.delete(f"{BASE}/endpoints/{created['id']}", headers=admin.headers)).status_code == 204
         assert (await notify_api.get(f"{BASE}/endpoints/{created['id']}", headers=admin.headers)).status_code == 404
@@ -61,8 +70,11 @@ class TestEndpoints:
 
     async def test_only_admins_manage_endpoints(self, notify_api, make_account, receiver):
         supervisor = await make_account("supervisor")
-        reply = await notify_api.post(f"{BASE}/endpoints", headers=supervisor.headers, json={
-            "kind": "webhook", "target": receiver.url(), "event_types": ["incident.created"]})
+        reply = await notify_api.post(
+            f"{BASE}/endpoints",
+            headers=supervisor.headers,
+            json={"kind": "webhook", "target": receiver.url(), "event_types": ["incident.created"]},
+        )
         assert reply.status_code == 403
         assert (await notify_api.get(f"{BASE}/attempts", headers=supervisor.headers)).status_code == 403
         assert (await notify_api.get(f"{BASE}/endpoints")).status_code == 401
@@ -87,8 +99,9 @@ BAD_ENDPOINTS = [
 
 
 class TestBadInput:
-    async def test_bad_endpoints_are_refused_naming_the_field_and_nothing_is_stored(self, notify_api, admin,
-                                                                                   receiver, services):
+    async def test_bad_endpoints_are_refused_naming_the_field_and_nothing_is_stored(
+        self, notify_api, admin, receiver, services
+    ):
         # One test walks the whole table: each case costs a request, not a fresh database and account.
         for case, change, field in BAD_ENDPOINTS:
             body = {"kind": "webhook", "target": receiver.url(), "event_types": ["incident.created"], **change}
@@ -100,8 +113,11 @@ class TestBadInput:
     async def test_loopback_is_refused_unless_the_allow_list_names_it(self, api, notify_api, admin, receiver):
         """The session's default settings have no allow-list; the notification test settings name 127.0.0.1."""
         for target in (receiver.url(), f"http://localhost:{receiver.port}/hook"):
-            reply = await api.post(f"{BASE}/endpoints", headers=admin.headers, json={
-                "kind": "webhook", "target": target, "event_types": ["incident.created"]})
+            reply = await api.post(
+                f"{BASE}/endpoints",
+                headers=admin.headers,
+                json={"kind": "webhook", "target": target, "event_types": ["incident.created"]},
+            )
             assert reply.status_code == 422 and reply.json()["field"] == "target", reply.text
             assert "non-public" in reply.json()["detail"]
         await create_endpoint(notify_api, admin, target=receiver.url())
@@ -112,15 +128,24 @@ class TestBadInput:
         from backend.notify.schemas import EndpointCreate
         from backend.notify.wiring import build_notify
 
-        production = build_notify(notify.settings.model_copy(update={"environment": "production"}),
-                                  pool=services.pool, clock=services.clock, registry=None)
+        production = build_notify(
+            notify.settings.model_copy(update={"environment": "production"}),
+            pool=services.pool,
+            clock=services.clock,
+            registry=None,
+        )
         with pytest.raises(ValidationFailed, match="https"):
-            await production.create_endpoint(system_context("t"), EndpointCreate(
-                kind="webhook", target=receiver.url(), event_types=["incident.created"]))
+            await production.create_endpoint(
+                system_context("t"),
+                EndpointCreate(kind="webhook", target=receiver.url(), event_types=["incident.created"]),
+            )
 
     async def test_email_endpoints_need_an_smtp_server(self, api, admin):
-        reply = await api.post(f"{BASE}/endpoints", headers=admin.headers, json={
-            "kind": "email", "target": "ops@example.test", "event_types": ["incident.created"]})
+        reply = await api.post(
+            f"{BASE}/endpoints",
+            headers=admin.headers,
+            json={"kind": "email", "target": "ops@example.test", "event_types": ["incident.created"]},
+        )
         assert reply.status_code == 422 and reply.json()["field"] == "kind"
 
 
@@ -137,20 +162,23 @@ class TestPingRotationRedelivery:
         assert request.headers["webhook-id"] == body["id"]
 
         async def logged():
-            page = (await notify_api.get(f"{BASE}/attempts", params={"event_id": body["id"]},
-                                         headers=admin.headers)).json()["items"]
+            page = (
+                await notify_api.get(f"{BASE}/attempts", params={"event_id": body["id"]}, headers=admin.headers)
+            ).json()["items"]
             return page if page and page[0]["outcome"] == "delivered" else None
 
         attempt = (await wait_for(logged, timeout=20, interval=0.05))[0]
         assert attempt["status_code"] == 200 and attempt["response_excerpt"] == "ok"
         assert attempt["duration_ms"] >= 0 and attempt["endpoint_id"] == endpoint["id"]
 
-    async def test_after_rotation_both_secrets_verify_until_the_grace_period_ends(self, notify_api, admin, receiver,
-                                                                                  start_worker):
+    async def test_after_rotation_both_secrets_verify_until_the_grace_period_ends(
+        self, notify_api, admin, receiver, start_worker
+    ):
         endpoint = await create_endpoint(notify_api, admin, target=receiver.url())
         old_secret = endpoint["secret"]
-        rotated = await notify_api.post(f"{BASE}/endpoints/{endpoint['id']}/rotate-secret",
-                                        json={"grace_seconds": 2}, headers=admin.headers)
+        rotated = await notify_api.post(
+            f"{BASE}/endpoints/{endpoint['id']}/rotate-secret", json={"grace_seconds": 2}, headers=admin.headers
+        )
         assert rotated.status_code == 200, rotated.text
         new_secret = rotated.json()["secret"]
         assert new_secret != old_secret and rotated.json()["previous_secret_expires_at"]
@@ -184,26 +212,38 @@ class TestPingRotationRedelivery:
         missing = await notify_api.post(f"{BASE}/events/evt_nope/redeliver", headers=admin.headers)
         assert missing.status_code == 404
 
-    async def test_a_reporter_endpoint_takes_only_incident_events_and_cannot_be_pinged(self, notify_api, admin,
-                                                                                       services):
+    async def test_a_reporter_endpoint_takes_only_incident_events_and_cannot_be_pinged(
+        self, notify_api, admin, services
+    ):
         before = await count(services, "notify_endpoints")
-        refused = await notify_api.post(f"{BASE}/endpoints", headers=admin.headers, json={
-            "kind": "email", "target": "reporter", "event_types": ["incident.created", "notification.endpoint_disabled"]})
+        refused = await notify_api.post(
+            f"{BASE}/endpoints",
+            headers=admin.headers,
+            json={
+                "kind": "email",
+                "target": "reporter",
+                "event_types": ["incident.created", "notification.endpoint_disabled"],
+            },
+        )
         assert refused.status_code == 422 and refused.json()["field"] == "event_types"
         assert "notification.endpoint_disabled" in refused.json()["detail"]
         assert await count(services, "notify_endpoints") == before
         endpoint = await create_endpoint(notify_api, admin, kind="email", target=" REPORTER ")
         assert endpoint["target"] == "reporter"
-        widened = await notify_api.patch(f"{BASE}/endpoints/{endpoint['id']}", headers=admin.headers,
-                                         json={"event_types": ["notification.endpoint_disabled"]})
+        widened = await notify_api.patch(
+            f"{BASE}/endpoints/{endpoint['id']}",
+            headers=admin.headers,
+            json={"event_types": ["notification.endpoint_disabled"]},
+        )
         assert widened.status_code == 422 and widened.json()["field"] == "event_types"
         ping = await notify_api.post(f"{BASE}/endpoints/{endpoint['id']}/test", headers=admin.headers)
         assert ping.status_code == 409 and "reporter" in ping.json()["detail"]
 
     async def test_ping_of_a_disabled_endpoint_is_a_conflict(self, notify_api, admin, receiver):
         endpoint = await create_endpoint(notify_api, admin, target=receiver.url())
-        await notify_api.post(f"{BASE}/endpoints/{endpoint['id']}/toggle", json={"enabled": False},
-                              headers=admin.headers)
+        await notify_api.post(
+            f"{BASE}/endpoints/{endpoint['id']}/toggle", json={"enabled": False}, headers=admin.headers
+        )
         reply = await notify_api.post(f"{BASE}/endpoints/{endpoint['id']}/test", headers=admin.headers)
         assert reply.status_code == 409
 
@@ -231,13 +271,15 @@ class TestDeliveryLog:
 
         await wait_for(both_finished, timeout=20, interval=0.05)
         dead = await attempts(outcome="dead")
-        assert [(a["endpoint_id"], a["status_code"], a["response_excerpt"]) for a in dead] == \
-            [(bad["id"], 404, "no such hook")]
+        assert [(a["endpoint_id"], a["status_code"], a["response_excerpt"]) for a in dead] == [
+            (bad["id"], 404, "no such hook")
+        ]
         assert [a["endpoint_id"] for a in await attempts(endpoint_id=good["id"])] == [good["id"]]
         assert len(await attempts(event_type="test.ping", since=before.isoformat())) == 2
         assert await attempts(until=before.isoformat()) == []
-        deliveries = (await notify_api.get(f"{BASE}/deliveries", params={"status": "dead"},
-                                           headers=admin.headers)).json()["items"]
+        deliveries = (
+            await notify_api.get(f"{BASE}/deliveries", params={"status": "dead"}, headers=admin.headers)
+        ).json()["items"]
         assert [d["endpoint_id"] for d in deliveries] == [bad["id"]] and deliveries[0]["attempts"] == 1
         bad_filter = await notify_api.get(f"{BASE}/attempts", params={"outcome": "maybe"}, headers=admin.headers)
         assert bad_filter.status_code == 422 and bad_filter.json()["field"] == "outcome.0"
@@ -247,13 +289,17 @@ class TestDeliveryLog:
         for _ in range(3):
             await notify_api.post(f"{BASE}/endpoints/{endpoint['id']}/test", headers=admin.headers)
         first = (await notify_api.get(f"{BASE}/events", params={"limit": 2}, headers=admin.headers)).json()
-        second = (await notify_api.get(f"{BASE}/events", params={"limit": 2, "cursor": first["next_cursor"]},
-                                       headers=admin.headers)).json()
+        second = (
+            await notify_api.get(
+                f"{BASE}/events", params={"limit": 2, "cursor": first["next_cursor"]}, headers=admin.headers
+            )
+        ).json()
         assert len(first["items"]) == 2 and len(second["items"]) == 1 and second["next_cursor"] is None
         assert len({e["id"] for e in first["items"] + second["items"]}) == 3
 
-    async def test_retention_drops_old_finished_rows_but_keeps_pending_ones(self, notify, notify_api, admin,
-                                                                            receiver, services):
+    async def test_retention_drops_old_finished_rows_but_keeps_pending_ones(
+        self, notify, notify_api, admin, receiver, services
+    ):
         endpoint = await create_endpoint(notify_api, admin, target=receiver.url())
         await notify_api.post(f"{BASE}/endpoints/{endpoint['id']}/test", headers=admin.headers)
         await notify.delivery.deliver_due()

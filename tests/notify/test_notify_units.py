@@ -32,10 +32,24 @@ from backend.notify.webhook import webhook_request
 EVENTS_DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
 NOW = datetime(2025, 3, 4, 8, 15, tzinfo=timezone.utc)
 INCIDENT = {
-    "id": 7, "title": "Cinta línea 3 se para", "description": "El motor se calienta. " * 60, "area": "production",
-    "priority": "high", "status": "open", "category": None, "external_ref": "MES-1", "tags": ["line-3"],
-    "assignee_id": 12, "assignee_name": "maria.lopez", "reporter_id": 3, "reporter_name": "juan.perez",
-    "resolution": None, "reopened_count": 0, "created_at": NOW, "updated_at": NOW, "resolved_at": None,
+    "id": 7,
+    "title": "Cinta línea 3 se para",
+    "description": "El motor se calienta. " * 60,
+    "area": "production",
+    "priority": "high",
+    "status": "open",
+    "category": None,
+    "external_ref": "MES-1",
+    "tags": ["line-3"],
+    "assignee_id": 12,
+    "assignee_name": "maria.lopez",
+    "reporter_id": 3,
+    "reporter_name": "juan.perez",
+    "resolution": None,
+    "reopened_count": 0,
+    "created_at": NOW,
+    "updated_at": NOW,
+    "resolved_at": None,
     "closed_at": None,
 }
 
@@ -94,9 +108,23 @@ class TestSecretsAtRest:
             resolve_notify_key(Settings(data_dir=tmp_path, notify_secret_key="short"))
 
 
-REFUSED_ADDRESSES = ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-                     "100.64.0.1", "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
-                     "2002:7f00:1::1", "64:ff9b::a00:1"]
+REFUSED_ADDRESSES = [
+    "127.0.0.1",
+    "10.1.2.3",
+    "172.16.0.9",
+    "192.168.1.1",
+    "169.254.169.254",
+    "0.0.0.0",
+    "100.64.0.1",
+    "224.0.0.1",
+    "240.0.0.1",
+    "::1",
+    "fe80::1",
+    "fc00::1",
+    "::ffff:127.0.0.1",
+    "2002:7f00:1::1",
+    "64:ff9b::a00:1",
+]
 
 
 class TestOutboundPolicy:
@@ -108,9 +136,18 @@ class TestOutboundPolicy:
         assert is_public_address(ipaddress.ip_address("93.184.216.34"))
         assert is_public_address(ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946"))
 
-    @pytest.mark.parametrize("url", ["http://127.0.0.1/hook", "http://10.0.0.7/hook", "http://169.254.169.254/latest",
-                                     "http://[::1]:8080/hook", "http://localhost:9000/hook",
-                                     "http://2130706433/hook", "http://[::ffff:127.0.0.1]/hook"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1/hook",
+            "http://10.0.0.7/hook",
+            "http://169.254.169.254/latest",
+            "http://[::1]:8080/hook",
+            "http://localhost:9000/hook",
+            "http://2130706433/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+        ],
+    )
     async def test_private_targets_are_refused_without_an_allow_list(self, url):
         with pytest.raises(OutboundRefused, match="non-public"):
             await OutboundPolicy().check_url(url)
@@ -146,8 +183,9 @@ class TestOutboundPolicy:
 class TestRetryPolicy:
     def test_backoff_grows_exponentially_with_jitter_and_stops_at_the_cap(self):
         rng = random.Random(1)
-        delays = [retry_delay_s(n, base_s=1, max_s=16, retry_after_s=None, retry_after_max_s=60, rng=rng)
-                  for n in range(1, 9)]
+        delays = [
+            retry_delay_s(n, base_s=1, max_s=16, retry_after_s=None, retry_after_max_s=60, rng=rng) for n in range(1, 9)
+        ]
         for n, delay in enumerate(delays, start=1):
             ceiling = min(16, 2 ** (n - 1))
             assert ceiling / 2 <= delay <= ceiling
@@ -163,9 +201,21 @@ class TestRetryPolicy:
         assert parse_retry_after(format_datetime(NOW + timedelta(seconds=90), usegmt=True), now=NOW) == 90
         assert parse_retry_after("soon", now=NOW) is None
 
-    @pytest.mark.parametrize("status, outcome", [(200, "success"), (204, "success"), (301, "fail"), (302, "fail"),
-                                                 (400, "fail"), (404, "fail"), (410, "fail"), (429, "retry"),
-                                                 (500, "retry"), (503, "retry")])
+    @pytest.mark.parametrize(
+        "status, outcome",
+        [
+            (200, "success"),
+            (204, "success"),
+            (301, "fail"),
+            (302, "fail"),
+            (400, "fail"),
+            (404, "fail"),
+            (410, "fail"),
+            (429, "retry"),
+            (500, "retry"),
+            (503, "retry"),
+        ],
+    )
     def test_answers_are_classified(self, status, outcome):
         result = classify_response(status, {"retry-after": "3"}, "", now=NOW, duration_ms=1)
         assert result.outcome == outcome
@@ -179,21 +229,57 @@ def _event(name: str, **fields) -> DomainEvent:
 
 SAMPLES = {
     "incident.created": (_event("incident.created", after=INCIDENT), INCIDENT),
-    "incident.updated": (_event("incident.updated", before={**INCIDENT, "priority": "low"}, after=INCIDENT,
-                                details={"changed": ["priority", "description"]}), INCIDENT),
-    "incident.escalated": (_event("incident.escalated", after=INCIDENT, details={
-        "level": 2, "trigger": "sla_breached", "rule_name": "r", "actor_name": "ana", "messages": [{"x": 1}],
-        "reassigned_to": 4, "target_department": "maintenance"}), INCIDENT),
-    "incident.resolved": (_event("incident.resolved", after={**INCIDENT, "resolution": "Se cambió el rodamiento."}),
-                          {**INCIDENT, "resolution": "Se cambió el rodamiento.", "status": "resolved"}),
-    "incident.reopened": (_event("incident.reopened", before={**INCIDENT, "status": "resolved"}, after=INCIDENT),
-                          INCIDENT),
-    "suggestion.ready": (_event("suggestion.ready", after={"incident_id": 7, "language": "es", "text": "Revisar [3]",
-                                                           "citations": [3], "model": "gemma3-270m"}), INCIDENT),
-    "sla.warning": (_event("sla.warning", details={"clock_kind": "resolution", "threshold_percent": 75,
-                                                   "due_at": NOW, "notified_user": "x"}), INCIDENT),
-    "sla.breached": (_event("sla.breached", details={"clock_kind": "first_response", "threshold_percent": 100}),
-                     INCIDENT),
+    "incident.updated": (
+        _event(
+            "incident.updated",
+            before={**INCIDENT, "priority": "low"},
+            after=INCIDENT,
+            details={"changed": ["priority", "description"]},
+        ),
+        INCIDENT,
+    ),
+    "incident.escalated": (
+        _event(
+            "incident.escalated",
+            after=INCIDENT,
+            details={
+                "level": 2,
+                "trigger": "sla_breached",
+                "rule_name": "r",
+                "actor_name": "ana",
+                "messages": [{"x": 1}],
+                "reassigned_to": 4,
+                "target_department": "maintenance",
+            },
+        ),
+        INCIDENT,
+    ),
+    "incident.resolved": (
+        _event("incident.resolved", after={**INCIDENT, "resolution": "Se cambió el rodamiento."}),
+        {**INCIDENT, "resolution": "Se cambió el rodamiento.", "status": "resolved"},
+    ),
+    "incident.reopened": (
+        _event("incident.reopened", before={**INCIDENT, "status": "resolved"}, after=INCIDENT),
+        INCIDENT,
+    ),
+    "suggestion.ready": (
+        _event(
+            "suggestion.ready",
+            after={"incident_id": 7, "language": "es", "text": "Revisar [3]", "citations": [3], "model": "gemma3-270m"},
+        ),
+        INCIDENT,
+    ),
+    "sla.warning": (
+        _event(
+            "sla.warning",
+            details={"clock_kind": "resolution", "threshold_percent": 75, "due_at": NOW, "notified_user": "x"},
+        ),
+        INCIDENT,
+    ),
+    "sla.breached": (
+        _event("sla.breached", details={"clock_kind": "first_response", "threshold_percent": 100}),
+        INCIDENT,
+    ),
 }
 
 
@@ -208,8 +294,12 @@ class TestPayloads:
     @pytest.mark.parametrize("event_type", sorted(SAMPLES))
     def test_payloads_match_their_documented_schema_and_name_nobody(self, event_type):
         event, incident = SAMPLES[event_type]
-        payload = envelope(event_id=new_event_id(), event_type=event_type, occurred_at=NOW,
-                           data=event_data(event_type, event, incident))
+        payload = envelope(
+            event_id=new_event_id(),
+            event_type=event_type,
+            occurred_at=NOW,
+            data=event_data(event_type, event, incident),
+        )
         schema = json.loads((EVENTS_DOCS / f"{event_type}.v1.json").read_text())
         jsonschema.Draft202012Validator(schema).validate(payload)
         text = json.dumps(payload)
@@ -222,25 +312,46 @@ class TestPayloads:
         assert event_data("incident.updated", event, INCIDENT) is None
 
     def test_details_keep_scalars_and_drop_people_and_secrets(self):
-        kept = public_details({"level": 1, "rule_name": "r", "user_id": 3, "api_key": "k", "approved_by": "x",
-                               "client_ip": "1.2.3.4", "nested": {"a": 1}, "Bad-Key": 1, "due_at": NOW})
+        kept = public_details(
+            {
+                "level": 1,
+                "rule_name": "r",
+                "user_id": 3,
+                "api_key": "k",
+                "approved_by": "x",
+                "client_ip": "1.2.3.4",
+                "nested": {"a": 1},
+                "Bad-Key": 1,
+                "due_at": NOW,
+            }
+        )
         assert kept == {"level": 1, "rule_name": "r", "due_at": "2025-03-04T08:15:00Z"}
 
 
 class TestChannels:
     def test_slack_message_has_fallback_text_and_escapes_control_characters(self):
-        payload = envelope(event_id=new_event_id(), event_type="incident.created", occurred_at=NOW,
-                           data={"incident": {**event_data("incident.created", SAMPLES["incident.created"][0],
-                                                           INCIDENT)["incident"], "title": "A <b> & C"}})
+        payload = envelope(
+            event_id=new_event_id(),
+            event_type="incident.created",
+            occurred_at=NOW,
+            data={
+                "incident": {
+                    **event_data("incident.created", SAMPLES["incident.created"][0], INCIDENT)["incident"],
+                    "title": "A <b> & C",
+                }
+            },
+        )
         message = slack_message(payload)
         assert message["text"] == "Incident #7 reported: A &lt;b&gt; &amp; C"
         assert "Priority: high" in message["blocks"][0]["text"]["text"]
 
     def test_email_carries_event_id_headers_and_the_json(self):
-        payload = envelope(event_id=new_event_id(), event_type="test.ping", occurred_at=NOW,
-                           data={"endpoint_id": 3, "message": "hola"})
-        message = email_message(payload, sender="prs@example.test", recipients=["a@example.test"], endpoint_id=3,
-                                sent_at=NOW)
+        payload = envelope(
+            event_id=new_event_id(), event_type="test.ping", occurred_at=NOW, data={"endpoint_id": 3, "message": "hola"}
+        )
+        message = email_message(
+            payload, sender="prs@example.test", recipients=["a@example.test"], endpoint_id=3, sent_at=NOW
+        )
         assert message["Message-ID"] == f"<{payload['id']}.3@pr-system>"
         assert message["X-PRS-Event-Type"] == "test.ping"
         assert payload["id"] in message.get_content()

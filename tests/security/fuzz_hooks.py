@@ -32,8 +32,9 @@ PRE_AUTH_REFUSALS = {400, 413, 431}
 
 def _fresh_session() -> dict[str, Any]:
     """Sign in as the session account and return the token pair."""
-    reply = httpx.post(f"{BASE_URL}/api/v1/auth/token", timeout=30,
-                       data={"username": SESSION_USERNAME, "password": SESSION_PASSWORD})
+    reply = httpx.post(
+        f"{BASE_URL}/api/v1/auth/token", timeout=30, data={"username": SESSION_USERNAME, "password": SESSION_PASSWORD}
+    )
     reply.raise_for_status()
     return reply.json()
 

@@ -14,20 +14,27 @@ from tests.fixtures.security import app_with, settings_with
 
 pytestmark = pytest.mark.asyncio
 
-INCIDENT = {"title": "Sensor de temperatura T-12 fuera de rango", "description": "El sensor T-12 del horno marca "
-            "450 °C con el horno apagado.", "area": "production"}
+INCIDENT = {
+    "title": "Sensor de temperatura T-12 fuera de rango",
+    "description": "El sensor T-12 del horno marca 450 °C con el horno apagado.",
+    "area": "production",
+}
 
 
 async def counts(services):
     async with services.pool.acquire() as conn:
-        return (await conn.fetchval("SELECT count(*) FROM incidents"),
-                await conn.fetchval("SELECT coalesce(sum(use_count), 0) FROM api_keys"))
+        return (
+            await conn.fetchval("SELECT count(*) FROM incidents"),
+            await conn.fetchval("SELECT coalesce(sum(use_count), 0) FROM api_keys"),
+        )
 
 
 async def denials(services):
     async with services.pool.acquire() as conn:
-        return [r["after"] for r in await conn.fetch(
-            "SELECT after FROM audit_log WHERE action = 'api_key.denied' ORDER BY id")]
+        return [
+            r["after"]
+            for r in await conn.fetch("SELECT after FROM audit_log WHERE action = 'api_key.denied' ORDER BY id")
+        ]
 
 
 async def attempt(client, services, headers, *, method="POST"):
@@ -50,8 +57,15 @@ class TestUnknownKeys:
     async def test_unknown_or_malformed_keys_are_401_unknown(self, api, services, make_api_key):
         """One attack case per presented value; the audit log records the refusal but never the value."""
         await make_api_key()
-        presented_values = ["prs_live_" + "A" * 43, "prs_live_", "not-a-key", "prs_live_' OR '1'='1",
-                            "prs_live_" + "x" * 500, "Bearer prs_live_abc", "prs_test_" + "A" * 43]
+        presented_values = [
+            "prs_live_" + "A" * 43,
+            "prs_live_",
+            "not-a-key",
+            "prs_live_' OR '1'='1",
+            "prs_live_" + "x" * 500,
+            "Bearer prs_live_abc",
+            "prs_test_" + "A" * 43,
+        ]
         for n, presented in enumerate(presented_values, start=1):
             expect(await attempt(api, services, {"X-API-Key": presented}), 401, "api_key_unknown")
             assert [d["reason"] for d in await denials(services)] == ["api_key_unknown"] * n
@@ -65,8 +79,9 @@ class TestUnknownKeys:
 
     async def test_a_key_in_the_query_string_is_ignored(self, api, services, make_api_key):
         key = await make_api_key()
-        reply = await api.post("/api/v1/external/incidents", params={"api_key": key.key, "X-API-Key": key.key},
-                               json=INCIDENT)
+        reply = await api.post(
+            "/api/v1/external/incidents", params={"api_key": key.key, "X-API-Key": key.key}, json=INCIDENT
+        )
         assert reply.status_code == 401 and "reason" not in reply.json()
 
     async def test_a_key_differing_in_one_character_is_unknown(self, api, services, make_api_key):
@@ -108,8 +123,10 @@ class TestWhereFrom:
         spoofed = key.headers | {"X-Forwarded-For": "192.168.50.7"}
         expect(await attempt(api, services, spoofed), 403, "api_key_ip_not_allowed")
 
-    @pytest.mark.parametrize("origin", ["https://evil.example.com", "https://mes.example.com.evil.io", "null",
-                                        "http://mes.example.com", None])
+    @pytest.mark.parametrize(
+        "origin",
+        ["https://evil.example.com", "https://mes.example.com.evil.io", "null", "http://mes.example.com", None],
+    )
     async def test_key_used_from_a_foreign_or_missing_origin_is_403(self, api, services, make_api_key, origin):
         key = await make_api_key(allowed_origins=["https://mes.example.com"])
         headers = key.headers | ({"Origin": origin} if origin else {})
@@ -117,8 +134,9 @@ class TestWhereFrom:
 
     async def test_the_allowed_origin_is_accepted(self, api, services, make_api_key):
         key = await make_api_key(allowed_origins=["https://mes.example.com"])
-        reply = await api.post("/api/v1/external/incidents", json=INCIDENT,
-                               headers=key.headers | {"Origin": "https://MES.example.com"})
+        reply = await api.post(
+            "/api/v1/external/incidents", json=INCIDENT, headers=key.headers | {"Origin": "https://MES.example.com"}
+        )
         assert reply.status_code == 201
 
 
@@ -140,7 +158,8 @@ class TestPermissions:
 
 class TestNoSecretsInLogsOrAudit:
     async def test_keys_passwords_and_tokens_never_reach_the_logs_or_the_audit_log(
-            self, api, services, make_api_key, make_account, caplog):
+        self, api, services, make_api_key, make_account, caplog
+    ):
         caplog.set_level("DEBUG")
         account = await make_account("admin")
         key = await make_api_key()
@@ -150,7 +169,12 @@ class TestNoSecretsInLogsOrAudit:
         rotated = await api.post(f"/api/v1/api-keys/{key.id}/rotate", headers=account.headers)
         async with services.pool.acquire() as conn:
             audit_text = str([dict(r) for r in await conn.fetch("SELECT * FROM audit_log")])
-        secrets = [key.key, key.key[:-2] + "zz", rotated.json()["key"], "Typo-Password-77",
-                   account.headers["Authorization"].split()[1]]
+        secrets = [
+            key.key,
+            key.key[:-2] + "zz",
+            rotated.json()["key"],
+            "Typo-Password-77",
+            account.headers["Authorization"].split()[1],
+        ]
         for secret in secrets:
             assert secret not in caplog.text and secret not in audit_text

@@ -10,8 +10,12 @@ import pytest
 
 pytestmark = pytest.mark.asyncio
 
-NEW = {"title": "Robot de soldadura R7 se detiene", "description": "El robot R7 de la línea 2 se para con el "
-       "error SRVO-050 al iniciar el ciclo.", "area": "quality", "priority": "high"}
+NEW = {
+    "title": "Robot de soldadura R7 se detiene",
+    "description": "El robot R7 de la línea 2 se para con el error SRVO-050 al iniciar el ciclo.",
+    "area": "quality",
+    "priority": "high",
+}
 
 # (method, path template, body, status for a stranger reporter)
 PROBES = [
@@ -48,8 +52,10 @@ async def victim_incident(api, make_account, services):
     stranger = await make_account("reporter")
     incident = (await api.post("/api/v1/incidents", json=NEW, headers=owner.headers)).json()
     async with services.pool.acquire() as conn:
-        await conn.execute("UPDATE suggestions SET status = 'ready', text = 'Revisar encoder del eje 2.' "
-                           "WHERE incident_id = $1", incident["id"])
+        await conn.execute(
+            "UPDATE suggestions SET status = 'ready', text = 'Revisar encoder del eje 2.' WHERE incident_id = $1",
+            incident["id"],
+        )
     return owner, stranger, incident
 
 

@@ -14,7 +14,8 @@ from backend.main import create_app
 EXAMPLES_PER_OPERATION = 40
 
 schema = schemathesis.openapi.from_dict(create_app(Settings(), run_worker=False).openapi()).include(
-    path_regex=r"^/api/v1/external/")
+    path_regex=r"^/api/v1/external/"
+)
 
 
 @pytest.fixture
@@ -26,14 +27,18 @@ async def fuzz_key(make_api_key):
 def test_the_schema_covers_every_external_operation():
     assert sorted(op.ok().label for op in schema.get_all_operations()) == [
         "GET /api/v1/external/alerts/alertmanager/incidents/{incident_id}",
-        "GET /api/v1/external/incidents/{incident_id}", "GET /api/v1/external/knowledge/search",
-        "POST /api/v1/external/alerts/alertmanager", "POST /api/v1/external/incidents"]
+        "GET /api/v1/external/incidents/{incident_id}",
+        "GET /api/v1/external/knowledge/search",
+        "POST /api/v1/external/alerts/alertmanager",
+        "POST /api/v1/external/incidents",
+    ]
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 def test_no_generated_request_gets_a_server_error(case, live_server, fuzz_key):
-    case.call_and_validate(base_url=live_server.url, headers=fuzz_key.headers, checks=[not_a_server_error],
-                           timeout=30)
+    case.call_and_validate(base_url=live_server.url, headers=fuzz_key.headers, checks=[not_a_server_error], timeout=30)

@@ -15,11 +15,17 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("GET", "/", 200), ("GET", "/static/app.js", 200), ("GET", "/health/live", 200),
-    ("GET", "/api/v1/incidents", 401), ("GET", "/api/v1/no-such-thing", 404),
-    ("POST", "/api/v1/auth/token", 422),
-])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/", 200),
+        ("GET", "/static/app.js", 200),
+        ("GET", "/health/live", 200),
+        ("GET", "/api/v1/incidents", 401),
+        ("GET", "/api/v1/no-such-thing", 404),
+        ("POST", "/api/v1/auth/token", 422),
+    ],
+)
 async def test_every_answer_carries_the_security_headers(api, method, path, status):
     reply = await api.request(method, path)
     assert reply.status_code == status
@@ -40,8 +46,9 @@ async def test_hsts_is_sent_only_when_configured(api_from, services):
 async def test_cors_allows_only_the_configured_origins(api_from, services):
     client = api_from(app_with(services, settings_with(services, cors_origins="https://portal.example.com")))
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "X-API-Key"}
-    allowed = await client.options("/api/v1/external/incidents",
-                                   headers=preflight | {"Origin": "https://portal.example.com"})
+    allowed = await client.options(
+        "/api/v1/external/incidents", headers=preflight | {"Origin": "https://portal.example.com"}
+    )
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://portal.example.com"
     assert "x-api-key" in allowed.headers["access-control-allow-headers"].lower()
@@ -52,6 +59,7 @@ async def test_cors_allows_only_the_configured_origins(api_from, services):
 
 
 async def test_without_configured_origins_no_cors_headers_are_sent(api):
-    reply = await api.options("/api/v1/incidents", headers={"Origin": "https://portal.example.com",
-                                                            "Access-Control-Request-Method": "GET"})
+    reply = await api.options(
+        "/api/v1/incidents", headers={"Origin": "https://portal.example.com", "Access-Control-Request-Method": "GET"}
+    )
     assert "access-control-allow-origin" not in reply.headers

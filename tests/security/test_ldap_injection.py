@@ -35,8 +35,9 @@ INJECTIONS = [
 @pytest.fixture
 def directory_client(services, clean_state, ldap_directory, api_from):
     settings = settings_with(services, **ldap_directory.settings(), login_rate_limit="1000/minute")
-    auth = AuthService(settings=settings, pool=services.pool, clock=services.clock,
-                       signing_keys=services.auth.signing_keys)
+    auth = AuthService(
+        settings=settings, pool=services.pool, clock=services.clock, signing_keys=services.auth.signing_keys
+    )
     return api_from(app_with(services, settings, auth=auth))
 
 
@@ -53,8 +54,9 @@ async def test_the_unescaped_filter_would_have_matched_everyone(ldap_directory):
 async def test_injected_usernames_match_nobody(directory_client, services):
     """One attack case per payload, each with a real person's password: 401, no account, no session."""
     for username in INJECTIONS:
-        reply = await directory_client.post("/api/v1/auth/token",
-                                            data={"username": username, "password": ALICE_PASSWORD})
+        reply = await directory_client.post(
+            "/api/v1/auth/token", data={"username": username, "password": ALICE_PASSWORD}
+        )
         assert reply.status_code == 401, f"{username!r}: {reply.text}"
         assert reply.json()["detail"] == "incorrect username or password", repr(username)
         async with services.pool.acquire() as conn:

@@ -11,14 +11,17 @@ from backend.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
 
 pytestmark = pytest.mark.asyncio
 
-NEW = {"title": "Fuga de aceite prensa P4", "description": "Charco de aceite bajo la prensa P4 al final del turno.",
-       "area": "maintenance", "priority": "medium"}
+NEW = {
+    "title": "Fuga de aceite prensa P4",
+    "description": "Charco de aceite bajo la prensa P4 al final del turno.",
+    "area": "maintenance",
+    "priority": "medium",
+}
 
 
 async def users_snapshot(services):
     async with services.pool.acquire() as conn:
-        return [dict(r) for r in await conn.fetch("SELECT id, username, role, is_active FROM users "
-                                                  "ORDER BY id")]
+        return [dict(r) for r in await conn.fetch("SELECT id, username, role, is_active FROM users ORDER BY id")]
 
 
 async def table_count(services, table):
@@ -98,12 +101,23 @@ async def test_a_token_still_claiming_admin_after_a_demotion_gets_the_current_ro
     admin, _, reporter = people
     now = services.clock.now()
     session = jwt.decode(reporter.headers["Authorization"].split()[1], options={"verify_signature": False})["sid"]
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(reporter.id), "role": "admin", "typ": "access",
-              "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp()), "sid": session}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(reporter.id),
+        "role": "admin",
+        "typ": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=5)).timestamp()),
+        "sid": session,
+    }
     key = await services.auth.signing_keys.current()
     validly_signed = jwt.encode(claims, key.secret, algorithm=ALGORITHM, headers={"kid": key.kid})
     users_before = await users_snapshot(services)
-    reply = await api.post("/api/v1/users", json={"username": "mole", "password": "Mole-Password-123", "role": "admin"},
-                           headers={"Authorization": f"Bearer {validly_signed}"})
+    reply = await api.post(
+        "/api/v1/users",
+        json={"username": "mole", "password": "Mole-Password-123", "role": "admin"},
+        headers={"Authorization": f"Bearer {validly_signed}"},
+    )
     assert reply.status_code == 403 and "you are 'reporter'" in reply.json()["detail"]
     assert await users_snapshot(services) == users_before

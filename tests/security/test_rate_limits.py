@@ -11,13 +11,15 @@ from tests.fixtures.security import app_with, settings_with
 pytestmark = pytest.mark.asyncio
 
 REDIS = "redis://127.0.0.1:6379"
-INCIDENT = {"title": "Etiquetadora Zebra no imprime", "description": "La impresora Zebra ZT410 de expedición "
-            "imprime etiquetas en blanco.", "area": "logistics"}
+INCIDENT = {
+    "title": "Etiquetadora Zebra no imprime",
+    "description": "La impresora Zebra ZT410 de expedición imprime etiquetas en blanco.",
+    "area": "logistics",
+}
 
 
 async def login(client, username, password, **headers):
-    return await client.post("/api/v1/auth/token", data={"username": username, "password": password},
-                             headers=headers)
+    return await client.post("/api/v1/auth/token", data={"username": username, "password": password}, headers=headers)
 
 
 async def failed_login_rows(services):
@@ -35,7 +37,8 @@ def assert_rate_limited(reply, reason):
 
 class TestLoginBruteForce:
     async def test_sixth_failed_login_within_a_minute_is_429_even_with_the_right_password(
-            self, api, make_account, services):
+        self, api, make_account, services
+    ):
         victim = await make_account("admin")
         for n in range(5):
             assert (await login(api, victim.username, f"Guess-{n}-Password")).status_code == 401
@@ -60,13 +63,15 @@ class TestLoginBruteForce:
         assert_rate_limited(reply, "login_rate_limited")
 
     async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(
-            self, api_from, make_account, services):
+        self, api_from, make_account, services
+    ):
         victim = await make_account("reporter")
         proxy = api_from(app_with(services, settings_with(services, trusted_proxies="10.1.2.0/24")), "10.1.2.3")
         for n in range(5):
             await login(proxy, victim.username, f"Guess-{n}-Password", **{"X-Forwarded-For": "198.51.100.7"})
-        assert_rate_limited(await login(proxy, victim.username, PASSWORD, **{"X-Forwarded-For": "198.51.100.7"}),
-                            "login_rate_limited")
+        assert_rate_limited(
+            await login(proxy, victim.username, PASSWORD, **{"X-Forwarded-For": "198.51.100.7"}), "login_rate_limited"
+        )
         other = await login(proxy, victim.username, PASSWORD, **{"X-Forwarded-For": "198.51.100.8"})
         assert other.status_code == 200
         assert {r["client_ip"] for r in await failed_login_rows(services)} == {"198.51.100.7"}
@@ -89,8 +94,9 @@ class TestAcrossReplicas:
         replica_b = api_from(app_with(services, settings_with(services)), "10.7.7.8")
         for client in (replica_a, replica_b, replica_a, replica_b, replica_a):
             await login(client, victim.username, "Wrong-Guess-123")
-        assert (await login(replica_b, victim.username, PASSWORD)).status_code == 200, \
+        assert (await login(replica_b, victim.username, PASSWORD)).status_code == 200, (
             "control: memory storage is per process, which is why replicas need Redis"
+        )
 
     async def test_an_api_keys_budget_is_shared_by_the_replicas(self, api_from, make_api_key, services):
         key = await make_api_key(rate_limit_per_minute=3)
@@ -109,18 +115,22 @@ class TestApiKeyFloods:
         key = await make_api_key(rate_limit_per_minute=2)
         for _ in range(2):
             assert (await api.post("/api/v1/external/incidents", json=INCIDENT, headers=key.headers)).status_code == 201
-        assert_rate_limited(await api.post("/api/v1/external/incidents", json=INCIDENT, headers=key.headers),
-                            "api_key_rate_limited")
+        assert_rate_limited(
+            await api.post("/api/v1/external/incidents", json=INCIDENT, headers=key.headers), "api_key_rate_limited"
+        )
         async with services.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM incidents") == 2
 
     async def test_guessing_keys_from_one_address_is_cut_off_and_bounded_in_the_audit_log(
-            self, api_from, services, clean_state):
+        self, api_from, services, clean_state
+    ):
         client = api_from(app_with(services, settings_with(services, api_key_failure_rate_limit="3/minute")))
         for n in range(3):
             reply = await client.get("/api/v1/incidents", headers={"X-API-Key": f"prs_live_guess{n}"})
             assert reply.status_code == 401
-        assert_rate_limited(await client.get("/api/v1/incidents", headers={"X-API-Key": "prs_live_guess9"}),
-                            "api_key_attempts_rate_limited")
+        assert_rate_limited(
+            await client.get("/api/v1/incidents", headers={"X-API-Key": "prs_live_guess9"}),
+            "api_key_attempts_rate_limited",
+        )
         async with services.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'api_key.denied'") == 3

@@ -11,8 +11,11 @@ import pytest
 
 pytestmark = pytest.mark.asyncio
 
-INCIDENT = {"title": "Cinta transportadora C3 se detiene", "description": "La cinta C3 se para cada diez "
-            "minutos con la alarma E-4021 de sobrecorriente.", "priority": "high"}
+INCIDENT = {
+    "title": "Cinta transportadora C3 se detiene",
+    "description": "La cinta C3 se para cada diez minutos con la alarma E-4021 de sobrecorriente.",
+    "priority": "high",
+}
 
 # (method, path template, body): each answers 404 for an incident outside the key's areas.
 OUT_OF_SCOPE = [
@@ -81,8 +84,7 @@ async def test_the_same_key_works_inside_its_area(api, scene):
     assert reply.status_code == 201
 
 
-async def test_creating_or_moving_an_incident_into_another_area_is_refused_like_an_unknown_area(api, services,
-                                                                                              scene):
+async def test_creating_or_moving_an_incident_into_another_area_is_refused_like_an_unknown_area(api, services, scene):
     key, inside, _ = scene
     async with services.pool.acquire() as conn:
         count = await conn.fetchval("SELECT count(*) FROM incidents")
@@ -90,8 +92,9 @@ async def test_creating_or_moving_an_incident_into_another_area_is_refused_like_
     unknown = await api.post("/api/v1/incidents", json=INCIDENT | {"area": "no-such-area"}, headers=key.headers)
     assert created.status_code == unknown.status_code == 422
     assert created.json()["field"] == "area" and "maintenance" not in created.json()["detail"].split(":")[-1]
-    external = await api.post("/api/v1/external/incidents", json=INCIDENT | {"area": "maintenance"},
-                              headers=key.headers)
+    external = await api.post(
+        "/api/v1/external/incidents", json=INCIDENT | {"area": "maintenance"}, headers=key.headers
+    )
     assert external.status_code == 422 and external.json()["field"] == "area"
     moved = await api.patch(f"/api/v1/incidents/{inside}", json={"area": "maintenance"}, headers=key.headers)
     assert moved.status_code == 422 and moved.json()["field"] == "area"
@@ -106,18 +109,33 @@ async def test_lists_and_searches_show_only_the_keys_areas(api, scene):
     assert [i["id"] for i in listed] == [inside]
     filtered = (await api.get("/api/v1/incidents", params={"area": "maintenance"}, headers=key.headers)).json()
     assert filtered["items"] == []
-    search = await api.get("/api/v1/external/knowledge/search", params={"query": "cinta", "area": "maintenance"},
-                           headers=key.headers)
+    search = await api.get(
+        "/api/v1/external/knowledge/search", params={"query": "cinta", "area": "maintenance"}, headers=key.headers
+    )
     assert search.status_code == 422 and search.json()["field"] == "area"
 
 
 async def test_a_key_cannot_be_limited_to_an_unknown_area(api, make_account):
     admin = await make_account("admin")
-    reply = await api.post("/api/v1/api-keys", headers=admin.headers,
-                           json={"name": "scoped", "owner_email": "it@example.com", "permissions": ["read"],
-                                 "allowed_areas": ["production", "atlantis"]})
+    reply = await api.post(
+        "/api/v1/api-keys",
+        headers=admin.headers,
+        json={
+            "name": "scoped",
+            "owner_email": "it@example.com",
+            "permissions": ["read"],
+            "allowed_areas": ["production", "atlantis"],
+        },
+    )
     assert reply.status_code == 422 and reply.json()["field"] == "allowed_areas" and "atlantis" in reply.text
-    good = await api.post("/api/v1/api-keys", headers=admin.headers,
-                          json={"name": "scoped", "owner_email": "it@example.com", "permissions": ["read"],
-                                "allowed_areas": ["production"]})
+    good = await api.post(
+        "/api/v1/api-keys",
+        headers=admin.headers,
+        json={
+            "name": "scoped",
+            "owner_email": "it@example.com",
+            "permissions": ["read"],
+            "allowed_areas": ["production"],
+        },
+    )
     assert good.status_code == 201 and good.json()["allowed_areas"] == ["production"]

@@ -23,8 +23,15 @@ def _b64(data: dict) -> str:
 
 def forged_token(kind: str, secret: str, admin_id: int, now, kid: str) -> str:
     """A token forged one way; those made with the real secret name the real key, so only the forgery fails."""
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(admin_id), "role": "admin", "typ": "access",
-              "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=5)).timestamp())}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(admin_id),
+        "role": "admin",
+        "typ": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=5)).timestamp()),
+    }
     header = {"kid": kid}
     if kind == "alg-none":
         return jwt.encode(claims, key=None, algorithm="none")
@@ -35,8 +42,9 @@ def forged_token(kind: str, secret: str, admin_id: int, now, kid: str) -> str:
     if kind == "hs512-with-the-real-secret":
         return jwt.encode(claims, secret, algorithm="HS512", headers=header)
     if kind == "expired":
-        return jwt.encode(claims | {"exp": int((now - timedelta(seconds=1)).timestamp())}, secret, algorithm="HS256",
-                          headers=header)
+        return jwt.encode(
+            claims | {"exp": int((now - timedelta(seconds=1)).timestamp())}, secret, algorithm="HS256", headers=header
+        )
     if kind == "wrong-audience":
         return jwt.encode(claims | {"aud": "another-api"}, secret, algorithm="HS256", headers=header)
     if kind == "wrong-issuer":
@@ -44,8 +52,9 @@ def forged_token(kind: str, secret: str, admin_id: int, now, kid: str) -> str:
     if kind == "no-expiry":
         return jwt.encode({k: v for k, v in claims.items() if k != "exp"}, secret, algorithm="HS256", headers=header)
     if kind == "tampered-payload":
-        head, _, signature = jwt.encode(claims | {"sub": "999999"}, secret, algorithm="HS256",
-                                        headers=header).split(".")
+        head, _, signature = jwt.encode(claims | {"sub": "999999"}, secret, algorithm="HS256", headers=header).split(
+            "."
+        )
         return f"{head}.{_b64(claims)}.{signature}"
     if kind == "deleted-user":
         return jwt.encode(claims | {"sub": "987654"}, secret, algorithm="HS256", headers=header)
@@ -58,9 +67,21 @@ def forged_token(kind: str, secret: str, admin_id: int, now, kid: str) -> str:
     raise ValueError(kind)
 
 
-KINDS = ["alg-none", "alg-none-uppercase", "wrong-signature", "hs512-with-the-real-secret", "expired",
-         "wrong-audience", "wrong-issuer", "no-expiry", "tampered-payload", "deleted-user", "guessable-secret",
-         "real-secret-without-kid", "real-secret-unknown-kid"]
+KINDS = [
+    "alg-none",
+    "alg-none-uppercase",
+    "wrong-signature",
+    "hs512-with-the-real-secret",
+    "expired",
+    "wrong-audience",
+    "wrong-issuer",
+    "no-expiry",
+    "tampered-payload",
+    "deleted-user",
+    "guessable-secret",
+    "real-secret-without-kid",
+    "real-secret-unknown-kid",
+]
 
 
 async def test_forged_admin_tokens_cannot_create_an_admin(api, make_account, services):
@@ -92,10 +113,12 @@ async def test_replayed_refresh_token_revokes_the_whole_session(api, make_accoun
     stolen_successor = await api.post("/api/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
     assert stolen_successor.status_code == 401
     async with services.pool.acquire() as conn:
-        live = await conn.fetchval("SELECT count(*) FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL",
-                                   account.id)
-        reuse_audited = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = "
-                                            "'auth.refresh_reuse_detected'")
+        live = await conn.fetchval(
+            "SELECT count(*) FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL", account.id
+        )
+        reuse_audited = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'auth.refresh_reuse_detected'"
+        )
     assert live == 1, "only the untouched login of make_account stays alive"
     assert reuse_audited == 1
 
@@ -136,8 +159,11 @@ async def test_logged_out_refresh_token_is_dead(api, make_account):
 async def test_refresh_endpoint_accepts_only_real_refresh_tokens(api, make_account, presented):
     account = await make_account("reporter")
     tokens = await login(api, account.username)
-    value = {"access-token": tokens["access_token"][:200], "made-up": "prs_rt_" + "A" * 43,
-             "sql": "prs_rt_' OR '1'='1"}[presented]
+    value = {
+        "access-token": tokens["access_token"][:200],
+        "made-up": "prs_rt_" + "A" * 43,
+        "sql": "prs_rt_' OR '1'='1",
+    }[presented]
     reply = await api.post("/api/v1/auth/refresh", json={"refresh_token": value})
     assert reply.status_code == 401
 

@@ -43,15 +43,18 @@ class TestClientAddress:
 
 
 class TestLdapRules:
-    MAPPING = validate_group_roles({
-        "cn=PRS-Admins,ou=groups,dc=example,dc=com": "admin",
-        "technicians": "technician",
-        "cn=auditors,ou=groups,dc=example,dc=com": "auditor",
-    })
+    MAPPING = validate_group_roles(
+        {
+            "cn=PRS-Admins,ou=groups,dc=example,dc=com": "admin",
+            "technicians": "technician",
+            "cn=auditors,ou=groups,dc=example,dc=com": "auditor",
+        }
+    )
 
     def test_highest_mapped_role_wins_and_dn_matching_ignores_case_and_spaces(self):
-        access = map_groups_to_access(["cn=technicians,ou=x,dc=y", "CN=prs-admins, OU=groups, DC=example, DC=com"],
-                                      self.MAPPING)
+        access = map_groups_to_access(
+            ["cn=technicians,ou=x,dc=y", "CN=prs-admins, OU=groups, DC=example, DC=com"], self.MAPPING
+        )
         assert access.role == "admin"
 
     def test_an_auditor_group_gives_the_auditor_role_rather_than_the_default(self):
@@ -59,13 +62,15 @@ class TestLdapRules:
         assert access.role == "auditor"
 
     def test_an_auditor_group_outranks_the_reporter_group(self):
-        access = map_groups_to_access(["cn=auditors,ou=groups,dc=example,dc=com", "cn=reporters,dc=y"],
-                                      self.MAPPING | {"reporters": "reporter"})
+        access = map_groups_to_access(
+            ["cn=auditors,ou=groups,dc=example,dc=com", "cn=reporters,dc=y"], self.MAPPING | {"reporters": "reporter"}
+        )
         assert access.role == "auditor"
 
     def test_a_working_role_wins_over_the_auditor_group(self):
-        access = map_groups_to_access(["cn=auditors,ou=groups,dc=example,dc=com", "cn=technicians,dc=y"],
-                                      self.MAPPING, "reporter")
+        access = map_groups_to_access(
+            ["cn=auditors,ou=groups,dc=example,dc=com", "cn=technicians,dc=y"], self.MAPPING, "reporter"
+        )
         assert access.role == "technician"
 
     def test_unmapped_groups_give_no_role_without_a_default(self):
@@ -75,12 +80,15 @@ class TestLdapRules:
         with pytest.raises(ValueError, match="superuser"):
             validate_group_roles({"cn=x": "superuser"})
 
-    @pytest.mark.parametrize("value, expected", [
-        ("*)(uid=*))(|(uid=*", r"(uid=\2a\29\28uid=\2a\29\29\28|\28uid=\2a)"),
-        ("alice", "(uid=alice)"),
-        ("a\\b", r"(uid=a\5cb)"),
-        ("\x00", r"(uid=\00)"),
-    ])
+    @pytest.mark.parametrize(
+        "value, expected",
+        [
+            ("*)(uid=*))(|(uid=*", r"(uid=\2a\29\28uid=\2a\29\29\28|\28uid=\2a)"),
+            ("alice", "(uid=alice)"),
+            ("a\\b", r"(uid=a\5cb)"),
+            ("\x00", r"(uid=\00)"),
+        ],
+    )
     def test_filter_values_are_escaped(self, value, expected):
         assert fill_filter("(uid={username})", username=value) == expected
 
@@ -91,11 +99,19 @@ class TestApiKeyRules:
         assert key.startswith(KEY_PREFIX) and len(key) == len(KEY_PREFIX) + 43
         assert len(hash_key(key)) == 64 and hash_key(key) != hash_key(new_key())
 
-    @pytest.mark.parametrize("permissions, needed, allowed", [
-        ({"read"}, "read", True), ({"read"}, "write", False), ({"write"}, "read", False),
-        ({"escalate"}, "write", True), ({"escalate"}, "read", False), ({"admin"}, "write", True),
-        ({"admin"}, "escalate", True), ({"write"}, "escalate", False),
-    ])
+    @pytest.mark.parametrize(
+        "permissions, needed, allowed",
+        [
+            ({"read"}, "read", True),
+            ({"read"}, "write", False),
+            ({"write"}, "read", False),
+            ({"escalate"}, "write", True),
+            ({"escalate"}, "read", False),
+            ({"admin"}, "write", True),
+            ({"admin"}, "escalate", True),
+            ({"write"}, "escalate", False),
+        ],
+    )
     def test_permission_grants(self, permissions, needed, allowed):
         assert grants(frozenset(permissions), needed) is allowed
 
@@ -106,8 +122,13 @@ class TestApiKeyRules:
         assert role_for_permissions(frozenset({"admin"})) == "admin"
 
     def test_safe_methods_need_read_and_the_rest_write(self):
-        assert [permission_for_method(m) for m in ("GET", "head", "POST", "PATCH", "DELETE")] == \
-            ["read", "read", "write", "write", "write"]
+        assert [permission_for_method(m) for m in ("GET", "head", "POST", "PATCH", "DELETE")] == [
+            "read",
+            "read",
+            "write",
+            "write",
+            "write",
+        ]
 
     def test_origins_are_normalised_and_paths_refused(self):
         assert normalise_origin("HTTPS://Mes.Example.com:8443/") == "https://mes.example.com:8443"
@@ -116,14 +137,24 @@ class TestApiKeyRules:
                 normalise_origin(bad)
 
     def test_create_body_validates_networks_origins_and_timezone(self):
-        body = ApiKeyCreate(name=" MES ", owner_email="a@b.c", permissions=["write", "read", "read"],
-                            allowed_networks=["10.1.2.3", "192.168.0.0/16"], allowed_origins=["https://A.example"])
+        body = ApiKeyCreate(
+            name=" MES ",
+            owner_email="a@b.c",
+            permissions=["write", "read", "read"],
+            allowed_networks=["10.1.2.3", "192.168.0.0/16"],
+            allowed_origins=["https://A.example"],
+        )
         assert body.name == "MES" and body.permissions == ["read", "write"]
         assert body.allowed_networks == ["10.1.2.3/32", "192.168.0.0/16"]
         assert body.allowed_origins == ["https://a.example"]
-        for bad in ({"allowed_networks": ["10.0.0.0/33"]}, {"allowed_origins": ["javascript:alert(1)"]},
-                    {"expires_at": "2030-01-01T00:00:00"}, {"permissions": ["root"]}, {"permissions": []},
-                    {"owner_email": "not-an-email"}):
+        for bad in (
+            {"allowed_networks": ["10.0.0.0/33"]},
+            {"allowed_origins": ["javascript:alert(1)"]},
+            {"expires_at": "2030-01-01T00:00:00"},
+            {"permissions": ["root"]},
+            {"permissions": []},
+            {"owner_email": "not-an-email"},
+        ):
             with pytest.raises(ValidationError):
                 ApiKeyCreate(**({"name": "x", "owner_email": "a@b.c", "permissions": ["read"]} | bad))
 

@@ -30,11 +30,11 @@ def key() -> bytes:
 
 
 def _chunks(sealed: bytes) -> tuple[bytes, list[bytes]]:
-    head, rest, chunks = sealed[: len(MAGIC) + 4], sealed[len(MAGIC) + 4:], []
+    head, rest, chunks = sealed[: len(MAGIC) + 4], sealed[len(MAGIC) + 4 :], []
     while rest:
         (length,) = struct.unpack(">I", rest[:4])
         chunks.append(rest[: 4 + length])
-        rest = rest[4 + length:]
+        rest = rest[4 + length :]
     return head, chunks
 
 

@@ -63,8 +63,10 @@ def test_pruning_never_deletes_a_tiers_last_verified_backup_when_verification_ke
 def test_tier_due_gives_monthly_weekly_and_daily_in_the_first_hour_of_their_period_and_catches_up():
     sunday = datetime(2025, 6, 15, 0, 10, tzinfo=timezone.utc)
     assert sunday.weekday() == 6
-    earlier = [BackupFacts("m", "monthly", datetime(2025, 6, 1, 0, 5, tzinfo=timezone.utc), True),
-               BackupFacts("d", "daily", datetime(2025, 6, 14, 0, 5, tzinfo=timezone.utc), True)]
+    earlier = [
+        BackupFacts("m", "monthly", datetime(2025, 6, 1, 0, 5, tzinfo=timezone.utc), True),
+        BackupFacts("d", "daily", datetime(2025, 6, 14, 0, 5, tzinfo=timezone.utc), True),
+    ]
     assert tier_due(sunday, earlier) == "weekly"
     earlier.append(BackupFacts("w", "weekly", sunday, True))
     assert tier_due(sunday + timedelta(hours=1), earlier) == "hourly"
@@ -74,6 +76,7 @@ def test_tier_due_gives_monthly_weekly_and_daily_in_the_first_hour_of_their_peri
 
 
 def test_months_before_clamps_to_the_end_of_shorter_months():
-    assert months_before(datetime(2025, 3, 31, 12, tzinfo=timezone.utc), 1) == datetime(2025, 2, 28, 12,
-                                                                                        tzinfo=timezone.utc)
+    assert months_before(datetime(2025, 3, 31, 12, tzinfo=timezone.utc), 1) == datetime(
+        2025, 2, 28, 12, tzinfo=timezone.utc
+    )
     assert months_before(datetime(2025, 1, 15, tzinfo=timezone.utc), 12) == datetime(2024, 1, 15, tzinfo=timezone.utc)

@@ -8,8 +8,15 @@ from bench.retrieval import _subset, halves
 
 
 def _jira(n: int, project: str) -> dict:
-    return {"key": f"{project}-{n}", "project": project, "created": "2012-01-01T00:00:00.000+0000",
-            "priority": "Major", "summary": f"Summary {n}", "description": f"Description {n}", "components": []}
+    return {
+        "key": f"{project}-{n}",
+        "project": project,
+        "created": "2012-01-01T00:00:00.000+0000",
+        "priority": "Major",
+        "summary": f"Summary {n}",
+        "description": f"Description {n}",
+        "components": [],
+    }
 
 
 def test_a_query_subset_is_spread_over_the_whole_file():

@@ -16,12 +16,12 @@ MINUTE = timedelta(minutes=1)
 ZONES = ("Europe/Madrid", "America/New_York")
 # Instants where the offset changes, plus plain midnights, to centre examples on the hard cases.
 ANCHORS = (
-    datetime(2025, 3, 30, 1, 0, tzinfo=UTC),   # Madrid spring forward (02:00 -> 03:00)
+    datetime(2025, 3, 30, 1, 0, tzinfo=UTC),  # Madrid spring forward (02:00 -> 03:00)
     datetime(2025, 10, 26, 1, 0, tzinfo=UTC),  # Madrid fall back (03:00 -> 02:00)
-    datetime(2025, 3, 9, 7, 0, tzinfo=UTC),    # New York spring forward
-    datetime(2025, 11, 2, 6, 0, tzinfo=UTC),   # New York fall back
+    datetime(2025, 3, 9, 7, 0, tzinfo=UTC),  # New York spring forward
+    datetime(2025, 11, 2, 6, 0, tzinfo=UTC),  # New York fall back
     datetime(2024, 12, 31, 23, 0, tzinfo=UTC),  # New Year's midnight in Madrid
-    datetime(2025, 6, 14, 4, 0, tzinfo=UTC),   # a Saturday midnight in New York
+    datetime(2025, 6, 14, 4, 0, tzinfo=UTC),  # a Saturday midnight in New York
 )
 
 
@@ -70,8 +70,9 @@ def _hhmm(minutes: int) -> str:
 def day_windows(draw) -> list[list[str]]:
     """0-2 non-overlapping windows on one day, minute resolution, often touching the DST hours and midnight."""
     interesting = [0, 60, 90, 120, 150, 180, 480, 540, 1020, 1380, 1439, 1440]
-    points = draw(st.lists(st.one_of(st.sampled_from(interesting), st.integers(0, 1440)),
-                           min_size=0, max_size=4, unique=True))
+    points = draw(
+        st.lists(st.one_of(st.sampled_from(interesting), st.integers(0, 1440)), min_size=0, max_size=4, unique=True)
+    )
     points.sort()
     if len(points) % 2:
         points = points[:-1]
@@ -138,12 +139,16 @@ class TestAgainstMinuteByMinuteReference:
         start, end = span
         middle = min(start + cut * MINUTE, end)
         calendar = BusinessCalendar.from_spec(spec)
-        assert (calendar.business_duration(start, middle) + calendar.business_duration(middle, end)
-                == calendar.business_duration(start, end))
+        assert calendar.business_duration(start, middle) + calendar.business_duration(
+            middle, end
+        ) == calendar.business_duration(start, end)
 
 
-OFFICE = {"timezone": "Europe/Madrid", "holidays": ["2025-12-25"],
-          "hours": {d: [["09:00", "14:00"], ["15:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}}
+OFFICE = {
+    "timezone": "Europe/Madrid",
+    "holidays": ["2025-12-25"],
+    "hours": {d: [["09:00", "14:00"], ["15:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+}
 
 
 def madrid(*args: int) -> datetime:
@@ -158,18 +163,20 @@ class TestWorkedExamples:
 
     def test_lunch_break_and_christmas_are_not_counted(self):
         calendar = BusinessCalendar.from_spec(OFFICE)
-        assert calendar.business_duration(madrid(2025, 12, 24, 13, 0), madrid(2025, 12, 26, 10, 0)) == \
-            timedelta(hours=1 + 3 + 1)
+        assert calendar.business_duration(madrid(2025, 12, 24, 13, 0), madrid(2025, 12, 26, 10, 0)) == timedelta(
+            hours=1 + 3 + 1
+        )
 
     def test_whole_day_windows_follow_dst_in_both_directions(self):
-        spec = {"timezone": "America/New_York", "holidays": [],
-                "hours": {d: [["00:00", "24:00"]] for d in WEEKDAYS}}
+        spec = {"timezone": "America/New_York", "holidays": [], "hours": {d: [["00:00", "24:00"]] for d in WEEKDAYS}}
         calendar = BusinessCalendar.from_spec(spec)
         ny = ZoneInfo("America/New_York")
-        assert calendar.business_duration(datetime(2025, 3, 9, tzinfo=ny), datetime(2025, 3, 10, tzinfo=ny)) == \
-            timedelta(hours=23)
-        assert calendar.business_duration(datetime(2025, 11, 2, tzinfo=ny), datetime(2025, 11, 3, tzinfo=ny)) == \
-            timedelta(hours=25)
+        assert calendar.business_duration(
+            datetime(2025, 3, 9, tzinfo=ny), datetime(2025, 3, 10, tzinfo=ny)
+        ) == timedelta(hours=23)
+        assert calendar.business_duration(
+            datetime(2025, 11, 2, tzinfo=ny), datetime(2025, 11, 3, tzinfo=ny)
+        ) == timedelta(hours=25)
 
     def test_window_inside_the_skipped_hour_holds_no_time(self):
         spec = {"timezone": "Europe/Madrid", "holidays": [], "hours": {"sun": [["02:00", "03:00"]]}}
@@ -182,16 +189,19 @@ class TestWorkedExamples:
         start = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)
         assert calendar.add_business_time(start, timedelta(minutes=90)) == start + timedelta(minutes=90)
 
-    @pytest.mark.parametrize("spec, message", [
-        ({"timezone": "Mars/Olympus", "hours": {"mon": [["09:00", "17:00"]]}}, "unknown time zone"),
-        ({"timezone": "UTC", "hours": {"mon": [["17:00", "09:00"]]}}, "must end after"),
-        ({"timezone": "UTC", "hours": {"mon": [["09:00", "12:00"], ["11:00", "13:00"]]}}, "overlap"),
-        ({"timezone": "UTC", "hours": {"funday": [["09:00", "12:00"]]}}, "unknown weekday"),
-        ({"timezone": "UTC", "hours": {}}, "at least one working window"),
-        ({"timezone": "UTC", "hours": {"mon": [["9", "12:00"]]}}, "HH:MM"),
-        ({"timezone": "UTC", "hours": {"mon": [["09:00", "24:01"]]}}, "out of range"),
-        ({"timezone": "UTC", "hours": {"mon": [["09:00", "12:00"]]}, "holidays": ["25/12/2025"]}, "YYYY-MM-DD"),
-    ])
+    @pytest.mark.parametrize(
+        "spec, message",
+        [
+            ({"timezone": "Mars/Olympus", "hours": {"mon": [["09:00", "17:00"]]}}, "unknown time zone"),
+            ({"timezone": "UTC", "hours": {"mon": [["17:00", "09:00"]]}}, "must end after"),
+            ({"timezone": "UTC", "hours": {"mon": [["09:00", "12:00"], ["11:00", "13:00"]]}}, "overlap"),
+            ({"timezone": "UTC", "hours": {"funday": [["09:00", "12:00"]]}}, "unknown weekday"),
+            ({"timezone": "UTC", "hours": {}}, "at least one working window"),
+            ({"timezone": "UTC", "hours": {"mon": [["9", "12:00"]]}}, "HH:MM"),
+            ({"timezone": "UTC", "hours": {"mon": [["09:00", "24:01"]]}}, "out of range"),
+            ({"timezone": "UTC", "hours": {"mon": [["09:00", "12:00"]]}, "holidays": ["25/12/2025"]}, "YYYY-MM-DD"),
+        ],
+    )
     def test_unusable_calendars_are_rejected_with_a_reason(self, spec, message):
         with pytest.raises(CalendarError, match=message):
             BusinessCalendar.from_spec(spec)

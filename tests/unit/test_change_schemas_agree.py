@@ -22,8 +22,12 @@ def _id(value):
 
 def test_every_resource_with_a_change_operation_is_found():
     assert {pair.item_path for pair in PAIRS} >= {
-        "/api/v1/incidents/{incident_id}", "/api/v1/users/{user_id}", "/api/v1/notify/endpoints/{endpoint_id}",
-        "/api/v1/sla/policies/{policy_id}", "/api/v1/sla/escalation-rules/{rule_id}"}
+        "/api/v1/incidents/{incident_id}",
+        "/api/v1/users/{user_id}",
+        "/api/v1/notify/endpoints/{endpoint_id}",
+        "/api/v1/sla/policies/{policy_id}",
+        "/api/v1/sla/escalation-rules/{rule_id}",
+    }
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=lambda pair: pair.item_path)

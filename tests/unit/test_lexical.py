@@ -10,7 +10,11 @@ def test_tokens_are_lower_cased_and_accent_folded():
 
 def test_english_and_spanish_stopwords_are_dropped():
     assert tokenize("the motor of the conveyor is hot") == ["motor", "conveyor", "hot"]
-    assert tokenize("el motor de la cinta está caliente") == ["motor", "cinta", "caliente"]  # "está" folds to a stopword
+    assert tokenize("el motor de la cinta está caliente") == [
+        "motor",
+        "cinta",
+        "caliente",
+    ]  # "está" folds to a stopword
 
 
 def test_error_code_is_kept_whole_and_by_its_number():

@@ -50,12 +50,14 @@ def test_stop_filter_releases_held_text_that_was_not_a_stop_sequence():
 
 
 def test_chat_transcript_puts_system_first_and_ends_on_the_assistant_turn():
-    prompt = chat_transcript([
-        {"role": "system", "content": "You are a maintenance assistant."},
-        {"role": "user", "content": "Motor overheating. "},
-        {"role": "assistant", "content": "Check the fan."},
-        {"role": "user", "content": "Fan is fine."},
-    ])
+    prompt = chat_transcript(
+        [
+            {"role": "system", "content": "You are a maintenance assistant."},
+            {"role": "user", "content": "Motor overheating. "},
+            {"role": "assistant", "content": "Check the fan."},
+            {"role": "user", "content": "Fan is fine."},
+        ]
+    )
     assert prompt == (
         "You are a maintenance assistant.\n\n"
         "User: Motor overheating.\nAssistant: Check the fan.\nUser: Fan is fine.\nAssistant:"

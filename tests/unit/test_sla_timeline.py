@@ -22,11 +22,22 @@ def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
 
 
-def rules(target_min: int = 60, *, calendar: BusinessCalendar | None = None, stopped_at: datetime | None = None,
-          kind: str = "resolution") -> ClockRules:
-    return ClockRules(kind=kind, target=minutes(target_min), calendar=calendar or BusinessCalendar.twenty_four_seven(),
-                      pause_statuses=frozenset({"waiting"}), warning_thresholds=(75, 90), started_at=T0,
-                      stopped_at=stopped_at)
+def rules(
+    target_min: int = 60,
+    *,
+    calendar: BusinessCalendar | None = None,
+    stopped_at: datetime | None = None,
+    kind: str = "resolution",
+) -> ClockRules:
+    return ClockRules(
+        kind=kind,
+        target=minutes(target_min),
+        calendar=calendar or BusinessCalendar.twenty_four_seven(),
+        pause_statuses=frozenset({"waiting"}),
+        warning_thresholds=(75, 90),
+        started_at=T0,
+        stopped_at=stopped_at,
+    )
 
 
 def timeline(*changes: tuple[int, str]) -> list[StatusSpan]:
@@ -67,8 +78,9 @@ class TestClockReadings:
         assert reopened.due_at == T0 + minutes(120)
 
     def test_first_response_clock_stops_at_the_response(self):
-        reading = read_clock(rules(30, kind="first_response", stopped_at=T0 + minutes(12)), timeline((0, "open")),
-                             T0 + minutes(500))
+        reading = read_clock(
+            rules(30, kind="first_response", stopped_at=T0 + minutes(12)), timeline((0, "open")), T0 + minutes(500)
+        )
         assert reading.state == "stopped" and reading.elapsed == minutes(12) and not reading.breached
 
     def test_business_calendar_clock_sleeps_overnight(self):
@@ -93,28 +105,53 @@ class TestClockReadings:
 
 
 def facts(**overrides) -> IncidentFacts:
-    values = dict(incident_id=1, status="in_progress", priority="high", created_at=T0, status_since=T0 + minutes(30),
-                  reopened_count=0, consecutive_rejections=0, escalation_level=0,
-                  calendar=BusinessCalendar.twenty_four_seven(), levels=frozenset(), fired=frozenset())
+    values = dict(
+        incident_id=1,
+        status="in_progress",
+        priority="high",
+        created_at=T0,
+        status_since=T0 + minutes(30),
+        reopened_count=0,
+        consecutive_rejections=0,
+        escalation_level=0,
+        calendar=BusinessCalendar.twenty_four_seven(),
+        levels=frozenset(),
+        fired=frozenset(),
+    )
     values.update(overrides)
     return IncidentFacts(**values)
 
 
 class TestConditions:
-    @pytest.mark.parametrize("condition, holds, misses", [
-        ({"type": "duration_exceeds", "minutes": 60}, {}, {"created_at": T0 + minutes(30)}),
-        ({"type": "duration_exceeds", "minutes": 40, "since": "status"}, {}, {"status_since": T0 + minutes(60)}),
-        ({"type": "duration_exceeds", "minutes": 40, "since": "status", "status": "in_progress"}, {},
-         {"status": "waiting"}),
-        ({"type": "sla_breached", "clock": "resolution"}, {"levels": frozenset({("resolution", "breach", 100)})},
-         {"levels": frozenset({("first_response", "breach", 100)})}),
-        ({"type": "sla_warning", "threshold": 90}, {"levels": frozenset({("resolution", "warning", 90)})},
-         {"levels": frozenset({("resolution", "warning", 75)})}),
-        ({"type": "priority_is", "priorities": ["high", "critical"]}, {}, {"priority": "low"}),
-        ({"type": "suggestion_rejected_times", "times": 2}, {"consecutive_rejections": 2},
-         {"consecutive_rejections": 1}),
-        ({"type": "reopened_times", "times": 2}, {"reopened_count": 3}, {"reopened_count": 1}),
-    ])
+    @pytest.mark.parametrize(
+        "condition, holds, misses",
+        [
+            ({"type": "duration_exceeds", "minutes": 60}, {}, {"created_at": T0 + minutes(30)}),
+            ({"type": "duration_exceeds", "minutes": 40, "since": "status"}, {}, {"status_since": T0 + minutes(60)}),
+            (
+                {"type": "duration_exceeds", "minutes": 40, "since": "status", "status": "in_progress"},
+                {},
+                {"status": "waiting"},
+            ),
+            (
+                {"type": "sla_breached", "clock": "resolution"},
+                {"levels": frozenset({("resolution", "breach", 100)})},
+                {"levels": frozenset({("first_response", "breach", 100)})},
+            ),
+            (
+                {"type": "sla_warning", "threshold": 90},
+                {"levels": frozenset({("resolution", "warning", 90)})},
+                {"levels": frozenset({("resolution", "warning", 75)})},
+            ),
+            ({"type": "priority_is", "priorities": ["high", "critical"]}, {}, {"priority": "low"}),
+            (
+                {"type": "suggestion_rejected_times", "times": 2},
+                {"consecutive_rejections": 2},
+                {"consecutive_rejections": 1},
+            ),
+            ({"type": "reopened_times", "times": 2}, {"reopened_count": 3}, {"reopened_count": 1}),
+        ],
+    )
     def test_condition_holds_and_misses(self, condition, holds, misses):
         now = T0 + minutes(90)
         assert condition_holds(condition, facts(**holds), now)
@@ -129,45 +166,86 @@ class TestConditions:
         assert due_rules([rule | {"combine": "any"}], facts(priority="critical"), now)
 
     def test_fired_rule_at_its_level_is_not_due_again(self):
-        rule = {"id": 7, "name": "r", "combine": "all", "level": 2, "is_active": True,
-                "conditions": [{"type": "priority_is", "priorities": ["high"]}]}
+        rule = {
+            "id": 7,
+            "name": "r",
+            "combine": "all",
+            "level": 2,
+            "is_active": True,
+            "conditions": [{"type": "priority_is", "priorities": ["high"]}],
+        }
         assert not due_rules([rule], facts(fired=frozenset({(2, rule_reason_key(7))})), T0)
         assert due_rules([rule], facts(fired=frozenset({(1, rule_reason_key(7))})), T0) == [rule]
 
 
-INCIDENT = {"id": 42, "title": "Cinta línea 3 parada", "area": "production", "priority": "high",
-            "status": "in_progress", "reporter_name": "ana", "assignee_name": None, "created_at": T0,
-            "description": "El motor se para con alarma E-4021."}
-STEPS = {"suggestion": {"status": "ready", "text": "Limpiar el ventilador del motor.", "feedback": "rejected"},
-         "comments": [{"author_name": "luis", "body": "Cambiado el fusible, sigue igual.", "created_at": T0}],
-         "escalations": []}
+INCIDENT = {
+    "id": 42,
+    "title": "Cinta línea 3 parada",
+    "area": "production",
+    "priority": "high",
+    "status": "in_progress",
+    "reporter_name": "ana",
+    "assignee_name": None,
+    "created_at": T0,
+    "description": "El motor se para con alarma E-4021.",
+}
+STEPS = {
+    "suggestion": {"status": "ready", "text": "Limpiar el ventilador del motor.", "feedback": "rejected"},
+    "comments": [{"author_name": "luis", "body": "Cambiado el fusible, sigue igual.", "created_at": T0}],
+    "escalations": [],
+}
 
 
 class TestMessages:
-    @pytest.mark.parametrize("language, words", [
-        ("es", ["escalada", "nivel 2", "rechazada", "Cambiado el fusible", "mantenimiento-l2"]),
-        ("en", ["escalated", "level 2", "rejected", "Cambiado el fusible", "mantenimiento-l2"]),
-    ])
+    @pytest.mark.parametrize(
+        "language, words",
+        [
+            ("es", ["escalada", "nivel 2", "rechazada", "Cambiado el fusible", "mantenimiento-l2"]),
+            ("en", ["escalated", "level 2", "rejected", "Cambiado el fusible", "mantenimiento-l2"]),
+        ],
+    )
     def test_messages_name_level_department_and_steps_tried(self, language, words):
-        messages = render_escalation_messages(language, incident=INCIDENT, level=2, previous_level=1,
-                                              reason="SLA", department="mantenimiento-l2", reassigned_to=None,
-                                              steps=STEPS)
+        messages = render_escalation_messages(
+            language,
+            incident=INCIDENT,
+            level=2,
+            previous_level=1,
+            reason="SLA",
+            department="mantenimiento-l2",
+            reassigned_to=None,
+            steps=STEPS,
+        )
         text = messages["reporter"]["subject"] + messages["reporter"]["body"] + messages["department"]["body"]
         for word in words:
             assert word in text
         assert "#42" in messages["department"]["subject"]
 
     def test_rule_reasons_are_written_in_the_message_language(self):
-        rule = {"name": "Crítico", "combine": "all", "conditions": [
-            {"type": "sla_breached", "clock": "resolution"}, {"type": "priority_is", "priorities": ["critical"]}]}
-        assert describe_rule(rule, "es") == "regla «Crítico»: se ha incumplido el SLA de resolución y la prioridad " \
-                                            "es critical"
+        rule = {
+            "name": "Crítico",
+            "combine": "all",
+            "conditions": [
+                {"type": "sla_breached", "clock": "resolution"},
+                {"type": "priority_is", "priorities": ["critical"]},
+            ],
+        }
+        assert (
+            describe_rule(rule, "es") == "regla «Crítico»: se ha incumplido el SLA de resolución y la prioridad "
+            "es critical"
+        )
         assert describe_rule(rule, "en") == 'rule "Crítico": the resolution SLA was breached and priority is critical'
 
     def test_no_steps_are_stated_plainly(self):
-        messages = render_escalation_messages("en", incident=INCIDENT, level=1, previous_level=0, reason="x",
-                                              department=None, reassigned_to="maria",
-                                              steps={"suggestion": None, "comments": [], "escalations": []})
+        messages = render_escalation_messages(
+            "en",
+            incident=INCIDENT,
+            level=1,
+            previous_level=0,
+            reason="x",
+            department=None,
+            reassigned_to="maria",
+            steps={"suggestion": None, "comments": [], "escalations": []},
+        )
         assert "Nothing recorded yet" in messages["reporter"]["body"]
         assert "maria" in messages["department"]["body"]
 
