@@ -1,0 +1,228 @@
+"""`prs bench suggestions dell`: suggestion quality against the accepted answers of DellQA (shared/eval/README.md).
+
+In a scratch database: ingest the solutions as knowledge documents with the product's importer, then for each
+question run the product's retrieval and suggestion path on an LLM node (PRS_LLM_NODES when set, else a bundled
+node this bench starts) and score the suggestion against the accepted solution (the reference), next to the
+baseline "show the top retrieved solution as it is". With `leave_one_out` each question is also run with its
+reference document taken out of what retrieval returns, as if the case had never been seen (reported nested under
+"leave_one_out"; the standard setting stays at the top level).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.embeddings import Encoder
+from agent.llm import LLMCluster
+from agent.store import ChromaVectorStore
+from agent.suggest import Suggester
+from agent.types import CaseForPrompt
+from backend.bench import suggestion_metrics as metrics
+from backend.bench.retrieval import _read_jsonl
+from backend.bench.suggestions_load import NodeRun, _free_port
+from backend.clock import SystemClock
+from backend.config import Settings
+from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
+from backend.knowledge.service import KnowledgeService
+
+AREA = "dell"
+
+
+@dataclass
+class Scored:
+    """One question's outcome."""
+
+    query_id: str
+    suggestion: str
+    top1_text: str
+    reference: str
+    citations: list[Any]
+    scores: dict[str, float]
+    unsupported: int
+    numbers: int
+    ttft_s: float | None
+    total_s: float
+
+
+def _retrieved_refs(cases: list[CaseForPrompt]) -> list[Any]:
+    """What a suggestion may cite: incident ids and document ids."""
+    refs: list[Any] = [c.incident_id for c in cases if c.incident_id is not None]
+    refs += [f"D{c.document_id}" for c in cases if getattr(c, "document_id", None) is not None]
+    return refs
+
+
+def _cited_refs(suggestion: Any) -> list[Any]:
+    return list(suggestion.citations) + [f"D{d}" for d in getattr(suggestion, "document_citations", [])]
+
+
+def _cited_texts(suggestion: Any, cases: list[CaseForPrompt]) -> list[str]:
+    cited = set(_cited_refs(suggestion))
+    return [f"{c.title}\n{c.problem}\n{c.solution}" for c in cases
+            if (c.incident_id is not None and c.incident_id in cited)
+            or (getattr(c, "document_id", None) is not None and f"D{c.document_id}" in cited)]
+
+
+def score_one(*, query_id: str, report: str, reference: str, suggestion: Any, cases: list[CaseForPrompt],
+              language: str | None, ttft_s: float | None, total_s: float) -> Scored:
+    """Every score of one suggestion (pure apart from the objects passed in)."""
+    text = suggestion.text
+    top1 = cases[0].solution if cases else ""
+    sources = [report, *_cited_texts(suggestion, cases)]
+    unsupported, found = metrics.unsupported_numbers(text, sources)
+    scores = {
+        "token_f1": metrics.token_f1(text, reference), "rouge_l": metrics.rouge_l(text, reference),
+        "baseline_top1_f1": metrics.token_f1(top1, reference),
+        "baseline_top1_rouge_l": metrics.rouge_l(top1, reference),
+        "citation_valid": metrics.citation_valid(_cited_refs(suggestion), _retrieved_refs(cases)),
+        "support": metrics.support(text, sources),
+        "artifacts": float(metrics.artifacts(text) > 0),
+        "language_match": float(metrics.language_match(text, report, expected=language)),
+    }
+    return Scored(query_id=query_id, suggestion=text, top1_text=top1, reference=reference,
+                  citations=_cited_refs(suggestion), scores=scores, unsupported=unsupported, numbers=found,
+                  ttft_s=ttft_s, total_s=total_s)
+
+
+def summarise(results: list[Scored]) -> dict[str, Any]:
+    """Means of the per-question scores; unsupported_numbers over all numbers; p50 latencies."""
+    if not results:
+        return {"n": 0}
+    summary: dict[str, Any] = {"n": len(results)}
+    for name in results[0].scores:
+        summary[name] = round(statistics.fmean(r.scores[name] for r in results), 4)
+    found = sum(r.numbers for r in results)
+    summary["unsupported_numbers"] = round(sum(r.unsupported for r in results) / found, 4) if found else 0.0
+    firsts = [r.ttft_s for r in results if r.ttft_s is not None]
+    summary["ttft_p50_ms"] = round(statistics.median(firsts) * 1000, 1) if firsts else None
+    summary["total_p50_ms"] = round(statistics.median(r.total_s for r in results) * 1000, 1)
+    return summary
+
+
+async def _retrieve(knowledge: KnowledgeService, settings: Settings, text: str, excluded_title: str | None
+                    ) -> list[CaseForPrompt]:
+    """The product's retrieval; in leave-one-out the reference document's chunks are dropped."""
+    if excluded_title is None:
+        return await knowledge.retrieve_cases(text=text, area=None, limit=settings.suggestion_cases)
+    wider = await knowledge.retrieve_cases(text=text, area=None, limit=settings.suggestion_cases + 4)
+    return [c for c in wider if c.document_title != excluded_title][: settings.suggestion_cases]
+
+
+async def _suggest_one(knowledge: KnowledgeService, suggester: Suggester, settings: Settings,
+                       question: dict[str, Any], reference: str, excluded: str | None
+                       ) -> tuple[Scored, list[CaseForPrompt]]:
+    report = question["question"]
+    title, _, _ = report.partition(". ")
+    first_token: list[float] = []
+
+    async def on_progress(_: str) -> None:
+        if not first_token:
+            first_token.append(time.perf_counter())
+
+    started = time.perf_counter()
+    cases = await _retrieve(knowledge, settings, report, excluded)
+    # What the service does for a new incident (backend/suggestions/service.py): same arguments.
+    suggestion = await suggester.suggest(title=title[:200], description=report, area=AREA, cases=cases,
+                                         language=settings.suggestion_language, on_progress=on_progress)
+    finished = time.perf_counter()
+    scored = score_one(query_id=question["query_id"], report=report, reference=reference, suggestion=suggestion,
+                       cases=cases, language=None, ttft_s=first_token[0] - started if first_token else None,
+                       total_s=finished - started)
+    return scored, cases
+
+
+def _line(scored: Scored, setting: str, cases: list[CaseForPrompt]) -> str:
+    """One --out line: what the scores are computed from, the scores, and the retrieved cases."""
+    return json.dumps({
+        "query_id": scored.query_id, "setting": setting, "suggestion": scored.suggestion,
+        "top1_text": scored.top1_text, "reference": scored.reference, "citations": scored.citations,
+        "scores": scored.scores, "unsupported": scored.unsupported, "numbers": scored.numbers,
+        "ttft_s": scored.ttft_s, "total_s": scored.total_s,
+        "retrieved": [{"ref": ref, "title": c.title, "solution": c.solution, "score": round(c.score, 4)}
+                      for ref, c in zip(_retrieved_refs(cases), cases)],
+    }, ensure_ascii=False) + "\n"
+
+
+def summary_of_lines(path: Path) -> dict[str, Any]:
+    """The summary of a (possibly unfinished) --out file, per setting: what a run cut short had measured."""
+    by_setting: dict[str, list[Scored]] = {}
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        row = json.loads(raw)
+        by_setting.setdefault(row["setting"], []).append(Scored(
+            query_id=row["query_id"], suggestion=row["suggestion"], top1_text=row["top1_text"],
+            reference=row["reference"], citations=row["citations"], scores=row["scores"],
+            unsupported=row["unsupported"], numbers=row["numbers"], ttft_s=row["ttft_s"], total_s=row["total_s"]))
+    summary = summarise(by_setting.get("standard", []))
+    if "leave_one_out" in by_setting:
+        summary["leave_one_out"] = summarise(by_setting["leave_one_out"])
+    return summary
+
+
+async def run_dell_suggestions_bench(settings: Settings, *, kb_path: Path, queries_path: Path, limit: int | None,
+                                     leave_one_out: bool, out_path: Path | None, start_node: bool
+                                     ) -> dict[str, Any]:
+    """Ingest the solutions, suggest for each question, return the summary (and write per-question lines)."""
+    solutions = {row["doc_id"]: row["text"] for row in _read_jsonl(Path(kb_path))}
+    questions = [q for q in _read_jsonl(Path(queries_path)) if q["gold"] and q["gold"][0] in solutions]
+    questions = questions[:limit] if limit else questions
+    settings_run = ("standard", "leave_one_out") if leave_one_out else ("standard",)
+    dsn = with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
+    await ensure_database(dsn)
+    node: NodeRun | None = None
+    try:
+        await migrate(dsn)
+        with tempfile.TemporaryDirectory(prefix="prs-bench-dell-") as folder:
+            work_dir = Path(folder)
+            nodes = settings.llm_nodes
+            if start_node:
+                node = NodeRun(_free_port(), work_dir / "node", settings.ensure_data_dir())
+                await node.start()
+                nodes = node.url
+            bench = settings.model_copy(update={"database_url": dsn, "data_dir": work_dir, "llm_nodes": nodes})
+            pool = await create_pool(dsn, min_size=1, max_size=4)
+            llm = LLMCluster([u.strip() for u in nodes.split(",") if u.strip()], bench.llm_model,
+                             timeout_s=bench.llm_timeout_s, prompt_style=bench.llm_prompt_style)
+            try:
+                encoder = Encoder(bench.embedding_model, batch_size=bench.embedding_batch_size)
+                encoder.load()
+                store = ChromaVectorStore.persistent(str(work_dir / "chroma"), bench.chroma_collection)
+                knowledge = KnowledgeService(bench, pool, encoder, store, SystemClock())
+                ingest_started = time.perf_counter()
+                for doc_id, text in solutions.items():
+                    await knowledge.ingest_document(title=doc_id, filename=f"{doc_id}.txt", text=text)
+                ingest_s = time.perf_counter() - ingest_started
+                suggester = Suggester(llm, max_tokens=bench.llm_max_tokens, temperature=bench.llm_temperature)
+                results: dict[str, list[Scored]] = {setting: [] for setting in settings_run}
+                out = Path(out_path).open("w", encoding="utf-8") if out_path is not None else None
+                try:
+                    # Settings interleaved per question: a run cut short has the same questions in both.
+                    for question in questions:
+                        gold = question["gold"][0]
+                        for setting in settings_run:
+                            excluded = gold if setting == "leave_one_out" else None
+                            scored, cases = await _suggest_one(knowledge, suggester, bench, question,
+                                                               solutions[gold], excluded)
+                            results[setting].append(scored)
+                            if out is not None:
+                                out.write(_line(scored, setting, cases))
+                                out.flush()
+                finally:
+                    if out is not None:
+                        out.close()
+            finally:
+                await llm.aclose()
+                await pool.close()
+    finally:
+        if node is not None:
+            node.stop()
+        await drop_database(dsn)
+    summary = {"task": "dell", "setting": "standard"} | summarise(results["standard"])
+    if leave_one_out:
+        summary["leave_one_out"] = summarise(results["leave_one_out"])
+    return summary | {"kb_size": len(solutions), "ingest_s": round(ingest_s, 1), "model": settings.llm_model}
