@@ -13,7 +13,6 @@ import asyncpg
 from agent.embeddings import Encoder
 from agent.llm import LLMCluster
 from agent.store import ChromaVectorStore
-from agent.suggest import Suggester
 from backend.alerting.service import AlertService
 from backend.apikeys.service import ApiKeyService
 from backend.auth.service import AuthService
@@ -29,7 +28,7 @@ from backend.notify.wiring import build_notify, register_notify
 from backend.observability.db_gauges import DatabaseGauges
 from backend.observability.metrics import Metrics, PoolCollector
 from backend.sla.wiring import install_sla
-from backend.suggestions.service import SuggestionService
+from backend.suggestions.service import SuggestionService, suggester_for
 from backups.wiring import install_backups
 
 
@@ -97,7 +96,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, enco
     knowledge = KnowledgeService(settings, pool, encoder, vector_store, clock)
     metrics = metrics or Metrics()
     events = EventBus()
-    suggester = Suggester(llm, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
+    suggester = suggester_for(settings, llm)
     services = Services(
         settings=settings, clock=clock, pool=pool, metrics=metrics, encoder=encoder,
         vector_store=vector_store, llm=llm, knowledge=knowledge,

@@ -21,9 +21,9 @@ _NUMERIC = re.compile(r"\b[\w.\-/]*\d[\w.\-/]*\b", re.UNICODE)
 _ARTIFACTS = [
     re.compile(r"\(\s*(?:see|ver|véase|cf\.?)?\s*\)", re.IGNORECASE),  # "(see )", "()"
     re.compile(r"\[\s*#?\s*\]"),  # "[]", "[#]"
-    re.compile(r"\b(?:case|cases|caso|casos|document|documento)\s*[,.;:)]", re.IGNORECASE),  # "case ,"
+    re.compile(r"\b(?:case|cases|caso|casos|document|documento)\s+[,.;:)]", re.IGNORECASE),  # "case ,"
     re.compile(r"(?m)^\s*\d{1,3}[.)]\s*$"),  # an empty numbered step: "2."
-    re.compile(r"(?:\d{1,3}\.\s*){3,}"),  # "1. 2. 3. ..." with nothing in between
+    re.compile(r"(?:\b\d{1,3}\.\s+){3,}"),  # "1. 2. 3. ..." with nothing in between
 ]
 STOPWORDS = frozenset(
     "a an the of and or but to in on at by for with without from into over under is are was were be been being "

@@ -35,6 +35,16 @@ from backend.knowledge.service import KnowledgeService
 AREA = "dell"
 
 
+class BulkLoadingKnowledge(KnowledgeService):
+    """The product's knowledge service, embedding documents when asked rather than one by one as each is stored
+    (the same entries and vectors; a bulk load is minutes faster)."""
+
+    deferred = False
+
+    async def _sync_best_effort(self) -> int:
+        return 0 if self.deferred else await super()._sync_best_effort()
+
+
 @dataclass
 class Scored:
     """One question's outcome."""
@@ -52,42 +62,48 @@ class Scored:
 
 
 def _retrieved_refs(cases: list[CaseForPrompt]) -> list[Any]:
-    """What a suggestion may cite: incident ids and document ids."""
-    refs: list[Any] = [c.incident_id for c in cases if c.incident_id is not None]
-    refs += [f"D{c.document_id}" for c in cases if getattr(c, "document_id", None) is not None]
-    return refs
+    """What a suggestion may cite, one per case in order: the incident id, or "D" and the document id."""
+    return [c.incident_id if c.incident_id is not None else f"D{getattr(c, 'document_id', None)}" for c in cases]
 
 
 def _cited_refs(suggestion: Any) -> list[Any]:
     return list(suggestion.citations) + [f"D{d}" for d in getattr(suggestion, "document_citations", [])]
 
 
-def _cited_texts(suggestion: Any, cases: list[CaseForPrompt]) -> list[str]:
-    cited = set(_cited_refs(suggestion))
-    return [f"{c.title}\n{c.problem}\n{c.solution}" for c in cases
-            if (c.incident_id is not None and c.incident_id in cited)
-            or (getattr(c, "document_id", None) is not None and f"D{c.document_id}" in cited)]
+def _case_text(title: str, problem: str | None, solution: str) -> str:
+    return f"{title}\n{problem or ''}\n{solution}"
 
 
-def score_one(*, query_id: str, report: str, reference: str, suggestion: Any, cases: list[CaseForPrompt],
-              language: str | None, ttft_s: float | None, total_s: float) -> Scored:
-    """Every score of one suggestion (pure apart from the objects passed in)."""
-    text = suggestion.text
-    top1 = cases[0].solution if cases else ""
-    sources = [report, *_cited_texts(suggestion, cases)]
+def score_texts(*, text: str, report: str, reference: str, top1: str, cited: list[Any], retrieved: list[Any],
+                cited_texts: list[str], language: str | None) -> tuple[dict[str, float], int, int]:
+    """(scores, unsupported numbers, numbers) of one suggestion; the sources are the report and the cited cases."""
+    sources = [report, *cited_texts]
     unsupported, found = metrics.unsupported_numbers(text, sources)
     scores = {
         "token_f1": metrics.token_f1(text, reference), "rouge_l": metrics.rouge_l(text, reference),
         "baseline_top1_f1": metrics.token_f1(top1, reference),
         "baseline_top1_rouge_l": metrics.rouge_l(top1, reference),
-        "citation_valid": metrics.citation_valid(_cited_refs(suggestion), _retrieved_refs(cases)),
+        "citation_valid": metrics.citation_valid(cited, retrieved),
         "support": metrics.support(text, sources),
         "artifacts": float(metrics.artifacts(text) > 0),
         "language_match": float(metrics.language_match(text, report, expected=language)),
     }
-    return Scored(query_id=query_id, suggestion=text, top1_text=top1, reference=reference,
-                  citations=_cited_refs(suggestion), scores=scores, unsupported=unsupported, numbers=found,
-                  ttft_s=ttft_s, total_s=total_s)
+    return scores, unsupported, found
+
+
+def score_one(*, query_id: str, report: str, reference: str, suggestion: Any, cases: list[CaseForPrompt],
+              language: str | None, ttft_s: float | None, total_s: float) -> Scored:
+    """Every score of one suggestion (pure apart from the objects passed in)."""
+    cited = _cited_refs(suggestion)
+    retrieved = _retrieved_refs(cases)
+    cited_texts = [_case_text(c.title, c.problem, c.solution) for ref, c in zip(retrieved, cases) if ref in cited]
+    top1 = cases[0].solution if cases else ""
+    scores, unsupported, found = score_texts(text=suggestion.text, report=report, reference=reference, top1=top1,
+                                             cited=cited, retrieved=retrieved, cited_texts=cited_texts,
+                                             language=language)
+    return Scored(query_id=query_id, suggestion=suggestion.text, top1_text=top1, reference=reference,
+                  citations=cited, scores=scores, unsupported=unsupported, numbers=found, ttft_s=ttft_s,
+                  total_s=total_s)
 
 
 def summarise(results: list[Scored]) -> dict[str, Any]:
@@ -144,20 +160,30 @@ def _line(scored: Scored, setting: str, cases: list[CaseForPrompt]) -> str:
         "top1_text": scored.top1_text, "reference": scored.reference, "citations": scored.citations,
         "scores": scored.scores, "unsupported": scored.unsupported, "numbers": scored.numbers,
         "ttft_s": scored.ttft_s, "total_s": scored.total_s,
-        "retrieved": [{"ref": ref, "title": c.title, "solution": c.solution, "score": round(c.score, 4)}
+        "retrieved": [{"ref": ref, "title": c.title, "problem": c.problem, "solution": c.solution,
+                       "score": round(c.score, 4)}
                       for ref, c in zip(_retrieved_refs(cases), cases)],
     }, ensure_ascii=False) + "\n"
 
 
-def summary_of_lines(path: Path) -> dict[str, Any]:
-    """The summary of a (possibly unfinished) --out file, per setting: what a run cut short had measured."""
+def rescore_lines(path: Path, queries_path: Path) -> dict[str, Any]:
+    """The summary of a (possibly unfinished) --out file, every score computed again from its texts: what a run
+    cut short had measured, or an older run scored with the current definitions."""
+    reports = {q["query_id"]: q["question"] for q in _read_jsonl(Path(queries_path))}
     by_setting: dict[str, list[Scored]] = {}
     for raw in Path(path).read_text(encoding="utf-8").splitlines():
         row = json.loads(raw)
+        retrieved = [item["ref"] for item in row["retrieved"]]
+        cited_texts = [_case_text(item["title"], item.get("problem"), item["solution"])
+                       for item in row["retrieved"] if item["ref"] in row["citations"]]
+        scores, unsupported, found = score_texts(
+            text=row["suggestion"], report=reports[row["query_id"]], reference=row["reference"],
+            top1=row["top1_text"], cited=row["citations"], retrieved=retrieved, cited_texts=cited_texts,
+            language=None)
         by_setting.setdefault(row["setting"], []).append(Scored(
             query_id=row["query_id"], suggestion=row["suggestion"], top1_text=row["top1_text"],
-            reference=row["reference"], citations=row["citations"], scores=row["scores"],
-            unsupported=row["unsupported"], numbers=row["numbers"], ttft_s=row["ttft_s"], total_s=row["total_s"]))
+            reference=row["reference"], citations=row["citations"], scores=scores,
+            unsupported=unsupported, numbers=found, ttft_s=row["ttft_s"], total_s=row["total_s"]))
     summary = summarise(by_setting.get("standard", []))
     if "leave_one_out" in by_setting:
         summary["leave_one_out"] = summarise(by_setting["leave_one_out"])
@@ -192,10 +218,13 @@ async def run_dell_suggestions_bench(settings: Settings, *, kb_path: Path, queri
                 encoder = Encoder(bench.embedding_model, batch_size=bench.embedding_batch_size)
                 encoder.load()
                 store = ChromaVectorStore.persistent(str(work_dir / "chroma"), bench.chroma_collection)
-                knowledge = KnowledgeService(bench, pool, encoder, store, SystemClock())
+                knowledge = BulkLoadingKnowledge(bench, pool, encoder, store, SystemClock())
                 ingest_started = time.perf_counter()
+                knowledge.deferred = True
                 for doc_id, text in solutions.items():
                     await knowledge.ingest_document(title=doc_id, filename=f"{doc_id}.txt", text=text)
+                knowledge.deferred = False
+                await knowledge._sync_best_effort()
                 ingest_s = time.perf_counter() - ingest_started
                 suggester = Suggester(llm, max_tokens=bench.llm_max_tokens, temperature=bench.llm_temperature)
                 results: dict[str, list[Scored]] = {setting: [] for setting in settings_run}

@@ -375,6 +375,17 @@ def bench_suggestions_dell(
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+@bench_suggestions_app.command("rescore")
+def bench_suggestions_rescore(
+        out: Path = typer.Option(..., exists=True, dir_okay=False, help="An --out file of `prs bench suggestions`."),
+        queries: Path = typer.Option(..., exists=True, dir_okay=False, help="dellqa_questions.jsonl")) -> None:
+    """Every score of an --out file computed again from its texts (a run cut short, or older definitions);
+    the last stdout line is one JSON object."""
+    from backend.bench.suggestions_dell import rescore_lines
+
+    sys.stdout.write(json.dumps(rescore_lines(out, queries)) + "\n")
+
+
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

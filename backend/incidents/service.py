@@ -117,8 +117,8 @@ class IncidentService:
             row = await repository.get_incident(conn, incident_id)
             await audit.record(conn, ctx, at=now, action="incident.created", resource_type="incident",
                                resource_id=incident_id, after=_audit_state(row))
-            await suggestions.schedule(conn, incident_id=incident_id,
-                                       language=body.language or self.settings.suggestion_language, now=now)
+            await suggestions.schedule(conn, incident_id=incident_id, now=now, language=suggestions.suggestion_language(
+                self.settings, requested=body.language, report=f"{body.title}\n{body.description}"))
             await self._publish(conn, ctx, "incident.created", incident_id, at=now, before=None, after=row)
         self.metrics.incidents_created.labels(body.area, body.priority).inc()
         view = incident_view(row)

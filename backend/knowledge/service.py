@@ -128,7 +128,7 @@ class KnowledgeService:
             else:
                 cases.append(CaseForPrompt(incident_id=None, document_title=row["document_title"],
                                            title=row["heading"] or row["document_title"], problem=row["heading"],
-                                           solution=row["body"], score=entry.score))
+                                           solution=row["body"], score=entry.score, document_id=row["document_id"]))
         return cases
 
     async def search(
