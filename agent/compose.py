@@ -15,13 +15,15 @@ from agent.types import CaseForPrompt
 
 Language = Literal["es", "en"]
 
+_SCRIPT_BLOCK = re.compile(r"<(script|style|iframe)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]{0,200}>")
+_MARKDOWN_LINK = re.compile(r"!?\[([^\]]{0,200})\]\((?:[^()]|\([^()]*\))*\)")
 _ANGLE = re.compile(r"[<>]")
 _MARKER = re.compile(r"\[\s*(?:#|D|doc:)[^\]]{0,80}\]|\[\s*\]|\(\s*(?:see|ver|véase)?\s*\)", re.IGNORECASE)
 _EMPTY_MARKER = re.compile(r"\[\s*#?\s*\]|\(\s*(?:see|ver|véase)?\s*\)", re.IGNORECASE)
 _ANY_MARKER = re.compile(r"\[(?:#|D)\d{1,12}\]")
 _NUMBER = re.compile(r"\w*\d\w*")
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_URL = re.compile(r"(?:https?://|www\.|javascript:|vbscript:|data:)\S+", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 # Sentence ends, also where a forum post lost the space after the full stop ("Hello.Unfortunately").
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z)][.!?])(?=[A-Z][a-z])|\s*\n+\s*")
@@ -41,7 +43,7 @@ _ENV_NAME = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]{2,}\b|\$\{?[A-Z_]{3,}")  # P
 _SECRET = re.compile(
     r"\b(?:getenv|os\.environ|printenv|environment variables?"
     r"|variables? de entorno)\b|\b\w+://[^\s/]*@"
-    r"|\b(?:password|passwd|contraseña|secret|secreto|api[ _-]?key|token|clave)s?\s*[:=]"
+    r"|\b(?:password|passwd|contraseña|secret|secreto|api[ _-]?key|token|clave)s?\s*(?:[:=]|is\b|es\b|was\b)"
     r"|\b(?:reveal|print|show|send|dump|display|output|list|muestra|revela|imprime|envía|enseña|lista)\b.{0,50}"
     r"\b(?:password|secret|token|key|config|configuration|settings|environment|contraseña|secreto|clave|"
     r"configuración|entorno|variables)",
@@ -97,6 +99,8 @@ def no_match_text(language: Language) -> str:
 
 def clean(text: str) -> str:
     """Case text as plain text: no tags, angle brackets, URLs or runs of spaces."""
+    text = _SCRIPT_BLOCK.sub(" ", text)
+    text = _MARKDOWN_LINK.sub(r"\1", text)
     text = _TAG.sub(" ", text)
     text = _ANGLE.sub(" ", text)
     text = _URL.sub(" ", text)
@@ -105,6 +109,8 @@ def clean(text: str) -> str:
 
 def clean_generated(text: str) -> str:
     """Generated text as plain text: like `clean`, but citation markers of the answer are kept."""
+    text = _SCRIPT_BLOCK.sub(" ", text)
+    text = _MARKDOWN_LINK.sub(r"\1", text)
     text = _TAG.sub(" ", text)
     text = _ANGLE.sub(" ", text)
     text = _URL.sub(" ", text)

@@ -19,6 +19,7 @@ from agent.compose import (
     strip_markers,
     supported,
 )
+from agent.language import detect_language
 from agent.llm import DoneEvent, LanguageModel, LLMCluster, RestartEvent, TokenEvent
 from agent.types import CaseForPrompt, Suggestion
 
@@ -150,8 +151,8 @@ class Suggester:
     mode: Literal["extractive", "generative"] = "extractive"
     min_score: float = 0.0
     relative_score: float = 0.9
-    max_sources: int = 2
-    max_steps: int = 8
+    max_sources: int = 3
+    max_steps: int = 9
     max_chars: int = 1500
 
     async def suggest(
@@ -222,7 +223,7 @@ class Suggester:
             if on_progress is not None:
                 await on_progress(primer + generated)
         text, citations, documents = ground_generated(primer + generated, cases, description=f"{title} {description}",
-                                                      max_chars=self.max_chars)
+                                                      max_chars=self.max_chars, language=language)
         if not text:  # nothing the cases support survived: their own steps instead of an empty answer
             candidates = self._candidates(cases)
             steps = compose_steps(candidates[:1], max_steps=self.max_steps, max_chars=self.max_chars)
@@ -233,10 +234,11 @@ class Suggester:
                           completion_tokens=tokens)
 
 
-def ground_generated(text: str, cases: list[CaseForPrompt], *, description: str, max_chars: int
-                     ) -> tuple[str, list[int], list[int]]:
+def ground_generated(text: str, cases: list[CaseForPrompt], *, description: str, max_chars: int,
+                     language: Language | None = None) -> tuple[str, list[int], list[int]]:
     """A generated answer kept to what the cases support: sentences mostly made of the cases' (or the report's)
-    words and carrying no number they lack, markup and unknown markers removed, cited ids collected."""
+    words and carrying no number they lack, in the suggestion's language, markup and unknown markers removed,
+    cited ids collected."""
     incidents = {c.incident_id for c in cases if c.incident_id is not None}
     documents = {c.document_id for c in cases if c.document_id is not None}
     known_text = " ".join([description] + [f"{c.title} {c.problem} {c.solution}" for c in cases])
@@ -246,6 +248,8 @@ def ground_generated(text: str, cases: list[CaseForPrompt], *, description: str,
         sentence, _ = ground_citations(sentence, incidents)
         sentence = sentence.strip()
         if not copyable(strip_markers(sentence), min_content_words=2) or not supported(sentence, known_text):
+            continue
+        if language is not None and detect_language(sentence, default=language) != language:
             continue
         if sum(len(k) + 1 for k in kept) + len(sentence) > max_chars:
             break

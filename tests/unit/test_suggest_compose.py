@@ -41,8 +41,9 @@ def test_greetings_references_to_other_cases_and_instructions_are_not_steps():
 
 
 def test_markup_and_links_become_plain_text():
-    assert clean("<b>Reset</b> the <script>x</script> drive, see https://evil.example/x") == \
-        "Reset the x drive, see"
+    assert clean("<b>Reset</b> the <script>x</script> drive, see https://evil.example/x") == "Reset the drive, see"
+    assert clean("[Open the manual](javascript:alert(document.domain)) for the torque values.") == \
+        "Open the manual for the torque values."
 
 
 def test_chunks_of_one_document_are_one_source_cited_once_best_first():
