@@ -31,6 +31,7 @@ from backend.clock import SystemClock
 from backend.config import Settings
 from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
 from backend.knowledge.service import KnowledgeService
+from backend.suggestions.service import suggester_for, suggestion_language
 
 AREA = "dell"
 
@@ -143,9 +144,10 @@ async def _suggest_one(knowledge: KnowledgeService, suggester: Suggester, settin
 
     started = time.perf_counter()
     cases = await _retrieve(knowledge, settings, report, excluded)
-    # What the service does for a new incident (backend/suggestions/service.py): same arguments.
+    # What the service does for a new incident (backend/suggestions/service.py): same language rule, same call.
+    language = suggestion_language(settings, requested=None, report=report)
     suggestion = await suggester.suggest(title=title[:200], description=report, area=AREA, cases=cases,
-                                         language=settings.suggestion_language, on_progress=on_progress)
+                                         language=language, on_progress=on_progress)
     finished = time.perf_counter()
     scored = score_one(query_id=question["query_id"], report=report, reference=reference, suggestion=suggestion,
                        cases=cases, language=None, ttft_s=first_token[0] - started if first_token else None,
@@ -226,7 +228,7 @@ async def run_dell_suggestions_bench(settings: Settings, *, kb_path: Path, queri
                 knowledge.deferred = False
                 await knowledge._sync_best_effort()
                 ingest_s = time.perf_counter() - ingest_started
-                suggester = Suggester(llm, max_tokens=bench.llm_max_tokens, temperature=bench.llm_temperature)
+                suggester = suggester_for(bench, llm)
                 results: dict[str, list[Scored]] = {setting: [] for setting in settings_run}
                 out = Path(out_path).open("w", encoding="utf-8") if out_path is not None else None
                 try:
