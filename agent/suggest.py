@@ -179,16 +179,19 @@ class Suggester:
             text = no_match_text(language)
             if on_progress is not None:
                 await on_progress(text)
-            return Suggestion(text=text)
+            # Still one token from the leased node, like every suggestion (see below).
+            prompt = choice_prompt(title=title, description=description, sources=[], language=language)
+            _, node, model, tokens = await _complete(llm, prompt, {"num_predict": 1, "temperature": 0.0})
+            return Suggestion(text=text, model=model, node=node, completion_tokens=tokens)
         best = candidates[0].score
         chosen = [c for c in candidates if c.score >= best * self.relative_score][: self.max_sources]
         steps = compose_steps(chosen, max_steps=self.max_steps, max_chars=self.max_chars)
         if on_progress is not None:  # the steps stream at once, in retrieval's order
             for count in range(1, len(steps) + 1):
                 await on_progress(render_steps(steps[:count]))
-        # The model chooses which of the chosen sources leads (with one source its answer changes nothing, but
-        # every suggestion is still answered by the node whose slot was leased, and a node that is down is found
-        # here, as for every suggestion, and the attempt goes to another). It never adds text.
+        # The model chooses which of the chosen sources leads; it never adds text. With one source (or none) its
+        # answer changes nothing, but every suggestion is still answered by the node whose slot was leased: the
+        # admission, timeouts, failover and the recorded model and node work the same for all of them.
         prompt = choice_prompt(title=title, description=description, sources=chosen, language=language)
         reply, node, model, tokens = await _complete(llm, prompt, {
             "num_predict": 4 if len(chosen) > 1 else 1, "temperature": 0.0, "stop": ["\n"]})

@@ -199,7 +199,7 @@ async def run_suggestions_load_bench(settings: Settings, *, incidents: int, repo
         bench = settings.model_copy(update={
             "database_url": dsn, "data_dir": scratch / "data", "llm_nodes": ",".join(n.url for n in nodes),
             "llm_max_tokens": max_tokens, "llm_node_cooldown_s": 5.0, "suggestion_dispatch_poll_s": 0.2,
-            "embedded_worker": False})
+            "embedded_worker": False, "suggestion_mode": "generative"})  # load = generations of max_tokens
         services = await build_services(bench)
         await services.knowledge.ingest_incidents_jsonl(demo_incidents_path(), create_areas=True, mapping="prs")
         prompts = await _sample_prompts(services, 6)
