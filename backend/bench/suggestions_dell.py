@@ -186,7 +186,7 @@ def rescore_lines(path: Path, queries_path: Path) -> dict[str, Any]:
             query_id=row["query_id"], suggestion=row["suggestion"], top1_text=row["top1_text"],
             reference=row["reference"], citations=row["citations"], scores=scores,
             unsupported=unsupported, numbers=found, ttft_s=row["ttft_s"], total_s=row["total_s"]))
-    summary = summarise(by_setting.get("standard", []))
+    summary = {"task": "dell", "setting": "standard"} | summarise(by_setting.get("standard", []))
     if "leave_one_out" in by_setting:
         summary["leave_one_out"] = summarise(by_setting["leave_one_out"])
     return summary
