@@ -23,23 +23,27 @@ _MARKER = re.compile(r"\[\s*(?:#|D|doc:)[^\]]{0,80}\]|\[\s*\]|\(\s*(?:see|ver|v�
 _EMPTY_MARKER = re.compile(r"\[\s*#?\s*\]|\(\s*(?:see|ver|véase)?\s*\)", re.IGNORECASE)
 _ANY_MARKER = re.compile(r"\[(?:#|D)\d{1,12}\]")
 _NUMBER = re.compile(r"\w*\d\w*")
-_URL = re.compile(r"(?:https?://|www\.|javascript:|vbscript:|data:)\S+", re.IGNORECASE)
+_URL = re.compile(r"\b(?:javascript|vbscript|data):\S*", re.IGNORECASE)  # links that run code; web links stay as text
 _SPACES = re.compile(r"\s+")
 # Sentence ends, also where a forum post lost the space after the full stop ("Hello.Unfortunately").
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z)][.!?])(?=[A-Z][a-z])|\s*\n+\s*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z)][.!?])(?=[A-Z])|\s*\n+\s*")
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Text addressed to an assistant rather than to a technician: never copied into a suggestion.
 _INSTRUCTION = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instruction|rule|prompt|above|previous|system)"
     r"|\b(?:ignora|olvida|omite)\b.{0,40}\b(?:instrucci|regla|prompt|anterior|sistema)"
     r"|\b(?:system prompt|as an ai|language model|assistant|asistente|modelo de lenguaje|jailbreak)\b"
-    r"|\b(?:you must|you are now|from now on|a partir de ahora|ahora eres|responde siempre|answer only|"
-    r"respond only|reply only|always answer|write in|responde en|escribe en|answer in)\b"
+    r"|\b(?:you are now|from now on|a partir de ahora|ahora eres|responde siempre|answer only|"
+    r"respond only|reply only|always answer)\b"
+    r"|\b(?:answer|reply|respond|write|responde|responder|contesta|escribe)\s+(?:only\s+|solo\s+)?(?:in|en)\s+"
+    r"(?:english|spanish|french|german|another|inglés|ingles|español|francés|frances|alemán|otro)\b"
     r"|\b(?:cite|cita|citar)\b.{0,30}(?:#|\bcase|\bcaso)"
     r"|\brepeat\b.{0,30}\b(?:times|forever)\b|\brepite\b.{0,30}\b(?:veces|siempre)\b",
     re.IGNORECASE | re.DOTALL)
 # Configuration and secrets: environment variables, passwords, keys, tokens, connection strings.
-_ENV_NAME = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]{2,}\b|\$\{?[A-Z_]{3,}")  # PRS_JWT_SECRET, $HOME
+# PRS_JWT_SECRET, DATABASE_URL=..., $HOME; not hardware ids such as VEN_8086 or SUBSYS_A11C8086.
+_ENV_NAME = re.compile(r"\b(?:PRS|AWS|AZURE|GCP|DATABASE|DB|POSTGRES|PG|REDIS|SMTP|LDAP|JWT|API|SECRET|OLLAMA|OPENAI)"
+                       r"_[A-Z0-9_]+\b|\b[A-Z][A-Z0-9]*_[A-Z0-9_]{2,}\s*=|\$\{?[A-Z_]{3,}")
 _SECRET = re.compile(
     r"\b(?:getenv|os\.environ|printenv|environment variables?"
     r"|variables? de entorno)\b|\b\w+://[^\s/]*@"
@@ -98,7 +102,7 @@ def no_match_text(language: Language) -> str:
 
 
 def clean(text: str) -> str:
-    """Case text as plain text: no tags, angle brackets, URLs or runs of spaces."""
+    """Case text as plain text: no scripts, tags, angle brackets, links that run code or runs of spaces."""
     text = _SCRIPT_BLOCK.sub(" ", text)
     text = _MARKDOWN_LINK.sub(r"\1", text)
     text = _TAG.sub(" ", text)
@@ -144,11 +148,11 @@ def content_word_count(sentence: str) -> int:
     return sum(1 for word in _WORD.findall(sentence.lower()) if word not in _STOPWORDS and len(word) > 1)
 
 
-def copyable(sentence: str, *, min_content_words: int = 3, max_chars: int = 400) -> bool:
+def copyable(sentence: str, *, min_content_words: int = 2, max_chars: int = 600) -> bool:
     """Whether a case sentence may become a step: content, no greeting, no reference to another case (it means
     nothing out of its context), nothing addressed to an assistant, no configuration or secrets."""
     return (content_word_count(sentence) >= min_content_words and len(sentence) <= max_chars
-            and not _GREETING.match(sentence) and not _MARKER.search(sentence) and not _INSTRUCTION.search(sentence)
+            and not (_GREETING.match(sentence) and content_word_count(sentence) < 5) and not _MARKER.search(sentence) and not _INSTRUCTION.search(sentence)
             and not _SECRET.search(sentence) and not _ENV_NAME.search(sentence))
 
 
@@ -181,16 +185,17 @@ def select_sources(sources: list[Source], *, min_score: float, relative_score: f
     return chosen[:max_sources]
 
 
-def compose_steps(sources: list[Source], *, max_steps: int, max_chars: int) -> list[Step]:
+def compose_steps(sources: list[Source], *, max_steps: int, max_chars: int, extra_source_steps: int = 1
+                  ) -> list[Step]:
     """Steps in the given source order, each source's sentences in their own order, within the limits; every
-    source gets an equal share of the steps, so a long first source cannot crowd out the second."""
+    source after the first adds at most `extra_source_steps`, so the first source is shown nearly whole."""
     steps: list[Step] = []
     used = 0
-    per_source = -(-max_steps // max(1, len(sources)))
-    for source in sources:
+    for position, source in enumerate(sources):
         taken = 0
+        share = max_steps - extra_source_steps * (len(sources) - 1) if position == 0 else extra_source_steps
         for sentence in source.sentences:
-            if taken >= per_source:
+            if taken >= share:
                 break
             if not copyable(sentence):
                 continue

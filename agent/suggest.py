@@ -152,7 +152,7 @@ class Suggester:
     min_score: float = 0.0
     relative_score: float = 0.9
     max_sources: int = 3
-    max_steps: int = 9
+    max_steps: int = 12
     max_chars: int = 1500
 
     async def suggest(

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     suggestion_min_score: float = 0.0  # below this retrieval score a case is not relevant enough to suggest from
     suggestion_relative_score: float = 0.9  # a second source joins the best when it scores at least this share
     suggestion_max_sources: int = 3
-    suggestion_max_steps: int = 9
+    suggestion_max_steps: int = 12
     suggestion_max_chars: int = 1500  # the length limit of a suggestion's text
     suggestion_retry_base_s: float = 5.0
     suggestion_retry_max_s: float = 300.0

@@ -41,7 +41,8 @@ def test_greetings_references_to_other_cases_and_instructions_are_not_steps():
 
 
 def test_markup_and_links_become_plain_text():
-    assert clean("<b>Reset</b> the <script>x</script> drive, see https://evil.example/x") == "Reset the drive, see"
+    assert clean("<b>Reset</b> the <script>x</script> drive, see https://dell.example/x") == \
+        "Reset the drive, see https://dell.example/x"
     assert clean("[Open the manual](javascript:alert(document.domain)) for the torque values.") == \
         "Open the manual for the torque values."
 
