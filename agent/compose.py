@@ -187,25 +187,29 @@ def select_sources(sources: list[Source], *, min_score: float, relative_score: f
 
 def compose_steps(sources: list[Source], *, max_steps: int, max_chars: int, extra_source_steps: int = 1
                   ) -> list[Step]:
-    """Steps in the given source order, each source's sentences in their own order, within the limits; every
-    source after the first adds at most `extra_source_steps`, so the first source is shown nearly whole."""
-    steps: list[Step] = []
-    used = 0
-    for position, source in enumerate(sources):
-        taken = 0
-        share = max_steps - extra_source_steps * (len(sources) - 1) if position == 0 else extra_source_steps
-        for sentence in source.sentences:
-            if taken >= share:
-                break
-            if not copyable(sentence):
-                continue
-            line = len(sentence) + len(source.marker) + 5
-            if len(steps) >= max_steps or used + line > max_chars:
-                return steps
-            steps.append(Step(sentence, source))
-            used += line
-            taken += 1
-    return steps
+    """Steps in the given source order, each source's sentences in their own order, within the limits. Every
+    source after the first adds at most `extra_source_steps`, and their room is kept first, so a long first
+    source is shown nearly whole but cannot crowd the others out."""
+    def line_length(step: Step) -> int:
+        return len(step.text) + len(step.source.marker) + 6  # "12. " + " " + newline
+
+    extras: list[Step] = []
+    for source in sources[1:]:
+        extras += [Step(s, source) for s in source.sentences if copyable(s)][:extra_source_steps]
+    extras = extras[: max(0, max_steps - 1)]
+    room_steps, room_chars = max_steps - len(extras), max_chars - sum(line_length(step) for step in extras)
+    first: list[Step] = []
+    for sentence in sources[0].sentences if sources else ():
+        step = Step(sentence, sources[0])
+        if not copyable(sentence):
+            continue
+        if len(first) >= room_steps or line_length(step) > room_chars:
+            break
+        first.append(step)
+        room_chars -= line_length(step)
+    while extras and sum(line_length(step) for step in first + extras) > max_chars:
+        extras.pop()
+    return first + extras
 
 
 def render_steps(steps: list[Step]) -> str:
