@@ -5,8 +5,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Awaitable, Callable, Literal
+from typing import Any, Awaitable, Callable, Iterable, Literal
 
+from agent.compose import (
+    Source,
+    clean_generated,
+    compose_steps,
+    copyable,
+    no_match_text,
+    render_steps,
+    sources_of,
+    split_sentences,
+    strip_markers,
+    supported,
+)
+from agent.language import detect_language
 from agent.llm import DoneEvent, LanguageModel, LLMCluster, RestartEvent, TokenEvent
 from agent.types import CaseForPrompt, Suggestion
 
@@ -22,7 +35,8 @@ _CASE_LABELS = {
         "solution": "Solución",
         "none": "(No hay casos resueltos parecidos.)",
         "primer_cited": "Según el caso [#{id}], ",
-        "primer_plain": "Pasos recomendados:\n1. ",
+        "primer_document": "Según el documento [D{id}], ",
+        "primer_plain": "Pasos recomendados: ",
     },
     "en": {
         "case": "CASE",
@@ -33,10 +47,20 @@ _CASE_LABELS = {
         "solution": "Solution",
         "none": "(No similar resolved cases.)",
         "primer_cited": "Based on case [#{id}], ",
-        "primer_plain": "Recommended steps:\n1. ",
+        "primer_document": "Based on document [D{id}], ",
+        "primer_plain": "Recommended steps: ",
     },
 }
 _CITATION = re.compile(r"\[?#(\d{1,12})\]?")
+_DOC_CITATION = re.compile(r"\[D(\d{1,12})\]")
+_CHOICE_LABELS = {
+    "es": {
+        "report": "Incidencia",
+        "question": "¿Qué solución encaja mejor con la incidencia?",
+        "answer": "Mejor solución (número)",
+    },
+    "en": {"report": "Report", "question": "Which solution fits the report best?", "answer": "Best solution (number)"},
+}
 _FIELD_CHARS = 700
 _INCIDENT_CHARS = 1500
 STOP_SEQUENCES = ["<<<", "=== ", "\n\n\n"]
@@ -64,7 +88,8 @@ def render_cases(cases: list[CaseForPrompt], language: Language) -> str:
         if case.incident_id is not None:
             head = f"{labels['case']} [#{case.incident_id}]"
         else:
-            head = f'{labels["doc"]} "{_as_data(case.document_title or "", 80)}"'
+            marker = f" [D{case.document_id}]" if case.document_id is not None else ""
+            head = f'{labels["doc"]} "{_as_data(case.document_title or "", 80)}"{marker}'
         blocks.append(
             f"<<<{head}\n"
             f"{labels['title']}: {_as_data(case.title, 200)}\n"
@@ -79,7 +104,10 @@ def prompt_primer(cases: list[CaseForPrompt], language: Language) -> str:
     """How the answer starts: with the best retrieved incident cited, so even a small base model grounds itself."""
     labels = _CASE_LABELS[language]
     first = next((c for c in cases if c.incident_id is not None), None)
-    return labels["primer_cited"].format(id=first.incident_id) if first else labels["primer_plain"]
+    if first is not None:
+        return labels["primer_cited"].format(id=first.incident_id)
+    document = next((c for c in cases if c.document_id is not None), None)
+    return labels["primer_document"].format(id=document.document_id) if document else labels["primer_plain"]
 
 
 def build_prompt(*, title: str, description: str, area: str, cases: list[CaseForPrompt], language: Language) -> str:
@@ -110,13 +138,40 @@ def ground_citations(text: str, retrieved_ids: set[int]) -> tuple[str, list[int]
     return grounded, cited
 
 
+def choice_prompt(*, title: str, description: str, sources: list[Source], language: Language) -> str:
+    """A short completion prompt in which the model names the solution that fits the report best (a number)."""
+    labels = _CHOICE_LABELS[language]
+    lines = [f"{labels['report']}: {_as_data(title, 200)}. {_as_data(description, 300)}", labels["question"]]
+    for number, source in enumerate(sources, start=1):
+        lines.append(f"{number}: {_as_data(' '.join(source.sentences[:2]), 240)}")
+    lines.append(f"{labels['answer']}:")
+    return "\n".join(lines)
+
+
+def parse_choice(text: str, count: int) -> int:
+    """The 0-based index the model named, 0 when it named none of 1..count."""
+    match = re.search(r"\d+", text)
+    number = int(match.group()) if match else 0
+    return number - 1 if 1 <= number <= count else 0
+
+
 @dataclass
 class Suggester:
-    """Generates a suggestion for one incident over the LLM cluster."""
+    """Builds a suggestion for one incident over the LLM cluster.
+
+    extractive (the default): steps are sentences of the retrieved cases, each citing its source; the model only
+    chooses which of the closest sources leads. generative: the model writes the answer (instruction-tuned models,
+    PRS_LLM_PROMPT_STYLE=chat), then sentences the cases do not support are dropped. See docs/suggestions.md."""
 
     llm: LLMCluster
     max_tokens: int = 256
     temperature: float = 0.2
+    mode: Literal["extractive", "generative"] = "extractive"
+    min_score: float = 0.0
+    relative_score: float = 0.9
+    max_sources: int = 3
+    max_steps: int = 12
+    max_chars: int = 1500
 
     async def suggest(
         self,
@@ -129,9 +184,94 @@ class Suggester:
         on_progress: Callable[[str], Awaitable[None]] | None = None,
         llm: LanguageModel | None = None,
     ) -> Suggestion:
-        """Stream a suggestion, reporting the text so far; raises LLMUnavailable when no node answers.
+        """A suggestion, reporting the text so far; raises LLMUnavailable when no node answers.
 
         `llm` overrides the cluster, e.g. with the one node a slot was leased on."""
+        if self.mode == "generative":
+            return await self._generate(
+                title=title,
+                description=description,
+                area=area,
+                cases=cases,
+                language=language,
+                on_progress=on_progress,
+                llm=llm or self.llm,
+            )
+        return await self._compose(
+            title=title,
+            description=description,
+            cases=cases,
+            language=language,
+            on_progress=on_progress,
+            llm=llm or self.llm,
+        )
+
+    def _candidates(self, cases: list[CaseForPrompt]) -> list[Source]:
+        return [
+            source
+            for source in sources_of(cases)[: self.max_sources + 1]
+            if source.score >= self.min_score and any(copyable(s) for s in source.sentences)
+        ]
+
+    async def _compose(
+        self,
+        *,
+        title: str,
+        description: str,
+        cases: list[CaseForPrompt],
+        language: Language,
+        on_progress: Callable[[str], Awaitable[None]] | None,
+        llm: LanguageModel,
+    ) -> Suggestion:
+        candidates = self._candidates(cases)
+        if not candidates:
+            text = no_match_text(language)
+            if on_progress is not None:
+                await on_progress(text)
+            # Still one token from the leased node, like every suggestion (see below).
+            prompt = choice_prompt(title=title, description=description, sources=[], language=language)
+            _, node, model, tokens = await _complete(llm, prompt, {"num_predict": 1, "temperature": 0.0})
+            return Suggestion(text=text, model=model, node=node, completion_tokens=tokens)
+        best = candidates[0].score
+        chosen = [c for c in candidates if c.score >= best * self.relative_score][: self.max_sources]
+        steps = compose_steps(chosen, max_steps=self.max_steps, max_chars=self.max_chars)
+        if on_progress is not None:  # the steps stream at once, in retrieval's order
+            for count in range(1, len(steps) + 1):
+                await on_progress(render_steps(steps[:count]))
+        # The model chooses which of the chosen sources leads; it never adds text. With one source (or none) its
+        # answer changes nothing, but every suggestion is still answered by the node whose slot was leased: the
+        # admission, timeouts, failover and the recorded model and node work the same for all of them.
+        prompt = choice_prompt(title=title, description=description, sources=chosen, language=language)
+        reply, node, model, tokens = await _complete(
+            llm, prompt, {"num_predict": 4 if len(chosen) > 1 else 1, "temperature": 0.0, "stop": ["\n"]}
+        )
+        lead = parse_choice(reply, len(chosen))
+        if lead:
+            chosen = [chosen[lead]] + chosen[:lead] + chosen[lead + 1 :]
+            steps = compose_steps(chosen, max_steps=self.max_steps, max_chars=self.max_chars)
+        text = render_steps(steps)
+        if on_progress is not None and lead:
+            await on_progress(text)
+        return Suggestion(
+            text=text,
+            citations=_unique(s.source.incident_id for s in steps),
+            document_citations=_unique(s.source.document_id for s in steps),
+            model=model,
+            node=node,
+            completion_tokens=tokens,
+        )
+
+    async def _generate(
+        self,
+        *,
+        title: str,
+        description: str,
+        area: str,
+        cases: list[CaseForPrompt],
+        language: Language,
+        on_progress: Callable[[str], Awaitable[None]] | None,
+        llm: LanguageModel,
+    ) -> Suggestion:
         prompt = build_prompt(title=title, description=description, area=area, cases=cases, language=language)
         primer = prompt_primer(cases, language)
         options = {
@@ -141,7 +281,7 @@ class Suggester:
             "repeat_penalty": 1.15,
         }
         generated, node, model, tokens = "", "", "", 0
-        async for event in (llm or self.llm).stream(prompt, options=options):
+        async for event in llm.stream(prompt, options=options):
             if isinstance(event, TokenEvent):
                 generated += event.text
             elif isinstance(event, RestartEvent):
@@ -151,6 +291,68 @@ class Suggester:
                 continue
             if on_progress is not None:
                 await on_progress(primer + generated)
-        retrieved = {c.incident_id for c in cases if c.incident_id is not None}
-        text, citations = ground_citations(primer + generated, retrieved)
-        return Suggestion(text=text, citations=citations, model=model, node=node, completion_tokens=tokens)
+        text, citations, documents = ground_generated(
+            primer + generated, cases, description=f"{title} {description}", max_chars=self.max_chars, language=language
+        )
+        if not text:  # nothing the cases support survived: their own steps instead of an empty answer
+            candidates = self._candidates(cases)
+            steps = compose_steps(candidates[:1], max_steps=self.max_steps, max_chars=self.max_chars)
+            text = render_steps(steps) or no_match_text(language)
+            citations = _unique(s.source.incident_id for s in steps)
+            documents = _unique(s.source.document_id for s in steps)
+        return Suggestion(
+            text=text,
+            citations=citations,
+            document_citations=documents,
+            model=model,
+            node=node,
+            completion_tokens=tokens,
+        )
+
+
+def ground_generated(
+    text: str, cases: list[CaseForPrompt], *, description: str, max_chars: int, language: Language | None = None
+) -> tuple[str, list[int], list[int]]:
+    """A generated answer kept to what the cases support: sentences mostly made of the cases' (or the report's)
+    words and carrying no number they lack, in the suggestion's language, markup and unknown markers removed,
+    cited ids collected."""
+    incidents = {c.incident_id for c in cases if c.incident_id is not None}
+    documents = {c.document_id for c in cases if c.document_id is not None}
+    known_text = " ".join([description] + [f"{c.title} {c.problem} {c.solution}" for c in cases])
+    kept: list[str] = []
+    for sentence in split_sentences(clean_generated(text)):
+        sentence = _DOC_CITATION.sub(lambda m: m.group(0) if int(m.group(1)) in documents else "", sentence)
+        sentence, _ = ground_citations(sentence, incidents)
+        sentence = sentence.strip()
+        if not copyable(strip_markers(sentence), min_content_words=2) or not supported(sentence, known_text):
+            continue
+        if language is not None and detect_language(sentence, default=language) != language:
+            continue
+        if sum(len(k) + 1 for k in kept) + len(sentence) > max_chars:
+            break
+        kept.append(sentence)
+    grounded = "\n".join(kept)
+    cited_incidents = _unique(int(m) for m in re.findall(r"\[#(\d{1,12})\]", grounded))
+    cited_documents = _unique(int(m) for m in _DOC_CITATION.findall(grounded))
+    return grounded, cited_incidents, cited_documents
+
+
+def _unique(values: Iterable[int | None]) -> list[int]:
+    seen: list[int] = []
+    for value in values:
+        if value is not None and value not in seen:
+            seen.append(value)
+    return seen
+
+
+async def _complete(llm: LanguageModel, prompt: str, options: dict[str, Any]) -> tuple[str, str, str, int]:
+    """(text, node, model, completion tokens) of one short streamed answer; a restart discards the partial text."""
+    text, node, model, tokens = "", "", "", 0
+    async for event in llm.stream(prompt, options=options):
+        if isinstance(event, TokenEvent):
+            text += event.text
+        elif isinstance(event, RestartEvent):
+            text = ""
+        elif isinstance(event, DoneEvent):
+            node, model, tokens = event.node, event.model, event.completion_tokens
+    return text, node, model, tokens

@@ -28,6 +28,7 @@ class CaseForPrompt:
     problem: str
     solution: str
     score: float
+    document_id: int | None = None
 
     @property
     def citation(self) -> str:
@@ -37,10 +38,11 @@ class CaseForPrompt:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """A generated suggestion with only grounded citations."""
+    """A suggestion with only grounded citations: incidents in `citations`, documents in `document_citations`."""
 
     text: str
     citations: list[int] = field(default_factory=list)
+    document_citations: list[int] = field(default_factory=list)
     model: str = ""
     node: str = ""
     completion_tokens: int = 0

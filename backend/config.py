@@ -63,7 +63,16 @@ class Settings(BaseSettings):
     chunk_overlap_words: int = 40
 
     # Suggestions
-    suggestion_language: Literal["es", "en"] = "es"
+    suggestion_language: Literal["es", "en"] = "es"  # fixed mode: always; report mode: when the report gives no clue
+    suggestion_language_mode: Literal["report", "fixed"] = "report"  # report: the language the report is written in
+    # How a suggestion is built (docs/suggestions.md): extractive copies the retrieved cases' sentences, each cited;
+    # generative lets the model write (instruction-tuned models, PRS_LLM_PROMPT_STYLE=chat), support-checked.
+    suggestion_mode: Literal["extractive", "generative"] = "extractive"
+    suggestion_min_score: float = 0.0  # below this retrieval score a case is not relevant enough to suggest from
+    suggestion_relative_score: float = 0.9  # a second source joins the best when it scores at least this share
+    suggestion_max_sources: int = 3
+    suggestion_max_steps: int = 12
+    suggestion_max_chars: int = 1500  # the length limit of a suggestion's text
     suggestion_retry_base_s: float = 5.0
     suggestion_retry_max_s: float = 300.0
     suggestion_max_attempts: int = 50

@@ -15,7 +15,6 @@ import asyncpg
 from agent.embeddings import Encoder
 from agent.llm import LLMCluster
 from agent.store import ChromaVectorStore
-from agent.suggest import Suggester
 from backend.alerting.service import AlertService
 from backend.apikeys.service import ApiKeyService
 from backend.auth.service import AuthService
@@ -38,7 +37,7 @@ from backend.sla.dashboard import DashboardService
 from backend.sla.reports import SlaReportService
 from backend.sla.service import EscalationMessageReader, SlaService
 from backend.sla.wiring import SWEEP_TASK, build_sla
-from backend.suggestions.service import SuggestionService
+from backend.suggestions.service import SuggestionService, suggester_for
 from backend.vector_store_lock import lock_embedded_vector_store
 from backups.anchors import anchor_audit_head
 from backups.wiring import ANCHOR_TASK, BACKUP_TASK, Backups, build_backups
@@ -140,7 +139,7 @@ async def build_container(
     incidents = IncidentService(
         settings=settings, pool=pool, clock=clock, knowledge=knowledge, metrics=metrics, events=events, reads=reads
     )
-    suggester = Suggester(llm, max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)
+    suggester = suggester_for(settings, llm)
     sla = build_sla(settings, pool=pool, reads=reads, clock=clock, events=events, incidents=incidents)
     notify = build_notify(
         settings, pool=pool, clock=clock, registry=metrics.registry, escalation_messages=EscalationMessageReader(pool)

@@ -245,8 +245,9 @@ async def run_suggestions_load_bench(
                 "llm_node_cooldown_s": 5.0,
                 "suggestion_dispatch_poll_s": 0.2,
                 "embedded_worker": False,
+                "suggestion_mode": "generative",
             }
-        )
+        )  # load = generations of max_tokens
         services = await build_container(bench)
         await services.knowledge.ingest_incidents_jsonl(demo_incidents_path(), create_areas=True, mapping="prs")
         prompts = await _sample_prompts(services, 6)

@@ -481,6 +481,57 @@ def bench_suggestions_load(
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+bench_suggestions_app = typer.Typer(help="Suggestion quality on the eval data.", no_args_is_help=True)
+bench_app.add_typer(bench_suggestions_app, name="suggestions")
+
+
+@bench_suggestions_app.command("dell")
+def bench_suggestions_dell(
+    kb: Path = typer.Option(..., exists=True, dir_okay=False, help="dellqa_solutions.jsonl.gz"),
+    queries: Path = typer.Option(..., exists=True, dir_okay=False, help="dellqa_questions.jsonl"),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N questions."),
+    leave_one_out: bool = typer.Option(
+        False,
+        "--leave-one-out",
+        help="Also run each question with its "
+        "reference solution taken out of what retrieval returns (a case never "
+        "seen), reported under leave_one_out.",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, dir_okay=False, help="One JSON line per question (query_id, suggestion, top1_text, reference, citations)."
+    ),
+) -> None:
+    """Suggestion quality against DellQA's accepted answers, next to showing the top retrieved solution as it is;
+    uses PRS_LLM_NODES when set, else starts a bundled node. The last stdout line is one JSON object."""
+    from bench.suggestions_dell import run_dell_suggestions_bench
+
+    settings = _settings()
+    result = asyncio.run(
+        run_dell_suggestions_bench(
+            settings,
+            kb_path=kb,
+            queries_path=queries,
+            limit=limit,
+            leave_one_out=leave_one_out,
+            out_path=out,
+            start_node="llm_nodes" not in settings.model_fields_set,
+        )
+    )
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+@bench_suggestions_app.command("rescore")
+def bench_suggestions_rescore(
+    out: Path = typer.Option(..., exists=True, dir_okay=False, help="An --out file of `prs bench suggestions`."),
+    queries: Path = typer.Option(..., exists=True, dir_okay=False, help="dellqa_questions.jsonl"),
+) -> None:
+    """Every score of an --out file computed again from its texts (a run cut short, or older definitions);
+    the last stdout line is one JSON object."""
+    from bench.suggestions_dell import rescore_lines
+
+    sys.stdout.write(json.dumps(rescore_lines(out, queries)) + "\n")
+
+
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

@@ -53,7 +53,10 @@ class IncidentCreate(BaseModel):
     customer_tier: CustomerTier = None
     external_ref: ExternalRef = None
     tags: Tags = Field(default_factory=list)
-    language: Language | None = Field(default=None, description="Language of the suggestion; default from settings.")
+    language: Language | None = Field(
+        default=None,
+        description="Language of the suggestion; default: the language the report is written in (es or en).",
+    )
 
 
 class IncidentUpdate(BaseModel):

@@ -239,7 +239,12 @@ class IncidentService:
                 after=_audit_state(row),
             )
             await suggestions.schedule(
-                conn, incident_id=incident_id, language=body.language or self.settings.suggestion_language, now=now
+                conn,
+                incident_id=incident_id,
+                now=now,
+                language=suggestions.suggestion_language(
+                    self.settings, requested=body.language, report=f"{body.title}\n{body.description}"
+                ),
             )
             await self._publish(conn, ctx, "incident.created", incident_id, at=now, before=None, after=row)
             if idempotency is not None:

@@ -160,6 +160,7 @@ class KnowledgeService:
                         problem=row["heading"],
                         solution=row["body"],
                         score=entry.score,
+                        document_id=row["document_id"],
                     )
                 )
         return cases

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
@@ -9,7 +10,7 @@ import asyncpg
 
 from backend.db import Connection
 
-_COLUMNS = """incident_id, status, language, text, citations, retrieved, model, node, attempts, next_attempt_at,
+_COLUMNS = """incident_id, status, language, text, citations, retrieved, document_citations, retrieved_documents, model, node, attempts, next_attempt_at,
               lease_expires_at, last_error, feedback, feedback_at, rating, rated_at, created_at, updated_at,
               completed_at, priority_rank, queued_at, watched_until"""
 # Priority of the incident -> rank in the queue (higher first).
@@ -24,6 +25,7 @@ async def upsert_pending(conn: Connection, *, incident_id: int, language: str, p
            VALUES ($1, 'pending', $2, $3, $4, $3, $3, $3)
            ON CONFLICT (incident_id) DO UPDATE
               SET status = 'pending', language = EXCLUDED.language, text = '', citations = '{}', retrieved = '{}',
+                  document_citations = '{}', retrieved_documents = '{}',
                   attempts = 0, next_attempt_at = EXCLUDED.next_attempt_at, lease_expires_at = NULL,
                   last_error = NULL, feedback = NULL, feedback_by = NULL, feedback_at = NULL, rating = NULL,
                   rated_by = NULL, rated_at = NULL, updated_at = EXCLUDED.updated_at, completed_at = NULL,
@@ -167,12 +169,15 @@ async def mark_ready(
     model: str,
     node: str,
     now: datetime,
+    document_citations: Sequence[int] = (),
+    retrieved_documents: Sequence[int] = (),
 ) -> None:
     """Store the finished, grounded suggestion."""
     await conn.execute(
         """UPDATE suggestions
               SET status = 'ready', text = $2, citations = $3, retrieved = $4, model = $5, node = $6,
-                  lease_expires_at = NULL, last_error = NULL, next_attempt_at = NULL, updated_at = $7, completed_at = $7
+                  lease_expires_at = NULL, last_error = NULL, next_attempt_at = NULL, updated_at = $7, completed_at = $7,
+                  document_citations = $8, retrieved_documents = $9
             WHERE incident_id = $1""",
         incident_id,
         text,
@@ -181,6 +186,8 @@ async def mark_ready(
         model,
         node,
         now,
+        list(document_citations),
+        list(retrieved_documents),
     )
 
 

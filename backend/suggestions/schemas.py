@@ -14,10 +14,21 @@ class SuggestionOut(BaseModel):
         description="pending: waiting for a free LLM slot (in priority order); skipped: it waited past the backlog "
         "limit, ask for it again with POST .../suggestion/regenerate."
     )
-    language: Literal["es", "en"]
+    language: Literal["es", "en"] = Field(
+        description="Language of the suggestion: the report's (detected) unless "
+        "the request or PRS_SUGGESTION_LANGUAGE_MODE=fixed set it."
+    )
     text: str = Field(description="The suggestion; partial while generating.")
     citations: list[int] = Field(description="Ids of retrieved incidents the suggestion relies on.")
     retrieved: list[int] = Field(description="Ids of the incidents that were retrieved for the prompt.")
+    document_citations: list[int] = Field(
+        default_factory=list,
+        description="Ids of the knowledge documents the suggestion relies on (cited as [D<id>] "
+        "in the text); always among retrieved_documents.",
+    )
+    retrieved_documents: list[int] = Field(
+        default_factory=list, description="Ids of the knowledge documents that were retrieved."
+    )
     model: str | None
     node: str | None
     attempts: int

@@ -12,7 +12,8 @@ from typing import Any, AsyncIterator
 
 import asyncpg
 
-from agent.llm import LanguageModel, LLMUnavailable
+from agent.language import Language, detect_language
+from agent.llm import LanguageModel, LLMCluster, LLMUnavailable
 from agent.suggest import Suggester
 from backend.audit import service as audit
 from backend.clock import Clock
@@ -38,6 +39,30 @@ async def schedule(conn: Connection, *, incident_id: int, language: str, now: da
     await repository.upsert_pending(conn, incident_id=incident_id, language=language, priority=priority, now=now)
 
 
+def suggestion_language(settings: Settings, *, requested: Language | None, report: str) -> Language:
+    """The language asked for, else the report's own (detected), else the configured one."""
+    if requested:
+        return requested
+    if settings.suggestion_language_mode == "fixed":
+        return settings.suggestion_language
+    return detect_language(report, default=settings.suggestion_language)
+
+
+def suggester_for(settings: Settings, llm: LLMCluster) -> Suggester:
+    """The suggester the settings describe."""
+    return Suggester(
+        llm,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+        mode=settings.suggestion_mode,
+        min_score=settings.suggestion_min_score,
+        relative_score=settings.suggestion_relative_score,
+        max_sources=settings.suggestion_max_sources,
+        max_steps=settings.suggestion_max_steps,
+        max_chars=settings.suggestion_max_chars,
+    )
+
+
 def retry_delay_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter in [delay/2, delay]."""
     delay = min(max_s, base_s * (2 ** max(0, attempt - 1)))
@@ -50,6 +75,8 @@ def suggestion_view(row: asyncpg.Record) -> dict[str, Any]:
     data.pop("lease_expires_at", None)
     data["citations"] = list(data["citations"])
     data["retrieved"] = list(data["retrieved"])
+    data["document_citations"] = list(data["document_citations"])
+    data["retrieved_documents"] = list(data["retrieved_documents"])
     return data
 
 
@@ -122,6 +149,7 @@ class SuggestionService:
             return await self._retry_later(incident_id, claimed["attempts"], f"{type(exc).__name__}: {exc}")
         self._observe_speed(timing, suggestion.completion_tokens)
         retrieved = [c.incident_id for c in cases if c.incident_id is not None]
+        retrieved_documents = list(dict.fromkeys(c.document_id for c in cases if c.document_id is not None))
         async with transaction(self.pool) as conn:
             await repository.mark_ready(
                 conn,
@@ -132,6 +160,8 @@ class SuggestionService:
                 model=suggestion.model,
                 node=suggestion.node,
                 now=self.clock.now(),
+                document_citations=suggestion.document_citations,
+                retrieved_documents=retrieved_documents,
             )
             ctx = system_context("suggestion-worker")
             now = self.clock.now()
@@ -142,7 +172,11 @@ class SuggestionService:
                 action="suggestion.ready",
                 resource_type="incident",
                 resource_id=incident_id,
-                after={"citations": suggestion.citations, "model": suggestion.model},
+                after={
+                    "citations": suggestion.citations,
+                    "document_citations": suggestion.document_citations,
+                    "model": suggestion.model,
+                },
             )
             ready = expect_row(await repository.get(conn, incident_id))
             await self.events.publish(

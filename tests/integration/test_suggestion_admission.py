@@ -48,8 +48,15 @@ async def _busy_slots(pool) -> int:
 
 @pytest.fixture
 async def burst_services(app_settings, encoder, llm_node_url, clean_state):
+    # Generative mode: admission is about generations that hold a slot for seconds (an extractive suggestion
+    # holds it for one short choice, too briefly for a queue to form).
     settings = app_settings.model_copy(
-        update={"llm_nodes": llm_node_url, "suggestion_dispatch_poll_s": 0.1, "llm_slots_per_node": 0}
+        update={
+            "llm_nodes": llm_node_url,
+            "suggestion_dispatch_poll_s": 0.1,
+            "llm_slots_per_node": 0,
+            "suggestion_mode": "generative",
+        }
     )
     services = await build_container(settings, encoder=encoder)
     yield services
