@@ -38,7 +38,7 @@ from backend.sla.reports import SlaReportService
 from backend.sla.service import EscalationMessageReader, SlaService
 from backend.sla.wiring import SWEEP_TASK, build_sla
 from backend.suggestions.service import SuggestionService, suggester_for
-from backend.vector_store_lock import lock_embedded_vector_store
+from backend.vector_store_lock import lock_embedded_vector_store, release_embedded_vector_store
 from backups.anchors import anchor_audit_head
 from backups.wiring import ANCHOR_TASK, BACKUP_TASK, Backups, build_backups
 
@@ -88,6 +88,8 @@ class Container:
         await self.live.aclose()
         await self.reads.close()
         await self.pool.close()
+        if not self.settings.chroma_url:
+            release_embedded_vector_store(self.settings.chroma_path)
 
 
 def build_vector_store(settings: Settings) -> ChromaVectorStore:

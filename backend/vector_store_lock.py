@@ -38,3 +38,10 @@ def lock_embedded_vector_store(folder: Path) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
     _held[folder] = fd
+
+
+def release_embedded_vector_store(folder: Path) -> None:
+    """Give the folder back (a container that closes before its process ends, e.g. before a backup runs)."""
+    fd = _held.pop(folder.resolve(), None)
+    if fd is not None:
+        os.close(fd)

@@ -58,10 +58,11 @@ async def test_create_drop_restore_gives_identical_counts_audit_head_chain_and_s
     assert before_facts.audit_head["seq"] > 0 and before_facts.row_counts["incidents"] > 40
     assert all(len(result) == 10 for result in before_similar)
 
+    # On embedded defaults one process holds the vector-store folder: this one gives it to `prs backup create`.
+    await world.services.aclose()
     created = await asyncio.to_thread(run_prs, world.settings, "backup", "create", "--tier", "daily")
     assert created.returncode == 0, created.stderr
     backup_id = created.stdout.strip().splitlines()[-1]
-    await world.services.aclose()
     await drop_database(world.database_url)
 
     restore_dir = world.tmp_path / "restored"
