@@ -144,6 +144,8 @@ AUDITOR_MAY = {
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/sla/metrics/compliance"),
     ("GET", "/api/v1/sla/metrics/quality"),
+    ("GET", "/api/v1/sla/metrics/overview"),
+    ("GET", "/api/v1/sla/metrics/recurring"),
     ("GET", "/api/v1/auth/me"),
     ("POST", "/api/v1/auth/password"),
 }
