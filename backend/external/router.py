@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from backend.context import Principal
 from backend.deps import context_for, get_container, require_api_key
@@ -13,7 +13,7 @@ from backend.external.schemas import (
     ExternalSearchOut,
 )
 from backend.external.service import ExternalApi
-from backend.idempotency.http import IDEMPOTENCY_KEY_DESCRIPTION, IDEMPOTENCY_KEY_PATTERN, answer_idempotently
+from backend.idempotency.http import IdempotencyKey, answer_idempotently
 
 router = APIRouter(prefix="/api/v1/external", tags=["external"])
 
@@ -40,14 +40,7 @@ async def report_incident(
     request: Request,
     response: Response,
     body: ExternalIncidentCreate,
-    idempotency_key: str | None = Header(
-        default=None,
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description=IDEMPOTENCY_KEY_DESCRIPTION,
-    ),
+    idempotency_key: IdempotencyKey = None,
     principal: Principal = Depends(require_api_key("write")),
 ) -> dict:
     return await answer_idempotently(

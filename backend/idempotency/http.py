@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Annotated, Any, Awaitable, Callable
 
-from fastapi import Response
+from fastapi import Header, Response
 
 from backend.context import Principal
 from backend.idempotency.service import IdempotentRequest, idempotent_request
@@ -15,6 +15,18 @@ IDEMPOTENCY_KEY_DESCRIPTION = (
     "same key and body within 24 h answers the first answer again (`Idempotent-Replayed: true`) and creates "
     "nothing; the same key with another body is a 422. Keys are private to the account or API key that sent them."
 )
+
+# The `Idempotency-Key` request header of an intake endpoint (the same declaration for every one of them).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=IDEMPOTENCY_KEY_DESCRIPTION,
+    ),
+]
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.context import Principal
 from backend.deps import context_for, get_container, require_role
-from backend.idempotency.http import IDEMPOTENCY_KEY_DESCRIPTION, IDEMPOTENCY_KEY_PATTERN, answer_idempotently
+from backend.idempotency.http import IdempotencyKey, answer_idempotently
 from backend.incidents.schemas import (
     AssignRequest,
     CommentCreate,
@@ -48,14 +48,7 @@ async def create_incident(
     request: Request,
     response: Response,
     body: IncidentCreate,
-    idempotency_key: str | None = Header(
-        default=None,
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description=IDEMPOTENCY_KEY_DESCRIPTION,
-    ),
+    idempotency_key: IdempotencyKey = None,
     principal: Principal = Depends(require_role("reporter")),
 ) -> dict:
     return await answer_idempotently(
