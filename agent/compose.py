@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agent.language import language_scores
 from agent.types import CaseForPrompt
 
 Language = Literal["es", "en"]
@@ -75,6 +76,18 @@ _LABELS = {
     "en": {
         "none": "No resolved case or document matches this report closely enough to suggest steps. Describe "
         "it in more detail (equipment, alarm or code, what was tried) or escalate it to a technician."
+    },
+}
+# The line that leads a suggestion whose copied steps do not read as the report's language by themselves: steps
+# in no recognisable language ("Dell Command Update 4.3."), or steps quoted from cases written in the other one.
+_FRAMES = {
+    "es": {
+        "neutral": "Pasos de los casos resueltos más parecidos:",
+        "foreign": "Pasos de los casos resueltos más parecidos (se citan tal como se escribieron, en inglés):",
+    },
+    "en": {
+        "neutral": "Steps from the most similar resolved cases:",
+        "foreign": "Steps from the most similar resolved cases (quoted as they were written, in Spanish):",
     },
 }
 
@@ -234,5 +247,43 @@ def compose_steps(sources: list[Source], *, max_steps: int, max_chars: int, extr
 
 
 def render_steps(steps: list[Step]) -> str:
-    """The suggestion text: one numbered, cited line per step."""
+    """The steps: one numbered, cited line per step."""
     return "\n".join(step.render(number) for number, step in enumerate(steps, start=1))
+
+
+def reads_as(text: str, language: Language) -> bool | None:
+    """True when `text` reads as `language`, False when it reads as the other one, None when it gives no
+    evidence either way (function words, Spanish-only letters, word endings)."""
+    spanish, english = language_scores(text)
+    if spanish == english:
+        return None
+    return (spanish > english) == (language == "es")
+
+
+def frame(steps_text: str, language: Language) -> str | None:
+    """The lead line in `language` for steps that do not read as it by themselves, else None. Steps are the cases'
+    own words and are never translated (a small model would invent): steps quoted in the other language say so."""
+    verdict = reads_as(steps_text, language)
+    if verdict is True or not steps_text:
+        return None
+    return _FRAMES[language]["neutral" if verdict is None else "foreign"]
+
+
+def render_suggestion(steps: list[Step], language: Language) -> str:
+    """The suggestion text: the steps, led by a line in the report's language when they do not read as it."""
+    text = render_steps(steps)
+    lead = frame(strip_markers(text), language)
+    return f"{lead}\n{text}" if lead else text
+
+
+def source_language(source: Source) -> Language | None:
+    """The language a source's sentences are written in, None when they give no evidence."""
+    text = " ".join(source.sentences)
+    if reads_as(text, "es") is None:
+        return None
+    return "es" if reads_as(text, "es") else "en"
+
+
+def prefer_language(sources: list[Source], language: Language) -> list[Source]:
+    """The sources in order, those written in `language` (or in none recognisable) before those in the other one."""
+    return sorted(sources, key=lambda source: source_language(source) not in (language, None))

@@ -12,8 +12,11 @@ from agent.compose import (
     clean_generated,
     compose_steps,
     copyable,
+    frame,
     no_match_text,
+    prefer_language,
     render_steps,
+    render_suggestion,
     sources_of,
     split_sentences,
     strip_markers,
@@ -213,6 +216,15 @@ class Suggester:
             if source.score >= self.min_score and any(copyable(s) for s in source.sentences)
         ]
 
+    def _close(self, candidates: list[Source], language: Language) -> list[Source]:
+        """The candidates close enough to the best to be shown, those in the suggestion's language first (steps are
+        never translated); empty when there are no candidates."""
+        if not candidates:
+            return []
+        best = candidates[0].score
+        close = [c for c in candidates if c.score >= best * self.relative_score][: self.max_sources]
+        return prefer_language(close, language)
+
     async def _compose(
         self,
         *,
@@ -232,12 +244,13 @@ class Suggester:
             prompt = choice_prompt(title=title, description=description, sources=[], language=language)
             _, node, model, tokens = await _complete(llm, prompt, {"num_predict": 1, "temperature": 0.0})
             return Suggestion(text=text, model=model, node=node, completion_tokens=tokens)
-        best = candidates[0].score
-        chosen = [c for c in candidates if c.score >= best * self.relative_score][: self.max_sources]
+        chosen = self._close(candidates, language)
         steps = compose_steps(chosen, max_steps=self.max_steps, max_chars=self.max_chars)
         if on_progress is not None:  # the steps stream at once, in retrieval's order
+            lead_line = frame(strip_markers(render_steps(steps)), language)
             for count in range(1, len(steps) + 1):
-                await on_progress(render_steps(steps[:count]))
+                partial = render_steps(steps[:count])
+                await on_progress(f"{lead_line}\n{partial}" if lead_line else partial)
         # The model chooses which of the chosen sources leads; it never adds text. With one source (or none) its
         # answer changes nothing, but every suggestion is still answered by the node whose slot was leased: the
         # admission, timeouts, failover and the recorded model and node work the same for all of them.
@@ -246,11 +259,11 @@ class Suggester:
             llm, prompt, {"num_predict": 4 if len(chosen) > 1 else 1, "temperature": 0.0, "stop": ["\n"]}
         )
         lead = parse_choice(reply, len(chosen))
-        if lead:
-            chosen = [chosen[lead]] + chosen[:lead] + chosen[lead + 1 :]
+        if lead:  # the model's choice leads among the sources in the suggestion's language
+            chosen = prefer_language([chosen[lead]] + chosen[:lead] + chosen[lead + 1 :], language)
             steps = compose_steps(chosen, max_steps=self.max_steps, max_chars=self.max_chars)
-        text = render_steps(steps)
-        if on_progress is not None and lead:
+        text = render_suggestion(steps, language)
+        if on_progress is not None:
             await on_progress(text)
         return Suggestion(
             text=text,
@@ -296,8 +309,10 @@ class Suggester:
         )
         if not text:  # nothing the cases support survived: their own steps instead of an empty answer
             candidates = self._candidates(cases)
-            steps = compose_steps(candidates[:1], max_steps=self.max_steps, max_chars=self.max_chars)
-            text = render_steps(steps) or no_match_text(language)
+            steps = compose_steps(
+                self._close(candidates, language)[:1], max_steps=self.max_steps, max_chars=self.max_chars
+            )
+            text = render_suggestion(steps, language) if steps else no_match_text(language)
             citations = _unique(s.source.incident_id for s in steps)
             documents = _unique(s.source.document_id for s in steps)
         return Suggestion(

@@ -7,12 +7,15 @@ from agent.compose import (
     compose_steps,
     copyable,
     no_match_text,
+    prefer_language,
     render_steps,
+    render_suggestion,
     select_sources,
     sources_of,
     split_sentences,
     supported,
 )
+from agent.language import detect_language
 from agent.suggest import ground_generated, parse_choice, prompt_primer, render_cases
 from agent.types import CaseForPrompt
 
@@ -142,3 +145,38 @@ def test_documents_carry_their_marker_in_the_prompt_and_the_primer_cites_them():
     doc = document(5, "Revisar ventilación", title="Runbook motores")
     assert 'DOCUMENTO "Runbook motores" [D5]' in render_cases([doc], "es")
     assert prompt_primer([doc], "en") == "Based on document [D5], "
+
+
+def test_steps_that_read_as_the_reports_language_need_no_lead_line():
+    steps = compose_steps(
+        sources_of([incident(1, "Replace the fan of the motor and clean the filter.")]), max_steps=5, max_chars=500
+    )
+    assert render_suggestion(steps, "en") == "1. Replace the fan of the motor and clean the filter. [#1]"
+
+
+def test_steps_in_no_recognisable_language_are_led_by_a_line_in_the_reports_language():
+    steps = compose_steps(sources_of([document(7, "Dell Command Update 4.3 installer.")]), max_steps=5, max_chars=500)
+    for language in ("en", "es"):
+        text = render_suggestion(steps, language)
+        assert text.endswith("1. Dell Command Update 4.3 installer. [D7]")
+        assert detect_language(text, default="es" if language == "en" else "en") == language
+
+
+def test_steps_quoted_from_cases_in_the_other_language_are_kept_word_for_word_and_the_lead_says_so():
+    english = "Replace the fan of the motor and clean the filter of the drive."
+    steps = compose_steps(sources_of([incident(3, english)]), max_steps=5, max_chars=500)
+    text = render_suggestion(steps, "es")
+    lead, step = text.split("\n")
+    assert "en inglés" in lead and detect_language(lead) == "es"
+    assert step == f"1. {english} [#3]"
+
+
+def test_close_sources_written_in_the_reports_language_lead():
+    sources = sources_of(
+        [
+            incident(1, "Replace the fan of the motor and clean the filter.", 0.9),
+            incident(2, "Cambie el ventilador del motor y limpie el filtro.", 0.85),
+        ]
+    )
+    assert [s.incident_id for s in prefer_language(sources, "es")] == [2, 1]
+    assert [s.incident_id for s in prefer_language(sources, "en")] == [1, 2]
