@@ -58,7 +58,15 @@ ensure_python_packages() {
   # The CPU build of torch first: otherwise sentence-transformers pulls a CUDA build of several GB.
   log "installing torch (CPU)"
   .venv/bin/pip install -q 'torch==2.13.0'
-  # llama-cpp-python compiles from source (several minutes the first time; pip caches the wheel).
+  # llama-cpp-python compiles from source (several minutes). It is built for any x86-64 with AVX2, not for this
+  # CPU: a native build enables AMX on CPUs that have it, and generation then crashes (SIGSEGV) in VMs that do
+  # not enable AMX. --no-cache-dir: a wheel built earlier with other flags is never reused. Same flags as the
+  # Dockerfile; the version is the one pinned in pyproject.toml.
+  local llama
+  llama="$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)"
+  log "building $llama (portable x86-64 with AVX2; several minutes)"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q --no-cache-dir --force-reinstall --no-deps "$llama"
   log "installing PR-System and its dependencies"
   CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q -e '.[dev]'
   echo "$want" > "$stamp"

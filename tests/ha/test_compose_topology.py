@@ -4,6 +4,7 @@ topology the HA deployment promises, read from the resolved file."""
 from __future__ import annotations
 
 import re
+import tomllib
 import shutil
 import subprocess
 from pathlib import Path
@@ -146,3 +147,12 @@ def test_the_image_is_multi_stage_non_root_without_compilers_and_checks_liveness
     assert "COPY --from=build" in final
     assert re.search(r"(?m)^HEALTHCHECK .*\n?.*?/health/live", final)
     assert not re.search(r"(?im)^(ENV|ARG)\s.*(SECRET|PASSWORD)", text), "secrets are never baked into the image"
+
+
+def test_the_image_holds_every_package_of_the_project_and_a_portable_llama_cpp():
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    packages = [name.rstrip("*") for name in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    for package in packages:
+        assert re.search(rf"(?m)^COPY {package} \./{package}$", text), f"{package} is not copied into the image"
+    assert "-DGGML_NATIVE=OFF" in text, "llama.cpp must not be built for the build machine's CPU"
