@@ -53,6 +53,7 @@ class NodeRun:
     port: int
     log_path: Path
     data_dir: Path
+    threads: int = 1
     process: subprocess.Popen[bytes] | None = None
     up_since: float | None = None
     up_seconds: float = 0.0
@@ -80,7 +81,7 @@ class NodeRun:
                     "--data-dir",
                     str(self.data_dir),
                     "--threads",
-                    "1",
+                    str(self.threads),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -481,6 +481,25 @@ def bench_suggestions_load(
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+@bench_app.command("llm")
+def bench_llm(
+    runs: int = typer.Option(7, min=5, help="Rounds; each sends the prompt once through every path."),
+    max_tokens: int = typer.Option(128, min=8, help="Tokens generated per run."),
+    threads: int = typer.Option(0, min=0, help="llama.cpp threads for the node and for direct; 0: all cores."),
+) -> None:
+    """The bundled model through llama-cpp-python directly, through an LLM node it starts, and through the
+    cluster client, in alternating rounds: median time to first token and tokens/s of each, the ratios to direct
+    (`ttft_ratio`, `tps_ratio`: cluster client over direct) and the node's RSS. The last stdout line is JSON."""
+    import os
+
+    from bench.llm import run_llm_bench
+
+    result = asyncio.run(
+        run_llm_bench(_settings(), runs=runs, max_tokens=max_tokens, threads=threads or (os.cpu_count() or 1))
+    )
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
 bench_suggestions_app = typer.Typer(help="Suggestion quality on the eval data.", no_args_is_help=True)
 bench_app.add_typer(bench_suggestions_app, name="suggestions")
 
