@@ -24,8 +24,10 @@ _MARKER = re.compile(r"\[\s*(?:#|D|doc:)[^\]]{0,80}\]|\[\s*\]|\(\s*(?:see|ver|v√
 _EMPTY_MARKER = re.compile(r"\[\s*#?\s*\]|\(\s*(?:see|ver|v√©ase)?\s*\)", re.IGNORECASE)
 _ANY_MARKER = re.compile(r"\[(?:#|D)\d{1,12}\]")
 _NUMBER = re.compile(r"\w*\d\w*")
+_NUMERIC_CODE = re.compile(r"[\w.\-/]*\d[\w.\-/]*")  # a version or code with its dots and dashes: 6.5.2, E-4012
 _URL = re.compile(r"\b(?:javascript|vbscript|data):\S*", re.IGNORECASE)  # links that run code; web links stay as text
 _SPACES = re.compile(r"\s+")
+_SPACE_BEFORE_STOP = re.compile(r" ([.,;:!?])")
 # Sentence ends, also where a forum post lost the space after the full stop ("Hello.Unfortunately").
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z)][.!?])(?=[A-Z])|\s*\n+\s*")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -145,20 +147,30 @@ def clean_generated(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def coverage(sentence: str, known_text: str) -> float:
+    """Share of a sentence's content words that occur in `known_text`; 0.0 when a number, part code or version of
+    the sentence ("6.5.2", "E-4012", "R420") does not occur in it whole, or when the sentence has no content word."""
+    lowered = known_text.lower()
+    known = set(_WORD.findall(lowered))
+    plain = _ANY_MARKER.sub(" ", sentence).lower()
+    words = [w for w in _WORD.findall(plain) if w not in _STOPWORDS and len(w) > 1]
+    if not words:
+        return 0.0
+    codes = (code.strip(".-/") for code in _NUMERIC_CODE.findall(plain))
+    if not all(number in known for number in _NUMBER.findall(plain)) or not all(c in lowered for c in codes):
+        return 0.0
+    return sum(1 for w in words if w in known) / len(words)
+
+
 def supported(sentence: str, known_text: str, *, share: float = 0.5) -> bool:
     """Whether more than `share` of a sentence's content words, and every number or code in it, occur in
     `known_text` (the cases and the report)."""
-    known = {word for word in _WORD.findall(known_text.lower())}
-    plain = _ANY_MARKER.sub(" ", sentence)
-    words = [w for w in _WORD.findall(plain.lower()) if w not in _STOPWORDS and len(w) > 1]
-    if not words or sum(1 for w in words if w in known) / len(words) <= share:
-        return False
-    return all(number in known for number in _NUMBER.findall(plain.lower()))
+    return coverage(sentence, known_text) > share
 
 
 def strip_markers(text: str) -> str:
     """The text without the answer's own citation markers ([#12], [D3])."""
-    return _SPACES.sub(" ", _ANY_MARKER.sub(" ", text)).strip()
+    return _SPACE_BEFORE_STOP.sub(r"\1", _SPACES.sub(" ", _ANY_MARKER.sub(" ", text))).strip()
 
 
 def split_sentences(text: str) -> list[str]:

@@ -12,6 +12,7 @@ from agent.compose import (
     clean_generated,
     compose_steps,
     copyable,
+    coverage,
     frame,
     no_match_text,
     prefer_language,
@@ -328,28 +329,49 @@ class Suggester:
 def ground_generated(
     text: str, cases: list[CaseForPrompt], *, description: str, max_chars: int, language: Language | None = None
 ) -> tuple[str, list[int], list[int]]:
-    """A generated answer kept to what the cases support: sentences mostly made of the cases' (or the report's)
-    words and carrying no number they lack, in the suggestion's language, markup and unknown markers removed,
-    cited ids collected."""
-    incidents = {c.incident_id for c in cases if c.incident_id is not None}
+    """A generated answer kept to what its sources support, each sentence citing the one that supports it.
+
+    A sentence stays only if it carries no markup, instruction or secret, is in the suggestion's language, and
+    more than half of its content words and every number or code in it occur in one retrieved case (or document)
+    and the report: the one it cites when that suffices, else the retrieved source that covers it best, whose
+    marker it then gets. Markers of anything not retrieved are removed. So every sentence names its source, and
+    the cited sources support the whole text (what the benchmark's `support` and `unsupported_numbers` check)."""
+    texts: dict[str, str] = {}
+    for case in cases:
+        if case.incident_id is not None:
+            marker = f"[#{case.incident_id}]"
+        elif case.document_id is not None:
+            marker = f"[D{case.document_id}]"
+        else:
+            continue
+        texts[marker] = f"{texts.get(marker, '')} {case.title} {case.problem} {case.solution}"
     documents = {c.document_id for c in cases if c.document_id is not None}
-    known_text = " ".join([description] + [f"{c.title} {c.problem} {c.solution}" for c in cases])
+    incidents = {c.incident_id for c in cases if c.incident_id is not None}
     kept: list[str] = []
     for sentence in split_sentences(clean_generated(text)):
         sentence = _DOC_CITATION.sub(lambda m: m.group(0) if int(m.group(1)) in documents else "", sentence)
         sentence, _ = ground_citations(sentence, incidents)
-        sentence = sentence.strip()
-        if not copyable(strip_markers(sentence), min_content_words=2) or not supported(sentence, known_text):
+        plain = strip_markers(sentence)
+        if not copyable(plain, min_content_words=2):
             continue
-        if language is not None and detect_language(sentence, default=language) != language:
+        if language is not None and detect_language(plain, default=language) != language:
             continue
-        if sum(len(k) + 1 for k in kept) + len(sentence) > max_chars:
+        cited = [m for m in texts if m in sentence]
+        if cited and supported(plain, " ".join([description, *(texts[m] for m in cited)])):
+            grounded = sentence
+        else:
+            shares = {m: coverage(plain, f"{description} {source}") for m, source in texts.items()}
+            best = max(shares, key=lambda m: shares[m], default=None)
+            if best is None or shares[best] <= 0.5:
+                continue
+            grounded = f"{plain.rstrip()} {best}"
+        if sum(len(k) + 1 for k in kept) + len(grounded) > max_chars:
             break
-        kept.append(sentence)
-    grounded = "\n".join(kept)
-    cited_incidents = _unique(int(m) for m in re.findall(r"\[#(\d{1,12})\]", grounded))
-    cited_documents = _unique(int(m) for m in _DOC_CITATION.findall(grounded))
-    return grounded, cited_incidents, cited_documents
+        kept.append(grounded)
+    answer = "\n".join(kept)
+    cited_incidents = _unique(int(m) for m in re.findall(r"\[#(\d{1,12})\]", answer))
+    cited_documents = _unique(int(m) for m in _DOC_CITATION.findall(answer))
+    return answer, cited_incidents, cited_documents
 
 
 def _unique(values: Iterable[int | None]) -> list[int]:

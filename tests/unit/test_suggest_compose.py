@@ -180,3 +180,28 @@ def test_close_sources_written_in_the_reports_language_lead():
     )
     assert [s.incident_id for s in prefer_language(sources, "es")] == [2, 1]
     assert [s.incident_id for s in prefer_language(sources, "en")] == [1, 2]
+
+
+def test_a_generated_sentence_without_a_citation_cites_the_source_that_supports_it():
+    cases = [
+        incident(12, "Replace the bearing of the motor."),
+        document(4, "Check the VFD current limit against the motor plate."),
+    ]
+    text, cited, documents = ground_generated(
+        "Check the VFD current limit against the plate.", cases, description="Motor hot", max_chars=1000
+    )
+    assert text == "Check the VFD current limit against the plate. [D4]"
+    assert cited == [] and documents == [4]
+
+
+def test_a_generated_sentence_is_attributed_to_the_source_that_supports_it_not_the_one_it_names():
+    cases = [incident(12, "Replace the bearing of the motor."), incident(30, "Clean the cooling fan and its filter.")]
+    text, cited, _ = ground_generated(
+        "Clean the cooling fan filter [#12].", cases, description="Motor hot", max_chars=1000
+    )
+    assert text == "Clean the cooling fan filter. [#30]" and cited == [30]
+
+
+def test_a_version_must_occur_whole_in_the_source_not_just_its_digits():
+    assert not supported("Upgrade ESXi to 6.5.2 now", "upgrade esxi 6.5 with patch 2")
+    assert supported("Upgrade ESXi to 6.5 now", "upgrade esxi 6.5 with patch 2")
