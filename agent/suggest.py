@@ -352,8 +352,8 @@ def ground_generated(
         sentence = _DOC_CITATION.sub(lambda m: m.group(0) if int(m.group(1)) in documents else "", sentence)
         sentence, _ = ground_citations(sentence, incidents)
         plain = strip_markers(sentence)
-        if not copyable(plain, min_content_words=2):
-            continue
+        if not copyable(plain, min_content_words=2) or any(strip_markers(k) == plain for k in kept):
+            continue  # a small model repeats itself: a sentence is kept once
         if language is not None and detect_language(plain, default=language) != language:
             continue
         cited = [m for m in texts if m in sentence]

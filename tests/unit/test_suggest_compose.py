@@ -205,3 +205,10 @@ def test_a_generated_sentence_is_attributed_to_the_source_that_supports_it_not_t
 def test_a_version_must_occur_whole_in_the_source_not_just_its_digits():
     assert not supported("Upgrade ESXi to 6.5.2 now", "upgrade esxi 6.5 with patch 2")
     assert supported("Upgrade ESXi to 6.5 now", "upgrade esxi 6.5 with patch 2")
+
+
+def test_a_generated_sentence_the_model_repeats_is_kept_once():
+    cases = [incident(12, "Update the iDRAC firmware and reboot it from the GUI.")]
+    repeated = "Update the iDRAC firmware from the GUI. " * 3
+    text, _, _ = ground_generated(repeated, cases, description="iDRAC error", max_chars=1000)
+    assert text == "Update the iDRAC firmware from the GUI. [#12]"
