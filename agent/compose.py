@@ -290,10 +290,8 @@ def render_suggestion(steps: list[Step], language: Language) -> str:
 
 def source_language(source: Source) -> Language | None:
     """The language a source's sentences are written in, None when they give no evidence."""
-    text = " ".join(source.sentences)
-    if reads_as(text, "es") is None:
-        return None
-    return "es" if reads_as(text, "es") else "en"
+    spanish = reads_as(" ".join(source.sentences), "es")
+    return None if spanish is None else "es" if spanish else "en"
 
 
 def prefer_language(sources: list[Source], language: Language) -> list[Source]:
