@@ -174,8 +174,24 @@ def strip_markers(text: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """The sentences of a (cleaned) text."""
-    return [part.strip(" -*•") for part in _SENTENCE_END.split(text) if part and part.strip(" -*•")]
+    """The sentences of a (cleaned) text. A full stop glued to the next word ends a sentence ("Hello.Unfortunately")
+    unless the word is part of a path or dotted name ("/redfish/v1/Chassis/System.Embedded.1/Assembly")."""
+    parts, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.start() == match.end() and _in_path(text, match.start()):
+            continue
+        parts.append(text[start : match.start()])
+        start = match.end()
+    parts.append(text[start:])
+    return [part.strip(" -*•") for part in parts if part and part.strip(" -*•")]
+
+
+def _in_path(text: str, position: int) -> bool:
+    """Whether `position` lies inside a token with a slash or two dots: a path, a URL or a dotted name."""
+    left = text.rfind(" ", 0, position) + 1
+    right = text.find(" ", position)
+    token = text[left : right if right >= 0 else len(text)]
+    return "/" in token or token.count(".") >= 2
 
 
 def content_word_count(sentence: str) -> int:

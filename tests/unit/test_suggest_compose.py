@@ -212,3 +212,11 @@ def test_a_generated_sentence_the_model_repeats_is_kept_once():
     repeated = "Update the iDRAC firmware from the GUI. " * 3
     text, _, _ = ground_generated(repeated, cases, description="iDRAC error", max_chars=1000)
     assert text == "Update the iDRAC firmware from the GUI. [#12]"
+
+
+def test_a_path_or_dotted_name_is_not_cut_where_a_full_stop_meets_a_capital():
+    text = 'For redfish perform get on "/redfish/v1/Chassis/System.Embedded.1/Assembly" path.Thanks for asking.'
+    assert split_sentences(text) == [
+        'For redfish perform get on "/redfish/v1/Chassis/System.Embedded.1/Assembly" path.',
+        "Thanks for asking.",
+    ]
