@@ -4,9 +4,9 @@ topology the HA deployment promises, read from the resolved file."""
 from __future__ import annotations
 
 import re
-import tomllib
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
