@@ -28,9 +28,10 @@ COPY backups ./backups
 COPY bench ./bench
 COPY llm_node ./llm_node
 # llama.cpp for any x86-64 with AVX2, not for the build machine's CPU: a native build uses whatever the builder has
-# (AVX-512, AMX), and the image would crash on nodes without it, or in VMs that do not enable AMX.
-ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-RUN CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" pip install . \
+# (AVX-512, AMX), and the image would crash on nodes without it, or in VMs that do not enable AMX. The flags are
+# those deploy/local/install.sh uses, from one file.
+COPY deploy/llama-cmake-args ./deploy/llama-cmake-args
+RUN CMAKE_ARGS="$(cat deploy/llama-cmake-args)" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" pip install . \
  && python -c "import backend.main, agent.embeddings, llm_node.server, bench.retrieval"
 
 # --- runtime: no compilers, non-root -------------------------------------------------------------------------------

@@ -94,6 +94,15 @@ _FRAMES = {
 }
 
 
+# A sentence is supported when more than this share of its content words occur in its source (and the report).
+SUPPORT_SHARE = 0.5
+
+
+def marker_of(incident_id: int | None, document_id: int | None) -> str:
+    """The citation marker of an incident ([#12]) or, without one, of a document ([D3])."""
+    return f"[#{incident_id}]" if incident_id is not None else f"[D{document_id}]"
+
+
 @dataclass(frozen=True)
 class Source:
     """One retrieved incident or document (its chunks joined), with the sentences a suggestion may copy."""
@@ -106,7 +115,7 @@ class Source:
     @property
     def marker(self) -> str:
         """The citation marker of this source in the suggestion text."""
-        return f"[#{self.incident_id}]" if self.incident_id is not None else f"[D{self.document_id}]"
+        return marker_of(self.incident_id, self.document_id)
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,7 @@ def coverage(sentence: str, known_text: str) -> float:
     return sum(1 for w in words if w in known) / len(words)
 
 
-def supported(sentence: str, known_text: str, *, share: float = 0.5) -> bool:
+def supported(sentence: str, known_text: str, *, share: float = SUPPORT_SHARE) -> bool:
     """Whether more than `share` of a sentence's content words, and every number or code in it, occur in
     `known_text` (the cases and the report)."""
     return coverage(sentence, known_text) > share
@@ -297,10 +306,11 @@ def frame(steps_text: str, language: Language) -> str | None:
     return _FRAMES[language]["neutral" if verdict is None else "foreign"]
 
 
-def render_suggestion(steps: list[Step], language: Language) -> str:
-    """The suggestion text: the steps, led by a line in the report's language when they do not read as it."""
+def render_suggestion(steps: list[Step], language: Language, *, framed_as: list[Step] | None = None) -> str:
+    """The suggestion text: the steps, led by a line in the report's language when they do not read as it.
+    `framed_as`: the steps that decide the lead line (all of them while the first few stream), else `steps`."""
     text = render_steps(steps)
-    lead = frame(strip_markers(text), language)
+    lead = frame(strip_markers(render_steps(framed_as) if framed_as is not None else text), language)
     return f"{lead}\n{text}" if lead else text
 
 

@@ -8,15 +8,15 @@ from importlib import resources
 from typing import Any, Awaitable, Callable, Iterable, Literal
 
 from agent.compose import (
+    SUPPORT_SHARE,
     Source,
     clean_generated,
     compose_steps,
     copyable,
     coverage,
-    frame,
+    marker_of,
     no_match_text,
     prefer_language,
-    render_steps,
     render_suggestion,
     sources_of,
     split_sentences,
@@ -247,11 +247,9 @@ class Suggester:
             return Suggestion(text=text, model=model, node=node, completion_tokens=tokens)
         chosen = self._close(candidates, language)
         steps = compose_steps(chosen, max_steps=self.max_steps, max_chars=self.max_chars)
-        if on_progress is not None:  # the steps stream at once, in retrieval's order
-            lead_line = frame(strip_markers(render_steps(steps)), language)
+        if on_progress is not None:  # the steps stream at once, in retrieval's order (the report's language first)
             for count in range(1, len(steps) + 1):
-                partial = render_steps(steps[:count])
-                await on_progress(f"{lead_line}\n{partial}" if lead_line else partial)
+                await on_progress(render_suggestion(steps[:count], language, framed_as=steps))
         # The model chooses which of the chosen sources leads; it never adds text. With one source (or none) its
         # answer changes nothing, but every suggestion is still answered by the node whose slot was leased: the
         # admission, timeouts, failover and the recorded model and node work the same for all of them.
@@ -336,15 +334,11 @@ def ground_generated(
     and the report: the one it cites when that suffices, else the retrieved source that covers it best, whose
     marker it then gets. Markers of anything not retrieved are removed. So every sentence names its source, and
     the cited sources support the whole text (what the benchmark's `support` and `unsupported_numbers` check)."""
-    texts: dict[str, str] = {}
+    texts: dict[str, str] = {}  # marker -> what that source says (a document's chunks together)
     for case in cases:
-        if case.incident_id is not None:
-            marker = f"[#{case.incident_id}]"
-        elif case.document_id is not None:
-            marker = f"[D{case.document_id}]"
-        else:
-            continue
-        texts[marker] = f"{texts.get(marker, '')} {case.title} {case.problem} {case.solution}"
+        if case.incident_id is not None or case.document_id is not None:
+            marker = marker_of(case.incident_id, case.document_id)
+            texts[marker] = f"{texts.get(marker, '')} {case.title} {case.problem} {case.solution}"
     documents = {c.document_id for c in cases if c.document_id is not None}
     incidents = {c.incident_id for c in cases if c.incident_id is not None}
     kept: list[str] = []
@@ -362,7 +356,7 @@ def ground_generated(
         else:
             shares = {m: coverage(plain, f"{description} {source}") for m, source in texts.items()}
             best = max(shares, key=lambda m: shares[m], default=None)
-            if best is None or shares[best] <= 0.5:
+            if best is None or shares[best] <= SUPPORT_SHARE:
                 continue
             grounded = f"{plain.rstrip()} {best}"
         if sum(len(k) + 1 for k in kept) + len(grounded) > max_chars:

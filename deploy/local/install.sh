@@ -53,19 +53,19 @@ ensure_python_packages() {
   local python="${PYTHON:-python3}"
   [ -x .venv/bin/python ] || { log "creating .venv"; "$python" -m venv .venv; }
   local stamp=.venv/.prs-install-stamp want
-  want="$(cat pyproject.toml deploy/local/install.sh | sha256sum | cut -c1-16)"
+  want="$(cat pyproject.toml deploy/local/install.sh deploy/llama-cmake-args | sha256sum | cut -c1-16)"
   if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] && [ -x .venv/bin/prs ]; then return; fi
   # The CPU build of torch first: otherwise sentence-transformers pulls a CUDA build of several GB.
   log "installing torch (CPU)"
   .venv/bin/pip install -q 'torch==2.13.0'
   # llama-cpp-python compiles from source (several minutes). It is built for any x86-64 with AVX2, not for this
   # CPU: a native build enables AMX on CPUs that have it, and generation then crashes (SIGSEGV) in VMs that do
-  # not enable AMX. --no-cache-dir: a wheel built earlier with other flags is never reused. Same flags as the
-  # Dockerfile; the version is the one pinned in pyproject.toml.
+  # not enable AMX. --no-cache-dir: a wheel built earlier with other flags is never reused. The flags are in
+  # deploy/llama-cmake-args (the Dockerfile reads them too); the version is the one pinned in pyproject.toml.
   local llama
   llama="$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)"
   log "building $llama (portable x86-64 with AVX2; several minutes)"
-  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+  CMAKE_ARGS="$(cat deploy/llama-cmake-args)" \
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q --no-cache-dir --force-reinstall --no-deps "$llama"
   log "installing PR-System and its dependencies"
   CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q -e '.[dev]'

@@ -155,4 +155,6 @@ def test_the_image_holds_every_package_of_the_project_and_a_portable_llama_cpp()
     packages = [name.rstrip("*") for name in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
     for package in packages:
         assert re.search(rf"(?m)^COPY {package} \./{package}$", text), f"{package} is not copied into the image"
-    assert "-DGGML_NATIVE=OFF" in text, "llama.cpp must not be built for the build machine's CPU"
+    assert "-DGGML_NATIVE=OFF" in (REPO_ROOT / "deploy" / "llama-cmake-args").read_text().split()
+    for builder in (text, (REPO_ROOT / "deploy" / "local" / "install.sh").read_text()):
+        assert 'CMAKE_ARGS="$(cat deploy/llama-cmake-args)"' in builder, "llama.cpp is built with the portable flags"
