@@ -9,6 +9,7 @@ recall: stopwords, whole compounds, camelCase parts, and the title counted three
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -39,6 +40,8 @@ _CAMEL_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 def fold_accents(text: str) -> str:
     """Remove diacritics (é -> e, ñ -> n) without changing case."""
+    if text.isascii():  # nothing to fold, and most texts are
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
@@ -49,21 +52,28 @@ def _keep(token: str) -> bool:
     return len(token) >= 2 or token.isdigit()
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _compound_tokens(compound: str) -> tuple[str, ...]:
+    """Tokens of one alphanumeric run with its separators; cached, as words repeat (Zipf) across texts."""
+    tokens: list[str] = []
+    parts = _SEPARATORS.split(compound)
+    for part in parts:
+        lowered = part.lower()
+        if _keep(lowered):
+            tokens.append(lowered)
+        camel = _CAMEL_PARTS.findall(part)
+        if len(camel) > 1:
+            tokens.extend(piece.lower() for piece in camel if _keep(piece.lower()))
+    if len(parts) > 1 and len(compound) <= MAX_TOKEN_CHARS:
+        tokens.append(compound.lower())
+    return tuple(tokens)
+
+
 def tokenize(text: str) -> list[str]:
     """Lexical tokens of a text, in order, repeated as often as they occur."""
     tokens: list[str] = []
-    for match in _COMPOUND.finditer(fold_accents(text)):
-        compound = match.group(0)
-        parts = _SEPARATORS.split(compound)
-        for part in parts:
-            lowered = part.lower()
-            if _keep(lowered):
-                tokens.append(lowered)
-            camel = _CAMEL_PARTS.findall(part)
-            if len(camel) > 1:
-                tokens.extend(piece.lower() for piece in camel if _keep(piece.lower()))
-        if len(parts) > 1 and len(compound) <= MAX_TOKEN_CHARS:
-            tokens.append(compound.lower())
+    for compound in _COMPOUND.findall(fold_accents(text)):
+        tokens.extend(_compound_tokens(compound))
     return tokens
 
 

@@ -133,8 +133,9 @@ class IndexDelta:
 
     def add_entry(self, entry: Mapping[str, Any]) -> None:
         """Count a new entry (built by incident_entry or document_chunk_entry)."""
-        for term in entry["term_frequencies"]:
-            self._change(term, entry["kind"], 1)
+        kind, terms = entry["kind"], self._terms
+        for term in entry["term_frequencies"]:  # _change, inlined: this loop runs once per posting of an import
+            terms[(term, kind)] = terms.get((term, kind), 0) + 1
         self._change_kind(entry["kind"], 1, entry["doc_length"])
 
     def remove(self, term_rows: list[tuple[str, str, int]], kind_rows: list[tuple[str, int, int]]) -> None:
