@@ -73,7 +73,8 @@ async def document_entry_ids(conn: Connection, document_id: int) -> list[int]:
 
 
 async def delete_entries(conn: Connection, entry_ids: Sequence[int]) -> list[str]:
-    """Delete entries (their postings cascade); their vector ids."""
+    """Delete entries and their postings; their vector ids."""
+    await conn.execute("DELETE FROM knowledge_postings WHERE entry_id = ANY($1::bigint[])", list(entry_ids))
     rows = await conn.fetch(
         "DELETE FROM knowledge_entries WHERE id = ANY($1::bigint[]) RETURNING vector_id", list(entry_ids)
     )
@@ -126,6 +127,7 @@ async def bm25_search(
     max_terms: int,
     k1: float,
     b: float,
+    postings_per_term: int,
 ) -> list[tuple[str, float, float]]:
     """Okapi BM25 over the postings: (vector_id, score, query_bound) best first.
 
@@ -134,9 +136,17 @@ async def bm25_search(
     query_bound is the most any entry could score for this query (every term's idf * (k1 + 1)).
     A repeated query term counts as often as it occurs. Only the max_terms query terms of
     highest qtf * idf are scored, which keeps long incident descriptions fast.
+
+    Each term's postings are read best first (by impact, migration 0012) and at most
+    postings_per_term of them per kind and area: a term rarer than that is scored exactly on
+    every entry that has it; a frequent one (low idf) only where it weighs most, so a query costs
+    at most max_terms * postings_per_term index rows however large the knowledge base grows.
     """
     # Two fixed variants, so that the area is an index condition when given ('' = every area).
-    area_filter = "AND p.area = ANY($2::text[])" if area is not None else "AND $2::text[] IS NULL"
+    if area is None:
+        areas, area_join, area_filter = None, "", "AND $2::text[] IS NULL"
+    else:
+        areas, area_join, area_filter = [area, ""], "CROSS JOIN unnest($2::text[]) AS a(area)", "AND p.area = a.area"
     rows = await conn.fetch(
         f"""WITH query_terms AS (
                SELECT term, count(*)::float8 AS qtf FROM unnest($1::text[]) AS term GROUP BY term
@@ -162,9 +172,15 @@ async def bm25_search(
                       sum(w.qtf * w.idf * p.tf * ($6::float8 + 1)
                           / (p.tf + $6::float8 * (1 - $7::float8 + $7::float8 * p.doc_length / c.avg_length))) AS score
                FROM weighted_terms w
-               JOIN knowledge_postings p ON p.term = w.term
+               CROSS JOIN unnest($3::text[]) AS k(kind)
+               {area_join}
+               CROSS JOIN LATERAL (
+                   SELECT p.entry_id, p.tf, p.doc_length FROM knowledge_postings p
+                   WHERE p.term = w.term AND p.kind = k.kind {area_filter}
+                   ORDER BY p.impact DESC, p.entry_id
+                   LIMIT $8::integer
+               ) p
                CROSS JOIN collection c
-               WHERE p.kind = ANY($3::text[]) {area_filter}
                GROUP BY p.entry_id
                ORDER BY score DESC, p.entry_id
                LIMIT $4::integer
@@ -173,12 +189,13 @@ async def bm25_search(
            FROM scored s JOIN knowledge_entries e ON e.id = s.entry_id
            ORDER BY s.score DESC, s.entry_id""",
         list(terms),
-        None if area is None else [area, ""],
+        areas,
         list(kinds),
         limit,
         max_terms,
         float(k1),
         float(b),
+        postings_per_term,
     )
     return [(row["vector_id"], float(row["score"]), float(row["bound"])) for row in rows]
 

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 BM25_K1 = 1.2
 BM25_B = 0.9
 MAX_QUERY_TERMS = 32
+# Postings read per query term (and kind and area), best first: bounds a query's work at any
+# knowledge-base size; a term found in fewer entries is scored on all of them (docs/performance.md).
+POSTINGS_PER_TERM = 2000
 IMPORT_BATCH = 1000
 REINDEX_PAGE = 2000
 # Entries per encode call: large enough that sorting by length keeps padding low.
@@ -57,11 +60,20 @@ TITLE_MAX_CHARS = 200
 class PostgresLexicalIndex:
     """The retriever's lexical index: BM25 over knowledge_postings, scores divided by the query's bound."""
 
-    def __init__(self, pool: asyncpg.Pool, *, k1: float = BM25_K1, b: float = BM25_B, max_terms: int = MAX_QUERY_TERMS):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        k1: float = BM25_K1,
+        b: float = BM25_B,
+        max_terms: int = MAX_QUERY_TERMS,
+        postings_per_term: int = POSTINGS_PER_TERM,
+    ):
         self.pool = pool
         self.k1 = k1
         self.b = b
         self.max_terms = max_terms
+        self.postings_per_term = postings_per_term
 
     async def search(
         self, terms: list[str], *, k: int, area: str | None, kinds: Sequence[str]
@@ -69,7 +81,15 @@ class PostgresLexicalIndex:
         """(vector_id, BM25 / the most this query could score) best first."""
         async with self.pool.acquire() as conn:
             rows = await repository.bm25_search(
-                conn, terms, area=area, kinds=kinds, limit=k, max_terms=self.max_terms, k1=self.k1, b=self.b
+                conn,
+                terms,
+                area=area,
+                kinds=kinds,
+                limit=k,
+                max_terms=self.max_terms,
+                k1=self.k1,
+                b=self.b,
+                postings_per_term=self.postings_per_term,
             )
         return [(vector_id, score / bound if bound > 0 else 0.0) for vector_id, score, bound in rows]
 
@@ -360,6 +380,11 @@ class KnowledgeService:
             "seconds": round(time.perf_counter() - started, 2),
         }
 
+    async def vacuum(self) -> None:
+        """Planner statistics and visibility map of the knowledge tables, after bulk imports with vacuum=False."""
+        async with self.pool.acquire() as conn:
+            await repository.vacuum_knowledge_tables(conn)
+
     async def status(self) -> dict[str, int]:
         """Entries per kind and vectors still pending."""
         async with self.pool.acquire() as conn:
@@ -373,6 +398,18 @@ class KnowledgeService:
         """Import past resolved incidents (closed, source 'import'); idempotent on their key."""
         started = time.perf_counter()
         records = await asyncio.to_thread(read_incidents, Path(path), mapping)
+        report = await self.ingest_incident_records(records, create_areas=create_areas)
+        return report | {"seconds": round(time.perf_counter() - started, 2)}
+
+    async def ingest_incident_records(
+        self, records: Sequence[dict[str, Any]], *, create_areas: bool = True, vacuum: bool = True
+    ) -> dict[str, Any]:
+        """Import parsed incident records (backend.knowledge.ingest's shape); idempotent on their key.
+
+        vacuum=False leaves the knowledge tables' VACUUM (ANALYZE) to the caller, for a caller that
+        imports many batches in a row and vacuums once at the end.
+        """
+        started = time.perf_counter()
         unique = list({record["external_ref"]: record for record in records}.values())
         now = self.clock.now()
         async with transaction(self.pool) as conn:
@@ -382,7 +419,7 @@ class KnowledgeService:
             if missing:
                 await repository.insert_areas(conn, missing, now)
         # Vectors are encoded while later pages are still being written: the encoder sets the pace.
-        staging = asyncio.ensure_future(self._stage_imports(unique, now))
+        staging = asyncio.ensure_future(self._stage_imports(unique, now, vacuum=vacuum))
         try:
             vectors = await self._sync_best_effort(while_staging=staging)
         finally:
@@ -395,7 +432,7 @@ class KnowledgeService:
             "seconds": round(time.perf_counter() - started, 2),
         }
 
-    async def _stage_imports(self, unique: list[dict[str, Any]], now: Any) -> int:
+    async def _stage_imports(self, unique: list[dict[str, Any]], now: Any, *, vacuum: bool = True) -> int:
         """Write imported incidents and their entries page by page (one transaction each); how many were new."""
         inserted = 0
         for start in range(0, len(unique), IMPORT_BATCH):
@@ -410,8 +447,9 @@ class KnowledgeService:
                 await self._add_entries(conn, entries, delta)
                 await repository.apply_statistics(conn, delta.term_deltas(), delta.kind_deltas())
             inserted += len(rows)
-        async with self.pool.acquire() as conn:
-            await repository.vacuum_knowledge_tables(conn)
+        if vacuum:
+            async with self.pool.acquire() as conn:
+                await repository.vacuum_knowledge_tables(conn)
         return inserted
 
     async def ingest_document(self, *, title: str, filename: str, text: str, area: str | None = None) -> dict[str, Any]:

@@ -164,7 +164,7 @@ async def test_bm25_in_sql_agrees_with_a_straightforward_python_bm25(knowledge, 
     expected = python_bm25(corpus, query, k1, b)
     async with knowledge.pool.acquire() as conn:
         rows = await repository.bm25_search(
-            conn, query, area=None, kinds=["incident"], limit=10, max_terms=100, k1=k1, b=b
+            conn, query, area=None, kinds=["incident"], limit=10, max_terms=100, k1=k1, b=b, postings_per_term=1000
         )
     got = {vector_id: score for vector_id, score, _ in rows}
     want = {f"inc:{incident_id}": score for incident_id, score in zip(ids, expected) if score > 0}
@@ -178,17 +178,83 @@ async def test_bm25_area_filter_keeps_global_statistics(knowledge):
     ids = await seed(knowledge)
     async with knowledge.pool.acquire() as conn:
         everywhere = await repository.bm25_search(
-            conn, ["conveyor"], area=None, kinds=["incident"], limit=10, max_terms=10, k1=1.2, b=0.75
+            conn,
+            ["conveyor"],
+            area=None,
+            kinds=["incident"],
+            limit=10,
+            max_terms=10,
+            k1=1.2,
+            b=0.75,
+            postings_per_term=1000,
         )
         production = await repository.bm25_search(
-            conn, ["conveyor"], area="production", kinds=["incident"], limit=10, max_terms=10, k1=1.2, b=0.75
+            conn,
+            ["conveyor"],
+            area="production",
+            kinds=["incident"],
+            limit=10,
+            max_terms=10,
+            k1=1.2,
+            b=0.75,
+            postings_per_term=1000,
         )
         maintenance = await repository.bm25_search(
-            conn, ["pressure"], area="production", kinds=["incident"], limit=10, max_terms=10, k1=1.2, b=0.75
+            conn,
+            ["pressure"],
+            area="production",
+            kinds=["incident"],
+            limit=10,
+            max_terms=10,
+            k1=1.2,
+            b=0.75,
+            postings_per_term=1000,
         )
     assert production == everywhere
     assert {v for v, _, _ in production} == {f"inc:{ids[0]}", f"inc:{ids[1]}"}
     assert maintenance == []
+
+
+async def test_bm25_reads_each_terms_best_postings_first_and_stops_at_the_cap(knowledge):
+    ids = await seed(knowledge)
+    corpus = [document_tokens(title, f"{description}\n{resolution}") for _, title, description, resolution in INCIDENTS]
+
+    def impact(doc: list[str], term: str) -> float:
+        tf = doc.count(term)
+        return tf / (tf + 1.2 * (0.1 + 0.9 * len(doc) / 200.0)) if tf else 0.0
+
+    having = [(impact(doc, "belt"), -incident_id) for doc, incident_id in zip(corpus, ids) if "belt" in doc]
+    assert len(having) == 2  # both conveyor incidents mention the belt
+    best = -max(having)[1]
+    exact = {}
+    async with knowledge.pool.acquire() as conn:
+        for cap in (1, 1000):
+            rows = await repository.bm25_search(
+                conn,
+                ["belt"],
+                area=None,
+                kinds=["incident"],
+                limit=10,
+                max_terms=10,
+                k1=1.2,
+                b=0.9,
+                postings_per_term=cap,
+            )
+            exact[cap] = {vector_id: score for vector_id, score, _ in rows}
+        in_area = await repository.bm25_search(
+            conn,
+            ["belt"],
+            area="production",
+            kinds=["incident"],
+            limit=10,
+            max_terms=10,
+            k1=1.2,
+            b=0.9,
+            postings_per_term=1,
+        )
+    assert len(exact[1000]) == 2
+    assert exact[1] == {f"inc:{best}": exact[1000][f"inc:{best}"]}  # the best one, scored exactly
+    assert [vector_id for vector_id, _, _ in in_area] == [f"inc:{best}"]
 
 
 async def test_bm25_statistics_stay_equal_to_a_recount_through_every_change(knowledge):
@@ -221,5 +287,10 @@ async def test_bm25_statistics_stay_equal_to_a_recount_through_every_change(know
             await repository.recompute_statistics(conn)
         assert [tuple(r) for r in await conn.fetch(terms_query)] == kept_terms
         assert [tuple(r) for r in await conn.fetch(kinds_query)] == kept_kinds
+        orphans = await conn.fetchval(
+            """SELECT count(*) FROM knowledge_postings p
+               WHERE NOT EXISTS (SELECT 1 FROM knowledge_entries e WHERE e.id = p.entry_id)"""
+        )
+    assert orphans == 0  # reopening and deleting removed the postings with their entries
     assert ("conveyor", "document", 1) in kept_terms
     assert [(kind, entries) for kind, entries, _ in kept_kinds] == [("document", 1), ("incident", 4)]
