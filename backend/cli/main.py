@@ -351,6 +351,26 @@ def bench_intake(
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+@bench_app.command("scale")
+def bench_scale(
+    kb: Path = typer.Option(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="JSONL of past incidents in the JIRA format (the material of the entries)",
+    ),
+    entries: int = typer.Option(1_000_000, min=1, help="Knowledge-base entries to build."),
+    queries: int = typer.Option(200, min=1, help="Queries to time (after 10 for warm-up)."),
+    batch: int = typer.Option(50_000, min=1, help="Entries per import call."),
+) -> None:
+    """Retrieval latency at a million incidents (synthetic, from the file's records) in a scratch database:
+    lexical, dense and fused, with and without an area; build time, disk and memory. Last stdout line: JSON."""
+    from bench.scale import run_scale_bench
+
+    result = asyncio.run(run_scale_bench(_settings(), kb, entries=entries, queries=queries, batch=batch))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
 notify_app = typer.Typer(help="Notifications (webhooks, Slack, e-mail).", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")
 
