@@ -205,8 +205,11 @@ class ChromaVectorStore:
                 moved = [ids[p] for p in positions]
                 for other in self._partition_names(kind):
                     stale = self._partition(other, create=False) if other != name else None
-                    if stale is not None:
-                        stale.delete(ids=moved)
+                    # Looking up is cheap; a delete, even of absent ids, is a logged write (2.4 x slower
+                    # imports into five areas when every upsert deleted its ids from the other four).
+                    present = stale.get(ids=moved, include=[])["ids"] if stale is not None else []
+                    if stale is not None and present:
+                        stale.delete(ids=present)
                 collection = self._partition(name, create=True)
                 assert collection is not None  # created when missing
                 for start in range(0, len(positions), UPSERT_BATCH):
