@@ -200,6 +200,7 @@ def _register_background_work(c: Container) -> None:
     settings = c.settings
 
     async def sync_vectors(_tick: datetime) -> int:
+        await c.knowledge.recover_abandoned_bulk_import()
         return await c.knowledge.sync_pending_vectors()
 
     async def destroy_retired_signing_keys(_tick: datetime) -> int:

@@ -258,12 +258,26 @@ def ingest_incidents(
     path: Path = typer.Argument(..., exists=True, dir_okay=False),
     mapping: str = typer.Option("prs", help="prs (our JSONL fields) or jira (the eval data set)"),
     create_areas: bool = typer.Option(True, help="Create unknown areas instead of failing."),
+    bulk: bool = typer.Option(
+        False,
+        help="Large load (e.g. the first import): build the ordered BM25 indexes once at the end; "
+        "lexical search is slow until then.",
+    ),
 ) -> None:
     """Import past resolved incidents from JSONL (idempotent on their key)."""
     if mapping not in ("prs", "jira"):
         raise typer.BadParameter("use prs or jira", param_hint="--mapping")
     fields = cast(Literal["prs", "jira"], mapping)
-    _print_json(lambda c: c.knowledge.ingest_incidents_jsonl(path, create_areas=create_areas, mapping=fields))
+
+    async def run(c):
+        if not bulk:
+            return await c.knowledge.ingest_incidents_jsonl(path, create_areas=create_areas, mapping=fields)
+        async with c.knowledge.bulk_import():
+            return await c.knowledge.ingest_incidents_jsonl(
+                path, create_areas=create_areas, mapping=fields, vacuum=False
+            )
+
+    _print_json(run)
 
 
 @ingest_app.command("documents")

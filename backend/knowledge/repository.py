@@ -12,6 +12,8 @@ from backend.sql import expect_row
 
 # Any fixed 64-bit number; the same in every replica. Serialises writes to the vector store.
 VECTOR_SYNC_LOCK_KEY = 0x505253_564543  # "PRS" "VEC"
+# Held (session level) by the one bulk import that may run at a time.
+BULK_IMPORT_LOCK_KEY = 0x505253_424C4B  # "PRS" "BLK"
 
 POSTING_COLUMNS = ["term", "entry_id", "kind", "area", "tf", "doc_length"]
 
@@ -361,6 +363,63 @@ async def vacuum_knowledge_tables(conn: Connection) -> None:
     VACUUM cannot run inside a transaction: call on a connection outside one.
     """
     await conn.execute("VACUUM (ANALYZE) knowledge_entries, knowledge_postings, knowledge_term_stats")
+
+
+# --- bulk imports ------------------------------------------------------------------------------
+
+# Indexes a bulk import may drop and build again at its end; knowledge_postings_entry_idx stays
+# (deletes need it, and its keys arrive in order anyway).
+DEFERRABLE_INDEXES = ("knowledge_postings_impact_idx", "knowledge_postings_area_impact_idx")
+
+
+async def defer_postings_indexes(conn: Connection, now: datetime) -> list[str]:
+    """Save the ordered postings indexes' definitions and drop the indexes; the names dropped.
+
+    Call inside a transaction, so that the definitions are saved if and only if the drop commits.
+    """
+    rows = await conn.fetch(
+        """INSERT INTO knowledge_deferred_indexes (name, definition, deferred_at)
+           SELECT name, pg_get_indexdef(to_regclass(name)), $2 FROM unnest($1::text[]) AS name
+           WHERE to_regclass(name) IS NOT NULL
+           ON CONFLICT (name) DO NOTHING
+           RETURNING name""",
+        list(DEFERRABLE_INDEXES),
+        now,
+    )
+    names = [row["name"] for row in rows]
+    for name in names:
+        await conn.execute(f'DROP INDEX "{name}"')  # a name of DEFERRABLE_INDEXES, not input
+    return names
+
+
+async def build_deferred_indexes(conn: Connection, *, maintenance_work_mem: str = "512MB") -> list[str]:
+    """Build every index a bulk import deferred and forget its definition; the names built.
+
+    Call inside a transaction (the memory setting is local to it); Postgres sorts with its parallel
+    maintenance workers.
+    """
+    await conn.execute("SELECT set_config('maintenance_work_mem', $1, true)", maintenance_work_mem)
+    rows = await conn.fetch("SELECT name, definition FROM knowledge_deferred_indexes ORDER BY name FOR UPDATE")
+    for row in rows:
+        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", row["name"]):
+            await conn.execute(row["definition"])  # as pg_get_indexdef wrote it
+        await conn.execute("DELETE FROM knowledge_deferred_indexes WHERE name = $1", row["name"])
+    return [row["name"] for row in rows]
+
+
+async def try_lock_bulk_import(conn: Connection) -> bool:
+    """Take the bulk-import lock for this connection's session; False when another session holds it."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", BULK_IMPORT_LOCK_KEY))
+
+
+async def unlock_bulk_import(conn: Connection) -> None:
+    """Release the bulk-import lock taken by try_lock_bulk_import."""
+    await conn.execute("SELECT pg_advisory_unlock($1)", BULK_IMPORT_LOCK_KEY)
+
+
+async def deferred_index_names(conn: Connection) -> list[str]:
+    """Indexes dropped by a bulk import and not built again yet."""
+    return [row["name"] for row in await conn.fetch("SELECT name FROM knowledge_deferred_indexes ORDER BY name")]
 
 
 # --- documents ---------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ upserts their vectors. Vector ids that must disappear are kept as tombstones unt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import asyncpg
 
@@ -25,7 +26,7 @@ from agent.types import CaseForPrompt, ScoredEntry
 from backend.clock import Clock
 from backend.config import Settings
 from backend.db import Connection, transaction
-from backend.errors import NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
+from backend.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from backend.knowledge import repository
 from backend.knowledge.entries import (
     IndexDelta,
@@ -382,10 +383,54 @@ class KnowledgeService:
             "seconds": round(time.perf_counter() - started, 2),
         }
 
-    async def vacuum(self) -> None:
-        """Planner statistics and visibility map of the knowledge tables, after bulk imports with vacuum=False."""
+    @contextlib.asynccontextmanager
+    async def bulk_import(self) -> AsyncIterator[None]:
+        """Imports made inside this block write postings without the two ordered BM25 indexes, which are
+        built once at its end (sorted, by Postgres's parallel workers) and the tables vacuumed.
+
+        For large loads (an initial import, a migration from another tool): lexical search reads the
+        postings without those indexes meanwhile, much slower. One bulk import at a time (Conflict
+        otherwise). If the process dies inside the block, the worker builds the indexes again
+        (recover_abandoned_bulk_import) as soon as the block's lock is gone.
+        """
+        async with self.pool.acquire() as guard:
+            if not await repository.try_lock_bulk_import(guard):
+                raise Conflict("another bulk import is running")
+            try:
+                async with guard.transaction():
+                    await repository.build_deferred_indexes(guard)  # left by one that died
+                async with guard.transaction():
+                    await repository.defer_postings_indexes(guard, self.clock.now())
+                try:
+                    yield
+                finally:
+                    started = time.perf_counter()
+                    async with guard.transaction():
+                        built = await repository.build_deferred_indexes(guard)
+                    await repository.vacuum_knowledge_tables(guard)
+                    log.info(
+                        "bulk import: indexes %s built and tables vacuumed in %.1f s",
+                        built,
+                        time.perf_counter() - started,
+                    )
+            finally:
+                await repository.unlock_bulk_import(guard)
+
+    async def recover_abandoned_bulk_import(self) -> list[str]:
+        """Build the indexes a bulk import dropped if no bulk import is running any more; their names."""
         async with self.pool.acquire() as conn:
-            await repository.vacuum_knowledge_tables(conn)
+            if not await repository.deferred_index_names(conn):
+                return []
+            if not await repository.try_lock_bulk_import(conn):
+                return []  # still running
+            try:
+                async with conn.transaction():
+                    built = await repository.build_deferred_indexes(conn)
+            finally:
+                await repository.unlock_bulk_import(conn)
+        if built:
+            log.warning("built the BM25 indexes an interrupted bulk import had dropped: %s", built)
+        return built
 
     async def status(self) -> dict[str, int]:
         """Entries per kind and vectors still pending."""
@@ -395,12 +440,12 @@ class KnowledgeService:
     # --- imports and documents -----------------------------------------------------------------
 
     async def ingest_incidents_jsonl(
-        self, path: Path, *, create_areas: bool = True, mapping: Mapping = "prs"
+        self, path: Path, *, create_areas: bool = True, mapping: Mapping = "prs", vacuum: bool = True
     ) -> dict[str, Any]:
         """Import past resolved incidents (closed, source 'import'); idempotent on their key."""
         started = time.perf_counter()
         records = await asyncio.to_thread(read_incidents, Path(path), mapping)
-        report = await self.ingest_incident_records(records, create_areas=create_areas)
+        report = await self.ingest_incident_records(records, create_areas=create_areas, vacuum=vacuum)
         return report | {"seconds": round(time.perf_counter() - started, 2)}
 
     async def ingest_incident_records(

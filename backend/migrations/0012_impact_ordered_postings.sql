@@ -23,3 +23,13 @@ CREATE INDEX knowledge_postings_area_impact_idx
 -- The postings' foreign key checked every posting row on insert (a fifth of a bulk import's time);
 -- the only code that deletes entries deletes their postings first (repository.delete_entries).
 ALTER TABLE knowledge_postings DROP CONSTRAINT knowledge_postings_entry_id_fkey;
+
+-- A bulk import drops the two ordered indexes and builds them again at its end (a sorted build
+-- instead of millions of random inserts). Their definitions wait here meanwhile, written in the
+-- transaction that drops them: if the import dies, the next bulk import or `prs migrate` builds
+-- them from here.
+CREATE TABLE knowledge_deferred_indexes (
+    name        text PRIMARY KEY,
+    definition  text NOT NULL,
+    deferred_at timestamptz NOT NULL
+);
