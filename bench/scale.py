@@ -39,7 +39,7 @@ from backend.clock import SystemClock
 from backend.config import Settings
 from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
 from backend.knowledge.ingest import incident_from_jira
-from backend.knowledge.service import KnowledgeService
+from backend.knowledge.service import KnowledgeService, PostgresLexicalIndex
 from bench.intake import resident_mb
 from bench.retrieval import _read_jsonl, latency_figures
 
@@ -52,6 +52,7 @@ WARM_UP = 10
 PARTNER_WEIGHT = 0.5
 NOISE = 0.1
 TITLE_TOKENS = 32
+EVERY_POSTING = 2**31 - 1  # postings_per_term that reads every posting
 KNOWLEDGE_TABLES = ("incidents", "knowledge_entries", "knowledge_postings", "knowledge_term_stats")
 
 
@@ -184,6 +185,27 @@ async def _timed_queries(
     return figures
 
 
+async def _exhaustive_lexical(service: KnowledgeService, queries: list[dict[str, Any]]) -> dict[str, float]:
+    """The design before impact ordering, side by side: BM25 over every posting of every query term.
+
+    Reports its latency and how many of the capped index's top 10 it shares (the cut's cost in ranking).
+    """
+    exhaustive = PostgresLexicalIndex(service.pool, postings_per_term=EVERY_POSTING)
+    seconds, overlaps = [], []
+    for query in queries:
+        started = time.perf_counter()
+        everything = await exhaustive.search(query["terms"], k=TOP_K, area=None, kinds=("incident",))
+        seconds.append(time.perf_counter() - started)
+        capped = await service.lexical_index.search(query["terms"], k=TOP_K, area=None, kinds=("incident",))
+        best = {entry_id for entry_id, _ in everything}
+        if best:
+            overlaps.append(len(best & {entry_id for entry_id, _ in capped}) / len(best))
+    return _percentiles(seconds, "lexical_exhaustive") | {
+        "lexical_top10_shared_with_exhaustive": round(statistics.mean(overlaps), 3) if overlaps else 0.0,
+        "exhaustive_queries": len(seconds),
+    }
+
+
 def _queries(base: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     step = max(1, len(base) // max(1, count))
     chosen = [base[index] for index in range(0, len(base), step)][:count]
@@ -202,6 +224,7 @@ async def run_scale_bench(
     queries: int = 200,
     batch: int = 50_000,
     seed: int = 7,
+    exhaustive_queries: int = 20,
 ) -> dict[str, Any]:
     """Build `entries` synthetic incidents from the file in a scratch database, time queries, drop it."""
     base = [incident_from_jira(record, number) for number, record in enumerate(_read_jsonl(kb_path), start=1)]
@@ -250,6 +273,8 @@ async def run_scale_bench(
             chroma_mb = _folder_mb(work_dir / "chroma")
             vectors.register([query["text"] for query in asked], np.stack([query["vector"] for query in asked]))
             figures = await _timed_queries(service, store, asked)
+            if exhaustive_queries:
+                figures |= await _exhaustive_lexical(service, asked[WARM_UP:][:exhaustive_queries])
         finally:
             await pool.close()
     finally:

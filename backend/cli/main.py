@@ -376,12 +376,17 @@ def bench_scale(
     entries: int = typer.Option(1_000_000, min=1, help="Knowledge-base entries to build."),
     queries: int = typer.Option(200, min=1, help="Queries to time (after 10 for warm-up)."),
     batch: int = typer.Option(50_000, min=1, help="Entries per import call."),
+    exhaustive: int = typer.Option(
+        20, min=0, help="Queries also timed with BM25 over every posting (the design before impact ordering)."
+    ),
 ) -> None:
     """Retrieval latency at a million incidents (synthetic, from the file's records) in a scratch database:
     lexical, dense and fused, with and without an area; build time, disk and memory. Last stdout line: JSON."""
     from bench.scale import run_scale_bench
 
-    result = asyncio.run(run_scale_bench(_settings(), kb, entries=entries, queries=queries, batch=batch))
+    result = asyncio.run(
+        run_scale_bench(_settings(), kb, entries=entries, queries=queries, batch=batch, exhaustive_queries=exhaustive)
+    )
     sys.stdout.write(json.dumps(result) + "\n")
 
 
