@@ -57,6 +57,13 @@ async def seed(knowledge) -> list[int]:
     ]
 
 
+async def bm25(conn, terms, *, area, max_terms, k1, b, cap):
+    """repository.bm25_search over incidents, top 10."""
+    return await repository.bm25_search(
+        conn, terms, area=area, kinds=["incident"], limit=10, max_terms=max_terms, k1=k1, b=b, postings_per_term=cap
+    )
+
+
 async def ranking(service: KnowledgeService) -> list[list[tuple[int, float]]]:
     results = []
     for text in QUERIES:
@@ -163,9 +170,7 @@ async def test_bm25_in_sql_agrees_with_a_straightforward_python_bm25(knowledge, 
     query = tokenize("conveyor belt motor overheating conveyor line 3 E-4021")
     expected = python_bm25(corpus, query, k1, b)
     async with knowledge.pool.acquire() as conn:
-        rows = await repository.bm25_search(
-            conn, query, area=None, kinds=["incident"], limit=10, max_terms=100, k1=k1, b=b, postings_per_term=1000
-        )
+        rows = await bm25(conn, query, area=None, max_terms=100, k1=k1, b=b, cap=1000)
     got = {vector_id: score for vector_id, score, _ in rows}
     want = {f"inc:{incident_id}": score for incident_id, score in zip(ids, expected) if score > 0}
     assert got.keys() == want.keys()
@@ -177,39 +182,9 @@ async def test_bm25_in_sql_agrees_with_a_straightforward_python_bm25(knowledge, 
 async def test_bm25_area_filter_keeps_global_statistics(knowledge):
     ids = await seed(knowledge)
     async with knowledge.pool.acquire() as conn:
-        everywhere = await repository.bm25_search(
-            conn,
-            ["conveyor"],
-            area=None,
-            kinds=["incident"],
-            limit=10,
-            max_terms=10,
-            k1=1.2,
-            b=0.75,
-            postings_per_term=1000,
-        )
-        production = await repository.bm25_search(
-            conn,
-            ["conveyor"],
-            area="production",
-            kinds=["incident"],
-            limit=10,
-            max_terms=10,
-            k1=1.2,
-            b=0.75,
-            postings_per_term=1000,
-        )
-        maintenance = await repository.bm25_search(
-            conn,
-            ["pressure"],
-            area="production",
-            kinds=["incident"],
-            limit=10,
-            max_terms=10,
-            k1=1.2,
-            b=0.75,
-            postings_per_term=1000,
-        )
+        everywhere = await bm25(conn, ["conveyor"], area=None, max_terms=10, k1=1.2, b=0.75, cap=1000)
+        production = await bm25(conn, ["conveyor"], area="production", max_terms=10, k1=1.2, b=0.75, cap=1000)
+        maintenance = await bm25(conn, ["pressure"], area="production", max_terms=10, k1=1.2, b=0.75, cap=1000)
     assert production == everywhere
     assert {v for v, _, _ in production} == {f"inc:{ids[0]}", f"inc:{ids[1]}"}
     assert maintenance == []
@@ -229,29 +204,9 @@ async def test_bm25_reads_each_terms_best_postings_first_and_stops_at_the_cap(kn
     exact = {}
     async with knowledge.pool.acquire() as conn:
         for cap in (1, 1000):
-            rows = await repository.bm25_search(
-                conn,
-                ["belt"],
-                area=None,
-                kinds=["incident"],
-                limit=10,
-                max_terms=10,
-                k1=1.2,
-                b=0.9,
-                postings_per_term=cap,
-            )
+            rows = await bm25(conn, ["belt"], area=None, max_terms=10, k1=1.2, b=0.9, cap=cap)
             exact[cap] = {vector_id: score for vector_id, score, _ in rows}
-        in_area = await repository.bm25_search(
-            conn,
-            ["belt"],
-            area="production",
-            kinds=["incident"],
-            limit=10,
-            max_terms=10,
-            k1=1.2,
-            b=0.9,
-            postings_per_term=1,
-        )
+        in_area = await bm25(conn, ["belt"], area="production", max_terms=10, k1=1.2, b=0.9, cap=1)
     assert len(exact[1000]) == 2
     assert exact[1] == {f"inc:{best}": exact[1000][f"inc:{best}"]}  # the best one, scored exactly
     assert [vector_id for vector_id, _, _ in in_area] == [f"inc:{best}"]
@@ -264,12 +219,7 @@ async def test_bm25_rescores_its_candidates_from_every_posting_of_the_query_term
     # its "belt" as well.
     query = ["belt", "alarm", "slips"]
     async with knowledge.pool.acquire() as conn:
-        ranked = {
-            cap: await repository.bm25_search(
-                conn, query, area=None, kinds=["incident"], limit=10, max_terms=10, k1=1.2, b=0.9, postings_per_term=cap
-            )
-            for cap in (1, 1000)
-        }
+        ranked = {cap: await bm25(conn, query, area=None, max_terms=10, k1=1.2, b=0.9, cap=cap) for cap in (1, 1000)}
     assert len(ranked[1000]) == 2
     assert ranked[1] == ranked[1000]
 
