@@ -118,9 +118,6 @@ async def count_entries(conn: Connection) -> dict[str, int]:
 
 # --- BM25 --------------------------------------------------------------------------------------
 
-# First-pass entries rescored exactly, per result asked for.
-RESCORED_PER_RESULT = 2
-
 
 async def bm25_search(
     conn: Connection,
@@ -145,10 +142,7 @@ async def bm25_search(
     Each term's postings are read best first (by impact, migration 0012) and at most
     postings_per_term of them per kind and area: a term rarer than that is scored exactly on
     every entry that has it; a frequent one (low idf) only where it weighs most, so a query costs
-    at most max_terms * postings_per_term index rows however large the knowledge base grows. The
-    RESCORED_PER_RESULT * limit best entries of that first pass are then scored again from all their
-    postings of the query terms (the (entry_id, term) index), so a result's score is exact even
-    where one of its frequent terms was cut.
+    at most max_terms * postings_per_term index rows however large the knowledge base grows.
     """
     # Two fixed variants, so that the area is an index condition when given ('' = every area).
     if area is None:
@@ -175,7 +169,7 @@ async def bm25_search(
            weighted_terms AS (
                SELECT term, qtf, idf FROM term_stats ORDER BY qtf * idf DESC, term LIMIT $5::integer
            ),
-           candidates AS (
+           scored AS (
                SELECT p.entry_id,
                       sum(w.qtf * w.idf * p.tf * ($6::float8 + 1)
                           / (p.tf + $6::float8 * (1 - $7::float8 + $7::float8 * p.doc_length / c.avg_length))) AS score
@@ -188,19 +182,6 @@ async def bm25_search(
                    ORDER BY p.impact DESC, p.entry_id
                    LIMIT $8::integer
                ) p
-               CROSS JOIN collection c
-               GROUP BY p.entry_id
-               ORDER BY score DESC, p.entry_id
-               LIMIT $9::integer
-           ),
-           scored AS (
-               -- The candidates' exact scores: every query term's posting of each, cut or not.
-               SELECT p.entry_id,
-                      sum(w.qtf * w.idf * p.tf * ($6::float8 + 1)
-                          / (p.tf + $6::float8 * (1 - $7::float8 + $7::float8 * p.doc_length / c.avg_length))) AS score
-               FROM candidates s
-               JOIN knowledge_postings p ON p.entry_id = s.entry_id
-               JOIN weighted_terms w ON w.term = p.term
                CROSS JOIN collection c
                GROUP BY p.entry_id
                ORDER BY score DESC, p.entry_id
@@ -217,7 +198,6 @@ async def bm25_search(
         float(k1),
         float(b),
         postings_per_term,
-        limit * RESCORED_PER_RESULT,
     )
     return [(row["vector_id"], float(row["score"]), float(row["bound"])) for row in rows]
 

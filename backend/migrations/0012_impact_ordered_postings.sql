@@ -20,11 +20,6 @@ CREATE INDEX knowledge_postings_impact_idx
 CREATE INDEX knowledge_postings_area_impact_idx
     ON knowledge_postings (term, kind, area, impact DESC, entry_id) INCLUDE (tf, doc_length);
 
--- An entry's postings by term: deletes find them, and a query rescores its best candidates
--- exactly from them (index only: tf and doc_length are included).
-DROP INDEX knowledge_postings_entry_idx;
-CREATE INDEX knowledge_postings_entry_idx ON knowledge_postings (entry_id, term) INCLUDE (tf, doc_length);
-
 -- The postings' foreign key checked every posting row on insert (a fifth of a bulk import's time);
 -- the only code that deletes entries deletes their postings first (repository.delete_entries).
 ALTER TABLE knowledge_postings DROP CONSTRAINT knowledge_postings_entry_id_fkey;

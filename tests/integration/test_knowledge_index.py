@@ -212,18 +212,6 @@ async def test_bm25_reads_each_terms_best_postings_first_and_stops_at_the_cap(kn
     assert [vector_id for vector_id, _, _ in in_area] == [f"inc:{best}"]
 
 
-async def test_bm25_rescores_its_candidates_from_every_posting_of_the_query_terms(knowledge):
-    await seed(knowledge)
-    # "belt" is in both conveyor incidents and, with one posting per term, read for the best one only;
-    # "alarm" and "slips" are each in one of them, so both are found and the other is then scored with
-    # its "belt" as well.
-    query = ["belt", "alarm", "slips"]
-    async with knowledge.pool.acquire() as conn:
-        ranked = {cap: await bm25(conn, query, area=None, max_terms=10, k1=1.2, b=0.9, cap=cap) for cap in (1, 1000)}
-    assert len(ranked[1000]) == 2
-    assert ranked[1] == ranked[1000]
-
-
 async def test_bm25_statistics_stay_equal_to_a_recount_through_every_change(knowledge):
     ids = await seed(knowledge)
     await knowledge.reopen(ids[1])
