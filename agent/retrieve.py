@@ -1,24 +1,43 @@
-"""Hybrid retrieval: dense (embeddings in the vector store) + lexical (BM25), fused into one score.
+"""Hybrid retrieval: dense (embeddings in the vector store) + lexical (BM25), fused and ranked.
 
-The fused score of an entry is
+Two numbers come out for each entry:
 
-    score = (max(cosine, 0) + lexical_weight * lexical) / (1 + lexical_weight)
+- `score`, the match shown to people and cut by `min_score`: in [0, 1],
 
-where `lexical` is the entry's BM25 score divided by the larger of (a) the best BM25 score among
-the candidates and (b) `lexical_floor` times the most the query could score. (b) keeps a weak
-lexical match from earning the full lexical share just because it is the best of a bad lot, so
-the fused score stays comparable across queries and a minimum-score cut means something.
+      score = (max(cosine, 0) + lexical_weight * lexical) / (1 + lexical_weight)
+
+  where `lexical` is the entry's BM25 score divided by the larger of (a) the best BM25 score
+  among the candidates and (b) `lexical_floor` times the most the query could score. (b) keeps a
+  weak lexical match from earning the full lexical share just because it is the best of a bad
+  lot, so the score stays comparable across queries and a minimum-score cut means something.
+
+- `rank_score`, the order of the results: each retriever's score standardised over this query's
+  candidates (z-scores: how far above this query's typical candidate an entry stands, which
+  weighs the two retrievers by how clearly each separates its candidates), plus two priors
+  learned on the evaluation tasks (fit on one half of the queries, checked on the other):
+
+      rank_score = z(cosine) + weights.lexical * z(bm25)
+                   - weights.length * log(1 + entry tokens)
+                   - weights.age * log(1 + days between the entry and the query)
+
+  Duplicate incidents are reported close together in time (one fault, several reports), and
+  among documents a short, specific answer beats a long one that mentions everything. Each
+  prior is taken relative to the other candidates of the same kind, so it reorders entries
+  within their kind and never lifts one kind over the other.
+
 Candidates are the top `candidates` of each retriever; an entry seen by one retriever only gets
 the other's weakest listed score when that list was full (its true score is at most that), else 0.
 Document chunks are max-pooled: a document is as good as its best chunk.
-Measured choices and figures: docs/knowledge.md.
+Measured choices and figures: docs/knowledge.md and docs/performance.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, Sequence
 
 from agent.embeddings import Encoder
@@ -27,6 +46,8 @@ from agent.store import Scalar, VectorStore, VectorStoreUnavailable
 from agent.types import ScoredEntry
 
 log = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86_400.0
 
 
 class LexicalIndex(Protocol):
@@ -38,8 +59,46 @@ class LexicalIndex(Protocol):
         """(entry_id, score in [0, 1]) best first: BM25 divided by the most this query could score."""
 
 
+@dataclass(frozen=True)
+class EntryFacts:
+    """What the ranking priors need to know of a candidate (its kind is in its id)."""
+
+    length: int  # tokens indexed for BM25
+    created_at: datetime | None
+
+
+class EntryCatalog(Protocol):
+    """Where the facts of entries are kept (the backend's knowledge_entries)."""
+
+    async def facts(self, entry_ids: Sequence[str]) -> dict[str, EntryFacts]:
+        """Facts of those entries that exist, by entry id."""
+
+
 class RetrievalUnavailable(Exception):
     """Neither the vector store nor the lexical index answered."""
+
+
+@dataclass(frozen=True)
+class RankingWeights:
+    """How one kind of entry is ranked: weights against the dense z-score (weight 1)."""
+
+    lexical: float
+    length: float
+    age: float
+    # Word pieces of the query that are embedded when this kind is searched.
+    query_max_tokens: int
+
+
+def _default_weights() -> dict[str, RankingWeights]:
+    # Fit by a listwise logistic model on one half of each task's queries and checked on the other
+    # (docs/performance.md). Incidents (JIRA duplicates): the lexical z-score counts 0.8 of the
+    # dense one, age 0.65 per log-day, length nothing measurable; a query embedded from its first
+    # 128 word pieces does better than 256. Documents (DellQA answers): lexical 0.45, length 0.55
+    # per log-token, no age (a document's date is its upload); the long forum questions need 256.
+    return {
+        "incident": RankingWeights(lexical=0.8, length=0.0, age=0.65, query_max_tokens=128),
+        "document": RankingWeights(lexical=0.45, length=0.55, age=0.0, query_max_tokens=256),
+    }
 
 
 @dataclass(frozen=True)
@@ -49,9 +108,11 @@ class FusionParams:
     candidates: int = 100
     lexical_weight: float = 0.5
     lexical_floor: float = 0.2
-    # The query is embedded from its first 128 word pieces (entries from up to 256): as good or
-    # better on both evaluation tasks, and half the encoding time of a long incident description.
-    query_max_tokens: int = 128
+    weights: dict[str, RankingWeights] = field(default_factory=_default_weights)
+
+    def query_max_tokens(self, kinds: Sequence[str]) -> int:
+        """Word pieces of the query to embed when searching these kinds (one encoding per search)."""
+        return min(self.weights[kind].query_max_tokens for kind in kinds)
 
 
 def group_key(entry_id: str) -> str:
@@ -61,13 +122,65 @@ def group_key(entry_id: str) -> str:
     return entry_id
 
 
+def kind_of(entry_id: str) -> str:
+    """The kind an entry id names (document chunks are 'doc:<document>:<chunk>')."""
+    return "document" if entry_id.startswith("doc:") else "incident"
+
+
+def _standardised(values: list[float], *, population: int, fill: float) -> list[float]:
+    """z-scores of the values among `population` candidates, those not listed scoring `fill`.
+
+    A short list (a small knowledge base) is standardised as if it had its full length, the rest
+    at the fill: three candidates alone would spread over barely one standard deviation, and a
+    prior would then outweigh even an exact match.
+    """
+    missing = max(population - len(values), 0)
+    count = len(values) + missing
+    mean = (sum(values) + missing * fill) / count
+    variance = (sum((value - mean) ** 2 for value in values) + missing * (fill - mean) ** 2) / count
+    spread = math.sqrt(variance)
+    if spread <= 1e-12:
+        return [0.0] * len(values)
+    return [(value - mean) / spread for value in values]
+
+
+def _priors(
+    entry_ids: list[str], facts: dict[str, EntryFacts], weights: dict[str, RankingWeights], at: datetime | None
+) -> list[float]:
+    """Length and age penalties of each entry, centred on the mean of its kind's candidates."""
+    raw: list[float] = []
+    for entry_id in entry_ids:
+        fact = facts.get(entry_id)
+        weight = weights.get(kind_of(entry_id))
+        if fact is None or weight is None:
+            raw.append(math.nan)
+            continue
+        penalty = weight.length * math.log1p(max(fact.length, 0))
+        if weight.age and at is not None and fact.created_at is not None:
+            days = abs((at - fact.created_at).total_seconds()) / SECONDS_PER_DAY
+            penalty += weight.age * math.log1p(days)
+        raw.append(-penalty)
+    by_kind: dict[str, list[float]] = {}
+    for entry_id, value in zip(entry_ids, raw):
+        if not math.isnan(value):
+            by_kind.setdefault(kind_of(entry_id), []).append(value)
+    means = {kind: sum(values) / len(values) for kind, values in by_kind.items()}
+    return [0.0 if math.isnan(value) else value - means[kind_of(entry_id)] for entry_id, value in zip(entry_ids, raw)]
+
+
 def fuse(
     dense: Sequence[tuple[str, float]] | None,
     lexical: Sequence[tuple[str, float]] | None,
     *,
     params: FusionParams,
+    facts: dict[str, EntryFacts] | None = None,
+    at: datetime | None = None,
 ) -> list[ScoredEntry]:
-    """Fused, max-pooled entries best first; None for a retriever that did not answer."""
+    """Ranked, max-pooled entries best first; None for a retriever that did not answer.
+
+    facts (kind, length, date of each candidate) and at (the query's time) feed the priors; an
+    entry without facts gets none, and without facts at all the ranking is the z-scores alone.
+    """
     if dense is None and lexical is None:
         raise RetrievalUnavailable("neither the vector store nor the lexical index answered")
     alpha = params.lexical_weight
@@ -84,23 +197,37 @@ def fuse(
     lexical_fill = min(lexical_scores.values()) if len(lexical_scores) >= params.candidates else 0.0
     lexical_scale = max(max(lexical_scores.values(), default=0.0), params.lexical_floor)
 
+    entry_ids = sorted(dense_scores.keys() | lexical_scores.keys())
+    if not entry_ids:
+        return []
+    cosines = [dense_scores.get(entry_id, dense_fill) for entry_id in entry_ids]
+    bm25s = [lexical_scores.get(entry_id, lexical_fill) for entry_id in entry_ids]
+    population = params.candidates
+    dense_z = _standardised(cosines, population=population, fill=dense_fill) if dense is not None else []
+    lexical_z = _standardised(bm25s, population=population, fill=lexical_fill) if lexical is not None else []
+    dense_z = dense_z or [0.0] * len(entry_ids)
+    lexical_z = lexical_z or [0.0] * len(entry_ids)
+    priors = _priors(entry_ids, facts or {}, params.weights, at)
+
     best: dict[str, ScoredEntry] = {}
-    for entry_id in dense_scores.keys() | lexical_scores.keys():
+    for position, entry_id in enumerate(entry_ids):
         cosine = dense_scores.get(entry_id)
         bm25 = lexical_scores.get(entry_id)
-        lexical_part = min(1.0, (bm25 if bm25 is not None else lexical_fill) / lexical_scale)
-        dense_part = cosine if cosine is not None else dense_fill
+        lexical_part = min(1.0, bm25s[position] / lexical_scale)
+        kind_weights = params.weights.get(kind_of(entry_id))
+        lexical_rank_weight = kind_weights.lexical if kind_weights else alpha
         candidate = ScoredEntry(
             entry_id=entry_id,
-            score=round(dense_weight * dense_part + lexical_weight * lexical_part, 6),
+            score=round(dense_weight * cosines[position] + lexical_weight * lexical_part, 6),
             dense_score=None if cosine is None else round(cosine, 6),
             lexical_score=None if bm25 is None else round(min(1.0, bm25 / lexical_scale), 6),
+            rank_score=round(dense_z[position] + lexical_rank_weight * lexical_z[position] + priors[position], 6),
         )
         key = group_key(entry_id)
         held = best.get(key)
-        if held is None or (candidate.score, held.entry_id) > (held.score, candidate.entry_id):
+        if held is None or (candidate.rank_score, held.entry_id) > (held.rank_score, candidate.entry_id):
             best[key] = candidate
-    return sorted(best.values(), key=lambda entry: (-entry.score, entry.entry_id))
+    return sorted(best.values(), key=lambda entry: (-entry.rank_score, entry.entry_id))
 
 
 class Retriever:
@@ -111,16 +238,19 @@ class Retriever:
         encoder: Encoder,
         store: VectorStore,
         lexical_index: LexicalIndex,
+        catalog: EntryCatalog | None = None,
         *,
-        params: FusionParams = FusionParams(),
+        params: FusionParams | None = None,
     ):
         self.encoder = encoder
         self.store = store
         self.lexical_index = lexical_index
-        self.params = params
+        self.catalog = catalog
+        self.params = params or FusionParams()
 
     async def _dense(self, text: str, area: str | None, kinds: Sequence[str]) -> list[tuple[str, float]] | None:
-        vector = (await self.encoder.encode_async([text], max_tokens=self.params.query_max_tokens))[0]
+        max_tokens = self.params.query_max_tokens(kinds)
+        vector = (await self.encoder.encode_async([text], max_tokens=max_tokens))[0]
         where: dict[str, list[Scalar]] = {"kind": list(kinds)}
         if area is not None:
             where["area"] = [area, ""]  # "" marks documents that apply to every area
@@ -140,6 +270,15 @@ class Retriever:
             log.warning("lexical index unavailable, dense retrieval only", exc_info=True)
             return None
 
+    async def _facts(self, entry_ids: list[str]) -> dict[str, EntryFacts]:
+        if self.catalog is None or not entry_ids:
+            return {}
+        try:
+            return await self.catalog.facts(entry_ids)
+        except Exception:  # noqa: BLE001 - without facts the ranking drops its priors, it does not fail
+            log.warning("entry facts unavailable, ranking without priors", exc_info=True)
+            return {}
+
     async def search(
         self,
         text: str,
@@ -148,10 +287,13 @@ class Retriever:
         k: int,
         kinds: Sequence[str] = ("incident", "document"),
         min_score: float = 0.0,
+        at: datetime | None = None,
     ) -> list[ScoredEntry]:
-        """The k best entries for a text, scores in [0, 1], none under min_score."""
+        """The k best entries for a text, none under min_score; at is the query's time (age prior)."""
         if not text.strip() or k <= 0:
             return []
         dense, lexical = await asyncio.gather(self._dense(text, area, kinds), self._lexical(text, area, kinds))
-        ranked = fuse(dense, lexical, params=self.params)
+        candidates = sorted({entry_id for entry_id, _ in dense or ()} | {entry_id for entry_id, _ in lexical or ()})
+        facts = await self._facts(candidates)
+        ranked = fuse(dense, lexical, params=self.params, facts=facts, at=at)
         return [entry for entry in ranked if entry.score >= min_score][:k]

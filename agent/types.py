@@ -10,12 +10,16 @@ EntryKind = Literal["incident", "document"]
 
 @dataclass(frozen=True)
 class ScoredEntry:
-    """One knowledge-base entry found by retrieval, before the backend adds its text."""
+    """One knowledge-base entry found by retrieval, before the backend adds its text.
+
+    score is the match in [0, 1] shown to people; rank_score orders the results (agent/retrieve.py).
+    """
 
     entry_id: str
     score: float
     dense_score: float | None = None
     lexical_score: float | None = None
+    rank_score: float = 0.0
 
 
 @dataclass(frozen=True)

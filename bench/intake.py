@@ -116,7 +116,7 @@ async def _floor_once(services: Any, report: dict[str, Any]) -> float:
     params = knowledge.retriever.params
     text = f"{report['title']}\n{report['description']}"
     started = time.perf_counter()
-    vector = (await knowledge.encoder.encode_async([text], max_tokens=params.query_max_tokens))[0]
+    vector = (await knowledge.encoder.encode_async([text], max_tokens=params.query_max_tokens(("incident",))))[0]
     knowledge.vector_store.query(vector, params.candidates, {"kind": ["incident"], "area": [report["area"], ""]})
     await knowledge.lexical_index.search(tokenize(text), k=params.candidates, area=report["area"], kinds=("incident",))
     return time.perf_counter() - started

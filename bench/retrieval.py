@@ -103,7 +103,10 @@ async def _bench_jira(
             new_incident = incident_from_jira(by_key[query["query_key"]], number)
             text = f"{new_incident['title']}\n{new_incident['description']}"
             area = new_incident["area"] if setting == "same_area" else None
-            similar, seconds = await _timed(service.similar_incidents(text=text, area=area, limit=TOP_K))
+            # Replayed as reported: at the query's creation time (the age prior measures from it).
+            similar, seconds = await _timed(
+                service.similar_incidents(text=text, area=area, limit=TOP_K, reported_at=new_incident["created_at"])
+            )
             rankings.append(([item.incident_id for item in similar], relevant))
             latencies.append(seconds)
         figures = ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)

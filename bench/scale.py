@@ -235,7 +235,7 @@ async def run_scale_bench(
     title_vectors = await encoder.encode_async([record["title"] for record in base], max_tokens=TITLE_TOKENS)
     base_encode_s = time.perf_counter() - started
     asked = _queries(base, queries + WARM_UP)
-    # The real cost of the encoding a query adds to the figures below (FusionParams.query_max_tokens).
+    # The real cost of the encoding a query adds to the figures below (FusionParams.query_max_tokens for incidents).
     encode_seconds = []
     for query in asked:
         started = time.perf_counter()

@@ -117,7 +117,10 @@ class PersonRef(BaseModel):
 class SimilarIncidentOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     incident_id: int
-    score: float = Field(description="Similarity in [0, 1]; higher is closer.")
+    score: float = Field(
+        description="Similarity in [0, 1]; higher is closer. Lists are ordered by similarity and then by "
+        "how close in time the incident was reported, so scores are not always decreasing."
+    )
     title: str
     resolution: str | None
     area: str | None = None

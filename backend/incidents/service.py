@@ -255,12 +255,19 @@ class IncidentService:
                 return view
         return await answer(row)
 
-    async def similar_for_text(self, text: str, area: str, *, exclude_incident_id: int | None = None) -> list[Any]:
-        """Similar resolved incidents; retrieval trouble degrades to an empty list, never to an error."""
+    async def similar_for_text(
+        self, text: str, area: str, *, exclude_incident_id: int | None = None, reported_at: datetime | None = None
+    ) -> list[Any]:
+        """Similar resolved incidents of a text reported at reported_at (now unless given); retrieval
+        trouble degrades to an empty list, never to an error."""
         try:
             with self.metrics.retrieval_latency.time():
                 return await self.knowledge.similar_incidents(
-                    text=text, area=area, limit=self.settings.similar_limit, exclude_incident_id=exclude_incident_id
+                    text=text,
+                    area=area,
+                    limit=self.settings.similar_limit,
+                    exclude_incident_id=exclude_incident_id,
+                    reported_at=reported_at,
                 )
         except Exception:  # retrieval is an aid: the incident must be accepted without it
             log.exception("similar-incident retrieval failed; answering without it")
@@ -275,7 +282,10 @@ class IncidentService:
         """Similar resolved incidents of an existing incident (itself excluded)."""
         incident = await self.get(incident_id, viewer=viewer)
         return await self.similar_for_text(
-            f"{incident['title']}\n{incident['description']}", incident["area"], exclude_incident_id=incident_id
+            f"{incident['title']}\n{incident['description']}",
+            incident["area"],
+            exclude_incident_id=incident_id,
+            reported_at=incident["created_at"],
         )
 
     async def list(self, filters: IncidentFilters, *, viewer: Principal | None = None) -> dict[str, Any]:

@@ -105,6 +105,15 @@ async def entries_by_vector_ids(conn: Connection, vector_ids: Sequence[str]) -> 
     )
 
 
+async def entry_facts(conn: Connection, vector_ids: Sequence[str]) -> list[asyncpg.Record]:
+    """(vector_id, doc_length, source_created_at) of the entries with these vector ids: what ranking needs."""
+    return await conn.fetch(
+        """SELECT vector_id, doc_length, source_created_at FROM knowledge_entries
+           WHERE vector_id = ANY($1::text[])""",
+        list(vector_ids),
+    )
+
+
 async def count_entries(conn: Connection) -> dict[str, int]:
     """Entries per kind, and how many still wait for their vector."""
     row = await conn.fetchrow(

@@ -23,7 +23,9 @@ SEARCH_LIMIT_MAX = 50
     summary="Search the knowledge base",
     description=(
         "Hybrid search (embeddings + BM25) over resolved incidents and knowledge-document chunks. "
-        "Results are fused into one score in [0, 1]; a document appears once, with its best chunk. "
+        "Each result's match is fused into one score in [0, 1]; the order also weighs recency among incidents "
+        "and brevity among document chunks, so scores are not always decreasing. "
+        "A document appears once, with its best chunk. "
         "With `area`, only that area's incidents and documents (plus documents for every area) are searched. "
         "Any signed-in role."
     ),

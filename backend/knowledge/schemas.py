@@ -65,7 +65,10 @@ class KnowledgeHitOut(BaseModel):
 class KnowledgeSearchOut(BaseModel):
     query: str
     area: str | None
-    results: list[KnowledgeHitOut] = Field(description="Best first; at most `limit`, none under the minimum score.")
+    results: list[KnowledgeHitOut] = Field(
+        description="Best first (by match, then recency among incidents and brevity among documents); "
+        "at most `limit`, none under the minimum score."
+    )
 
 
 class DocumentOut(BaseModel):

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
@@ -20,7 +21,7 @@ import asyncpg
 
 from agent.chunking import chunk_document
 from agent.embeddings import Encoder
-from agent.retrieve import FusionParams, Retriever
+from agent.retrieve import EntryFacts, Retriever
 from agent.store import VectorStore, VectorStoreUnavailable
 from agent.types import CaseForPrompt, ScoredEntry
 from backend.clock import Clock
@@ -95,6 +96,21 @@ class PostgresLexicalIndex:
         return [(vector_id, score / bound if bound > 0 else 0.0) for vector_id, score, bound in rows]
 
 
+class PostgresEntryCatalog:
+    """The retriever's entry facts (length, date) for its ranking priors, in one round trip."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    async def facts(self, entry_ids: Sequence[str]) -> dict[str, EntryFacts]:
+        """Facts of the entries that exist, by vector id."""
+        async with self.pool.acquire() as conn:
+            rows = await repository.entry_facts(conn, entry_ids)
+        return {
+            row["vector_id"]: EntryFacts(length=row["doc_length"], created_at=row["source_created_at"]) for row in rows
+        }
+
+
 class KnowledgeService:
     """The knowledge base: what is in it, how it is kept in step, and how it is searched."""
 
@@ -107,7 +123,7 @@ class KnowledgeService:
         self.vector_store = vector_store
         self.clock = clock
         self.lexical_index = PostgresLexicalIndex(pool)
-        self.retriever = Retriever(encoder, vector_store, self.lexical_index, params=FusionParams())
+        self.retriever = Retriever(encoder, vector_store, self.lexical_index, PostgresEntryCatalog(pool))
 
     # --- retrieval -----------------------------------------------------------------------------
 
@@ -121,15 +137,25 @@ class KnowledgeService:
         return [(entry, by_id[entry.entry_id]) for entry in found if entry.entry_id in by_id]
 
     async def similar_incidents(
-        self, *, text: str, area: str | None, limit: int, exclude_incident_id: int | None = None
+        self,
+        *,
+        text: str,
+        area: str | None,
+        limit: int,
+        exclude_incident_id: int | None = None,
+        reported_at: datetime | None = None,
     ) -> list[SimilarIncident]:
-        """Resolved incidents closest to a text, best first, none under settings.similar_min_score."""
+        """Resolved incidents closest to a text, best first, none under settings.similar_min_score.
+
+        reported_at is when the text was reported (now unless given): incidents reported close to it
+        rank higher, other things equal (agent/retrieve.py)."""
         found = await self.retriever.search(
             text,
             area=area,
             k=limit + (1 if exclude_incident_id is not None else 0),
             kinds=("incident",),
             min_score=self.settings.similar_min_score,
+            at=reported_at or self.clock.now(),
         )
         similar = [
             SimilarIncident(
@@ -157,7 +183,7 @@ class KnowledgeService:
     async def retrieve_cases(self, *, text: str, area: str | None, limit: int) -> list[CaseForPrompt]:
         """Incidents and document chunks to ground an LLM suggestion, best first."""
         found = await self.retriever.search(
-            text, area=area, k=limit, kinds=ALL_KINDS, min_score=self.settings.similar_min_score
+            text, area=area, k=limit, kinds=ALL_KINDS, min_score=self.settings.similar_min_score, at=self.clock.now()
         )
         cases = []
         for entry, row in await self._hydrate(found):
@@ -193,7 +219,9 @@ class KnowledgeService:
         unknown = set(kinds) - set(ALL_KINDS)
         if unknown or not kinds:
             raise ValidationFailed(f"kinds must be among {', '.join(ALL_KINDS)}", field="kinds")
-        found = await self.retriever.search(query, area=area, k=limit, kinds=tuple(kinds), min_score=min_score)
+        found = await self.retriever.search(
+            query, area=area, k=limit, kinds=tuple(kinds), min_score=min_score, at=self.clock.now()
+        )
         return [
             KnowledgeHit(
                 kind=row["kind"],

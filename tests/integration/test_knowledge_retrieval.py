@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -65,13 +66,29 @@ async def test_without_an_area_every_area_is_searched(knowledge):
     assert {s.incident_id for s in similar} == {ids["conveyor"], ids["conveyor_maintenance"]}
 
 
-async def test_scores_are_in_the_unit_interval_and_decrease(knowledge):
-    await seed(knowledge)
+async def test_scores_are_in_the_unit_interval_and_the_best_match_comes_first(knowledge):
+    ids = await seed(knowledge)
     similar = await knowledge.service.similar_incidents(text="printer labels shifted", area=None, limit=10)
     scores = [s.score for s in similar]
     assert len(scores) == 4
-    assert scores == sorted(scores, reverse=True)
+    assert similar[0].incident_id == ids["printer"] and scores[0] == max(scores)
     assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+async def test_of_two_reports_of_the_same_fault_the_one_closer_in_time_ranks_first(knowledge):
+    first = await knowledge.add_resolved_incident(area="production", **CONVEYOR)
+    knowledge.clock.advance(days=400)
+    second = await knowledge.add_resolved_incident(area="production", **CONVEYOR)
+    await knowledge.add_resolved_incident(area="production", **PRINTER)
+    text = CONVEYOR["title"]
+
+    recent = await knowledge.service.similar_incidents(text=text, area="production", limit=3)
+    assert [s.incident_id for s in recent][:2] == [second, first]
+    assert recent[0].score == recent[1].score  # the match shown is the text's; the date only orders
+    back_then = await knowledge.service.similar_incidents(
+        text=text, area="production", limit=3, reported_at=knowledge.clock.now() - timedelta(days=395)
+    )
+    assert [s.incident_id for s in back_then][:2] == [first, second]
 
 
 async def test_the_minimum_score_cuts_unrelated_incidents(knowledge):

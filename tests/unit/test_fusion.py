@@ -1,10 +1,13 @@
-"""Score fusion: one score in [0, 1], monotone with the ranking, with one retriever or two."""
+"""Score fusion and ranking: a match score in [0, 1] for people, an order from z-scores and priors."""
+
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agent.retrieve import FusionParams, RetrievalUnavailable, fuse, group_key
+from agent.retrieve import EntryFacts, FusionParams, RankingWeights, RetrievalUnavailable, fuse, group_key
 
 PARAMS = FusionParams(candidates=3, lexical_weight=0.5, lexical_floor=0.2)
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
 
 
 def test_an_entry_found_by_both_retrievers_beats_one_found_by_one():
@@ -12,11 +15,95 @@ def test_an_entry_found_by_both_retrievers_beats_one_found_by_one():
     assert [e.entry_id for e in ranked] == ["inc:1", "inc:2"]
 
 
-def test_scores_are_in_the_unit_interval_and_sorted():
+def test_scores_are_in_the_unit_interval_and_the_order_follows_the_rank_score():
     ranked = fuse([("inc:1", 1.3), ("inc:2", -0.2), ("inc:3", 0.4)], [("inc:2", 0.9), ("inc:4", 0.1)], params=PARAMS)
-    scores = [e.score for e in ranked]
-    assert scores == sorted(scores, reverse=True)
-    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert all(0.0 <= e.score <= 1.0 for e in ranked)
+    ranks = [e.rank_score for e in ranked]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_the_rank_score_weighs_each_retriever_by_its_standardised_score():
+    # inc:1 leads the dense list by far; inc:2 leads the lexical list by a little: dense wins.
+    dense = [("inc:1", 0.9), ("inc:2", 0.5), ("inc:3", 0.5)]
+    lexical = [("inc:2", 0.6), ("inc:1", 0.5), ("inc:3", 0.5)]
+    ranked = fuse(dense, lexical, params=PARAMS)
+    assert [e.entry_id for e in ranked][:2] == ["inc:1", "inc:2"]
+    # Weighted the other way round, the lexical lead decides.
+    lexical_first = FusionParams(
+        candidates=3,
+        weights={"incident": RankingWeights(lexical=10.0, length=0.0, age=0.0, query_max_tokens=128)},
+    )
+    assert fuse(dense, lexical, params=lexical_first)[0].entry_id == "inc:2"
+
+
+def test_of_two_equal_matches_the_incident_reported_closer_in_time_ranks_first():
+    dense = [("inc:1", 0.8), ("inc:2", 0.8), ("inc:3", 0.2)]
+    lexical = [("inc:1", 0.5), ("inc:2", 0.5)]
+    facts = {
+        "inc:1": EntryFacts(length=50, created_at=NOW - timedelta(days=700)),
+        "inc:2": EntryFacts(length=50, created_at=NOW - timedelta(days=2)),
+        "inc:3": EntryFacts(length=50, created_at=NOW - timedelta(days=1)),
+    }
+    ranked = fuse(dense, lexical, params=PARAMS, facts=facts, at=NOW)
+    assert [e.entry_id for e in ranked][:2] == ["inc:2", "inc:1"]
+    assert ranked[0].score == ranked[1].score  # the shown match is the text's, not the date's
+    # Without the query's time there is no age to weigh: the id breaks the tie.
+    assert [e.entry_id for e in fuse(dense, lexical, params=PARAMS, facts=facts)][:2] == ["inc:1", "inc:2"]
+
+
+def test_the_age_prior_also_counts_incidents_reported_after_the_query_time():
+    dense = [("inc:1", 0.8), ("inc:2", 0.8)]
+    facts = {
+        "inc:1": EntryFacts(length=50, created_at=NOW + timedelta(days=400)),
+        "inc:2": EntryFacts(length=50, created_at=NOW + timedelta(days=3)),
+    }
+    assert fuse(dense, [], params=PARAMS, facts=facts, at=NOW)[0].entry_id == "inc:2"
+
+
+def test_of_two_equal_document_matches_the_shorter_chunk_ranks_first():
+    dense = [("doc:1:0", 0.7), ("doc:2:0", 0.7)]
+    facts = {"doc:1:0": EntryFacts(length=400, created_at=NOW), "doc:2:0": EntryFacts(length=40, created_at=NOW)}
+    assert fuse(dense, [], params=PARAMS, facts=facts, at=NOW)[0].entry_id == "doc:2:0"
+
+
+def test_documents_have_no_age_prior_and_incidents_no_length_prior():
+    dense = [("doc:1:0", 0.7), ("doc:2:0", 0.7), ("inc:3", 0.7), ("inc:4", 0.7)]
+    facts = {
+        "doc:1:0": EntryFacts(length=40, created_at=NOW - timedelta(days=900)),
+        "doc:2:0": EntryFacts(length=40, created_at=NOW),
+        "inc:3": EntryFacts(length=900, created_at=NOW),
+        "inc:4": EntryFacts(length=10, created_at=NOW),
+    }
+    ranked = {e.entry_id: e.rank_score for e in fuse(dense, [], params=PARAMS, facts=facts, at=NOW)}
+    assert ranked["doc:1:0"] == ranked["doc:2:0"]
+    assert ranked["inc:3"] == ranked["inc:4"]
+
+
+def test_priors_reorder_within_a_kind_but_do_not_lift_one_kind_over_the_other():
+    # Every incident is old, every document long: each kind's mean prior is zero, so the best
+    # incident and the best document keep the order of their text match.
+    dense = [("inc:1", 0.9), ("inc:2", 0.5), ("doc:3:0", 0.8), ("doc:4:0", 0.5)]
+    facts = {
+        "inc:1": EntryFacts(length=50, created_at=NOW - timedelta(days=3000)),
+        "inc:2": EntryFacts(length=50, created_at=NOW - timedelta(days=3000)),
+        "doc:3:0": EntryFacts(length=2000, created_at=NOW),
+        "doc:4:0": EntryFacts(length=2000, created_at=NOW),
+    }
+    plain = [e.entry_id for e in fuse(dense, [], params=PARAMS)]
+    assert [e.entry_id for e in fuse(dense, [], params=PARAMS, facts=facts, at=NOW)] == plain
+
+
+def test_entries_without_facts_are_ranked_by_their_match_alone():
+    dense = [("inc:1", 0.9), ("inc:2", 0.3)]
+    facts = {"inc:2": EntryFacts(length=10, created_at=NOW)}
+    assert [e.entry_id for e in fuse(dense, [], params=PARAMS, facts=facts, at=NOW)] == ["inc:1", "inc:2"]
+
+
+def test_the_query_is_embedded_as_long_as_the_shortest_setting_of_the_kinds_searched():
+    params = FusionParams()
+    assert params.query_max_tokens(["document"]) == 256
+    assert params.query_max_tokens(["incident"]) == 128
+    assert params.query_max_tokens(["incident", "document"]) == 128
 
 
 def test_fused_score_is_the_weighted_mean_of_cosine_and_normalised_bm25():
@@ -39,15 +126,15 @@ def test_an_entry_missing_from_a_full_dense_list_gets_its_last_score():
     assert ranked["inc:9"].score == pytest.approx((0.7 + 0.5 * 1.0) / 1.5)
 
 
-def test_without_the_vector_store_the_score_is_the_lexical_one():
-    ranked = fuse(None, [("inc:1", 0.6), ("inc:2", 0.3)], params=PARAMS)
+def test_without_the_vector_store_the_score_and_the_order_are_the_lexical_ones():
+    ranked = fuse(None, [("inc:2", 0.3), ("inc:1", 0.6)], params=PARAMS)
     assert [(e.entry_id, e.score) for e in ranked] == [("inc:1", 1.0), ("inc:2", 0.5)]
     assert all(e.dense_score is None for e in ranked)
 
 
-def test_without_the_lexical_index_the_score_is_the_cosine():
-    ranked = fuse([("inc:1", 0.7)], None, params=PARAMS)
-    assert ranked[0].score == pytest.approx(0.7)
+def test_without_the_lexical_index_the_score_is_the_cosine_and_orders_the_results():
+    ranked = fuse([("inc:2", 0.4), ("inc:1", 0.7)], None, params=PARAMS)
+    assert [(e.entry_id, e.score) for e in ranked] == [("inc:1", 0.7), ("inc:2", 0.4)]
 
 
 def test_with_neither_retriever_retrieval_is_unavailable():
