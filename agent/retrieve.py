@@ -144,28 +144,85 @@ def _standardised(values: list[float], *, population: int, fill: float) -> list[
     return [(value - mean) / spread for value in values]
 
 
-def _priors(
-    entry_ids: list[str], facts: dict[str, EntryFacts], weights: dict[str, RankingWeights], at: datetime | None
-) -> list[float]:
-    """Length and age penalties of each entry, centred on the mean of its kind's candidates."""
-    raw: list[float] = []
-    for entry_id in entry_ids:
-        fact = facts.get(entry_id)
-        weight = weights.get(kind_of(entry_id))
-        if fact is None or weight is None:
-            raw.append(math.nan)
-            continue
-        penalty = weight.length * math.log1p(max(fact.length, 0))
-        if weight.age and at is not None and fact.created_at is not None:
-            days = abs((at - fact.created_at).total_seconds()) / SECONDS_PER_DAY
-            penalty += weight.age * math.log1p(days)
-        raw.append(-penalty)
+@dataclass(frozen=True)
+class RankingFeatures:
+    """What the rank score weighs, per candidate entry (same order as entry_ids).
+
+    rank_score = dense_z + w_lexical * lexical_z - w_length * log_length - w_age * log_days, each prior
+    feature centred on the mean of its kind's candidates (0 where an entry's facts are unknown).
+    """
+
+    entry_ids: list[str]
+    cosines: list[float]  # the dense score used, the fill for an entry the dense list missed
+    bm25s: list[float]  # likewise for the lexical list
+    dense_z: list[float]
+    lexical_z: list[float]
+    log_length: list[float]
+    log_days: list[float]
+
+
+def _centred_by_kind(entry_ids: list[str], values: list[float | None]) -> list[float]:
+    """Each known value minus the mean of its kind's known values; 0 for an unknown one."""
     by_kind: dict[str, list[float]] = {}
-    for entry_id, value in zip(entry_ids, raw):
-        if not math.isnan(value):
+    for entry_id, value in zip(entry_ids, values):
+        if value is not None:
             by_kind.setdefault(kind_of(entry_id), []).append(value)
-    means = {kind: sum(values) / len(values) for kind, values in by_kind.items()}
-    return [0.0 if math.isnan(value) else value - means[kind_of(entry_id)] for entry_id, value in zip(entry_ids, raw)]
+    means = {kind: sum(known) / len(known) for kind, known in by_kind.items()}
+    return [0.0 if value is None else value - means[kind_of(entry_id)] for entry_id, value in zip(entry_ids, values)]
+
+
+def ranking_features(
+    dense: Sequence[tuple[str, float]] | None,
+    lexical: Sequence[tuple[str, float]] | None,
+    *,
+    candidates: int,
+    facts: dict[str, EntryFacts] | None = None,
+    at: datetime | None = None,
+) -> RankingFeatures:
+    """The features of every candidate of either list (None: that retriever did not answer)."""
+    dense_scores = {entry_id: max(0.0, min(1.0, score)) for entry_id, score in dense or ()}
+    lexical_scores = dict(lexical or ())
+    # An entry missing from a full list scored at most that list's last score.
+    dense_fill = min(dense_scores.values()) if len(dense_scores) >= candidates else 0.0
+    lexical_fill = min(lexical_scores.values()) if len(lexical_scores) >= candidates else 0.0
+    entry_ids = sorted(dense_scores.keys() | lexical_scores.keys())
+    cosines = [dense_scores.get(entry_id, dense_fill) for entry_id in entry_ids]
+    bm25s = [lexical_scores.get(entry_id, lexical_fill) for entry_id in entry_ids]
+    zeros = [0.0] * len(entry_ids)
+    known = facts or {}
+    lengths: list[float | None] = []
+    days: list[float | None] = []
+    for entry_id in entry_ids:
+        fact = known.get(entry_id)
+        lengths.append(None if fact is None else math.log1p(max(fact.length, 0)))
+        if fact is None or fact.created_at is None or at is None:
+            days.append(None)
+        else:
+            days.append(math.log1p(abs((at - fact.created_at).total_seconds()) / SECONDS_PER_DAY))
+    return RankingFeatures(
+        entry_ids=entry_ids,
+        cosines=cosines,
+        bm25s=bm25s,
+        dense_z=_standardised(cosines, population=candidates, fill=dense_fill) if dense is not None else zeros,
+        lexical_z=_standardised(bm25s, population=candidates, fill=lexical_fill) if lexical is not None else zeros,
+        log_length=_centred_by_kind(entry_ids, lengths),
+        log_days=_centred_by_kind(entry_ids, days),
+    )
+
+
+def rank_scores(features: RankingFeatures, weights: dict[str, RankingWeights]) -> list[float]:
+    """The rank score of each candidate, with its kind's weights (a kind without weights: z-scores only)."""
+    scores = []
+    for position, entry_id in enumerate(features.entry_ids):
+        weight = weights.get(kind_of(entry_id))
+        score = features.dense_z[position]
+        if weight is not None:
+            score += weight.lexical * features.lexical_z[position]
+            score -= weight.length * features.log_length[position] + weight.age * features.log_days[position]
+        else:
+            score += features.lexical_z[position]
+        scores.append(score)
+    return scores
 
 
 def fuse(
@@ -178,8 +235,8 @@ def fuse(
 ) -> list[ScoredEntry]:
     """Ranked, max-pooled entries best first; None for a retriever that did not answer.
 
-    facts (kind, length, date of each candidate) and at (the query's time) feed the priors; an
-    entry without facts gets none, and without facts at all the ranking is the z-scores alone.
+    facts (length and date of each candidate) and at (the query's time) feed the priors; an entry
+    without facts gets none, and without facts at all the ranking is the z-scores alone.
     """
     if dense is None and lexical is None:
         raise RetrievalUnavailable("neither the vector store nor the lexical index answered")
@@ -190,44 +247,38 @@ def fuse(
         dense_weight, lexical_weight = 1.0, 0.0
     else:
         dense_weight, lexical_weight = 1.0 / (1.0 + alpha), alpha / (1.0 + alpha)
-    dense_scores = {entry_id: max(0.0, min(1.0, score)) for entry_id, score in dense or ()}
-    lexical_scores = dict(lexical or ())
-    # An entry missing from a full list scored at most that list's last score.
-    dense_fill = min(dense_scores.values()) if len(dense_scores) >= params.candidates else 0.0
-    lexical_fill = min(lexical_scores.values()) if len(lexical_scores) >= params.candidates else 0.0
-    lexical_scale = max(max(lexical_scores.values(), default=0.0), params.lexical_floor)
-
-    entry_ids = sorted(dense_scores.keys() | lexical_scores.keys())
-    if not entry_ids:
-        return []
-    cosines = [dense_scores.get(entry_id, dense_fill) for entry_id in entry_ids]
-    bm25s = [lexical_scores.get(entry_id, lexical_fill) for entry_id in entry_ids]
-    population = params.candidates
-    dense_z = _standardised(cosines, population=population, fill=dense_fill) if dense is not None else []
-    lexical_z = _standardised(bm25s, population=population, fill=lexical_fill) if lexical is not None else []
-    dense_z = dense_z or [0.0] * len(entry_ids)
-    lexical_z = lexical_z or [0.0] * len(entry_ids)
-    priors = _priors(entry_ids, facts or {}, params.weights, at)
+    features = ranking_features(dense, lexical, candidates=params.candidates, facts=facts, at=at)
+    ranks = rank_scores(features, params.weights)
+    listed_dense = dict(dense or ())
+    listed_lexical = dict(lexical or ())
+    lexical_scale = max(max(listed_lexical.values(), default=0.0), params.lexical_floor)
 
     best: dict[str, ScoredEntry] = {}
-    for position, entry_id in enumerate(entry_ids):
-        cosine = dense_scores.get(entry_id)
-        bm25 = lexical_scores.get(entry_id)
-        lexical_part = min(1.0, bm25s[position] / lexical_scale)
-        kind_weights = params.weights.get(kind_of(entry_id))
-        lexical_rank_weight = kind_weights.lexical if kind_weights else alpha
+    for position, entry_id in enumerate(features.entry_ids):
+        cosine = listed_dense.get(entry_id)
+        bm25 = listed_lexical.get(entry_id)
+        lexical_part = min(1.0, features.bm25s[position] / lexical_scale)
         candidate = ScoredEntry(
             entry_id=entry_id,
-            score=round(dense_weight * cosines[position] + lexical_weight * lexical_part, 6),
-            dense_score=None if cosine is None else round(cosine, 6),
+            score=round(dense_weight * features.cosines[position] + lexical_weight * lexical_part, 6),
+            dense_score=None if cosine is None else round(max(0.0, min(1.0, cosine)), 6),
             lexical_score=None if bm25 is None else round(min(1.0, bm25 / lexical_scale), 6),
-            rank_score=round(dense_z[position] + lexical_rank_weight * lexical_z[position] + priors[position], 6),
+            rank_score=round(ranks[position], 6),
         )
         key = group_key(entry_id)
         held = best.get(key)
         if held is None or (candidate.rank_score, held.entry_id) > (held.rank_score, candidate.entry_id):
             best[key] = candidate
     return sorted(best.values(), key=lambda entry: (-entry.rank_score, entry.entry_id))
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What the retrievers found for one query, before ranking (None: that retriever did not answer)."""
+
+    dense: list[tuple[str, float]] | None
+    lexical: list[tuple[str, float]] | None
+    facts: dict[str, EntryFacts]
 
 
 class Retriever:
@@ -279,6 +330,12 @@ class Retriever:
             log.warning("entry facts unavailable, ranking without priors", exc_info=True)
             return {}
 
+    async def candidates(self, text: str, *, area: str | None, kinds: Sequence[str]) -> Candidates:
+        """Both retrievers' candidates (run concurrently), then their lengths and dates in one query."""
+        dense, lexical = await asyncio.gather(self._dense(text, area, kinds), self._lexical(text, area, kinds))
+        found = sorted({entry_id for entry_id, _ in dense or ()} | {entry_id for entry_id, _ in lexical or ()})
+        return Candidates(dense=dense, lexical=lexical, facts=await self._facts(found))
+
     async def search(
         self,
         text: str,
@@ -292,8 +349,6 @@ class Retriever:
         """The k best entries for a text, none under min_score; at is the query's time (age prior)."""
         if not text.strip() or k <= 0:
             return []
-        dense, lexical = await asyncio.gather(self._dense(text, area, kinds), self._lexical(text, area, kinds))
-        candidates = sorted({entry_id for entry_id, _ in dense or ()} | {entry_id for entry_id, _ in lexical or ()})
-        facts = await self._facts(candidates)
-        ranked = fuse(dense, lexical, params=self.params, facts=facts, at=at)
+        found = await self.candidates(text, area=area, kinds=kinds)
+        ranked = fuse(found.dense, found.lexical, params=self.params, facts=found.facts, at=at)
         return [entry for entry in ranked if entry.score >= min_score][:k]

@@ -13,18 +13,21 @@ import statistics
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from agent.chunking import chunk_document
 from agent.embeddings import Encoder
-from agent.store import ChromaVectorStore
+from agent.retrieve import group_key, ranking_features
+from agent.store import ChromaVectorStore, document_chunk_vector_id, incident_vector_id
 from backend.clock import SystemClock
 from backend.config import Settings
 from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
 from backend.knowledge.entries import embedding_text
 from backend.knowledge.ingest import incident_from_jira
 from backend.knowledge.service import SYNC_BATCH, KnowledgeService
+from bench.ranking_fit import Sample, cross_validate
 
 log = logging.getLogger(__name__)
 Task = Literal["jira", "dell"]
@@ -66,7 +69,7 @@ async def _timed(call) -> tuple[Any, float]:
 
 
 async def _bench_jira(
-    service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path, *, limit: int | None
+    service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path, *, limit: int | None, fit: bool
 ) -> dict[str, Any]:
     records = _read_jsonl(kb_path)
     all_queries = _read_jsonl(queries_path)
@@ -94,6 +97,19 @@ async def _bench_jira(
         ids_by_key: dict[str, int] = {row["external_ref"]: row["id"] for row in rows}
 
     results: dict[str, Any] = {"kb_size": report["inserted"]} | rates
+    if fit:
+        samples = []
+        for number, query in enumerate(queries, start=1):
+            gold_ids = frozenset(incident_vector_id(ids_by_key[key]) for key in query["gold"] if key in ids_by_key)
+            if gold_ids:
+                new_incident = incident_from_jira(by_key[query["query_key"]], number)
+                text = f"{new_incident['title']}\n{new_incident['description']}"
+                samples.append(
+                    await _sample(
+                        service, text, new_incident["area"], ("incident",), new_incident["created_at"], gold_ids
+                    )
+                )
+        results["fit"] = cross_validate(samples, kind="incident", product=service.retriever.params.weights["incident"])
     for setting in ("same_area", "all_areas"):
         rankings, latencies = [], []
         for number, query in enumerate(queries, start=1):
@@ -118,7 +134,7 @@ async def _bench_jira(
 
 
 async def _bench_dell(
-    service: KnowledgeService, kb_path: Path, queries_path: Path, *, limit: int | None
+    service: KnowledgeService, kb_path: Path, queries_path: Path, *, limit: int | None, fit: bool
 ) -> dict[str, Any]:
     solutions = _read_jsonl(kb_path)
     questions = _subset(_read_jsonl(queries_path), limit)
@@ -139,6 +155,21 @@ async def _bench_dell(
         ),
     )
     doc_ids = {document["id"]: solution["doc_id"] for document, solution in zip(documents, solutions)}
+    fitted: dict[str, Any] = {}
+    if fit:
+        ids_by_doc = {solution["doc_id"]: document["id"] for document, solution in zip(documents, solutions)}
+        samples = [
+            await _sample(
+                service,
+                question["question"],
+                None,
+                ("document",),
+                None,
+                frozenset(group_key(document_chunk_vector_id(ids_by_doc[gold], 0)) for gold in question["gold"]),
+            )
+            for question in questions
+        ]
+        fitted["fit"] = cross_validate(samples, kind="document", product=service.retriever.params.weights["document"])
     rankings, latencies = [], []
     for question in questions:
         hits, seconds = await _timed(
@@ -147,8 +178,28 @@ async def _bench_dell(
         rankings.append(([doc_ids[hit.document_id] for hit in hits], set(question["gold"])))
         latencies.append(seconds)
     return (
-        {"kb_size": len(solutions)} | rates | ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)
+        {"kb_size": len(solutions)}
+        | rates
+        | ranking_metrics(rankings)
+        | halves(rankings)
+        | latency_figures(latencies)
+        | fitted
     )
+
+
+async def _sample(
+    service: KnowledgeService,
+    text: str,
+    area: str | None,
+    kinds: tuple[str, ...],
+    at: datetime | None,
+    relevant: frozenset[str],
+) -> Sample:
+    """One query's candidates through the product's retriever, with the features its ranking weighs."""
+    params = service.retriever.params
+    found = await service.retriever.candidates(text, area=area, kinds=kinds)
+    features = ranking_features(found.dense, found.lexical, candidates=params.candidates, facts=found.facts, at=at)
+    return Sample(features=features, relevant=relevant)
 
 
 def _subset(queries: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
@@ -203,9 +254,10 @@ async def timed_ingest(service: KnowledgeService, texts: list[str], kb_size: int
 
 
 async def run_retrieval_bench(
-    settings: Settings, task: Task, kb_path: Path, queries_path: Path, *, limit: int | None = None
+    settings: Settings, task: Task, kb_path: Path, queries_path: Path, *, limit: int | None = None, fit: bool = False
 ) -> dict[str, Any]:
-    """Ingest the task's knowledge base into a fresh database, run its queries, return the figures."""
+    """Ingest the task's knowledge base into a fresh database, run its queries, return the figures;
+    with fit, also the ranking weights fit on each half of the queries and scored on the other."""
     if task not in ("jira", "dell"):
         raise ValueError("task must be 'jira' or 'dell'")
     dsn = with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
@@ -224,9 +276,11 @@ async def run_retrieval_bench(
                 store = ChromaVectorStore.persistent(str(work_dir / "chroma"), settings.chroma_collection)
                 service = KnowledgeService(bench_settings, pool, encoder, store, SystemClock())
                 if task == "jira":
-                    figures = await _bench_jira(service, work_dir, Path(kb_path), Path(queries_path), limit=limit)
+                    figures = await _bench_jira(
+                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit
+                    )
                 else:
-                    figures = await _bench_dell(service, Path(kb_path), Path(queries_path), limit=limit)
+                    figures = await _bench_dell(service, Path(kb_path), Path(queries_path), limit=limit, fit=fit)
             finally:
                 await pool.close()
     finally:

@@ -338,6 +338,9 @@ def bench_retrieval(
     limit: Optional[int] = typer.Option(
         None, help="Only this many queries, spread over the file (quick runs; the knowledge base stays whole)."
     ),
+    fit: bool = typer.Option(
+        False, "--fit", help="Also fit the ranking weights on each half of the queries and score them on the other."
+    ),
 ) -> None:
     """Retrieval quality and speed on the eval data; the last stdout line is one JSON object."""
     from bench.retrieval import Task, run_retrieval_bench
@@ -346,7 +349,7 @@ def bench_retrieval(
         typer.echo("task must be jira or dell", err=True)
         raise typer.Exit(2)
     settings = _settings()
-    result = asyncio.run(run_retrieval_bench(settings, cast(Task, task), kb, queries, limit=limit))
+    result = asyncio.run(run_retrieval_bench(settings, cast(Task, task), kb, queries, limit=limit, fit=fit))
     sys.stdout.write(json.dumps(result) + "\n")
 
 

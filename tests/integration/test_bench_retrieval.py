@@ -1,0 +1,111 @@
+"""`prs bench retrieval`, short: tiny files in the evaluation formats, through the product's own path."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import asyncpg
+
+from backend.config import Settings
+from bench.retrieval import run_retrieval_bench
+
+FAULTS = (
+    (
+        "NameNode runs out of heap during block report",
+        "GC overhead limit exceeded in the NameNode after a full block report.",
+    ),
+    ("DataNode volume failure is not detected", "A failed disk stays in service and writes to it time out."),
+    ("Balancer moves blocks to a decommissioning node", "The balancer picks targets that are being decommissioned."),
+)
+
+
+def write_jsonl(path: Path, rows: list[dict], *, compress: bool = False) -> Path:
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    if compress:
+        with gzip.open(path, "wt", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def jira_files(folder: Path) -> tuple[Path, Path]:
+    records, queries = [], []
+    for family, (summary, description) in enumerate(FAULTS):
+        for report in range(3):
+            key = f"HDFS-{family * 10 + report}"
+            records.append(
+                {
+                    "key": key,
+                    "project": "HDFS",
+                    "created": f"201{family}-0{report + 1}-05T10:00:00.000+0000",
+                    "resolved": f"201{family}-0{report + 1}-06T10:00:00.000+0000",
+                    "priority": "Major",
+                    "resolution": "Duplicate",
+                    "components": ["namenode"],
+                    "summary": summary if report == 0 else f"{summary} (seen again, report {report})",
+                    "description": description,
+                    "environment": "",
+                    "resolution_text": "Fixed by the patch on the original report.",
+                }
+            )
+        queries.append(
+            {"query_key": f"HDFS-{family * 10 + 2}", "project": "HDFS", "created": "", "gold": [f"HDFS-{family * 10}"]}
+        )
+    return write_jsonl(folder / "kb.jsonl.gz", records, compress=True), write_jsonl(folder / "queries.jsonl", queries)
+
+
+def dell_files(folder: Path) -> tuple[Path, Path]:
+    answers = [
+        "Update the iDRAC firmware first, then the BIOS; the server needs a cold boot afterwards.",
+        "The PERC H310 does not support this drive: use a drive from the compatibility list.",
+        "ESXi needs the Dell customised ISO to see the storage controller of the VRTX chassis.",
+    ]
+    questions = [
+        "After a BIOS update the iDRAC firmware shows an error, what order should updates go in?",
+        "My new SAS drive is not seen by the PERC H310 controller",
+        "ESXi 6.5 on VRTX does not show the shared storage",
+    ]
+    solutions = [{"doc_id": f"doc_{n}", "text": text} for n, text in enumerate(answers)]
+    asked = [{"query_id": f"q_{n}", "question": text, "gold": [f"doc_{n}"]} for n, text in enumerate(questions)]
+    return write_jsonl(folder / "sol.jsonl.gz", solutions, compress=True), write_jsonl(folder / "q.jsonl", asked)
+
+
+async def scratch_databases(database_url: str) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {
+            r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'prs_bench_%'")
+        }
+    finally:
+        await conn.close()
+
+
+async def test_the_jira_bench_finds_each_duplicate_reports_both_settings_and_fits_on_halves(database_url, tmp_path):
+    kb, queries = jira_files(tmp_path)
+    before = await scratch_databases(database_url)
+    result = await run_retrieval_bench(
+        Settings(database_url=database_url, data_dir=tmp_path / "data"), "jira", kb, queries, fit=True
+    )
+    assert result["kb_size"] == 6  # the three query reports stay out of the knowledge base
+    assert result["n"] == 3 and result["recall@10"] == 1.0
+    assert result["all_areas"]["recall@10"] == 1.0
+    fit = result["fit"]
+    assert fit["kind"] == "incident"
+    assert fit["product_weights"] == {"lexical": 0.8, "length": 0.0, "age": 0.65}
+    assert fit["fit_even_scored_on_odd"]["fitted"]["n"] + fit["fit_odd_scored_on_even"]["fitted"]["n"] == 3
+    assert set(fit["fit_on_all"]) == {"lexical", "length", "age"}
+    assert await scratch_databases(database_url) <= before
+
+
+async def test_the_dell_bench_answers_each_question_with_its_document(database_url, tmp_path):
+    kb, queries = dell_files(tmp_path)
+    result = await run_retrieval_bench(
+        Settings(database_url=database_url, data_dir=tmp_path / "data"), "dell", kb, queries, fit=True
+    )
+    assert result["kb_size"] == 3 and result["n"] == 3
+    assert result["recall@1"] == 1.0
+    assert result["fit"]["kind"] == "document"
+    assert result["ingest_per_s"] > 0 and result["encoder_per_s"] > 0
