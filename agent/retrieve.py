@@ -90,14 +90,15 @@ class RankingWeights:
 
 
 def _default_weights() -> dict[str, RankingWeights]:
-    # Fit by a listwise logistic model on one half of each task's queries and checked on the other
-    # (docs/performance.md). Incidents (JIRA duplicates): the lexical z-score counts 0.8 of the
-    # dense one, age 0.65 per log-day, length nothing measurable; a query embedded from its first
-    # 128 word pieces does better than 256. Documents (DellQA answers): lexical 0.45, length 0.55
-    # per log-token, no age (a document's date is its upload); the long forum questions need 256.
+    # `prs bench retrieval jira|dell --fit` (bench/ranking_fit.py), fit_on_all, rounded: a listwise
+    # logistic model over the product's own candidates. Fit on one half and scored on the other, these
+    # weights beat the hand-set ones before them on both halves of JIRA and on one of Dell's
+    # (docs/performance.md). Incidents: the query embedded from its first 128 word pieces (better than
+    # 256 on JIRA); documents: 256 (the long forum questions of DellQA), no age (a document's date is
+    # its upload).
     return {
-        "incident": RankingWeights(lexical=0.8, length=0.0, age=0.65, query_max_tokens=128),
-        "document": RankingWeights(lexical=0.45, length=0.55, age=0.0, query_max_tokens=256),
+        "incident": RankingWeights(lexical=1.04, length=0.44, age=1.26, query_max_tokens=128),
+        "document": RankingWeights(lexical=0.8, length=0.89, age=0.0, query_max_tokens=256),
     }
 
 

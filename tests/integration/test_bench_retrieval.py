@@ -94,7 +94,7 @@ async def test_the_jira_bench_finds_each_duplicate_reports_both_settings_and_fit
     assert result["all_areas"]["recall@10"] == 1.0
     fit = result["fit"]
     assert fit["kind"] == "incident"
-    assert fit["product_weights"] == {"lexical": 0.8, "length": 0.0, "age": 0.65}
+    assert fit["product_weights"] == {"lexical": 1.04, "length": 0.44, "age": 1.26}
     assert fit["fit_even_scored_on_odd"]["fitted"]["n"] + fit["fit_odd_scored_on_even"]["fitted"]["n"] == 3
     assert set(fit["fit_on_all"]) == {"lexical", "length", "age"}
     assert await scratch_databases(database_url) <= before
