@@ -212,17 +212,16 @@ def ranking_features(
 
 
 def rank_scores(features: RankingFeatures, weights: dict[str, RankingWeights]) -> list[float]:
-    """The rank score of each candidate, with its kind's weights (a kind without weights: z-scores only)."""
+    """The rank score of each candidate, with its kind's weights."""
     scores = []
     for position, entry_id in enumerate(features.entry_ids):
-        weight = weights.get(kind_of(entry_id))
-        score = features.dense_z[position]
-        if weight is not None:
-            score += weight.lexical * features.lexical_z[position]
-            score -= weight.length * features.log_length[position] + weight.age * features.log_days[position]
-        else:
-            score += features.lexical_z[position]
-        scores.append(score)
+        weight = weights[kind_of(entry_id)]
+        scores.append(
+            features.dense_z[position]
+            + weight.lexical * features.lexical_z[position]
+            - weight.length * features.log_length[position]
+            - weight.age * features.log_days[position]
+        )
     return scores
 
 
@@ -290,7 +289,7 @@ class Retriever:
         encoder: Encoder,
         store: VectorStore,
         lexical_index: LexicalIndex,
-        catalog: EntryCatalog | None = None,
+        catalog: EntryCatalog,
         *,
         params: FusionParams | None = None,
     ):
@@ -323,7 +322,7 @@ class Retriever:
             return None
 
     async def _facts(self, entry_ids: list[str]) -> dict[str, EntryFacts]:
-        if self.catalog is None or not entry_ids:
+        if not entry_ids:
             return {}
         try:
             return await self.catalog.facts(entry_ids)

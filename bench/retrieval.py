@@ -96,28 +96,31 @@ async def _bench_jira(
         rows = await conn.fetch("SELECT external_ref, id FROM incidents WHERE source = 'import'")
         ids_by_key: dict[str, int] = {row["external_ref"]: row["id"] for row in rows}
 
+    # Each scored query as reported: its text, area and time, and its duplicates in the knowledge base.
+    cases = []
+    for number, query in enumerate(queries, start=1):
+        relevant = {ids_by_key[key] for key in query["gold"] if key in ids_by_key}
+        if relevant:
+            new_incident = incident_from_jira(by_key[query["query_key"]], number)
+            cases.append((new_incident, f"{new_incident['title']}\n{new_incident['description']}", relevant))
+
     results: dict[str, Any] = {"kb_size": report["inserted"]} | rates
     if fit:
-        samples = []
-        for number, query in enumerate(queries, start=1):
-            gold_ids = frozenset(incident_vector_id(ids_by_key[key]) for key in query["gold"] if key in ids_by_key)
-            if gold_ids:
-                new_incident = incident_from_jira(by_key[query["query_key"]], number)
-                text = f"{new_incident['title']}\n{new_incident['description']}"
-                samples.append(
-                    await _sample(
-                        service, text, new_incident["area"], ("incident",), new_incident["created_at"], gold_ids
-                    )
-                )
+        samples = [
+            await _sample(
+                service,
+                text,
+                new_incident["area"],
+                ("incident",),
+                new_incident["created_at"],
+                frozenset(incident_vector_id(incident_id) for incident_id in relevant),
+            )
+            for new_incident, text, relevant in cases
+        ]
         results["fit"] = cross_validate(samples, kind="incident", product=service.retriever.params.weights["incident"])
     for setting in ("same_area", "all_areas"):
         rankings, latencies = [], []
-        for number, query in enumerate(queries, start=1):
-            relevant = {ids_by_key[key] for key in query["gold"] if key in ids_by_key}
-            if not relevant:
-                continue
-            new_incident = incident_from_jira(by_key[query["query_key"]], number)
-            text = f"{new_incident['title']}\n{new_incident['description']}"
+        for new_incident, text, relevant in cases:
             area = new_incident["area"] if setting == "same_area" else None
             # Replayed as reported: at the query's creation time (the age prior measures from it).
             similar, seconds = await _timed(

@@ -149,3 +149,18 @@ async def test_search_refuses_unknown_kinds(knowledge):
     with pytest.raises(ValidationFailed) as error:
         await knowledge.service.search(query="x", area=None, limit=5, kinds=("tickets",))
     assert error.value.field == "kinds"
+
+
+async def test_when_lengths_and_dates_cannot_be_read_results_are_ranked_on_their_match(knowledge, caplog):
+    ids = await seed(knowledge)
+
+    class BrokenCatalog:
+        async def facts(self, entry_ids):
+            raise ConnectionError("knowledge_entries unreachable")
+
+    knowledge.service.retriever.catalog = BrokenCatalog()
+    similar = await knowledge.service.similar_incidents(
+        text="Line 3 belt keeps stopping, the drive motor gets too hot", area="production", limit=3
+    )
+    assert similar[0].incident_id == ids["conveyor"]
+    assert "ranking without priors" in caplog.text
