@@ -43,6 +43,15 @@ class Encoder:
                     )
         return self._model
 
+    @property
+    def identity(self) -> str:
+        """Names the vectors this encoder makes: encoders of equal identity make comparable vectors."""
+        from agent.adapt import encoder_identity
+
+        if self.model_name_or_path == bundled_model_path():
+            return "model:bundled all-MiniLM-L6-v2"
+        return encoder_identity(self.model_name_or_path)
+
     def load(self) -> None:
         """Load the model now (e.g. at startup) instead of on the first request."""
         self._loaded_model()

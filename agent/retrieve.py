@@ -298,8 +298,12 @@ class Retriever:
         self.lexical_index = lexical_index
         self.catalog = catalog
         self.params = params or FusionParams()
+        # Why dense retrieval is off in this process (the index was built by another encoder), or None.
+        self.dense_paused: str | None = None
 
     async def _dense(self, text: str, area: str | None, kinds: Sequence[str]) -> list[tuple[str, float]] | None:
+        if self.dense_paused:
+            return None
         max_tokens = self.params.query_max_tokens(kinds)
         vector = (await self.encoder.encode_async([text], max_tokens=max_tokens))[0]
         where: dict[str, list[Scalar]] = {"kind": list(kinds)}

@@ -35,6 +35,10 @@ class VectorStoreUnavailable(Exception):
     """The vector store could not be reached or failed; callers fall back to lexical search."""
 
 
+class EncoderMismatch(VectorStoreUnavailable):
+    """The store's vectors were made by another encoder: this process must neither query nor write them."""
+
+
 def incident_vector_id(incident_id: int) -> str:
     """Stable vector id of a resolved incident's entry."""
     return f"inc:{incident_id}"

@@ -69,7 +69,14 @@ async def _timed(call) -> tuple[Any, float]:
 
 
 async def _bench_jira(
-    service: KnowledgeService, work_dir: Path, kb_path: Path, queries_path: Path, *, limit: int | None, fit: bool
+    service: KnowledgeService,
+    work_dir: Path,
+    kb_path: Path,
+    queries_path: Path,
+    *,
+    limit: int | None,
+    fit: bool,
+    adapt: bool,
 ) -> dict[str, Any]:
     records = _read_jsonl(kb_path)
     all_queries = _read_jsonl(queries_path)
@@ -105,6 +112,9 @@ async def _bench_jira(
             cases.append((new_incident, f"{new_incident['title']}\n{new_incident['description']}", relevant))
 
     results: dict[str, Any] = {"kb_size": report["inserted"]} | rates
+    if adapt:
+        results["unadapted"] = _headline(await _score_jira(service, cases))
+        results |= await _adapted(service, work_dir)
     if fit:
         samples = [
             await _sample(
@@ -118,6 +128,12 @@ async def _bench_jira(
             for new_incident, text, relevant in cases
         ]
         results["fit"] = cross_validate(samples, kind="incident", product=service.retriever.params.weights["incident"])
+    return results | await _score_jira(service, cases)
+
+
+async def _score_jira(service: KnowledgeService, cases: list[tuple[dict[str, Any], str, set[int]]]) -> dict[str, Any]:
+    """Same-area figures at the top level, every-area figures under all_areas."""
+    results: dict[str, Any] = {}
     for setting in ("same_area", "all_areas"):
         rankings, latencies = [], []
         for new_incident, text, relevant in cases:
@@ -136,8 +152,37 @@ async def _bench_jira(
     return results
 
 
+def _headline(figures: dict[str, Any]) -> dict[str, Any]:
+    """The quality figures of a run (for side-by-side comparison with another setting)."""
+    keep = ("recall@1", "recall@5", "recall@10", "mrr@10", "even_half", "odd_half", "all_areas")
+    return {
+        key: ({k: v for k, v in value.items() if not k.endswith("_ms")} if isinstance(value, dict) else value)
+        for key, value in figures.items()
+        if key in keep
+    }
+
+
+async def _adapted(service: KnowledgeService, work_dir: Path) -> dict[str, Any]:
+    """Adapt the encoder to the ingested knowledge base and rebuild the index, as `prs knowledge adapt` does."""
+    started = time.perf_counter()
+    report = await service.adapt_encoder(work_dir / "adapted-encoder")
+    return {
+        "adapt_s": round(time.perf_counter() - started, 1),
+        "adapt_train_s": report["seconds"],
+        "adapt_steps": report["steps"],
+        "adapt_texts": report["texts"],
+    }
+
+
 async def _bench_dell(
-    service: KnowledgeService, kb_path: Path, queries_path: Path, *, limit: int | None, fit: bool
+    service: KnowledgeService,
+    work_dir: Path,
+    kb_path: Path,
+    queries_path: Path,
+    *,
+    limit: int | None,
+    fit: bool,
+    adapt: bool,
 ) -> dict[str, Any]:
     solutions = _read_jsonl(kb_path)
     questions = _subset(_read_jsonl(queries_path), limit)
@@ -158,7 +203,10 @@ async def _bench_dell(
         ),
     )
     doc_ids = {document["id"]: solution["doc_id"] for document, solution in zip(documents, solutions)}
-    fitted: dict[str, Any] = {}
+    results: dict[str, Any] = {"kb_size": len(solutions)} | rates
+    if adapt:
+        results["unadapted"] = _headline(await _score_dell(service, questions, doc_ids))
+        results |= await _adapted(service, work_dir)
     if fit:
         ids_by_doc = {solution["doc_id"]: document["id"] for document, solution in zip(documents, solutions)}
         samples = [
@@ -172,7 +220,13 @@ async def _bench_dell(
             )
             for question in questions
         ]
-        fitted["fit"] = cross_validate(samples, kind="document", product=service.retriever.params.weights["document"])
+        results["fit"] = cross_validate(samples, kind="document", product=service.retriever.params.weights["document"])
+    return results | await _score_dell(service, questions, doc_ids)
+
+
+async def _score_dell(
+    service: KnowledgeService, questions: list[dict[str, Any]], doc_ids: dict[int, str]
+) -> dict[str, Any]:
     rankings, latencies = [], []
     for question in questions:
         hits, seconds = await _timed(
@@ -180,14 +234,7 @@ async def _bench_dell(
         )
         rankings.append(([doc_ids[hit.document_id] for hit in hits], set(question["gold"])))
         latencies.append(seconds)
-    return (
-        {"kb_size": len(solutions)}
-        | rates
-        | ranking_metrics(rankings)
-        | halves(rankings)
-        | latency_figures(latencies)
-        | fitted
-    )
+    return ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)
 
 
 async def _sample(
@@ -257,10 +304,21 @@ async def timed_ingest(service: KnowledgeService, texts: list[str], kb_size: int
 
 
 async def run_retrieval_bench(
-    settings: Settings, task: Task, kb_path: Path, queries_path: Path, *, limit: int | None = None, fit: bool = False
+    settings: Settings,
+    task: Task,
+    kb_path: Path,
+    queries_path: Path,
+    *,
+    limit: int | None = None,
+    fit: bool = False,
+    adapt: bool = True,
 ) -> dict[str, Any]:
-    """Ingest the task's knowledge base into a fresh database, run its queries, return the figures;
-    with fit, also the ranking weights fit on each half of the queries and scored on the other."""
+    """Ingest the task's knowledge base into a fresh database, run its queries, return the figures.
+
+    With adapt (the deployment docs/knowledge.md recommends), the queries run once with the base
+    encoder (figures under `unadapted`), then the encoder is adapted to the knowledge base and the
+    index rebuilt, as `prs knowledge adapt` does, and the top-level figures are the adapted ones.
+    With fit, also the ranking weights fit on each half of the queries and scored on the other."""
     if task not in ("jira", "dell"):
         raise ValueError("task must be 'jira' or 'dell'")
     dsn = with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
@@ -280,10 +338,12 @@ async def run_retrieval_bench(
                 service = KnowledgeService(bench_settings, pool, encoder, store, SystemClock())
                 if task == "jira":
                     figures = await _bench_jira(
-                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit
+                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit, adapt=adapt
                     )
                 else:
-                    figures = await _bench_dell(service, Path(kb_path), Path(queries_path), limit=limit, fit=fit)
+                    figures = await _bench_dell(
+                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit, adapt=adapt
+                    )
             finally:
                 await pool.close()
     finally:

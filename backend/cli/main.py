@@ -16,6 +16,7 @@ import typer
 if TYPE_CHECKING:
     from backend.container import Container
 
+from agent.adapt import AdaptationParams
 from backend.config import Settings, load_settings
 from backend.observability.logging import configure_logging
 
@@ -25,7 +26,9 @@ user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Load past incidents or knowledge documents.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo knowledge base.", no_args_is_help=True)
+knowledge_app = typer.Typer(help="The knowledge base's encoder.", no_args_is_help=True)
 for sub, name in (
+    (knowledge_app, "knowledge"),
     (llm_app, "llm"),
     (user_app, "user"),
     (ingest_app, "ingest"),
@@ -253,6 +256,40 @@ def reindex() -> None:
     typer.echo(json.dumps(report, default=str))
 
 
+@knowledge_app.command("adapt")
+def knowledge_adapt(
+    out: Path = typer.Option(..., "--out", help="Folder for the adapted encoder (written beside, then renamed)."),
+    epochs: int = typer.Option(AdaptationParams.epochs, min=1, help="Passes over the knowledge base (or its sample)."),
+    max_steps: int = typer.Option(
+        AdaptationParams.max_steps, min=1, help="At most this many batches of 32 (bounds the time)."
+    ),
+) -> None:
+    """Adapt the encoder to the knowledge base (unsupervised, from its own entries), then rebuild the
+    vector index with it. Afterwards set PRS_EMBEDDING_MODEL to the --out folder on every API replica
+    and worker and restart them: until then their dense retrieval is paused (lexical only)."""
+    from backend.errors import AppError
+
+    settings = _settings()
+    params = AdaptationParams(epochs=epochs, max_steps=max_steps)
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if step == 1 or step % 10 == 0 or step == total:
+            typer.echo(f"step {step}/{total} loss {loss:.3f}", err=True)
+
+    async def run(c: Container) -> dict[str, Any]:
+        return await c.knowledge.adapt_encoder(out.resolve(), params, progress=progress)
+
+    try:
+        _print_json(run, settings)
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2)
+    typer.echo(
+        f"next: set PRS_EMBEDDING_MODEL={out.resolve()} on every API replica and worker, then restart them",
+        err=True,
+    )
+
+
 @ingest_app.command("incidents")
 def ingest_incidents(
     path: Path = typer.Argument(..., exists=True, dir_okay=False),
@@ -341,6 +378,11 @@ def bench_retrieval(
     fit: bool = typer.Option(
         False, "--fit", help="Also fit the ranking weights on each half of the queries and score them on the other."
     ),
+    adapt: bool = typer.Option(
+        True,
+        help="Adapt the encoder to the knowledge base after the ingest, as `prs knowledge adapt` does "
+        "(figures with the base encoder under `unadapted`).",
+    ),
 ) -> None:
     """Retrieval quality and speed on the eval data; the last stdout line is one JSON object."""
     from bench.retrieval import Task, run_retrieval_bench
@@ -349,7 +391,9 @@ def bench_retrieval(
         typer.echo("task must be jira or dell", err=True)
         raise typer.Exit(2)
     settings = _settings()
-    result = asyncio.run(run_retrieval_bench(settings, cast(Task, task), kb, queries, limit=limit, fit=fit))
+    result = asyncio.run(
+        run_retrieval_bench(settings, cast(Task, task), kb, queries, limit=limit, fit=fit, adapt=adapt)
+    )
     sys.stdout.write(json.dumps(result) + "\n")
 
 

@@ -315,6 +315,32 @@ async def mark_vectors_synced(conn: Connection, entry_ids: Sequence[int]) -> Non
     )
 
 
+async def claim_vector_index_encoder(conn: Connection, encoder: str) -> str:
+    """The encoder recorded for the vector index, recording `encoder` first if none is."""
+    recorded = await conn.fetchval(
+        """INSERT INTO vector_index_state (encoder) VALUES ($1)
+           ON CONFLICT (singleton) DO UPDATE SET encoder = vector_index_state.encoder
+           RETURNING encoder""",
+        encoder,
+    )
+    return str(recorded)
+
+
+async def vector_index_encoder(conn: Connection) -> str | None:
+    """The encoder that built the vector index, or None before the first sync."""
+    encoder = await conn.fetchval("SELECT encoder FROM vector_index_state")
+    return None if encoder is None else str(encoder)
+
+
+async def set_vector_index_encoder(conn: Connection, encoder: str) -> None:
+    """Record the encoder of a rebuilt vector index."""
+    await conn.execute(
+        """INSERT INTO vector_index_state (encoder) VALUES ($1)
+           ON CONFLICT (singleton) DO UPDATE SET encoder = EXCLUDED.encoder, updated_at = now()""",
+        encoder,
+    )
+
+
 async def mark_all_vectors_unsynced(conn: Connection) -> int:
     """Mark every entry as waiting for its vector (before a rebuild); return how many."""
     status = await conn.execute("UPDATE knowledge_entries SET vector_synced = false")
@@ -357,6 +383,15 @@ async def entries_after(conn: Connection, after_id: int, limit: int) -> list[asy
         """SELECT id, kind, area, title, body, heading, resolution FROM knowledge_entries
            WHERE id > $1 ORDER BY id LIMIT $2""",
         after_id,
+        limit,
+    )
+
+
+async def sample_entry_texts(conn: Connection, limit: int) -> list[asyncpg.Record]:
+    """Up to `limit` entries spread over the knowledge base, in a fixed pseudo-random order (the hash
+    of their vector id), with the fields the encoder reads."""
+    return await conn.fetch(
+        """SELECT kind, title, body, heading FROM knowledge_entries ORDER BY md5(vector_id) LIMIT $1""",
         limit,
     )
 

@@ -13,16 +13,19 @@ import contextlib
 import hashlib
 import logging
 import time
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import asyncpg
 
+from agent.adapt import AdaptationParams, base_model_of
+from agent.adapt import adapt_encoder as adapt
 from agent.chunking import chunk_document
 from agent.embeddings import Encoder
 from agent.retrieve import EntryFacts, Retriever
-from agent.store import VectorStore, VectorStoreUnavailable
+from agent.store import EncoderMismatch, VectorStore, VectorStoreUnavailable
 from agent.types import CaseForPrompt, ScoredEntry
 from backend.clock import Clock
 from backend.config import Settings
@@ -170,11 +173,38 @@ class KnowledgeService:
         ]
         return similar[:limit]
 
+    async def check_encoder(self) -> dict[str, Any]:
+        """Compare this process's encoder with the one that built the vector index.
+
+        On a mismatch (an adapted encoder rolled out to some processes only) this process answers
+        from the lexical index alone and writes no vectors, until its encoder and the index agree
+        again: vectors of two encoders are not comparable.
+        """
+        async with self.pool.acquire() as conn:
+            recorded = await repository.vector_index_encoder(conn)
+        mine = self.encoder.identity
+        matches = recorded is None or recorded == mine
+        self._pause_dense_unless(matches, recorded)
+        return {"encoder": mine, "index_encoder": recorded, "matches": matches}
+
+    def _pause_dense_unless(self, matches: bool, recorded: str | None) -> None:
+        if matches:
+            if self.retriever.dense_paused:
+                log.warning("encoder and vector index agree again; dense retrieval resumed")
+            self.retriever.dense_paused = None
+            return
+        reason = f"the vector index was built by {recorded}, this process runs {self.encoder.identity}"
+        if self.retriever.dense_paused != reason:
+            log.error("dense retrieval paused, lexical only: %s (set PRS_EMBEDDING_MODEL to match)", reason)
+        self.retriever.dense_paused = reason
+
     async def warm_up(self) -> float:
-        """Load the embedding model and open the indexes with one throw-away search, so that the first
-        incident after a start answers as fast as the rest; returns the seconds it took. Never raises."""
+        """Check the encoder against the index, load the embedding model and open the indexes with one
+        throw-away search, so that the first incident after a start answers as fast as the rest;
+        returns the seconds it took. Never raises."""
         started = time.perf_counter()
         try:
+            await self.check_encoder()
             await self.retriever.search("warm-up", area=None, k=1, kinds=ALL_KINDS, min_score=1.0)
         except Exception:  # noqa: BLE001 - a store that is down now is reported by /health/ready, not here
             log.warning("knowledge warm-up failed; the first search will load what it needs", exc_info=True)
@@ -314,6 +344,10 @@ class KnowledgeService:
         async with transaction(self.pool) as conn:
             # One writer at a time: the store then always reflects a committed state of Postgres.
             await repository.lock_vector_sync(conn)
+            recorded = await repository.claim_vector_index_encoder(conn, self.encoder.identity)
+            self._pause_dense_unless(recorded == self.encoder.identity, recorded)
+            if self.retriever.dense_paused:
+                raise EncoderMismatch(self.retriever.dense_paused)
             await self._apply_tombstones(conn)
             if not pending or vectors is None:
                 return 0
@@ -379,6 +413,39 @@ class KnowledgeService:
             log.warning("vector store unavailable; the worker will sync the pending entries later", exc_info=True)
             return 0
 
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Embed and query with `encoder` from now on (this process only)."""
+        self.encoder = encoder
+        self.retriever.encoder = encoder
+
+    async def adapt_encoder(
+        self,
+        model_dir: Path,
+        params: AdaptationParams | None = None,
+        *,
+        progress: Callable[[int, int, float], None] | None = None,
+    ) -> dict[str, Any]:
+        """Adapt the base encoder to this knowledge base (agent/adapt.py), save it in model_dir, switch
+        this process to it and rebuild the vector index with it.
+
+        Adapting an adapted encoder starts again from its base model. Other processes keep their
+        encoder until restarted with PRS_EMBEDDING_MODEL=model_dir; meanwhile their dense retrieval
+        is paused (check_encoder), never mixed with the new vectors.
+        """
+        params = params or AdaptationParams()
+        async with self.pool.acquire() as conn:
+            rows = await repository.sample_entry_texts(conn, params.max_steps * params.batch_size)
+        texts = [embedding_text(row) for row in rows]
+        base = base_model_of(self.encoder.model_name_or_path)
+        try:
+            report = await asyncio.to_thread(adapt, base, texts, model_dir, params, progress=progress)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="knowledge_base") from exc
+        adapted = Encoder(str(model_dir), batch_size=self.encoder.batch_size, device=self.encoder.device)
+        adapted.load()
+        self.use_encoder(adapted)
+        return asdict(report) | {"encoder": adapted.identity, "reindex": await self.reindex()}
+
     async def reindex(self) -> dict[str, Any]:
         """Rebuild postings and the whole vector index from Postgres."""
         started = time.perf_counter()
@@ -397,6 +464,7 @@ class KnowledgeService:
             async with transaction(self.pool) as conn:
                 await repository.lock_vector_sync(conn)
                 await asyncio.to_thread(self.vector_store.reset)
+                await repository.set_vector_index_encoder(conn, self.encoder.identity)
                 await repository.clear_tombstones(conn)
                 entries = await repository.mark_all_vectors_unsynced(conn)
             vectors = await self._sync_all()

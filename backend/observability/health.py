@@ -35,6 +35,14 @@ async def _check_vector_store(services: Any) -> dict[str, Any]:
         return {"up": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
+async def _check_encoder(services: Any) -> dict[str, Any]:
+    try:
+        state = await asyncio.wait_for(services.knowledge.check_encoder(), timeout=3)
+        return {"up": state["matches"], "encoder": state["encoder"], "index_encoder": state["index_encoder"]}
+    except Exception as exc:  # noqa: BLE001
+        return {"up": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
 async def _check_llm(services: Any) -> dict[str, Any]:
     # prs_llm_node_up is kept by the background health check (backend/observability/monitoring.py), not here.
     nodes = await services.llm.health()
@@ -65,9 +73,11 @@ async def live() -> dict[str, str]:
     "/health/ready",
     summary="Readiness",
     description="No auth. 200 `ok` when database, vector store and at least one LLM node answer and no "
-    "suggestion has waited longer than PRS_SUGGESTION_BACKLOG_DEGRADED_S; 200 `degraded` "
-    "otherwise while the database answers (incidents are still accepted, retrieval falls back "
-    "to lexical, suggestions wait), with `reasons` such as `backlog`; 503 `down` when the "
+    "suggestion has waited longer than PRS_SUGGESTION_BACKLOG_DEGRADED_S and this replica's encoder "
+    "is the one that built the vector index; 200 `degraded` otherwise while the database answers "
+    "(incidents are still accepted, retrieval falls back to lexical, suggestions wait), with "
+    "`reasons` such as `backlog` or `encoder` (PRS_EMBEDDING_MODEL differs from the index's: "
+    "see `prs knowledge adapt`); 503 `down` when the "
     "database does not answer; 503 `draining` after SIGTERM while the replica finishes its "
     "requests.",
 )
@@ -76,14 +86,15 @@ async def ready(request: Request) -> JSONResponse:
         # SIGTERM received: leave the rotation while in-flight and new requests are still served.
         return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     services = get_container(request)
-    database, vectors, llm, backlog = await asyncio.gather(
+    database, vectors, encoder, llm, backlog = await asyncio.gather(
         _check_database(services),
         _check_vector_store(services),
+        _check_encoder(services),
         _check_llm(services),
         _check_suggestion_backlog(services),
     )
-    checks = {"database": database, "vector_store": vectors, "llm": llm, "backlog": backlog}
-    reasons = [name for name in ("vector_store", "llm", "backlog") if not checks[name]["up"]]
+    checks = {"database": database, "vector_store": vectors, "encoder": encoder, "llm": llm, "backlog": backlog}
+    reasons = [name for name in ("vector_store", "encoder", "llm", "backlog") if not checks[name]["up"]]
     if not database["up"]:
         status, code = "down", 503
     elif reasons:

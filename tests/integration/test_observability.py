@@ -86,3 +86,22 @@ def test_json_log_lines_carry_the_request_id_and_extra_fields():
         request_id_var.reset(token)
     assert entry["message"] == "incident 7 created"
     assert entry["request_id"] == "req-42" and entry["incident_id"] == 7 and entry["level"] == "INFO"
+
+
+async def test_readiness_is_degraded_naming_the_encoder_when_the_index_was_built_by_another(api, services):
+    async with services.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO vector_index_state (encoder) VALUES ('adapted:elsewhere') "
+            "ON CONFLICT (singleton) DO UPDATE SET encoder = EXCLUDED.encoder"
+        )
+    try:
+        body = (await api.get("/health/ready")).json()
+        assert body["status"] == "degraded" and "encoder" in body["reasons"]
+        assert body["checks"]["encoder"]["index_encoder"] == "adapted:elsewhere"
+        assert body["checks"]["encoder"]["encoder"] == services.knowledge.encoder.identity
+        assert services.knowledge.retriever.dense_paused
+    finally:
+        async with services.pool.acquire() as conn:
+            await conn.execute("DELETE FROM vector_index_state")
+    body = (await api.get("/health/ready")).json()
+    assert body["checks"]["encoder"]["up"] is True and services.knowledge.retriever.dense_paused is None

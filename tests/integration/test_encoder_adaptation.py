@@ -1,0 +1,152 @@
+"""Adapting the encoder to the knowledge base on a real Postgres, Chroma folder and model, and what a
+process whose encoder differs from the index's does: lexical only, no vector written, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.adapt import AdaptationParams
+from agent.embeddings import Encoder
+from agent.store import EncoderMismatch
+from backend.errors import ValidationFailed
+from backend.knowledge.service import KnowledgeService
+from tests.unit.test_adapt import corpus
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+QUICK = AdaptationParams(epochs=2, max_steps=3, batch_size=16, learning_rate=5e-5, warmup_steps=1, max_tokens=64)
+
+
+async def ingest_corpus(knowledge, texts: list[str]) -> None:
+    await knowledge.service.ingest_documents(
+        [{"title": f"Note {n}", "filename": f"note-{n}.txt", "text": text} for n, text in enumerate(texts)]
+    )
+
+
+async def index_encoder(knowledge) -> str | None:
+    return await knowledge.fetchval("SELECT encoder FROM vector_index_state")
+
+
+async def test_adapting_switches_the_service_and_rebuilds_the_index_with_the_adapted_encoder(knowledge, tmp_path):
+    texts = corpus(40)
+    await ingest_corpus(knowledge, texts)
+    assert await index_encoder(knowledge) == knowledge.service.encoder.identity  # recorded by the first sync
+
+    report = await knowledge.service.adapt_encoder(tmp_path / "adapted", QUICK)
+
+    assert report["steps"] == 3 and report["texts"] == 40
+    assert report["encoder"].startswith("adapted:") and knowledge.service.encoder.identity == report["encoder"]
+    assert await index_encoder(knowledge) == report["encoder"]
+    assert report["reindex"]["vectors"] == 40
+    assert await knowledge.fetchval("SELECT count(*) FROM knowledge_entries WHERE NOT vector_synced") == 0
+    hits = await knowledge.service.search(query=texts[7].split(". ")[0], area=None, limit=1, kinds=("document",))
+    assert hits[0].title == "Note 7"
+
+
+async def test_a_process_with_another_encoder_answers_lexically_writes_no_vector_and_loses_nothing(
+    knowledge, tmp_path, encoder
+):
+    texts = corpus(40)
+    await ingest_corpus(knowledge, texts)
+    await knowledge.service.adapt_encoder(tmp_path / "adapted", QUICK)
+    # A replica still running the base encoder (not restarted with PRS_EMBEDDING_MODEL yet).
+    stale = KnowledgeService(
+        knowledge.settings, knowledge.pool, encoder, knowledge.service.vector_store, knowledge.clock
+    )
+
+    state = await stale.check_encoder()
+    assert state["matches"] is False and state["index_encoder"] == knowledge.service.encoder.identity
+    assert stale.retriever.dense_paused
+    code = texts[12].split()[3]
+    assert (await stale.search(query=code, area=None, limit=1, kinds=("document",)))[0].title == "Note 12"
+
+    # Its new document is kept in Postgres, and no vector of the wrong encoder reaches the store.
+    before = await asyncio.to_thread(stale.vector_store.count)
+    added = await stale.ingest_document(
+        title="Late note", filename="late.txt", text=texts[0].replace("Cell 0", "Cell 99")
+    )
+    assert added["id"]
+    with pytest.raises(EncoderMismatch):
+        await stale.sync_pending_vectors()
+    assert await knowledge.fetchval("SELECT count(*) FROM knowledge_entries WHERE NOT vector_synced") == 1
+    assert await asyncio.to_thread(stale.vector_store.count) == before
+
+    # The adapted process syncs it; a process with the adapted encoder agrees with the index.
+    assert await knowledge.service.sync_pending_vectors() == 1
+    restarted = KnowledgeService(
+        knowledge.settings,
+        knowledge.pool,
+        Encoder(str(tmp_path / "adapted")),
+        knowledge.service.vector_store,
+        knowledge.clock,
+    )
+    assert (await restarted.check_encoder())["matches"] is True and restarted.retriever.dense_paused is None
+
+
+async def test_reindexing_with_the_base_encoder_rolls_the_adaptation_back(knowledge, tmp_path, encoder):
+    await ingest_corpus(knowledge, corpus(40))
+    await knowledge.service.adapt_encoder(tmp_path / "adapted", QUICK)
+    base = KnowledgeService(
+        knowledge.settings, knowledge.pool, encoder, knowledge.service.vector_store, knowledge.clock
+    )
+    assert (await base.check_encoder())["matches"] is False
+
+    await base.reindex()
+
+    assert await index_encoder(knowledge) == encoder.identity
+    assert (await base.check_encoder())["matches"] is True and base.retriever.dense_paused is None
+    assert (await knowledge.service.check_encoder())["matches"] is False
+
+
+async def test_a_knowledge_base_too_small_to_adapt_is_refused_naming_it(knowledge, tmp_path):
+    await ingest_corpus(knowledge, corpus(10))
+    with pytest.raises(ValidationFailed) as refused:
+        await knowledge.service.adapt_encoder(tmp_path / "adapted", QUICK)
+    assert refused.value.field == "knowledge_base"
+    assert not (tmp_path / "adapted").exists()
+    assert await index_encoder(knowledge) == knowledge.service.encoder.identity
+
+
+async def run_cli(knowledge, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PRS_DATABASE_URL": knowledge.settings.database_url,
+        "PRS_DATA_DIR": str(tmp_path / "data"),
+        "PRS_LOG_JSON": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    command = [sys.executable, "-m", "backend.cli", *args]
+    return await asyncio.to_thread(
+        subprocess.run, command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+async def test_prs_knowledge_adapt_adapts_reindexes_and_says_what_to_roll_out(knowledge, tmp_path):
+    await ingest_corpus(knowledge, corpus(70))
+    out = tmp_path / "encoder"
+
+    done = await run_cli(knowledge, tmp_path, "knowledge", "adapt", "--out", str(out), "--max-steps", "2")
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    # Two steps of 32 read a sample of 64 entries; the index is rebuilt whole.
+    assert report["steps"] == 2 and report["texts"] == 64 and report["reindex"]["vectors"] == 70
+    assert report["encoder"] == Encoder(str(out)).identity == await index_encoder(knowledge)
+    assert f"PRS_EMBEDDING_MODEL={out}" in done.stderr
+
+
+async def test_prs_knowledge_adapt_on_a_small_knowledge_base_exits_2_and_changes_nothing(knowledge, tmp_path):
+    await ingest_corpus(knowledge, corpus(10))
+    recorded = await index_encoder(knowledge)
+
+    done = await run_cli(knowledge, tmp_path, "knowledge", "adapt", "--out", str(tmp_path / "encoder"))
+
+    assert done.returncode == 2 and "error: adaptation needs at least 64 entries" in done.stderr
+    assert not (tmp_path / "encoder").exists() and await index_encoder(knowledge) == recorded

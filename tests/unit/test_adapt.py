@@ -1,0 +1,102 @@
+"""Encoder adaptation (agent/adapt.py): the inverse cloze pairs, the saved folder, and that it learns."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from agent.adapt import (
+    ADAPTATION_MANIFEST,
+    AdaptationParams,
+    adapt_encoder,
+    base_model_of,
+    encoder_identity,
+    inverse_cloze_pair,
+    read_manifest,
+)
+from agent.embeddings import Encoder, bundled_model_path
+
+MACHINES = ["press", "lathe", "conveyor", "palletiser", "labeller", "mixer", "oven", "filler"]
+FAULTS = ["overcurrent", "encoder drift", "low pressure", "jam", "overheating", "vibration", "leak", "timeout"]
+PARTS = ["bearing", "fuse", "sensor", "valve", "belt", "relay", "gasket", "drive board"]
+# Small and fast: a few steps of batches of 16 short texts, enough to move a 22M-parameter model.
+QUICK = AdaptationParams(epochs=4, max_steps=12, batch_size=16, learning_rate=1e-4, warmup_steps=2, max_tokens=64)
+
+
+def corpus(size: int = 48) -> list[str]:
+    """Entries in a plant's dialect: each names its own codes in every sentence."""
+    rng = random.Random(11)
+    texts = []
+    for number in range(size):
+        code = f"QX{rng.randint(100, 999)}-{rng.choice('ABCDEFGH')}{rng.randint(10, 99)}"
+        machine, fault, part = rng.choice(MACHINES), rng.choice(FAULTS), rng.choice(PARTS)
+        texts.append(
+            f"Cell {number} {machine} {code} stopped with {fault} alarm. "
+            f"The {machine} {code} panel showed {fault} twice per shift. "
+            f"Replaced the {part} of {code} and cleared the {fault} counter."
+        )
+    return texts
+
+
+def pseudo_query_mrr(encoder: Encoder, texts: list[str]) -> float:
+    """Mean reciprocal rank of each entry's own context for one of its sentences, among all entries."""
+    rng = random.Random(99)
+    pairs = [inverse_cloze_pair(text, rng, keep_query_share=0.0) for text in texts]
+    queries = encoder.encode([pair[0] for pair in pairs if pair])
+    contexts = encoder.encode([pair[1] for pair in pairs if pair])
+    similarity = queries @ contexts.T
+    ranks = (similarity > np.diag(similarity)[:, None]).sum(axis=1)
+    return float(np.mean(1.0 / (ranks + 1)))
+
+
+def test_a_sentence_of_a_multi_sentence_entry_is_the_query_and_the_others_its_context():
+    text = "The press stopped with alarm 41. The hydraulic pump was cold. We warmed the oil first."
+    query, context = inverse_cloze_pair(text, random.Random(3), keep_query_share=0.0)
+    assert query in text and query not in context
+    assert len(context.split()) + len(query.split()) == len(text.split())
+
+
+def test_a_one_sentence_entry_gives_a_third_of_its_words_and_a_too_short_one_nothing():
+    text = "conveyor belt on line three slips under load after the weekend cleaning shift"
+    query, context = inverse_cloze_pair(text, random.Random(1))
+    assert context == text and query in text and len(query.split()) == len(text.split()) // 3
+    assert inverse_cloze_pair("fan noisy", random.Random(1)) is None
+
+
+def test_identity_names_the_adaptation_or_else_the_model_folder(tmp_path):
+    plain = tmp_path / "all-MiniLM-L6-v2"
+    plain.mkdir()
+    assert encoder_identity(plain) == "model:all-MiniLM-L6-v2"
+    assert base_model_of(plain) == str(plain)
+    (plain / ADAPTATION_MANIFEST).write_text('{"adaptation_id": "abc", "base_model": "/models/base"}')
+    assert encoder_identity(plain) == "adapted:abc"
+    assert base_model_of(plain) == "/models/base"
+
+
+def test_too_small_a_knowledge_base_is_refused_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match="at least 32 entries"):
+        adapt_encoder(bundled_model_path(), corpus(20), tmp_path / "adapted", QUICK)
+    assert not (tmp_path / "adapted").exists()
+
+
+def test_adaptation_learns_the_knowledge_base_and_saves_a_loadable_model(tmp_path, encoder):
+    texts = corpus()
+    before = pseudo_query_mrr(encoder, texts)
+    destination = tmp_path / "adapted"
+    destination.mkdir()
+    (destination / "stale.txt").write_text("the previous model")
+    report = adapt_encoder(bundled_model_path(), texts, destination, QUICK)
+
+    adapted = Encoder(str(destination))
+    after = pseudo_query_mrr(adapted, texts)
+    assert after > before + 0.05, (before, after)
+    assert report.steps == QUICK.max_steps and report.texts == len(texts)
+    manifest = read_manifest(destination)
+    assert manifest is not None and manifest["base_model"] == bundled_model_path()
+    assert manifest["params"]["learning_rate"] == QUICK.learning_rate
+    assert adapted.identity == f"adapted:{manifest['adaptation_id']}" != encoder.identity
+    # Replaced whole, never merged with what was there, and nothing left beside it.
+    assert not (destination / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapted"]
