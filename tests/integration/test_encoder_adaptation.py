@@ -148,5 +148,5 @@ async def test_prs_knowledge_adapt_on_a_small_knowledge_base_exits_2_and_changes
 
     done = await run_cli(knowledge, tmp_path, "knowledge", "adapt", "--out", str(tmp_path / "encoder"))
 
-    assert done.returncode == 2 and "error: adaptation needs at least 64 entries" in done.stderr
+    assert done.returncode == 2 and "error: adaptation needs at least 64 entries of 10 words" in done.stderr
     assert not (tmp_path / "encoder").exists() and await index_encoder(knowledge) == recorded

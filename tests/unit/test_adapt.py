@@ -1,4 +1,4 @@
-"""Encoder adaptation (agent/adapt.py): the inverse cloze pairs, the saved folder, and that it learns."""
+"""Encoder adaptation (agent/adapt.py): the cropped pairs, the saved folder, and that it learns."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from agent.adapt import (
     AdaptationParams,
     adapt_encoder,
     base_model_of,
+    cropped_pair,
     encoder_identity,
-    inverse_cloze_pair,
     read_manifest,
 )
 from agent.embeddings import Encoder, bundled_model_path
@@ -41,9 +41,9 @@ def corpus(size: int = 48) -> list[str]:
 
 
 def pseudo_query_mrr(encoder: Encoder, texts: list[str]) -> float:
-    """Mean reciprocal rank of each entry's own context for one of its sentences, among all entries."""
+    """Mean reciprocal rank of a span of each entry for another span of it, among one span of every entry."""
     rng = random.Random(99)
-    pairs = [inverse_cloze_pair(text, rng, keep_query_share=0.0) for text in texts]
+    pairs = [cropped_pair(text, rng) for text in texts]
     queries = encoder.encode([pair[0] for pair in pairs if pair])
     contexts = encoder.encode([pair[1] for pair in pairs if pair])
     similarity = queries @ contexts.T
@@ -51,18 +51,18 @@ def pseudo_query_mrr(encoder: Encoder, texts: list[str]) -> float:
     return float(np.mean(1.0 / (ranks + 1)))
 
 
-def test_a_sentence_of_a_multi_sentence_entry_is_the_query_and_the_others_its_context():
-    text = "The press stopped with alarm 41. The hydraulic pump was cold. We warmed the oil first."
-    query, context = inverse_cloze_pair(text, random.Random(3), keep_query_share=0.0)
-    assert query in text and query not in context
-    assert len(context.split()) + len(query.split()) == len(text.split())
+def test_a_pair_is_two_spans_of_the_entry_of_a_tenth_to_a_half_of_its_words():
+    text = " ".join(f"word{n}" for n in range(100))
+    rng = random.Random(3)
+    for _ in range(50):
+        first, second = cropped_pair(text, rng)
+        for span in (first, second):
+            assert span in text and 5 <= len(span.split()) <= 50
 
 
-def test_a_one_sentence_entry_gives_a_third_of_its_words_and_a_too_short_one_nothing():
-    text = "conveyor belt on line three slips under load after the weekend cleaning shift"
-    query, context = inverse_cloze_pair(text, random.Random(1))
-    assert context == text and query in text and len(query.split()) == len(text.split()) // 3
-    assert inverse_cloze_pair("fan noisy", random.Random(1)) is None
+def test_an_entry_under_ten_words_gives_no_pair():
+    assert cropped_pair("fan noisy on line three after the restart", random.Random(1)) is None
+    assert cropped_pair("fan noisy on line three after the weekend restart today", random.Random(1)) is not None
 
 
 def test_identity_names_the_adaptation_or_else_the_model_folder(tmp_path):
@@ -76,7 +76,7 @@ def test_identity_names_the_adaptation_or_else_the_model_folder(tmp_path):
 
 
 def test_too_small_a_knowledge_base_is_refused_before_any_training(tmp_path):
-    with pytest.raises(ValueError, match="at least 32 entries"):
+    with pytest.raises(ValueError, match="at least 32 entries of 10 words"):
         adapt_encoder(bundled_model_path(), corpus(20), tmp_path / "adapted", QUICK)
     assert not (tmp_path / "adapted").exists()
 
