@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
+from agent.adapt import AdaptationParams
 from agent.chunking import chunk_document
 from agent.embeddings import Encoder
 from agent.retrieve import group_key, ranking_features
@@ -76,7 +77,7 @@ async def _bench_jira(
     *,
     limit: int | None,
     fit: bool,
-    adapt: bool,
+    adapt: AdaptationParams | None,
 ) -> dict[str, Any]:
     records = _read_jsonl(kb_path)
     all_queries = _read_jsonl(queries_path)
@@ -114,7 +115,7 @@ async def _bench_jira(
     results: dict[str, Any] = {"kb_size": report["inserted"]} | rates
     if adapt:
         results["unadapted"] = _headline(await _score_jira(service, cases))
-        results |= await _adapted(service, work_dir)
+        results |= await _adapted(service, work_dir, adapt)
     if fit:
         samples = [
             await _sample(
@@ -162,10 +163,10 @@ def _headline(figures: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _adapted(service: KnowledgeService, work_dir: Path) -> dict[str, Any]:
+async def _adapted(service: KnowledgeService, work_dir: Path, params: AdaptationParams) -> dict[str, Any]:
     """Adapt the encoder to the ingested knowledge base and rebuild the index, as `prs knowledge adapt` does."""
     started = time.perf_counter()
-    report = await service.adapt_encoder(work_dir / "adapted-encoder")
+    report = await service.adapt_encoder(work_dir / "adapted-encoder", params)
     return {
         "adapt_s": round(time.perf_counter() - started, 1),
         "adapt_train_s": report["seconds"],
@@ -182,7 +183,7 @@ async def _bench_dell(
     *,
     limit: int | None,
     fit: bool,
-    adapt: bool,
+    adapt: AdaptationParams | None,
 ) -> dict[str, Any]:
     solutions = _read_jsonl(kb_path)
     questions = _subset(_read_jsonl(queries_path), limit)
@@ -206,7 +207,7 @@ async def _bench_dell(
     results: dict[str, Any] = {"kb_size": len(solutions)} | rates
     if adapt:
         results["unadapted"] = _headline(await _score_dell(service, questions, doc_ids))
-        results |= await _adapted(service, work_dir)
+        results |= await _adapted(service, work_dir, adapt)
     if fit:
         ids_by_doc = {solution["doc_id"]: document["id"] for document, solution in zip(documents, solutions)}
         samples = [
@@ -312,15 +313,18 @@ async def run_retrieval_bench(
     limit: int | None = None,
     fit: bool = False,
     adapt: bool = True,
+    adaptation: AdaptationParams | None = None,
 ) -> dict[str, Any]:
     """Ingest the task's knowledge base into a fresh database, run its queries, return the figures.
 
     With adapt (the deployment docs/knowledge.md recommends), the queries run once with the base
     encoder (figures under `unadapted`), then the encoder is adapted to the knowledge base and the
-    index rebuilt, as `prs knowledge adapt` does, and the top-level figures are the adapted ones.
+    index rebuilt, as `prs knowledge adapt` does (with its defaults unless `adaptation` says otherwise),
+    and the top-level figures are the adapted ones.
     With fit, also the ranking weights fit on each half of the queries and scored on the other."""
     if task not in ("jira", "dell"):
         raise ValueError("task must be 'jira' or 'dell'")
+    adapt_with = (adaptation or AdaptationParams()) if adapt else None
     dsn = with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
     await ensure_database(dsn)
     try:
@@ -338,11 +342,11 @@ async def run_retrieval_bench(
                 service = KnowledgeService(bench_settings, pool, encoder, store, SystemClock())
                 if task == "jira":
                     figures = await _bench_jira(
-                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit, adapt=adapt
+                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit, adapt=adapt_with
                     )
                 else:
                     figures = await _bench_dell(
-                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit, adapt=adapt
+                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit, adapt=adapt_with
                     )
             finally:
                 await pool.close()

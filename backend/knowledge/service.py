@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -59,6 +60,9 @@ SYNC_BATCH = 512
 DOCUMENT_BATCH = 200
 # How long a sync waits for a bulk import to commit its next page before looking again.
 STAGING_POLL_S = 0.2
+# How stale a process's view of the index's encoder may get: another process may rebuild the index
+# with an adapted encoder (prs knowledge adapt) at any time.
+ENCODER_RECHECK_S = 30.0
 TITLE_MAX_CHARS = 200
 
 
@@ -127,6 +131,8 @@ class KnowledgeService:
         self.clock = clock
         self.lexical_index = PostgresLexicalIndex(pool)
         self.retriever = Retriever(encoder, vector_store, self.lexical_index, PostgresEntryCatalog(pool))
+        self.encoder_recheck_s = ENCODER_RECHECK_S
+        self._encoder_checked_at = -math.inf
 
     # --- retrieval -----------------------------------------------------------------------------
 
@@ -152,7 +158,7 @@ class KnowledgeService:
 
         reported_at is when the text was reported (now unless given): incidents reported close to it
         rank higher, other things equal (agent/retrieve.py)."""
-        found = await self.retriever.search(
+        found = await self._search(
             text,
             area=area,
             k=limit + (1 if exclude_incident_id is not None else 0),
@@ -172,6 +178,17 @@ class KnowledgeService:
             if row["incident_id"] != exclude_incident_id
         ]
         return similar[:limit]
+
+    async def _search(self, text: str, **options: Any) -> list[ScoredEntry]:
+        """The retriever's search, after re-reading which encoder built the index when the last look is
+        older than encoder_recheck_s (one small query, at most that often)."""
+        if time.monotonic() - self._encoder_checked_at >= self.encoder_recheck_s:
+            self._encoder_checked_at = time.monotonic()
+            try:
+                await self.check_encoder()
+            except Exception:  # noqa: BLE001 - a database outage is the search's to report, not this check's
+                log.warning("could not read which encoder built the vector index", exc_info=True)
+        return await self.retriever.search(text, **options)
 
     async def check_encoder(self) -> dict[str, Any]:
         """Compare this process's encoder with the one that built the vector index.
@@ -199,20 +216,19 @@ class KnowledgeService:
         self.retriever.dense_paused = reason
 
     async def warm_up(self) -> float:
-        """Check the encoder against the index, load the embedding model and open the indexes with one
+        """Load the embedding model, check it against the index's and open the indexes with one
         throw-away search, so that the first incident after a start answers as fast as the rest;
         returns the seconds it took. Never raises."""
         started = time.perf_counter()
         try:
-            await self.check_encoder()
-            await self.retriever.search("warm-up", area=None, k=1, kinds=ALL_KINDS, min_score=1.0)
+            await self._search("warm-up", area=None, k=1, kinds=ALL_KINDS, min_score=1.0)
         except Exception:  # noqa: BLE001 - a store that is down now is reported by /health/ready, not here
             log.warning("knowledge warm-up failed; the first search will load what it needs", exc_info=True)
         return time.perf_counter() - started
 
     async def retrieve_cases(self, *, text: str, area: str | None, limit: int) -> list[CaseForPrompt]:
         """Incidents and document chunks to ground an LLM suggestion, best first."""
-        found = await self.retriever.search(
+        found = await self._search(
             text, area=area, k=limit, kinds=ALL_KINDS, min_score=self.settings.similar_min_score, at=self.clock.now()
         )
         cases = []
@@ -249,7 +265,7 @@ class KnowledgeService:
         unknown = set(kinds) - set(ALL_KINDS)
         if unknown or not kinds:
             raise ValidationFailed(f"kinds must be among {', '.join(ALL_KINDS)}", field="kinds")
-        found = await self.retriever.search(
+        found = await self._search(
             query, area=area, k=limit, kinds=tuple(kinds), min_score=min_score, at=self.clock.now()
         )
         return [

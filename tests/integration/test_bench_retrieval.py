@@ -8,8 +8,10 @@ from pathlib import Path
 
 import asyncpg
 
+from agent.adapt import AdaptationParams
 from backend.config import Settings
 from bench.retrieval import run_retrieval_bench
+from tests.unit.test_adapt import corpus
 
 FAULTS = (
     (
@@ -87,7 +89,7 @@ async def test_the_jira_bench_finds_each_duplicate_reports_both_settings_and_fit
     kb, queries = jira_files(tmp_path)
     before = await scratch_databases(database_url)
     result = await run_retrieval_bench(
-        Settings(database_url=database_url, data_dir=tmp_path / "data"), "jira", kb, queries, fit=True
+        Settings(database_url=database_url, data_dir=tmp_path / "data"), "jira", kb, queries, fit=True, adapt=False
     )
     assert result["kb_size"] == 6  # the three query reports stay out of the knowledge base
     assert result["n"] == 3 and result["recall@10"] == 1.0
@@ -103,9 +105,34 @@ async def test_the_jira_bench_finds_each_duplicate_reports_both_settings_and_fit
 async def test_the_dell_bench_answers_each_question_with_its_document(database_url, tmp_path):
     kb, queries = dell_files(tmp_path)
     result = await run_retrieval_bench(
-        Settings(database_url=database_url, data_dir=tmp_path / "data"), "dell", kb, queries, fit=True
+        Settings(database_url=database_url, data_dir=tmp_path / "data"), "dell", kb, queries, fit=True, adapt=False
     )
+    assert "unadapted" not in result and "adapt_s" not in result
     assert result["kb_size"] == 3 and result["n"] == 3
     assert result["recall@1"] == 1.0
     assert result["fit"]["kind"] == "document"
     assert result["ingest_per_s"] > 0 and result["encoder_per_s"] > 0
+
+
+async def test_the_bench_adapts_the_encoder_after_the_ingest_and_reports_the_base_figures_beside(
+    database_url, tmp_path
+):
+    texts = corpus(70)
+    solutions = write_jsonl(
+        tmp_path / "sol.jsonl", [{"doc_id": f"doc_{n}", "text": text} for n, text in enumerate(texts)]
+    )
+    # Each question is the middle sentence of its answer, reworded around the part code.
+    asked = [
+        {"query_id": f"q_{n}", "question": f"Why does {texts[n].split('. ')[1].lower()}?", "gold": [f"doc_{n}"]}
+        for n in range(0, 70, 7)
+    ]
+    questions = write_jsonl(tmp_path / "q.jsonl", asked)
+    quick = AdaptationParams(max_steps=2)
+
+    result = await run_retrieval_bench(
+        Settings(database_url=database_url, data_dir=tmp_path / "data"), "dell", solutions, questions, adaptation=quick
+    )
+
+    assert result["adapt_steps"] == 2 and result["adapt_texts"] == 64 and result["adapt_s"] >= result["adapt_train_s"]
+    assert result["n"] == 10 and result["unadapted"]["recall@10"] == 1.0 and result["recall@10"] == 1.0
+    assert set(result["unadapted"]) >= {"recall@1", "recall@5", "recall@10", "mrr@10", "even_half", "odd_half"}

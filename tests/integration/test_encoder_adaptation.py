@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +13,9 @@ from agent.embeddings import Encoder
 from agent.store import EncoderMismatch
 from backend.errors import ValidationFailed
 from backend.knowledge.service import KnowledgeService
+from tests.fixtures.knowledge import run_prs
 from tests.unit.test_adapt import corpus
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 QUICK = AdaptationParams(epochs=2, max_steps=3, batch_size=16, learning_rate=5e-5, warmup_steps=1, max_tokens=64)
 
 
@@ -89,6 +85,25 @@ async def test_a_process_with_another_encoder_answers_lexically_writes_no_vector
     assert (await restarted.check_encoder())["matches"] is True and restarted.retriever.dense_paused is None
 
 
+async def test_a_running_process_notices_on_its_next_search_that_another_one_adapted_the_index(
+    knowledge, tmp_path, encoder
+):
+    texts = corpus(40)
+    await ingest_corpus(knowledge, texts)
+    running = KnowledgeService(
+        knowledge.settings, knowledge.pool, encoder, knowledge.service.vector_store, knowledge.clock
+    )
+    running.encoder_recheck_s = 0.0  # the production interval is ENCODER_RECHECK_S
+    await running.search(query="press overcurrent", area=None, limit=3, kinds=("document",))
+    assert running.retriever.dense_paused is None
+
+    await knowledge.service.adapt_encoder(tmp_path / "adapted", QUICK)
+
+    code = texts[5].split()[3]
+    hits = await running.search(query=code, area=None, limit=1, kinds=("document",))
+    assert running.retriever.dense_paused and hits[0].title == "Note 5"
+
+
 async def test_reindexing_with_the_base_encoder_rolls_the_adaptation_back(knowledge, tmp_path, encoder):
     await ingest_corpus(knowledge, corpus(40))
     await knowledge.service.adapt_encoder(tmp_path / "adapted", QUICK)
@@ -113,26 +128,13 @@ async def test_a_knowledge_base_too_small_to_adapt_is_refused_naming_it(knowledg
     assert await index_encoder(knowledge) == knowledge.service.encoder.identity
 
 
-async def run_cli(knowledge, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PRS_DATABASE_URL": knowledge.settings.database_url,
-        "PRS_DATA_DIR": str(tmp_path / "data"),
-        "PRS_LOG_JSON": "false",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
-    command = [sys.executable, "-m", "backend.cli", *args]
-    return await asyncio.to_thread(
-        subprocess.run, command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
 async def test_prs_knowledge_adapt_adapts_reindexes_and_says_what_to_roll_out(knowledge, tmp_path):
     await ingest_corpus(knowledge, corpus(70))
     out = tmp_path / "encoder"
 
-    done = await run_cli(knowledge, tmp_path, "knowledge", "adapt", "--out", str(out), "--max-steps", "2")
+    done = await run_prs(
+        knowledge.settings, tmp_path / "data", "knowledge", "adapt", "--out", str(out), "--max-steps", "2"
+    )
 
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -146,7 +148,9 @@ async def test_prs_knowledge_adapt_on_a_small_knowledge_base_exits_2_and_changes
     await ingest_corpus(knowledge, corpus(10))
     recorded = await index_encoder(knowledge)
 
-    done = await run_cli(knowledge, tmp_path, "knowledge", "adapt", "--out", str(tmp_path / "encoder"))
+    done = await run_prs(
+        knowledge.settings, tmp_path / "data", "knowledge", "adapt", "--out", str(tmp_path / "encoder")
+    )
 
     assert done.returncode == 2 and "error: adaptation needs at least 64 entries of 10 words" in done.stderr
     assert not (tmp_path / "encoder").exists() and await index_encoder(knowledge) == recorded

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from backend.errors import Conflict
 from backend.knowledge import repository
+from tests.fixtures.knowledge import run_prs
 from tests.integration.test_knowledge_import import write_jsonl
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ORDERED = ["knowledge_postings_area_impact_idx", "knowledge_postings_impact_idx"]
 RECORDS = [
     {
@@ -129,18 +125,7 @@ async def test_concurrent_searches_during_a_bulk_import_get_answers(bulk, tmp_pa
 async def test_prs_ingest_incidents_bulk_imports_through_the_cli_and_leaves_every_index(bulk, tmp_path):
     before = await index_definitions(bulk)
     path = write_jsonl(tmp_path / "cli.jsonl", RECORDS)
-    env = {
-        **os.environ,
-        "PRS_DATABASE_URL": bulk.settings.database_url,
-        "PRS_DATA_DIR": str(tmp_path / "data"),
-        "PRS_LOG_JSON": "false",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
-    command = [sys.executable, "-m", "backend.cli", "ingest", "incidents", str(path), "--bulk"]
-    done = await asyncio.to_thread(
-        subprocess.run, command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    done = await run_prs(bulk.settings, tmp_path / "data", "ingest", "incidents", str(path), "--bulk", timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["inserted"] == 12 and report["vectors_synced"] == 12
