@@ -124,7 +124,7 @@ def adapt_encoder(
     clock: Callable[[], float] = time.perf_counter,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> AdaptationReport:
-    """Fine-tune `base_model` on `texts` with the inverse cloze task and save it in `model_dir`.
+    """Fine-tune `base_model` on `texts` (pairs of spans of one entry, cropped_pair) and save it in `model_dir`.
 
     The folder is written beside its destination and renamed into place, so a reader sees
     either the previous model or the complete new one. Raises ValueError when fewer than two
@@ -157,9 +157,9 @@ def adapt_encoder(
             if step >= total_steps:
                 break
             pairs = [cropped_pair(usable[i], rng) for i in order[start : start + params.batch_size]]
-            queries = [pair[0] for pair in pairs if pair]
-            contexts = [pair[1] for pair in pairs if pair]
-            loss = _contrastive_loss(model, queries, contexts, params.scale)
+            firsts = [pair[0] for pair in pairs if pair]
+            seconds = [pair[1] for pair in pairs if pair]
+            loss = _contrastive_loss(model, firsts, seconds, params.scale)
             rate = params.learning_rate * min(1.0, (step + 1) / params.warmup_steps) * (1 - step / total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = rate
@@ -189,7 +189,7 @@ def adapt_encoder(
 
 
 def _contrastive_loss(model: SentenceTransformer, queries: list[str], contexts: list[str], scale: float) -> Tensor:
-    """Symmetric in-batch softmax: each query against every context of the batch, and back."""
+    """Symmetric in-batch softmax: each first span against every second span of the batch, and back."""
     import torch
     import torch.nn.functional as F
 
