@@ -284,6 +284,9 @@ def knowledge_adapt(
     except AppError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2)
+    except OSError as exc:  # e.g. --out not writable: nothing was replaced (the model is written beside it first)
+        typer.echo(f"error: adapting the encoder failed, nothing changed: {exc}", err=True)
+        raise typer.Exit(2)
     typer.echo(
         f"next: set PRS_EMBEDDING_MODEL={out.resolve()} on every API replica and worker, then restart them",
         err=True,

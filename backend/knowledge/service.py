@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -132,7 +131,7 @@ class KnowledgeService:
         self.lexical_index = PostgresLexicalIndex(pool)
         self.retriever = Retriever(encoder, vector_store, self.lexical_index, PostgresEntryCatalog(pool))
         self.encoder_recheck_s = ENCODER_RECHECK_S
-        self._encoder_checked_at = -math.inf
+        self._encoder_checked_at: datetime | None = None
 
     # --- retrieval -----------------------------------------------------------------------------
 
@@ -182,8 +181,12 @@ class KnowledgeService:
     async def _search(self, text: str, **options: Any) -> list[ScoredEntry]:
         """The retriever's search, after re-reading which encoder built the index when the last look is
         older than encoder_recheck_s (one small query, at most that often)."""
-        if time.monotonic() - self._encoder_checked_at >= self.encoder_recheck_s:
-            self._encoder_checked_at = time.monotonic()
+        now = self.clock.now()
+        if (
+            self._encoder_checked_at is None
+            or (now - self._encoder_checked_at).total_seconds() >= self.encoder_recheck_s
+        ):
+            self._encoder_checked_at = now
             try:
                 await self.check_encoder()
             except Exception:  # noqa: BLE001 - a database outage is the search's to report, not this check's
@@ -450,7 +453,8 @@ class KnowledgeService:
         """
         params = params or AdaptationParams()
         async with self.pool.acquire() as conn:
-            rows = await repository.sample_entry_texts(conn, params.max_steps * params.batch_size)
+            # Enough for every step, and never fewer than the two batches adapt_encoder needs.
+            rows = await repository.sample_entry_texts(conn, max(2, params.max_steps) * params.batch_size)
         texts = [embedding_text(row) for row in rows]
         base = base_model_of(self.encoder.model_name_or_path)
         try:

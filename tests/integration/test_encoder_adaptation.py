@@ -12,7 +12,7 @@ from agent.adapt import AdaptationParams
 from agent.embeddings import Encoder
 from agent.store import EncoderMismatch
 from backend.errors import ValidationFailed
-from backend.knowledge.service import KnowledgeService
+from backend.knowledge.service import ENCODER_RECHECK_S, KnowledgeService
 from tests.fixtures.knowledge import run_prs
 from tests.unit.test_adapt import corpus
 
@@ -93,13 +93,15 @@ async def test_a_running_process_notices_on_its_next_search_that_another_one_ada
     running = KnowledgeService(
         knowledge.settings, knowledge.pool, encoder, knowledge.service.vector_store, knowledge.clock
     )
-    running.encoder_recheck_s = 0.0  # the production interval is ENCODER_RECHECK_S
     await running.search(query="press overcurrent", area=None, limit=3, kinds=("document",))
     assert running.retriever.dense_paused is None
 
     await knowledge.service.adapt_encoder(tmp_path / "adapted", QUICK)
 
     code = texts[5].split()[3]
+    await running.search(query=code, area=None, limit=1, kinds=("document",))
+    assert running.retriever.dense_paused is None  # looked less than ENCODER_RECHECK_S ago
+    knowledge.clock.advance(seconds=ENCODER_RECHECK_S)
     hits = await running.search(query=code, area=None, limit=1, kinds=("document",))
     assert running.retriever.dense_paused and hits[0].title == "Note 5"
 
@@ -154,3 +156,25 @@ async def test_prs_knowledge_adapt_on_a_small_knowledge_base_exits_2_and_changes
 
     assert done.returncode == 2 and "error: adaptation needs at least 64 entries of 10 words" in done.stderr
     assert not (tmp_path / "encoder").exists() and await index_encoder(knowledge) == recorded
+
+
+async def test_prs_knowledge_adapt_to_a_folder_it_cannot_write_exits_2_and_changes_nothing(knowledge, tmp_path):
+    await ingest_corpus(knowledge, corpus(70))
+    recorded = await index_encoder(knowledge)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+
+    done = await run_prs(
+        knowledge.settings,
+        tmp_path / "data",
+        "knowledge",
+        "adapt",
+        "--out",
+        str(blocker / "encoder"),
+        "--max-steps",
+        "1",
+    )
+
+    assert done.returncode == 2 and "error: adapting the encoder failed, nothing changed" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert await index_encoder(knowledge) == recorded
