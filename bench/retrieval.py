@@ -15,7 +15,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Awaitable, Callable, Iterable, Literal
 
 from agent.adapt import AdaptationParams
 from agent.chunking import chunk_document
@@ -27,6 +27,7 @@ from backend.config import Settings
 from backend.db import create_pool, drop_database, ensure_database, migrate, with_database
 from backend.knowledge.entries import embedding_text
 from backend.knowledge.ingest import incident_from_jira
+from backend.knowledge.schemas import ConfirmedMatch
 from backend.knowledge.service import SYNC_BATCH, KnowledgeService
 from bench.ranking_fit import Sample, cross_validate
 
@@ -78,6 +79,7 @@ async def _bench_jira(
     limit: int | None,
     fit: bool,
     adapt: AdaptationParams | None,
+    learn: AdaptationParams | None,
 ) -> dict[str, Any]:
     records = _read_jsonl(kb_path)
     all_queries = _read_jsonl(queries_path)
@@ -129,28 +131,104 @@ async def _bench_jira(
             for new_incident, text, relevant in cases
         ]
         results["fit"] = cross_validate(samples, kind="incident", product=service.retriever.params.weights["incident"])
-    return results | await _score_jira(service, cases)
+    if not learn:
+        return results | await _score_jira(service, cases)
+    if adapt:
+        results["unsupervised"] = _headline(await _score_jira(service, cases))
+
+    async def score(part: list[int]) -> Rankings:
+        return {
+            setting: await _jira_rankings(service, [cases[index] for index in part], setting)
+            for setting in ("same_area", "all_areas")
+        }
+
+    def matches(part: list[int]) -> list[ConfirmedMatch]:
+        return [
+            ConfirmedMatch(query=cases[index][1], incident_id=incident_id)
+            for index in part
+            for incident_id in sorted(cases[index][2])
+        ]
+
+    learned = await _cross_fitted(service, work_dir, learn, len(cases), matches, score)
+    return (
+        results
+        | learned["figures"]["same_area"]
+        | {"all_areas": learned["figures"]["all_areas"], "learn": learned["learn"]}
+    )
+
+
+async def _jira_rankings(
+    service: KnowledgeService, cases: list[tuple[dict[str, Any], str, set[int]]], setting: str
+) -> tuple[list[tuple[list[Any], set[Any]]], list[float]]:
+    """The ranking of each case (same_area or all_areas) and the time each took."""
+    rankings, latencies = [], []
+    for new_incident, text, relevant in cases:
+        area = new_incident["area"] if setting == "same_area" else None
+        # Replayed as reported: at the query's creation time (the age prior measures from it).
+        similar, seconds = await _timed(
+            service.similar_incidents(text=text, area=area, limit=TOP_K, reported_at=new_incident["created_at"])
+        )
+        rankings.append(([item.incident_id for item in similar], relevant))
+        latencies.append(seconds)
+    return rankings, latencies
+
+
+def _figures(rankings: list[tuple[list[Any], set[Any]]], latencies: list[float]) -> dict[str, Any]:
+    return ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)
 
 
 async def _score_jira(service: KnowledgeService, cases: list[tuple[dict[str, Any], str, set[int]]]) -> dict[str, Any]:
     """Same-area figures at the top level, every-area figures under all_areas."""
-    results: dict[str, Any] = {}
-    for setting in ("same_area", "all_areas"):
-        rankings, latencies = [], []
-        for new_incident, text, relevant in cases:
-            area = new_incident["area"] if setting == "same_area" else None
-            # Replayed as reported: at the query's creation time (the age prior measures from it).
-            similar, seconds = await _timed(
-                service.similar_incidents(text=text, area=area, limit=TOP_K, reported_at=new_incident["created_at"])
-            )
-            rankings.append(([item.incident_id for item in similar], relevant))
-            latencies.append(seconds)
-        figures = ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)
-        if setting == "same_area":
-            results.update(figures)
-        else:
-            results["all_areas"] = figures
-    return results
+    same_area = _figures(*await _jira_rankings(service, cases, "same_area"))
+    return same_area | {"all_areas": _figures(*await _jira_rankings(service, cases, "all_areas"))}
+
+
+# Per setting: the ranking of each query of a part, and the time each took.
+Rankings = dict[str, tuple[list[tuple[list[Any], set[Any]]], list[float]]]
+
+
+async def _cross_fitted(
+    service: KnowledgeService,
+    work_dir: Path,
+    params: AdaptationParams,
+    count: int,
+    matches: Callable[[list[int]], list[ConfirmedMatch]],
+    score: Callable[[list[int]], Awaitable[Rankings]],
+) -> dict[str, Any]:
+    """Learning from confirmed matches, judged on queries it never saw (two-fold cross-fitting).
+
+    The queries are split into even- and odd-numbered ones. For each part, the encoder is adapted
+    as `prs knowledge adapt --pairs` does, with the knowledge base and the confirmed matches (query,
+    relevant entries) of the other part only, the index rebuilt, and this part's queries scored.
+    Every query is therefore ranked by an encoder that did not learn from it; the figures are over
+    all queries, each from its own part's run.
+    """
+    parts = [list(range(0, count, 2)), list(range(1, count, 2))]
+    per_setting: dict[str, tuple[list[Any], list[float]]] = {}
+    runs = []
+    for number, part in enumerate(parts):
+        other = parts[1 - number]
+        started = time.perf_counter()
+        report = await service.adapt_encoder(
+            work_dir / f"learned-encoder-{number}", params, matches=matches(other), from_feedback=False
+        )
+        runs.append(
+            {
+                "pairs": report["pairs"],
+                "adapt_s": round(time.perf_counter() - started, 1),
+                "adapt_train_s": report["seconds"],
+                "adapt_steps": report["steps"],
+            }
+        )
+        for setting, (rankings, latencies) in (await score(part)).items():
+            held_rankings, held_latencies = per_setting.setdefault(setting, ([None] * count, []))
+            for index, ranking in zip(part, rankings):
+                held_rankings[index] = ranking
+            held_latencies.extend(latencies)
+    return {
+        "figures": {setting: _figures(rankings, latencies) for setting, (rankings, latencies) in per_setting.items()},
+        "learn": {"folds": len(parts), "runs": runs},
+    }
 
 
 def _headline(figures: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +262,7 @@ async def _bench_dell(
     limit: int | None,
     fit: bool,
     adapt: AdaptationParams | None,
+    learn: AdaptationParams | None,
 ) -> dict[str, Any]:
     solutions = _read_jsonl(kb_path)
     questions = _subset(_read_jsonl(queries_path), limit)
@@ -204,12 +283,12 @@ async def _bench_dell(
         ),
     )
     doc_ids = {document["id"]: solution["doc_id"] for document, solution in zip(documents, solutions)}
+    ids_by_doc = {solution["doc_id"]: document["id"] for document, solution in zip(documents, solutions)}
     results: dict[str, Any] = {"kb_size": len(solutions)} | rates
     if adapt:
         results["unadapted"] = _headline(await _score_dell(service, questions, doc_ids))
         results |= await _adapted(service, work_dir, adapt)
     if fit:
-        ids_by_doc = {solution["doc_id"]: document["id"] for document, solution in zip(documents, solutions)}
         samples = [
             await _sample(
                 service,
@@ -222,12 +301,29 @@ async def _bench_dell(
             for question in questions
         ]
         results["fit"] = cross_validate(samples, kind="document", product=service.retriever.params.weights["document"])
-    return results | await _score_dell(service, questions, doc_ids)
+    if not learn:
+        return results | await _score_dell(service, questions, doc_ids)
+    if adapt:
+        results["unsupervised"] = _headline(await _score_dell(service, questions, doc_ids))
+
+    async def score(part: list[int]) -> Rankings:
+        return {"all": await _dell_rankings(service, [questions[index] for index in part], doc_ids)}
+
+    def matches(part: list[int]) -> list[ConfirmedMatch]:
+        return [
+            ConfirmedMatch(query=questions[index]["question"], document_id=ids_by_doc[gold])
+            for index in part
+            for gold in questions[index]["gold"]
+            if gold in ids_by_doc
+        ]
+
+    learned = await _cross_fitted(service, work_dir, learn, len(questions), matches, score)
+    return results | learned["figures"]["all"] | {"learn": learned["learn"]}
 
 
-async def _score_dell(
+async def _dell_rankings(
     service: KnowledgeService, questions: list[dict[str, Any]], doc_ids: dict[int, str]
-) -> dict[str, Any]:
+) -> tuple[list[tuple[list[Any], set[Any]]], list[float]]:
     rankings, latencies = [], []
     for question in questions:
         hits, seconds = await _timed(
@@ -235,7 +331,13 @@ async def _score_dell(
         )
         rankings.append(([doc_ids[hit.document_id] for hit in hits], set(question["gold"])))
         latencies.append(seconds)
-    return ranking_metrics(rankings) | halves(rankings) | latency_figures(latencies)
+    return rankings, latencies
+
+
+async def _score_dell(
+    service: KnowledgeService, questions: list[dict[str, Any]], doc_ids: dict[int, str]
+) -> dict[str, Any]:
+    return _figures(*await _dell_rankings(service, questions, doc_ids))
 
 
 async def _sample(
@@ -314,6 +416,7 @@ async def run_retrieval_bench(
     fit: bool = False,
     adapt: bool = True,
     adaptation: AdaptationParams | None = None,
+    learn: bool = False,
 ) -> dict[str, Any]:
     """Ingest the task's knowledge base into a fresh database, run its queries, return the figures.
 
@@ -321,10 +424,14 @@ async def run_retrieval_bench(
     encoder (figures under `unadapted`), then the encoder is adapted to the knowledge base and the
     index rebuilt, as `prs knowledge adapt` does (with its defaults unless `adaptation` says otherwise),
     and the top-level figures are the adapted ones.
+    With learn, the encoder also learns confirmed matches, as a deployment with a history of accepted
+    suggestions does: the top-level figures are then cross-fitted (_cross_fitted: each query ranked
+    by an encoder adapted with the other half's matches), the unsupervised ones under `unsupervised`.
     With fit, also the ranking weights fit on each half of the queries and scored on the other."""
     if task not in ("jira", "dell"):
         raise ValueError("task must be 'jira' or 'dell'")
     adapt_with = (adaptation or AdaptationParams()) if adapt else None
+    learn_with = (adaptation or AdaptationParams()) if learn else None
     dsn = with_database(settings.database_url, f"prs_bench_{uuid.uuid4().hex[:12]}")
     await ensure_database(dsn)
     try:
@@ -342,11 +449,25 @@ async def run_retrieval_bench(
                 service = KnowledgeService(bench_settings, pool, encoder, store, SystemClock())
                 if task == "jira":
                     figures = await _bench_jira(
-                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit, adapt=adapt_with
+                        service,
+                        work_dir,
+                        Path(kb_path),
+                        Path(queries_path),
+                        limit=limit,
+                        fit=fit,
+                        adapt=adapt_with,
+                        learn=learn_with,
                     )
                 else:
                     figures = await _bench_dell(
-                        service, work_dir, Path(kb_path), Path(queries_path), limit=limit, fit=fit, adapt=adapt_with
+                        service,
+                        work_dir,
+                        Path(kb_path),
+                        Path(queries_path),
+                        limit=limit,
+                        fit=fit,
+                        adapt=adapt_with,
+                        learn=learn_with,
                     )
             finally:
                 await pool.close()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 from agent.adapt import AdaptationParams
 from backend.config import Settings, load_settings
+from backend.knowledge.schemas import ConfirmedMatch
 from backend.observability.logging import configure_logging
 
 app = typer.Typer(help="PR-System: on-premises incident agent.", no_args_is_help=True, add_completion=False)
@@ -263,21 +264,44 @@ def knowledge_adapt(
     max_steps: int = typer.Option(
         AdaptationParams.max_steps, min=1, help="At most this many batches of 32 (bounds the time)."
     ),
+    pairs: Path | None = typer.Option(
+        None,
+        "--pairs",
+        exists=True,
+        dir_okay=False,
+        help='Confirmed matches to learn, JSONL: {"query": "<report>", "document_id": N} or '
+        '{"query": "<report>", "incident_id": N} per line.',
+    ),
+    feedback: bool = typer.Option(
+        True, "--feedback/--no-feedback", help="Also learn the accepted suggestions (report against what they cited)."
+    ),
+    pair_epochs: int = typer.Option(AdaptationParams.pair_epochs, min=1, help="Passes over the confirmed matches."),
+    max_pairs: int = typer.Option(
+        AdaptationParams.max_pairs, min=2, help="At most this many confirmed matches (bounds the time)."
+    ),
 ) -> None:
-    """Adapt the encoder to the knowledge base (unsupervised, from its own entries), then rebuild the
-    vector index with it. Afterwards set PRS_EMBEDDING_MODEL to the --out folder on every API replica
-    and worker and restart them: until then their dense retrieval is paused (lexical only)."""
+    """Adapt the encoder to the knowledge base (from its own entries, and from the confirmed matches
+    of --pairs and accepted suggestions), then rebuild the vector index with it. Afterwards set
+    PRS_EMBEDDING_MODEL to the --out folder on every API replica and worker and restart them: until
+    then their dense retrieval is paused (lexical only)."""
     from backend.errors import AppError
 
     settings = _settings()
-    params = AdaptationParams(epochs=epochs, max_steps=max_steps)
+    params = AdaptationParams(epochs=epochs, max_steps=max_steps, pair_epochs=pair_epochs, max_pairs=max_pairs)
+    try:
+        matches = _read_confirmed_matches(pairs) if pairs else []
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
 
     def progress(step: int, total: int, loss: float) -> None:
         if step == 1 or step % 10 == 0 or step == total:
             typer.echo(f"step {step}/{total} loss {loss:.3f}", err=True)
 
     async def run(c: Container) -> dict[str, Any]:
-        return await c.knowledge.adapt_encoder(out.resolve(), params, progress=progress)
+        return await c.knowledge.adapt_encoder(
+            out.resolve(), params, matches=matches, from_feedback=feedback, progress=progress
+        )
 
     try:
         _print_json(run, settings)
@@ -291,6 +315,24 @@ def knowledge_adapt(
         f"next: set PRS_EMBEDDING_MODEL={out.resolve()} on every API replica and worker, then restart them",
         err=True,
     )
+
+
+def _read_confirmed_matches(path: Path) -> list[ConfirmedMatch]:
+    """The confirmed matches of a JSONL file; ValueError naming the line and field of the first bad one."""
+    from pydantic import ValidationError
+
+    matches = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                matches.append(ConfirmedMatch.model_validate_json(line))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(part) for part in first["loc"]) or "line"
+                raise ValueError(f"{path.name} line {number}: {field}: {first['msg']}") from None
+    return matches
 
 
 @ingest_app.command("incidents")
@@ -386,6 +428,13 @@ def bench_retrieval(
         help="Adapt the encoder to the knowledge base after the ingest, as `prs knowledge adapt` does "
         "(figures with the base encoder under `unadapted`).",
     ),
+    learn: bool = typer.Option(
+        False,
+        "--learn",
+        help="Also learn confirmed matches (query, relevant entries), as a deployment with accepted suggestions "
+        "does: each half of the queries is scored by an encoder adapted with the other half's matches "
+        "(figures without them under `unsupervised`). Twice the adaptation time.",
+    ),
 ) -> None:
     """Retrieval quality and speed on the eval data; the last stdout line is one JSON object."""
     from bench.retrieval import Task, run_retrieval_bench
@@ -395,7 +444,7 @@ def bench_retrieval(
         raise typer.Exit(2)
     settings = _settings()
     result = asyncio.run(
-        run_retrieval_bench(settings, cast(Task, task), kb, queries, limit=limit, fit=fit, adapt=adapt)
+        run_retrieval_bench(settings, cast(Task, task), kb, queries, limit=limit, fit=fit, adapt=adapt, learn=learn)
     )
     sys.stdout.write(json.dumps(result) + "\n")
 

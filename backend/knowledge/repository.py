@@ -396,6 +396,31 @@ async def sample_entry_texts(conn: Connection, limit: int) -> list[asyncpg.Recor
     )
 
 
+async def match_target_entries(
+    conn: Connection, document_ids: Sequence[int], incident_ids: Sequence[int]
+) -> list[asyncpg.Record]:
+    """The entries of those documents (every chunk, in order) and incidents, with the fields the encoder reads."""
+    return await conn.fetch(
+        """SELECT kind, title, body, heading, document_id, incident_id FROM knowledge_entries
+           WHERE document_id = ANY($1::bigint[]) OR incident_id = ANY($2::bigint[])
+           ORDER BY document_id NULLS LAST, chunk_index, incident_id""",
+        list(document_ids),
+        list(incident_ids),
+    )
+
+
+async def accepted_suggestion_matches(conn: Connection, limit: int) -> list[asyncpg.Record]:
+    """The most recent accepted suggestions that cite something: the incident's report and what was cited."""
+    return await conn.fetch(
+        """SELECT i.title, i.description, s.citations, s.document_citations
+           FROM suggestions s JOIN incidents i ON i.id = s.incident_id
+           WHERE s.feedback = 'accepted'
+             AND (cardinality(s.citations) > 0 OR cardinality(s.document_citations) > 0)
+           ORDER BY s.feedback_at DESC, s.incident_id DESC LIMIT $1""",
+        limit,
+    )
+
+
 async def set_entry_length(conn: Connection, lengths: Sequence[tuple[int, int]]) -> None:
     """Store recomputed token counts as (entry_id, doc_length)."""
     await conn.executemany("UPDATE knowledge_entries SET doc_length = $2 WHERE id = $1", lengths)

@@ -6,10 +6,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EntryKind = Literal["incident", "document"]
 ALL_KINDS: tuple[EntryKind, ...] = ("incident", "document")
+
+
+class ConfirmedMatch(BaseModel):
+    """A report and the knowledge-base entry that solved it, to adapt the encoder with (one line of
+    `prs knowledge adapt --pairs`): exactly one of document_id and incident_id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(
+        min_length=1, max_length=20_000, description="The report as it was written (title and description)."
+    )
+    document_id: int | None = Field(default=None, ge=1, description="The knowledge document that solved it.")
+    incident_id: int | None = Field(default=None, ge=1, description="The resolved incident that solved it.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ConfirmedMatch:
+        if (self.document_id is None) == (self.incident_id is None):
+            raise ValueError("give exactly one of document_id and incident_id")
+        if not self.query.strip():
+            raise ValueError("query is blank")
+        return self
 
 
 @dataclass(frozen=True)

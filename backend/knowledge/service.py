@@ -20,10 +20,11 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 import asyncpg
 
-from agent.adapt import AdaptationParams, base_model_of
+from agent.adapt import AdaptationParams, TrainingPair, base_model_of
 from agent.adapt import adapt_encoder as adapt
 from agent.chunking import chunk_document
 from agent.embeddings import Encoder
+from agent.lexical import tokenize
 from agent.retrieve import EntryFacts, Retriever
 from agent.store import EncoderMismatch, VectorStore, VectorStoreUnavailable
 from agent.types import CaseForPrompt, ScoredEntry
@@ -41,7 +42,7 @@ from backend.knowledge.entries import (
     vector_metadata,
 )
 from backend.knowledge.ingest import Mapping, read_incidents
-from backend.knowledge.schemas import ALL_KINDS, KnowledgeHit, SimilarIncident
+from backend.knowledge.schemas import ALL_KINDS, ConfirmedMatch, KnowledgeHit, SimilarIncident
 
 log = logging.getLogger(__name__)
 
@@ -442,10 +443,19 @@ class KnowledgeService:
         model_dir: Path,
         params: AdaptationParams | None = None,
         *,
+        matches: Sequence[ConfirmedMatch] = (),
+        from_feedback: bool = True,
         progress: Callable[[int, int, float], None] | None = None,
     ) -> dict[str, Any]:
         """Adapt the base encoder to this knowledge base (agent/adapt.py), save it in model_dir, switch
         this process to it and rebuild the vector index with it.
+
+        Besides the entries themselves it learns the confirmed matches: `matches` (e.g. imported from
+        a previous ticketing system) and, with from_feedback, the accepted suggestions (the incident's
+        report against each incident and document the suggestion cited), at most params.max_pairs,
+        the given ones first, then the most recently accepted. A given match naming an entry that does
+        not exist is refused (ValidationFailed naming it); an accepted suggestion whose citation was
+        deleted since is skipped.
 
         Adapting an adapted encoder starts again from its base model. Other processes keep their
         encoder until restarted with PRS_EMBEDDING_MODEL=model_dir; meanwhile their dense retrieval
@@ -455,16 +465,67 @@ class KnowledgeService:
         async with self.pool.acquire() as conn:
             # Enough for every step, and never fewer than the two batches adapt_encoder needs.
             rows = await repository.sample_entry_texts(conn, max(2, params.max_steps) * params.batch_size)
+            pairs, from_suggestions = await self._training_pairs(conn, matches, from_feedback, params.max_pairs)
         texts = [embedding_text(row) for row in rows]
         base = base_model_of(self.encoder.model_name_or_path)
         try:
-            report = await asyncio.to_thread(adapt, base, texts, model_dir, params, progress=progress)
+            report = await asyncio.to_thread(adapt, base, texts, model_dir, params, pairs=pairs, progress=progress)
         except ValueError as exc:
             raise ValidationFailed(str(exc), field="knowledge_base") from exc
         adapted = Encoder(str(model_dir), batch_size=self.encoder.batch_size, device=self.encoder.device)
         adapted.load()
         self.use_encoder(adapted)
-        return asdict(report) | {"encoder": adapted.identity, "reindex": await self.reindex()}
+        return asdict(report) | {
+            "pairs_from_feedback": from_suggestions,
+            "encoder": adapted.identity,
+            "reindex": await self.reindex(),
+        }
+
+    async def _training_pairs(
+        self, conn: Connection, matches: Sequence[ConfirmedMatch], from_feedback: bool, limit: int
+    ) -> tuple[list[TrainingPair], int]:
+        """(report, entry text) pairs of the given matches, then of accepted suggestions, at most `limit`;
+        and how many came from suggestions."""
+        wanted: list[tuple[str, int | None, int | None, int | None]] = [
+            (match.query, match.document_id, match.incident_id, position) for position, match in enumerate(matches)
+        ]
+        if from_feedback and len(wanted) < limit:
+            for row in await repository.accepted_suggestion_matches(conn, limit):
+                report = f"{row['title']}\n{row['description']}"
+                wanted += [(report, document_id, None, None) for document_id in row["document_citations"]]
+                wanted += [(report, None, incident_id, None) for incident_id in row["citations"]]
+        wanted = wanted[:limit]
+        entries = await repository.match_target_entries(
+            conn,
+            sorted({document_id for _, document_id, _, _ in wanted if document_id is not None}),
+            sorted({incident_id for _, _, incident_id, _ in wanted if incident_id is not None}),
+        )
+        chunks: dict[int, list[str]] = {}
+        incidents: dict[int, str] = {}
+        for entry in entries:
+            if entry["document_id"] is not None:
+                chunks.setdefault(entry["document_id"], []).append(embedding_text(entry))
+            else:
+                incidents[entry["incident_id"]] = embedding_text(entry)
+        pairs: list[TrainingPair] = []
+        from_suggestions = 0
+        for query, document_id, incident_id, position in wanted:
+            if document_id is not None:
+                passage = _best_chunk(query, chunks[document_id]) if document_id in chunks else None
+            else:
+                passage = incidents.get(incident_id) if incident_id is not None else None
+            if passage is None:
+                if position is not None:
+                    field = "document_id" if document_id is not None else "incident_id"
+                    raise ValidationFailed(
+                        f"confirmed match {position + 1} names a {field.removesuffix('_id')} that is not in "
+                        f"the knowledge base: {document_id or incident_id}",
+                        field=f"matches[{position}].{field}",
+                    )
+                continue  # cited by a suggestion, deleted since
+            pairs.append(TrainingPair(query=query, passage=passage))
+            from_suggestions += position is None
+        return pairs, from_suggestions
 
     async def reindex(self) -> dict[str, Any]:
         """Rebuild postings and the whole vector index from Postgres."""
@@ -720,6 +781,13 @@ def _imported_entry(incident_id: int, record: dict[str, Any], now: Any) -> dict[
         created_at=record["created_at"],
         staged_at=now,
     )
+
+
+def _best_chunk(query: str, chunks: list[str]) -> str:
+    """The chunk of a document that shares the most distinct terms with the query (the first on a tie):
+    the part of the document that answered it."""
+    terms = set(tokenize(query))
+    return max(chunks, key=lambda chunk: len(terms & set(tokenize(chunk))))
 
 
 def _postings_of_page(page: list[asyncpg.Record]) -> tuple[list[tuple], list[tuple[int, int]]]:

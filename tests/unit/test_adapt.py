@@ -10,10 +10,13 @@ import pytest
 from agent.adapt import (
     ADAPTATION_MANIFEST,
     AdaptationParams,
+    TrainingPair,
     adapt_encoder,
     base_model_of,
     cropped_pair,
+    data_fingerprint,
     encoder_identity,
+    pair_batches,
     read_manifest,
 )
 from agent.embeddings import Encoder, bundled_model_path
@@ -100,3 +103,68 @@ def test_adaptation_learns_the_knowledge_base_and_saves_a_loadable_model(tmp_pat
     # Replaced whole, never merged with what was there, and nothing left beside it.
     assert not (destination / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapted"]
+
+
+# What a plant's operators call its machines: names no encoder could know, used in reports only.
+NICKNAMES = {
+    "press": "Bertha",
+    "lathe": "Oskar",
+    "conveyor": "Viktor",
+    "palletiser": "Greta",
+    "labeller": "Hugo",
+    "mixer": "Ingrid",
+    "oven": "Lotte",
+    "filler": "Emil",
+}
+
+
+def machine_notes() -> tuple[list[str], list[str]]:
+    """One entry per (machine, fault), written with the machine's name, and a report of each written
+    with its nickname: only confirmed matches can teach which machine a nickname is."""
+    entries, reports = [], []
+    for machine in MACHINES:
+        for fault in FAULTS:
+            entries.append(
+                f"The {machine} stopped with a {fault} alarm during the night shift. Maintenance checked the "
+                f"{machine} and cleared the {fault} fault before restarting the {machine}."
+            )
+            reports.append(f"{NICKNAMES[machine]} is down again, {fault} reported")
+    return entries, reports
+
+
+def mrr_of(encoder: Encoder, queries: list[str], passages: list[str], wanted: list[int]) -> float:
+    """Mean reciprocal rank of each query's wanted passage among all passages."""
+    similarity = encoder.encode(queries) @ encoder.encode(passages).T
+    own = similarity[np.arange(len(queries)), wanted]
+    ranks = (similarity > own[:, None]).sum(axis=1)
+    return float(np.mean(1.0 / (ranks + 1)))
+
+
+def test_pair_batches_cover_every_pair_once_and_never_leave_one_alone():
+    for count in (2, 17, 32, 33, 65):
+        batches = pair_batches(count, 16, random.Random(4))
+        assert sorted(index for batch in batches for index in batch) == list(range(count))
+        assert all(2 <= len(batch) <= 17 for batch in batches)
+    assert pair_batches(1, 16, random.Random(4)) == []
+
+
+def test_confirmed_matches_teach_what_the_knowledge_base_cannot_and_it_carries_to_unseen_reports(tmp_path, encoder):
+    entries, reports = machine_notes()
+    # Half of the reports are confirmed matches; the other half are judged (each machine is in both).
+    learned = [index for index in range(len(entries)) if index % 2 == 0]
+    unseen = [index for index in range(len(entries)) if index % 2 == 1]
+    pairs = [TrainingPair(query=reports[index], passage=entries[index]) for index in learned]
+    before = mrr_of(encoder, [reports[index] for index in unseen], entries, unseen)
+
+    params = AdaptationParams(
+        epochs=1, max_steps=2, batch_size=16, learning_rate=3e-5, warmup_steps=1, max_tokens=64,
+        pair_epochs=8, pair_learning_rate=2e-4, pair_warmup_steps=1, pair_max_tokens=64,
+    )  # fmt: skip
+    report = adapt_encoder(bundled_model_path(), entries, tmp_path / "adapted", params, pairs=pairs)
+
+    after = mrr_of(Encoder(str(tmp_path / "adapted")), [reports[index] for index in unseen], entries, unseen)
+    assert after > before + 0.1, (before, after)
+    assert report.pairs == 32 and report.pair_steps == 16 and report.steps == 2 + 16
+    manifest = read_manifest(tmp_path / "adapted")
+    assert manifest is not None and manifest["pairs"] == 32
+    assert manifest["data_sha256"] != data_fingerprint(entries)  # the pairs are part of what it learned from
