@@ -147,6 +147,7 @@ async def _bench_jira(
             ConfirmedMatch(query=cases[index][1], incident_id=incident_id)
             for index in part
             for incident_id in sorted(cases[index][2])
+            if cases[index][1].strip()
         ]
 
     learned = await _cross_fitted(service, work_dir, learn, len(cases), matches, score)
@@ -314,7 +315,7 @@ async def _bench_dell(
             ConfirmedMatch(query=questions[index]["question"], document_id=ids_by_doc[gold])
             for index in part
             for gold in questions[index]["gold"]
-            if gold in ids_by_doc
+            if gold in ids_by_doc and questions[index]["question"].strip()  # one question of the file is blank
         ]
 
     learned = await _cross_fitted(service, work_dir, learn, len(questions), matches, score)

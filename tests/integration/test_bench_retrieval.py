@@ -136,3 +136,57 @@ async def test_the_bench_adapts_the_encoder_after_the_ingest_and_reports_the_bas
     assert result["adapt_steps"] == 2 and result["adapt_texts"] == 64 and result["adapt_s"] >= result["adapt_train_s"]
     assert result["n"] == 10 and result["unadapted"]["recall@10"] == 1.0 and result["recall@10"] == 1.0
     assert set(result["unadapted"]) >= {"recall@1", "recall@5", "recall@10", "mrr@10", "even_half", "odd_half"}
+
+
+async def test_learning_scores_each_half_of_the_questions_with_an_encoder_adapted_on_the_other_halfs_matches(
+    database_url, tmp_path
+):
+    texts = corpus(70)
+    solutions = write_jsonl(
+        tmp_path / "sol.jsonl", [{"doc_id": f"doc_{n}", "text": text} for n, text in enumerate(texts)]
+    )
+    asked = [
+        {"query_id": f"q_{n}", "question": f"Why does {texts[n].split('. ')[1].lower()}?", "gold": [f"doc_{n}"]}
+        for n in range(0, 70, 7)
+    ]
+    asked.append({"query_id": "q_blank", "question": " ", "gold": ["doc_1"]})  # DellQA has one: nothing to learn
+    questions = write_jsonl(tmp_path / "q.jsonl", asked)
+    quick = AdaptationParams(max_steps=1, pair_epochs=1)
+
+    result = await run_retrieval_bench(
+        Settings(database_url=database_url, data_dir=tmp_path / "data"),
+        "dell",
+        solutions,
+        questions,
+        adapt=False,
+        learn=True,
+        adaptation=quick,
+    )
+
+    # The even-numbered questions (6, one blank) are scored by the encoder that learned the 5 odd ones, and back.
+    runs = result["learn"]["runs"]
+    assert result["learn"]["folds"] == 2 and [run["pairs"] for run in runs] == [5, 5]
+    assert all(run["adapt_steps"] == 2 and run["adapt_s"] >= run["adapt_train_s"] for run in runs)
+    assert result["n"] == 11 and result["even_half"]["n"] == 6 and result["odd_half"]["n"] == 5
+    assert result["recall@10"] == round(10 / 11, 4)  # every question but the blank one finds its answer
+    assert "unsupervised" not in result and "p95_ms" in result
+
+
+async def test_learning_on_the_jira_task_uses_the_duplicates_of_the_other_half_in_both_settings(database_url, tmp_path):
+    kb, queries = jira_files(tmp_path)
+    tiny = AdaptationParams(max_steps=1, batch_size=2, warmup_steps=1, pair_epochs=1)
+
+    result = await run_retrieval_bench(
+        Settings(database_url=database_url, data_dir=tmp_path / "data"),
+        "jira",
+        kb,
+        queries,
+        adapt=True,
+        learn=True,
+        adaptation=tiny,
+    )
+
+    # Queries 0 and 2 are scored after learning query 1's duplicate, query 1 after learning theirs.
+    assert [run["pairs"] for run in result["learn"]["runs"]] == [1, 2]
+    assert result["n"] == 3 and result["all_areas"]["n"] == 3 and result["recall@10"] == 1.0
+    assert result["unsupervised"]["recall@10"] == 1.0 and result["unadapted"]["recall@10"] == 1.0
