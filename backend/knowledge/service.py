@@ -453,9 +453,9 @@ class KnowledgeService:
         Besides the entries themselves it learns the confirmed matches: `matches` (e.g. imported from
         a previous ticketing system) and, with from_feedback, the accepted suggestions (the incident's
         report against each incident and document the suggestion cited), at most params.max_pairs,
-        the given ones first, then the most recently accepted. A given match naming an entry that does
-        not exist is refused (ValidationFailed naming it); an accepted suggestion whose citation was
-        deleted since is skipped.
+        the given ones first, then the most recently accepted. More given matches than that, or one
+        naming an entry that does not exist, is refused (ValidationFailed naming it) before anything
+        runs; an accepted suggestion whose citation was deleted since is skipped.
 
         Adapting an adapted encoder starts again from its base model. Other processes keep their
         encoder until restarted with PRS_EMBEDDING_MODEL=model_dir; meanwhile their dense retrieval
@@ -486,6 +486,12 @@ class KnowledgeService:
     ) -> tuple[list[TrainingPair], int]:
         """(report, entry text) pairs of the given matches, then of accepted suggestions, at most `limit`;
         and how many came from suggestions."""
+        if len(matches) > limit:
+            raise ValidationFailed(
+                f"{len(matches)} confirmed matches given; at most {limit} are learned in one adaptation "
+                "(raise max_pairs, --max-pairs, or give the most useful ones)",
+                field="matches",
+            )
         wanted: list[tuple[str, int | None, int | None, int | None]] = [
             (match.query, match.document_id, match.incident_id, position) for position, match in enumerate(matches)
         ]

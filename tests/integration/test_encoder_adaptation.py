@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -194,6 +195,12 @@ async def test_a_confirmed_match_naming_a_missing_entry_is_refused_naming_it_and
         await knowledge.service.adapt_encoder(tmp_path / "adapted", QUICK, matches=given)
 
     assert refused.value.field == "matches[1].incident_id" and "424242" in refused.value.detail
+    assert not (tmp_path / "adapted").exists() and await index_encoder(knowledge) == recorded
+
+    too_many = AdaptationParams(**{**asdict(QUICK), "max_pairs": 1})
+    with pytest.raises(ValidationFailed) as refused:
+        await knowledge.service.adapt_encoder(tmp_path / "adapted", too_many, matches=given)
+    assert refused.value.field == "matches" and "2 confirmed matches given; at most 1" in refused.value.detail
     assert not (tmp_path / "adapted").exists() and await index_encoder(knowledge) == recorded
 
 
