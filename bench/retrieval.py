@@ -448,28 +448,17 @@ async def run_retrieval_bench(
                 encoder.load()
                 store = ChromaVectorStore.persistent(str(work_dir / "chroma"), settings.chroma_collection)
                 service = KnowledgeService(bench_settings, pool, encoder, store, SystemClock())
-                if task == "jira":
-                    figures = await _bench_jira(
-                        service,
-                        work_dir,
-                        Path(kb_path),
-                        Path(queries_path),
-                        limit=limit,
-                        fit=fit,
-                        adapt=adapt_with,
-                        learn=learn_with,
-                    )
-                else:
-                    figures = await _bench_dell(
-                        service,
-                        work_dir,
-                        Path(kb_path),
-                        Path(queries_path),
-                        limit=limit,
-                        fit=fit,
-                        adapt=adapt_with,
-                        learn=learn_with,
-                    )
+                bench_task = _bench_jira if task == "jira" else _bench_dell
+                figures = await bench_task(
+                    service,
+                    work_dir,
+                    Path(kb_path),
+                    Path(queries_path),
+                    limit=limit,
+                    fit=fit,
+                    adapt=adapt_with,
+                    learn=learn_with,
+                )
             finally:
                 await pool.close()
     finally:

@@ -75,6 +75,20 @@ def dell_files(folder: Path) -> tuple[Path, Path]:
     return write_jsonl(folder / "sol.jsonl.gz", solutions, compress=True), write_jsonl(folder / "q.jsonl", asked)
 
 
+def plant_files(folder: Path) -> tuple[Path, list[dict]]:
+    """A knowledge base large enough to adapt (70 plant notes) and 10 questions in the DellQA format:
+    each the middle sentence of its answer, reworded around the part code."""
+    texts = corpus(70)
+    solutions = write_jsonl(
+        folder / "sol.jsonl", [{"doc_id": f"doc_{n}", "text": text} for n, text in enumerate(texts)]
+    )
+    asked = [
+        {"query_id": f"q_{n}", "question": f"Why does {texts[n].split('. ')[1].lower()}?", "gold": [f"doc_{n}"]}
+        for n in range(0, 70, 7)
+    ]
+    return solutions, asked
+
+
 async def scratch_databases(database_url: str) -> set[str]:
     conn = await asyncpg.connect(database_url)
     try:
@@ -117,15 +131,7 @@ async def test_the_dell_bench_answers_each_question_with_its_document(database_u
 async def test_the_bench_adapts_the_encoder_after_the_ingest_and_reports_the_base_figures_beside(
     database_url, tmp_path
 ):
-    texts = corpus(70)
-    solutions = write_jsonl(
-        tmp_path / "sol.jsonl", [{"doc_id": f"doc_{n}", "text": text} for n, text in enumerate(texts)]
-    )
-    # Each question is the middle sentence of its answer, reworded around the part code.
-    asked = [
-        {"query_id": f"q_{n}", "question": f"Why does {texts[n].split('. ')[1].lower()}?", "gold": [f"doc_{n}"]}
-        for n in range(0, 70, 7)
-    ]
+    solutions, asked = plant_files(tmp_path)
     questions = write_jsonl(tmp_path / "q.jsonl", asked)
     quick = AdaptationParams(max_steps=2)
 
@@ -141,14 +147,7 @@ async def test_the_bench_adapts_the_encoder_after_the_ingest_and_reports_the_bas
 async def test_learning_scores_each_half_of_the_questions_with_an_encoder_adapted_on_the_other_halfs_matches(
     database_url, tmp_path
 ):
-    texts = corpus(70)
-    solutions = write_jsonl(
-        tmp_path / "sol.jsonl", [{"doc_id": f"doc_{n}", "text": text} for n, text in enumerate(texts)]
-    )
-    asked = [
-        {"query_id": f"q_{n}", "question": f"Why does {texts[n].split('. ')[1].lower()}?", "gold": [f"doc_{n}"]}
-        for n in range(0, 70, 7)
-    ]
+    solutions, asked = plant_files(tmp_path)
     asked.append({"query_id": "q_blank", "question": " ", "gold": ["doc_1"]})  # DellQA has one: nothing to learn
     questions = write_jsonl(tmp_path / "q.jsonl", asked)
     quick = AdaptationParams(max_steps=1, pair_epochs=1)
