@@ -168,3 +168,20 @@ def test_confirmed_matches_teach_what_the_knowledge_base_cannot_and_it_carries_t
     manifest = read_manifest(tmp_path / "adapted")
     assert manifest is not None and manifest["pairs"] == 32
     assert manifest["data_sha256"] != data_fingerprint(entries)  # the pairs are part of what it learned from
+
+
+def test_two_reports_solved_by_one_entry_are_not_each_others_negatives():
+    from sentence_transformers import SentenceTransformer
+
+    from agent.adapt import _contrastive_loss
+
+    model = SentenceTransformer(bundled_model_path(), device="cpu", local_files_only=True)
+    same_entry = _contrastive_loss(
+        model, ["press stopped", "lathe noisy"], ["Replace the fuse.", "Replace the fuse."], 20.0
+    )
+    # With the shared entry masked, each report has only its own entry to choose: nothing to learn.
+    assert same_entry.item() == pytest.approx(0.0, abs=1e-6)
+    different = _contrastive_loss(
+        model, ["press stopped", "lathe noisy"], ["Replace the fuse.", "Oil the spindle."], 20.0
+    )
+    assert different.item() > 0.01
