@@ -278,7 +278,8 @@ class DeliveryWorker:
             next_attempt_at = now + timedelta(seconds=delay)
         else:
             status, outcome = "dead", "dead"
-        async with self.pool.acquire() as conn:
+        disabled = False
+        async with transaction(self.pool) as conn:
             finished = await repository.finish_delivery(
                 conn,
                 delivery_id=item["delivery_id"],
@@ -295,38 +296,37 @@ class DeliveryWorker:
                 succeeded=result.succeeded,
                 now=now,
             )
+            failures = finished["consecutive_failures"]
+            if (
+                finished["still_ours"]
+                and not result.succeeded
+                and finished["enabled"]
+                and failures >= self.settings.notify_disable_after_failures
+            ):
+                # In the transaction whose failure crossed the threshold (the streak's UPDATE holds the
+                # endpoint's row): no worker can claim the endpoint's next delivery while it still looks enabled.
+                await disable_failing_endpoint(
+                    conn,
+                    endpoint_id=item["endpoint_id"],
+                    kind=item["kind"],
+                    failures=failures,
+                    last_error=result.error,
+                    now=now,
+                )
+                disabled = True
         if not finished["still_ours"]:
             log.warning(
                 "delivery lease was lost before the result was recorded", extra={"delivery_id": item["delivery_id"]}
             )
             return
-        failures = finished["consecutive_failures"]
-        if not result.succeeded and finished["enabled"] and failures >= self.settings.notify_disable_after_failures:
-            await self._disable_if_still_failing(item["endpoint_id"], result, now)
+        if disabled and self.metrics is not None:
+            self.metrics.disabled.inc()
         if self.metrics is not None:
             self.metrics.attempts.labels(item["kind"], outcome).inc()
             if result.succeeded:
                 self.metrics.delay.labels(item["kind"]).observe(
                     max(0.0, (now - item["event_created_at"]).total_seconds())
                 )
-
-    async def _disable_if_still_failing(self, endpoint_id: int, result: AttemptResult, now: datetime) -> None:
-        async with transaction(self.pool) as conn:
-            state = await repository.lock_endpoint_state(conn, endpoint_id)
-            if state is None or not state["enabled"]:
-                return
-            if state["consecutive_failures"] < self.settings.notify_disable_after_failures:
-                return  # a success got in between
-            await disable_failing_endpoint(
-                conn,
-                endpoint_id=endpoint_id,
-                kind=state["kind"],
-                failures=state["consecutive_failures"],
-                last_error=result.error,
-                now=now,
-            )
-        if self.metrics is not None:
-            self.metrics.disabled.inc()
 
 
 async def disable_failing_endpoint(

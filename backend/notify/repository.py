@@ -60,13 +60,6 @@ async def insert_endpoint(
     )
 
 
-async def lock_endpoint_state(conn: Connection, endpoint_id: int) -> asyncpg.Record | None:
-    """Row-lock an endpoint and read its kind, enabled flag and failure streak."""
-    return await conn.fetchrow(
-        "SELECT kind, enabled, consecutive_failures FROM notify_endpoints WHERE id = $1 FOR UPDATE", endpoint_id
-    )
-
-
 async def get_endpoint(conn: Connection, endpoint_id: int, *, for_update: bool = False) -> asyncpg.Record | None:
     """One endpoint's public columns; optionally row-locked first."""
     if for_update:
