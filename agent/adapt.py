@@ -57,8 +57,8 @@ class AdaptationParams:
     # Inverse temperature of the in-batch softmax over cosine similarities.
     scale: float = 20.0
     seed: int = 0
-    # Confirmed matches (TrainingPair), learned after the cropping: few, so several passes, each
-    # with its own warm-up and linear decay; long reports are read up to pair_max_tokens.
+    # Confirmed matches (TrainingPair), learned after the cropping: few, so several passes, under one
+    # warm-up and one linear decay of their own over all of them; reports read up to pair_max_tokens.
     pair_epochs: int = 3
     pair_learning_rate: float = 3e-5
     pair_warmup_steps: int = 5

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from agent.adapt import AdaptationParams
 from backend.config import Settings, load_settings
-from backend.knowledge.schemas import ConfirmedMatch
+from backend.knowledge.ingest import read_confirmed_matches
 from backend.observability.logging import configure_logging
 
 app = typer.Typer(help="PR-System: on-premises incident agent.", no_args_is_help=True, add_completion=False)
@@ -289,9 +289,9 @@ def knowledge_adapt(
     settings = _settings()
     params = AdaptationParams(epochs=epochs, max_steps=max_steps, pair_epochs=pair_epochs, max_pairs=max_pairs)
     try:
-        matches = _read_confirmed_matches(pairs) if pairs else []
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        matches = read_confirmed_matches(pairs) if pairs else []
+    except AppError as exc:  # a bad line: nothing has run yet
+        typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2)
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -315,24 +315,6 @@ def knowledge_adapt(
         f"next: set PRS_EMBEDDING_MODEL={out.resolve()} on every API replica and worker, then restart them",
         err=True,
     )
-
-
-def _read_confirmed_matches(path: Path) -> list[ConfirmedMatch]:
-    """The confirmed matches of a JSONL file; ValueError naming the line and field of the first bad one."""
-    from pydantic import ValidationError
-
-    matches = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                matches.append(ConfirmedMatch.model_validate_json(line))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                field = ".".join(str(part) for part in first["loc"]) or "line"
-                raise ValueError(f"{path.name} line {number}: {field}: {first['msg']}") from None
-    return matches
 
 
 @ingest_app.command("incidents")

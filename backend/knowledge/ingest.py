@@ -1,4 +1,4 @@
-"""Reading past incidents from JSONL files into import records; pure parsing, no database."""
+"""Reading past incidents (and confirmed matches) from JSONL files; pure parsing, no database."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
+from pydantic import ValidationError
+
 from backend.errors import ValidationFailed
+from backend.knowledge.schemas import ConfirmedMatch
 
 Mapping = Literal["prs", "jira"]
 PRIORITIES = ("low", "medium", "high", "critical")
@@ -33,6 +36,20 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(record, dict):
                 raise ValidationFailed(f"{path.name} line {number}: expected a JSON object", field="file")
             yield number, record
+
+
+def read_confirmed_matches(path: Path) -> list[ConfirmedMatch]:
+    """The confirmed matches of a JSONL file (`prs knowledge adapt --pairs`); the first bad line is
+    refused naming its line and field."""
+    matches = []
+    for number, record in read_jsonl(path):
+        try:
+            matches.append(ConfirmedMatch.model_validate(record))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "line"
+            raise ValidationFailed(f"{path.name} line {number}: {field}: {first['msg']}", field=field) from None
+    return matches
 
 
 def _text(record: dict[str, Any], name: str, number: int, *, required: bool = False) -> str:
