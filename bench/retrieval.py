@@ -118,19 +118,22 @@ async def _bench_jira(
     if adapt:
         results["unadapted"] = _headline(await _score_jira(service, cases))
         results |= await _adapted(service, work_dir, adapt)
-    if fit:
-        samples = [
+
+    async def samples(part: Iterable[int]) -> list[Sample]:
+        return [
             await _sample(
                 service,
-                text,
-                new_incident["area"],
+                cases[index][1],
+                cases[index][0]["area"],
                 ("incident",),
-                new_incident["created_at"],
-                frozenset(incident_vector_id(incident_id) for incident_id in relevant),
+                cases[index][0]["created_at"],
+                frozenset(incident_vector_id(incident_id) for incident_id in cases[index][2]),
             )
-            for new_incident, text, relevant in cases
+            for index in part
         ]
-        results["fit"] = cross_validate(samples, kind="incident", product=service.retriever.params.weights["incident"])
+
+    if fit:
+        results["fit"] = _fit(service, await samples(range(len(cases))), "incident")
     if not learn:
         return results | await _score_jira(service, cases)
     if adapt:
@@ -150,7 +153,9 @@ async def _bench_jira(
             if cases[index][1].strip()
         ]
 
-    learned = await _cross_fitted(service, work_dir, learn, len(cases), matches, score)
+    learned = await _cross_fitted(service, work_dir, learn, len(cases), matches, score, samples if fit else None)
+    if fit:
+        learned["learn"]["fit"] = _fit(service, learned["samples"], "incident")
     return (
         results
         | learned["figures"]["same_area"]
@@ -195,6 +200,7 @@ async def _cross_fitted(
     count: int,
     matches: Callable[[list[int]], list[ConfirmedMatch]],
     score: Callable[[list[int]], Awaitable[Rankings]],
+    sample: Callable[[list[int]], Awaitable[list[Sample]]] | None = None,
 ) -> dict[str, Any]:
     """Learning from confirmed matches, judged on queries it never saw (two-fold cross-fitting).
 
@@ -203,9 +209,13 @@ async def _cross_fitted(
     relevant entries) of the other part only, the index rebuilt, and this part's queries scored.
     Every query is therefore ranked by an encoder that did not learn from it; the figures are over
     all queries, each from its own part's run.
+    With `sample`, each part's ranking features are collected from its own run too (in query order,
+    so the even/odd halves of `cross_validate` are the two parts): weights fit on one part's
+    held-out scores are judged on the other part's.
     """
     parts = [list(range(0, count, 2)), list(range(1, count, 2))]
     per_setting: dict[str, tuple[list[Any], list[float]]] = {}
+    held_samples: list[Sample | None] = [None] * count
     runs = []
     for number, part in enumerate(parts):
         other = parts[1 - number]
@@ -226,9 +236,13 @@ async def _cross_fitted(
             for index, ranking in zip(part, rankings):
                 held_rankings[index] = ranking
             held_latencies.extend(latencies)
+        if sample:
+            for index, found in zip(part, await sample(part)):
+                held_samples[index] = found
     return {
         "figures": {setting: _figures(rankings, latencies) for setting, (rankings, latencies) in per_setting.items()},
         "learn": {"folds": len(parts), "runs": runs},
+        "samples": [found for found in held_samples if found is not None],
     }
 
 
@@ -289,19 +303,24 @@ async def _bench_dell(
     if adapt:
         results["unadapted"] = _headline(await _score_dell(service, questions, doc_ids))
         results |= await _adapted(service, work_dir, adapt)
-    if fit:
-        samples = [
+
+    async def samples(part: Iterable[int]) -> list[Sample]:
+        return [
             await _sample(
                 service,
-                question["question"],
+                questions[index]["question"],
                 None,
                 ("document",),
                 None,
-                frozenset(group_key(document_chunk_vector_id(ids_by_doc[gold], 0)) for gold in question["gold"]),
+                frozenset(
+                    group_key(document_chunk_vector_id(ids_by_doc[gold], 0)) for gold in questions[index]["gold"]
+                ),
             )
-            for question in questions
+            for index in part
         ]
-        results["fit"] = cross_validate(samples, kind="document", product=service.retriever.params.weights["document"])
+
+    if fit:
+        results["fit"] = _fit(service, await samples(range(len(questions))), "document")
     if not learn:
         return results | await _score_dell(service, questions, doc_ids)
     if adapt:
@@ -318,7 +337,9 @@ async def _bench_dell(
             if gold in ids_by_doc and questions[index]["question"].strip()  # one question of the file is blank
         ]
 
-    learned = await _cross_fitted(service, work_dir, learn, len(questions), matches, score)
+    learned = await _cross_fitted(service, work_dir, learn, len(questions), matches, score, samples if fit else None)
+    if fit:
+        learned["learn"]["fit"] = _fit(service, learned["samples"], "document")
     return results | learned["figures"]["all"] | {"learn": learned["learn"]}
 
 
@@ -339,6 +360,11 @@ async def _score_dell(
     service: KnowledgeService, questions: list[dict[str, Any]], doc_ids: dict[int, str]
 ) -> dict[str, Any]:
     return _figures(*await _dell_rankings(service, questions, doc_ids))
+
+
+def _fit(service: KnowledgeService, samples: list[Sample], kind: str) -> dict[str, Any]:
+    """Ranking weights fit on each half of the samples and scored on the other (bench/ranking_fit.py)."""
+    return cross_validate(samples, kind=kind, product=service.retriever.params.weights[kind])
 
 
 async def _sample(

@@ -159,6 +159,7 @@ async def test_learning_scores_each_half_of_the_questions_with_an_encoder_adapte
         questions,
         adapt=False,
         learn=True,
+        fit=True,
         adaptation=quick,
     )
 
@@ -169,6 +170,12 @@ async def test_learning_scores_each_half_of_the_questions_with_an_encoder_adapte
     assert result["n"] == 11 and result["even_half"]["n"] == 6 and result["odd_half"]["n"] == 5
     assert result["recall@10"] == round(10 / 11, 4)  # every question but the blank one finds its answer
     assert "unsupervised" not in result and "p95_ms" in result
+    # With fit, the ranking weights are also fit on each half's held-out scores and judged on the other
+    # half's, beside the weights the product uses for an encoder that learned five matches.
+    learned_fit = result["learn"]["fit"]
+    assert learned_fit["fit_even_scored_on_odd"]["fitted"]["n"] == 5
+    assert learned_fit["fit_odd_scored_on_even"]["fitted"]["n"] == 6
+    assert learned_fit["product_weights"]["lexical"] < result["fit"]["product_weights"]["lexical"] == 0.8
 
 
 async def test_learning_on_the_jira_task_uses_the_duplicates_of_the_other_half_in_both_settings(database_url, tmp_path):
