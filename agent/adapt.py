@@ -143,6 +143,15 @@ def base_model_of(model_dir: str | Path) -> str:
     return str(manifest["base_model"]) if manifest and manifest.get("base_model") else str(model_dir)
 
 
+def learned_matches(model_dir: str | Path) -> int:
+    """How many confirmed matches (report, entry) the encoder in model_dir was trained on; 0 for the
+    bundled model, a folder adapted by cropping alone, or a model not adapted here."""
+    manifest = read_manifest(model_dir)
+    if not manifest or not manifest.get("pair_steps"):
+        return 0
+    return int(manifest.get("pairs", 0))
+
+
 def encoder_identity(model_dir: str | Path) -> str:
     """What makes two encoders' vectors comparable: the adaptation's id, else the model folder's name.
 

@@ -52,6 +52,15 @@ class Encoder:
             return "model:bundled all-MiniLM-L6-v2"
         return encoder_identity(self.model_name_or_path)
 
+    @property
+    def learned_matches(self) -> int:
+        """Confirmed matches this encoder was trained on (prs knowledge adapt with pairs); 0 if none."""
+        from agent.adapt import learned_matches
+
+        if self.model_name_or_path == bundled_model_path():
+            return 0
+        return learned_matches(self.model_name_or_path)
+
     def load(self) -> None:
         """Load the model now (e.g. at startup) instead of on the first request."""
         self._loaded_model()

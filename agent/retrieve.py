@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, Sequence
 
@@ -102,6 +102,32 @@ def _default_weights() -> dict[str, RankingWeights]:
     }
 
 
+def _learned_weights() -> dict[str, RankingWeights]:
+    # For an encoder that learned confirmed matches (prs knowledge adapt with pairs): dense retrieval
+    # is then much better than the bundled encoder's, and deserves a larger share. Documents:
+    # `prs bench retrieval dell --learn --fit`, `learn.fit.fit_on_all` (weights fit on scores of
+    # queries the scoring encoder never learned; docs/performance.md). Incidents: not measured with
+    # learned encoders yet, so the bundled encoder's weights.
+    return {
+        "incident": RankingWeights(lexical=1.04, length=0.44, age=1.26, query_max_tokens=128),
+        "document": RankingWeights(lexical=0.569, length=0.458, age=0.0, query_max_tokens=256),
+    }
+
+
+# The number of confirmed matches the learned weights were fit with (half of DellQA's questions).
+LEARNED_WEIGHTS_PAIRS = 475
+
+
+def _between(start: RankingWeights, end: RankingWeights, share: float) -> RankingWeights:
+    """The weights `share` of the way from start to end (the query length of end)."""
+    return RankingWeights(
+        lexical=start.lexical + share * (end.lexical - start.lexical),
+        length=start.length + share * (end.length - start.length),
+        age=start.age + share * (end.age - start.age),
+        query_max_tokens=end.query_max_tokens,
+    )
+
+
 @dataclass(frozen=True)
 class FusionParams:
     """Tunables of retrieval and fusion; the defaults are the measured best (docs/knowledge.md)."""
@@ -110,10 +136,25 @@ class FusionParams:
     lexical_weight: float = 0.5
     lexical_floor: float = 0.2
     weights: dict[str, RankingWeights] = field(default_factory=_default_weights)
+    # The weights for an encoder that learned LEARNED_WEIGHTS_PAIRS confirmed matches or more.
+    learned_weights: dict[str, RankingWeights] = field(default_factory=_learned_weights)
 
     def query_max_tokens(self, kinds: Sequence[str]) -> int:
         """Word pieces of the query to embed when searching these kinds (one encoding per search)."""
         return min(self.weights[kind].query_max_tokens for kind in kinds)
+
+    def for_encoder(self, learned_matches: int) -> FusionParams:
+        """The parameters to rank with for an encoder trained on `learned_matches` confirmed matches.
+
+        None: these. As many as the learned weights were fit with, or more: those. In between, the
+        weights move from these to the learned ones in proportion, as the encoder moves from the one
+        these were fit with towards the one the learned ones were fit with.
+        """
+        share = min(1.0, max(0, learned_matches) / LEARNED_WEIGHTS_PAIRS)
+        if share == 0.0:
+            return self
+        weights = {kind: _between(self.weights[kind], self.learned_weights[kind], share) for kind in self.weights}
+        return replace(self, weights=weights, learned_weights=weights)
 
 
 def group_key(entry_id: str) -> str:
@@ -293,13 +334,20 @@ class Retriever:
         *,
         params: FusionParams | None = None,
     ):
-        self.encoder = encoder
         self.store = store
         self.lexical_index = lexical_index
         self.catalog = catalog
-        self.params = params or FusionParams()
+        # The parameters as configured; `params` are those for the encoder in use (use_encoder).
+        self.configured_params = params or FusionParams()
+        self.use_encoder(encoder)
         # Why dense retrieval is off in this process (the index was built by another encoder), or None.
         self.dense_paused: str | None = None
+
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Embed queries with `encoder` and rank with the weights for an encoder like it (one that
+        learned confirmed matches gives dense retrieval a larger share; FusionParams.for_encoder)."""
+        self.encoder = encoder
+        self.params = self.configured_params.for_encoder(encoder.learned_matches)
 
     async def _dense(self, text: str, area: str | None, kinds: Sequence[str]) -> list[tuple[str, float]] | None:
         if self.dense_paused:

@@ -436,7 +436,7 @@ class KnowledgeService:
     def use_encoder(self, encoder: Encoder) -> None:
         """Embed and query with `encoder` from now on (this process only)."""
         self.encoder = encoder
-        self.retriever.encoder = encoder
+        self.retriever.use_encoder(encoder)
 
     async def adapt_encoder(
         self,

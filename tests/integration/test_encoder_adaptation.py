@@ -11,6 +11,7 @@ import pytest
 
 from agent.adapt import AdaptationParams
 from agent.embeddings import Encoder
+from agent.retrieve import FusionParams
 from agent.store import EncoderMismatch
 from backend.errors import ValidationFailed
 from backend.knowledge.schemas import ConfirmedMatch
@@ -176,11 +177,15 @@ async def test_adapting_learns_the_given_matches_and_the_accepted_suggestions_sk
     assert report["pairs"] == 3 and report["pairs_from_feedback"] == 2
     assert report["pair_steps"] == QUICK.pair_epochs and report["steps"] == QUICK.max_steps + QUICK.pair_epochs
     assert report["reindex"]["vectors"] == 41 and await index_encoder(knowledge) == report["encoder"]
+    # The retriever ranks for an encoder that learned three matches: a little towards the learned weights.
+    assert knowledge.service.retriever.params.weights == FusionParams().for_encoder(3).weights
+    assert knowledge.service.retriever.params.weights != FusionParams().weights
 
     without_feedback = await knowledge.service.adapt_encoder(
         tmp_path / "adapted-again", QUICK, matches=given, from_feedback=False
     )
     assert without_feedback["pairs"] == 1 and without_feedback["pair_steps"] == 0  # one pair: nothing to contrast
+    assert knowledge.service.retriever.params.weights == FusionParams().weights
 
 
 async def test_a_confirmed_match_naming_a_missing_entry_is_refused_naming_it_and_nothing_changes(knowledge, tmp_path):

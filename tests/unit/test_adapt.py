@@ -16,6 +16,7 @@ from agent.adapt import (
     cropped_pair,
     data_fingerprint,
     encoder_identity,
+    learned_matches,
     pair_batches,
     read_manifest,
 )
@@ -168,6 +169,20 @@ def test_confirmed_matches_teach_what_the_knowledge_base_cannot_and_it_carries_t
     manifest = read_manifest(tmp_path / "adapted")
     assert manifest is not None and manifest["pairs"] == 32
     assert manifest["data_sha256"] != data_fingerprint(entries)  # the pairs are part of what it learned from
+    assert Encoder(str(tmp_path / "adapted")).learned_matches == 32  # the retriever ranks by it
+
+
+def test_only_an_encoder_trained_on_pairs_counts_as_having_learned_confirmed_matches(tmp_path, encoder):
+    assert encoder.learned_matches == 0  # the bundled model
+    folder = tmp_path / "adapted"
+    folder.mkdir()
+    assert learned_matches(folder) == 0  # not adapted here
+    (folder / ADAPTATION_MANIFEST).write_text('{"adaptation_id": "a", "pairs": 0, "pair_steps": 0}')
+    assert learned_matches(folder) == 0  # cropping alone
+    (folder / ADAPTATION_MANIFEST).write_text('{"adaptation_id": "a", "pairs": 1, "pair_steps": 0}')
+    assert learned_matches(folder) == 0  # one pair: nothing to contrast it with, never trained
+    (folder / ADAPTATION_MANIFEST).write_text('{"adaptation_id": "a", "pairs": 120, "pair_steps": 12}')
+    assert learned_matches(folder) == Encoder(str(folder)).learned_matches == 120
 
 
 def test_two_reports_solved_by_one_entry_are_not_each_others_negatives():

@@ -4,7 +4,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agent.retrieve import EntryFacts, FusionParams, RankingWeights, RetrievalUnavailable, fuse, group_key
+from agent.retrieve import (
+    LEARNED_WEIGHTS_PAIRS,
+    EntryFacts,
+    FusionParams,
+    RankingWeights,
+    RetrievalUnavailable,
+    fuse,
+    group_key,
+)
 
 PARAMS = FusionParams(candidates=3, lexical_weight=0.5, lexical_floor=0.2)
 # The product's settings: 100 candidates, so the short lists below stand for a small knowledge base.
@@ -104,6 +112,38 @@ def test_the_query_is_embedded_as_long_as_the_shortest_setting_of_the_kinds_sear
     assert params.query_max_tokens(["document"]) == 256
     assert params.query_max_tokens(["incident"]) == 128
     assert params.query_max_tokens(["incident", "document"]) == 128
+
+
+def test_an_encoder_that_learned_no_confirmed_matches_ranks_with_the_configured_weights():
+    assert PRODUCT.for_encoder(0) is PRODUCT
+
+
+def test_an_encoder_that_learned_enough_confirmed_matches_ranks_with_the_learned_weights():
+    for count in (LEARNED_WEIGHTS_PAIRS, 5 * LEARNED_WEIGHTS_PAIRS):
+        assert PRODUCT.for_encoder(count).weights == PRODUCT.learned_weights
+    # Documents: dense retrieval gets a larger share once the encoder learned how people ask.
+    assert PRODUCT.learned_weights["document"].lexical < PRODUCT.weights["document"].lexical
+
+
+def test_fewer_learned_matches_move_the_weights_part_of_the_way_and_only_once():
+    half = PRODUCT.for_encoder(LEARNED_WEIGHTS_PAIRS // 2 + LEARNED_WEIGHTS_PAIRS % 2)
+    configured, learned, between = (p["document"] for p in (PRODUCT.weights, PRODUCT.learned_weights, half.weights))
+    share = (LEARNED_WEIGHTS_PAIRS // 2 + LEARNED_WEIGHTS_PAIRS % 2) / LEARNED_WEIGHTS_PAIRS
+    assert between.lexical == pytest.approx(configured.lexical + share * (learned.lexical - configured.lexical))
+    assert between.length == pytest.approx(configured.length + share * (learned.length - configured.length))
+    assert learned.lexical < between.lexical < configured.lexical
+    # Asking again of the derived parameters does not move them further.
+    assert half.for_encoder(LEARNED_WEIGHTS_PAIRS).weights == half.weights
+
+
+def test_the_learned_weights_change_the_order_the_configured_ones_give():
+    # doc:1 leads the lexical list, doc:2 the dense one; the learned weights trust the dense more.
+    dense = [("doc:1:0", 0.60), ("doc:2:0", 0.82), ("doc:3:0", 0.40), ("doc:4:0", 0.40), ("doc:5:0", 0.40)]
+    lexical = [("doc:1:0", 0.90), ("doc:2:0", 0.45), ("doc:3:0", 0.30), ("doc:4:0", 0.30), ("doc:5:0", 0.30)]
+    configured = FusionParams(candidates=5)
+    learned = configured.for_encoder(LEARNED_WEIGHTS_PAIRS)
+    assert fuse(dense, lexical, params=configured)[0].entry_id == "doc:1:0"
+    assert fuse(dense, lexical, params=learned)[0].entry_id == "doc:2:0"
 
 
 def test_fused_score_is_the_weighted_mean_of_cosine_and_normalised_bm25():
