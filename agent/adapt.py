@@ -59,11 +59,11 @@ class AdaptationParams:
     seed: int = 0
     # Confirmed matches (TrainingPair), learned after the cropping: few, so several passes, under one
     # warm-up and one linear decay of their own over all of them; reports read up to pair_max_tokens.
-    pair_epochs: int = 3
+    pair_epochs: int = 5
     pair_learning_rate: float = 3e-5
     pair_warmup_steps: int = 5
     pair_max_tokens: int = 256
-    # Bounds the time like max_steps: 1,000 pairs are about 95 steps (about 25 min on 2 cores).
+    # Bounds the time like max_steps: 1,000 pairs are about 155 steps (about 40 min on 2 cores).
     max_pairs: int = 1000
 
 
