@@ -57,8 +57,6 @@ class Encoder:
         """Confirmed matches this encoder was trained on (prs knowledge adapt with pairs); 0 if none."""
         from agent.adapt import learned_matches
 
-        if self.model_name_or_path == bundled_model_path():
-            return 0
         return learned_matches(self.model_name_or_path)
 
     def load(self) -> None:

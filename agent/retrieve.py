@@ -108,8 +108,7 @@ def _learned_weights() -> dict[str, RankingWeights]:
     # `prs bench retrieval dell --learn --fit`, `learn.fit.fit_on_all` (weights fit on scores of
     # queries the scoring encoder never learned; docs/performance.md). Incidents: not measured with
     # learned encoders yet, so the bundled encoder's weights.
-    return {
-        "incident": RankingWeights(lexical=1.04, length=0.44, age=1.26, query_max_tokens=128),
+    return _default_weights() | {
         "document": RankingWeights(lexical=0.569, length=0.458, age=0.0, query_max_tokens=256),
     }
 
